@@ -1,0 +1,411 @@
+//! Agent configuration (TOML). Every field has a doc comment and a default; `validate` turns
+//! every mistake into a [`ConfigError`] that names the field. The commented example that
+//! `edge-agent print-default-config` prints is `configs/edge-agent.toml`; a test checks that
+//! it parses and equals [`AgentConfig::default`] plus its one example camera.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sharpeyes_wire::Topics;
+use thiserror::Error;
+
+/// The commented default configuration.
+pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../configs/edge-agent.toml");
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown / mistyped fields.
+    #[error("parsing config: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A field has a value that cannot work.
+    #[error("invalid config: {field}: {reason}")]
+    Invalid {
+        /// Dotted path of the field, e.g. `cameras[2].analysis_fps`.
+        field: String,
+        /// What is wrong and what is expected.
+        reason: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.into(), reason: reason.into() }
+}
+
+/// The whole agent configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Agent id, unique within the site; one MQTT topic level. Default `agent-1`.
+    pub agent_id: String,
+    /// Site (district / street) id; one MQTT topic level. Default `site-1`.
+    pub site: String,
+    /// MQTT broker connection.
+    pub broker: BrokerConfig,
+    /// Model files and the ONNX Runtime library.
+    pub models: ModelsConfig,
+    /// Face detection.
+    pub face_detector: FaceDetectorConfig,
+    /// Per-camera tracking.
+    pub tracker: TrackerConfig,
+    /// Batching and publishing.
+    pub publish: PublishConfig,
+    /// The cameras. Default: none (the agent then only publishes its status).
+    pub cameras: Vec<CameraConfig>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            agent_id: "agent-1".into(),
+            site: "site-1".into(),
+            broker: BrokerConfig::default(),
+            models: ModelsConfig::default(),
+            face_detector: FaceDetectorConfig::default(),
+            tracker: TrackerConfig::default(),
+            publish: PublishConfig::default(),
+            cameras: Vec::new(),
+        }
+    }
+}
+
+/// MQTT broker connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Broker host name or address. Default `127.0.0.1`.
+    pub host: String,
+    /// Broker TCP port. Default `1883`.
+    pub port: u16,
+    /// Topic prefix. Default `sharpeyes/v1`.
+    pub topic_prefix: String,
+    /// MQTT client id. Default: empty, meaning `edge-{agent_id}`.
+    pub client_id: String,
+    /// User name, if the broker requires one. Default: none.
+    pub username: Option<String>,
+    /// Password, if the broker requires one. Default: none.
+    pub password: Option<String>,
+    /// MQTT keep-alive in seconds (5..=600). Default `30`.
+    pub keep_alive_s: u64,
+    /// First reconnect delay after losing the broker, in ms (doubles up to `reconnect_max_ms`). Default `500`.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay, in ms. Default `10000`.
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 1883,
+            topic_prefix: sharpeyes_wire::DEFAULT_PREFIX.into(),
+            client_id: String::new(),
+            username: None,
+            password: None,
+            keep_alive_s: 30,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 10_000,
+        }
+    }
+}
+
+/// Where models and the ONNX Runtime library are, and how inference runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelsConfig {
+    /// Directory of the model files (relative paths are relative to the working directory).
+    /// Default `models/files` (where `scripts/setup.sh` puts them).
+    pub dir: PathBuf,
+    /// Path of `libonnxruntime.so`. Default: empty, meaning `$ORT_DYLIB_PATH`, else
+    /// `.deps/onnxruntime/libonnxruntime.so.1.31.1`.
+    pub onnxruntime: PathBuf,
+    /// Threads per inference session (1..=64). Default `1`: on a small gateway one thread per
+    /// model leaves cores for decoding.
+    pub intra_threads: usize,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        Self { dir: "models/files".into(), onnxruntime: PathBuf::new(), intra_threads: 1 }
+    }
+}
+
+impl ModelsConfig {
+    /// The ONNX Runtime library to load.
+    pub fn onnxruntime_path(&self) -> PathBuf {
+        if !self.onnxruntime.as_os_str().is_empty() {
+            return self.onnxruntime.clone();
+        }
+        match std::env::var_os("ORT_DYLIB_PATH") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => PathBuf::from(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
+        }
+    }
+
+    /// Path of a model file named in the config.
+    pub fn model_path(&self, file: &Path) -> PathBuf {
+        if file.is_absolute() { file.to_path_buf() } else { self.dir.join(file) }
+    }
+}
+
+/// Face detection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaceDetectorConfig {
+    /// Model family. Default `yunet` (the only one so far).
+    pub family: String,
+    /// Model file, relative to `models.dir`. Default `yunet_2023mar_dynamic.onnx`.
+    pub model: PathBuf,
+    /// Minimum face score (0..1). Default `0.6` (MODELS.md: 0.9 misses small faces).
+    pub score_threshold: f32,
+    /// IoU above which overlapping faces are merged by NMS (0..1). Default `0.3`.
+    pub nms_iou: f32,
+    /// Frames whose longer side exceeds this are downscaled before detection (64..=4096).
+    /// Default `1920`: a 1080p frame runs at full resolution, which small faces need.
+    pub max_side: u32,
+}
+
+impl Default for FaceDetectorConfig {
+    fn default() -> Self {
+        Self {
+            family: "yunet".into(),
+            model: "yunet_2023mar_dynamic.onnx".into(),
+            score_threshold: 0.6,
+            nms_iou: 0.3,
+            max_side: 1920,
+        }
+    }
+}
+
+/// Per-camera tracking (IoU association).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrackerConfig {
+    /// Minimum IoU between a track's last box and a detection to continue the track (0..1). Default `0.2`.
+    pub iou_threshold: f32,
+    /// Detections needed before a track is reported (its `start`). Default `2`.
+    pub min_hits: u32,
+    /// A track not matched for this long ends, in ms. Default `1500`.
+    pub max_age_ms: i64,
+    /// Interval between `update` events of a live track, in ms. Default `1000`.
+    pub update_interval_ms: i64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self { iou_threshold: 0.2, min_hits: 2, max_age_ms: 1500, update_interval_ms: 1000 }
+    }
+}
+
+/// Batching and publishing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PublishConfig {
+    /// A camera's track updates are sent as one batch at most this often, in ms (50..=60000). Default `500`.
+    pub batch_interval_ms: u64,
+    /// Status message interval, in seconds (1..=3600). Default `10`.
+    pub status_interval_s: u64,
+    /// zstd level (1..=19). Default `3`.
+    pub zstd_level: i32,
+    /// Encoded batches waiting for the broker, at most; beyond that the oldest are dropped and
+    /// counted (the disk spool of a later release removes this limit). Default `10000`.
+    pub max_pending: usize,
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        Self { batch_interval_ms: 500, status_interval_s: 10, zstd_level: 3, max_pending: 10_000 }
+    }
+}
+
+/// One camera.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CameraConfig {
+    /// Camera id, unique within the agent; one MQTT topic level. Required.
+    pub id: String,
+    /// Stream URI: `rtsp://`, `rtsps://`, `http(s)://` or `file:///absolute/path`. Required.
+    pub uri: String,
+    /// Frames per second to analyse (0.1..=60); the stream is decimated to it. Default `5`.
+    pub analysis_fps: f32,
+    /// Whether to run this camera. Default `true`.
+    pub enabled: bool,
+    /// For files: play at the file's own speed like a live camera (`true`) or as fast as it
+    /// decodes (`false`). Ignored for live streams. Default `true`.
+    pub realtime: bool,
+    /// For files: start again at the end instead of stopping. Default `false`.
+    pub loop_file: bool,
+    /// Restart the stream when no frame arrived for this long, in seconds (2..=600). Default `10`.
+    pub stall_timeout_s: u64,
+    /// First delay before reconnecting after an error, in ms (doubles up to `reconnect_max_ms`). Default `500`.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay, in ms. Default `30000`.
+    pub reconnect_max_ms: u64,
+}
+
+impl Default for CameraConfig {
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            uri: String::new(),
+            analysis_fps: 5.0,
+            enabled: true,
+            realtime: true,
+            loop_file: false,
+            stall_timeout_s: 10,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 30_000,
+        }
+    }
+}
+
+impl CameraConfig {
+    /// Whether the URI names a file (finite stream).
+    pub fn is_file(&self) -> bool {
+        self.uri.starts_with("file://")
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Display>(field: &str, v: T, lo: T, hi: T) -> Result<(), ConfigError> {
+    if v >= lo && v <= hi { Ok(()) } else { Err(invalid(field, format!("{v} is outside {lo}..={hi}"))) }
+}
+
+fn check_id(field: &str, id: &str) -> Result<(), ConfigError> {
+    Topics::check_id("id", id).map_err(|_| {
+        invalid(field, format!("{id:?} must be non-empty and free of '/', '+', '#' and NUL"))
+    })
+}
+
+impl AgentConfig {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let cfg: AgentConfig = toml::from_str(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads, parses and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_toml(&text)
+    }
+
+    /// The MQTT client id to use.
+    pub fn client_id(&self) -> String {
+        if self.broker.client_id.is_empty() {
+            format!("edge-{}", self.agent_id)
+        } else {
+            self.broker.client_id.clone()
+        }
+    }
+
+    /// Checks every field; the first problem found is returned.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_id("agent_id", &self.agent_id)?;
+        check_id("site", &self.site)?;
+        let b = &self.broker;
+        if b.host.trim().is_empty() {
+            return Err(invalid("broker.host", "must not be empty"));
+        }
+        if b.port == 0 {
+            return Err(invalid("broker.port", "must not be 0"));
+        }
+        if b.topic_prefix.is_empty() || b.topic_prefix.contains(['+', '#']) {
+            return Err(invalid("broker.topic_prefix", "must be non-empty and free of '+' and '#'"));
+        }
+        in_range("broker.keep_alive_s", b.keep_alive_s, 5, 600)?;
+        in_range("broker.reconnect_min_ms", b.reconnect_min_ms, 10, 600_000)?;
+        in_range("broker.reconnect_max_ms", b.reconnect_max_ms, b.reconnect_min_ms, 600_000)?;
+        in_range("models.intra_threads", self.models.intra_threads, 1, 64)?;
+        let f = &self.face_detector;
+        if f.family != "yunet" {
+            return Err(invalid("face_detector.family", format!("unknown family {:?} (known: yunet)", f.family)));
+        }
+        in_range("face_detector.score_threshold", f.score_threshold, 0.0, 1.0)?;
+        in_range("face_detector.nms_iou", f.nms_iou, 0.0, 1.0)?;
+        in_range("face_detector.max_side", f.max_side, 64, 4096)?;
+        let t = &self.tracker;
+        in_range("tracker.iou_threshold", t.iou_threshold, 0.0, 1.0)?;
+        in_range("tracker.min_hits", t.min_hits, 1, 100)?;
+        in_range("tracker.max_age_ms", t.max_age_ms, 1, 600_000)?;
+        in_range("tracker.update_interval_ms", t.update_interval_ms, 100, 600_000)?;
+        let p = &self.publish;
+        in_range("publish.batch_interval_ms", p.batch_interval_ms, 50, 60_000)?;
+        in_range("publish.status_interval_s", p.status_interval_s, 1, 3600)?;
+        in_range("publish.zstd_level", p.zstd_level, 1, 19)?;
+        in_range("publish.max_pending", p.max_pending, 1, 10_000_000)?;
+        let mut seen = HashSet::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            let field = |name: &str| format!("cameras[{i}].{name}");
+            check_id(&field("id"), &c.id)?;
+            if !seen.insert(c.id.as_str()) {
+                return Err(invalid(field("id"), format!("duplicate camera id {:?}", c.id)));
+            }
+            let scheme_ok = ["rtsp://", "rtsps://", "http://", "https://", "file:///"]
+                .iter()
+                .any(|s| c.uri.starts_with(s));
+            if !scheme_ok {
+                return Err(invalid(
+                    field("uri"),
+                    format!("{:?} must start with rtsp://, rtsps://, http(s):// or file:/// (absolute path)", c.uri),
+                ));
+            }
+            if c.uri.contains(['"', '\n', ' ']) {
+                return Err(invalid(field("uri"), "must not contain quotes, spaces or newlines (percent-encode them)"));
+            }
+            in_range(&field("analysis_fps"), c.analysis_fps, 0.1, 60.0)?;
+            in_range(&field("stall_timeout_s"), c.stall_timeout_s, 2, 600)?;
+            in_range(&field("reconnect_min_ms"), c.reconnect_min_ms, 10, 600_000)?;
+            in_range(&field("reconnect_max_ms"), c.reconnect_max_ms, c.reconnect_min_ms, 600_000)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commented_default_config_is_the_default() {
+        let cfg = AgentConfig::from_toml(DEFAULT_CONFIG_TOML).unwrap();
+        let mut expected = AgentConfig::default();
+        expected.cameras = cfg.cameras.clone();
+        assert_eq!(cfg, expected);
+        assert_eq!(cfg.cameras.len(), 1);
+        assert_eq!(cfg.cameras[0].analysis_fps, CameraConfig::default().analysis_fps);
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(AgentConfig::from_toml("").unwrap(), AgentConfig::default());
+    }
+
+    fn err(toml: &str) -> String {
+        AgentConfig::from_toml(toml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn mistakes_name_the_field() {
+        assert!(err("agent_id = 'a/b'").contains("agent_id"));
+        assert!(err("agnet_id = 'x'").contains("unknown field"));
+        assert!(err("[broker]\nport = 0").contains("broker.port"));
+        assert!(err("[face_detector]\nscore_threshold = 1.5").contains("face_detector.score_threshold"));
+        assert!(err("[face_detector]\nfamily = 'retina'").contains("unknown family"));
+        assert!(err("[[cameras]]\nid = 'c'\nuri = 'ftp://x'").contains("cameras[0].uri"));
+        assert!(err("[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\nanalysis_fps = 0").contains("cameras[0].analysis_fps"));
+        let dup = "[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\n[[cameras]]\nid = 'c'\nuri = 'rtsp://y'";
+        assert!(err(dup).contains("duplicate camera id"));
+        assert!(err("[tracker]\nmax_age_ms = 'long'").contains("invalid type"));
+    }
+}

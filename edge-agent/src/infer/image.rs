@@ -1,0 +1,115 @@
+//! The frame type every model takes: packed 8-bit BGR, row-major, no padding.
+
+use std::path::Path;
+
+use super::InferError;
+
+/// A packed BGR image (3 bytes per pixel, rows without padding).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgrImage {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 3` bytes, B G R.
+    pub data: Vec<u8>,
+}
+
+impl BgrImage {
+    /// Wraps packed BGR bytes; fails if the length does not match.
+    pub fn new(width: u32, height: u32, data: Vec<u8>) -> Result<Self, InferError> {
+        if width == 0 || height == 0 || data.len() != width as usize * height as usize * 3 {
+            return Err(InferError::BadImage(format!(
+                "{}x{} BGR needs {} bytes, got {}",
+                width,
+                height,
+                width as usize * height as usize * 3,
+                data.len()
+            )));
+        }
+        Ok(Self { width, height, data })
+    }
+
+    /// Converts an RGB image.
+    pub fn from_rgb(img: &::image::RgbImage) -> Self {
+        let mut data = img.as_raw().clone();
+        for px in data.chunks_exact_mut(3) {
+            px.swap(0, 2);
+        }
+        Self { width: img.width(), height: img.height(), data }
+    }
+
+    /// Reads a JPEG or PNG file.
+    pub fn open(path: &Path) -> Result<Self, InferError> {
+        let img = ::image::ImageReader::open(path)
+            .map_err(|e| InferError::BadImage(format!("{}: {e}", path.display())))?
+            .with_guessed_format()
+            .map_err(|e| InferError::BadImage(format!("{}: {e}", path.display())))?
+            .decode()
+            .map_err(|e| InferError::BadImage(format!("{}: {e}", path.display())))?;
+        Ok(Self::from_rgb(&img.to_rgb8()))
+    }
+
+    /// Bilinear resize to `w`×`h`.
+    pub fn resized(&self, w: u32, h: u32) -> BgrImage {
+        let (sw, sh) = (self.width as usize, self.height as usize);
+        let (w, h) = (w.max(1) as usize, h.max(1) as usize);
+        let fx = sw as f32 / w as f32;
+        let fy = sh as f32 / h as f32;
+        // Source x positions and weights are the same for every row: compute them once.
+        let xs: Vec<(usize, usize, f32)> = (0..w)
+            .map(|x| {
+                let s = ((x as f32 + 0.5) * fx - 0.5).clamp(0.0, (sw - 1) as f32);
+                let x0 = s.floor() as usize;
+                (x0, (x0 + 1).min(sw - 1), s - x0 as f32)
+            })
+            .collect();
+        let mut out = vec![0u8; w * h * 3];
+        for (y, row) in out.chunks_exact_mut(w * 3).enumerate() {
+            let s = ((y as f32 + 0.5) * fy - 0.5).clamp(0.0, (sh - 1) as f32);
+            let y0 = s.floor() as usize;
+            let y1 = (y0 + 1).min(sh - 1);
+            let wy = s - y0 as f32;
+            let r0 = &self.data[y0 * sw * 3..(y0 + 1) * sw * 3];
+            let r1 = &self.data[y1 * sw * 3..(y1 + 1) * sw * 3];
+            for (px, &(x0, x1, wx)) in row.chunks_exact_mut(3).zip(&xs) {
+                for c in 0..3 {
+                    let top = r0[x0 * 3 + c] as f32 * (1.0 - wx) + r0[x1 * 3 + c] as f32 * wx;
+                    let bot = r1[x0 * 3 + c] as f32 * (1.0 - wx) + r1[x1 * 3 + c] as f32 * wx;
+                    px[c] = (top * (1.0 - wy) + bot * wy).round() as u8;
+                }
+            }
+        }
+        BgrImage { width: w as u32, height: h as u32, data: out }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrong_length_is_refused() {
+        assert!(BgrImage::new(2, 2, vec![0; 11]).is_err());
+        assert!(BgrImage::new(0, 2, vec![]).is_err());
+        assert!(BgrImage::new(2, 2, vec![0; 12]).is_ok());
+    }
+
+    #[test]
+    fn resize_keeps_flat_colour_and_size() {
+        let img = BgrImage::new(8, 6, [10u8, 20, 30].repeat(48)).unwrap();
+        let r = img.resized(3, 5);
+        assert_eq!((r.width, r.height, r.data.len()), (3, 5, 45));
+        assert!(r.data.chunks_exact(3).all(|p| p == [10, 20, 30]));
+    }
+
+    #[test]
+    fn unreadable_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.jpg");
+        std::fs::write(&p, b"not a jpeg").unwrap();
+        let e = BgrImage::open(&p).unwrap_err().to_string();
+        assert!(e.contains("x.jpg"), "{e}");
+        assert!(BgrImage::open(&dir.path().join("missing.png")).is_err());
+    }
+}

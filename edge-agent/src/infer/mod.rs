@@ -1,0 +1,146 @@
+//! Inference: ONNX Runtime sessions behind one trait per model kind.
+//!
+//! The runtime library is loaded once per process ([`init_runtime`]); each model family is a
+//! struct implementing its kind's trait, chosen by configuration (`family` + `model`).
+
+mod image;
+mod yunet;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use serde::Serialize;
+use thiserror::Error;
+
+pub use self::image::BgrImage;
+pub use self::yunet::YuNet;
+use crate::config::{FaceDetectorConfig, ModelsConfig};
+
+/// Inference failures.
+#[derive(Debug, Error)]
+pub enum InferError {
+    /// The ONNX Runtime library could not be loaded.
+    #[error("loading ONNX Runtime from {path}: {reason} (run scripts/setup.sh, or set models.onnxruntime / ORT_DYLIB_PATH)")]
+    Runtime {
+        /// The library path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A model file could not be loaded.
+    #[error("loading model {path}: {reason} (run scripts/setup.sh to fetch models)")]
+    Model {
+        /// The model path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The model's inputs or outputs are not what the family expects.
+    #[error("model {path} does not look like a {family} model: {reason}")]
+    Signature {
+        /// The model path.
+        path: PathBuf,
+        /// The family.
+        family: &'static str,
+        /// What is off.
+        reason: String,
+    },
+    /// Running the model failed.
+    #[error("inference failed: {0}")]
+    Run(#[from] ort::Error),
+    /// The input image is unusable.
+    #[error("bad input image: {0}")]
+    BadImage(String),
+}
+
+static RUNTIME: OnceLock<Result<Environment, (PathBuf, String)>> = OnceLock::new();
+
+/// Loads the ONNX Runtime library (once per process) and returns its environment.
+pub fn init_runtime(path: &Path) -> Result<&'static Environment, InferError> {
+    let r = RUNTIME.get_or_init(|| {
+        if !path.exists() {
+            return Err((path.to_path_buf(), "file not found".into()));
+        }
+        ort::init_from(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| b.with_name("sharpeyes").build().map_err(|e| e.to_string()))
+            .map_err(|e| (path.to_path_buf(), e))
+    });
+    r.as_ref().map_err(|(p, e)| InferError::Runtime { path: p.clone(), reason: e.clone() })
+}
+
+/// A detected face, in pixels of the input image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaceDetection {
+    /// `[x1, y1, x2, y2]` in pixels.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    /// Score (0..1).
+    pub score: f32,
+    /// Five landmarks `[x, y]`: right eye, left eye (as seen in the image: image-left first),
+    /// nose tip, right and left mouth corner.
+    pub landmarks: [[f32; 2]; 5],
+}
+
+/// A face detector family.
+pub trait FaceDetector: Send {
+    /// Faces in `img`, best first.
+    fn detect(&mut self, img: &BgrImage) -> Result<Vec<FaceDetection>, InferError>;
+}
+
+/// The face detector the configuration names.
+pub fn face_detector(models: &ModelsConfig, cfg: &FaceDetectorConfig) -> Result<Box<dyn FaceDetector>, InferError> {
+    let env = init_runtime(&models.onnxruntime_path())?;
+    let path = models.model_path(&cfg.model);
+    match cfg.family.as_str() {
+        "yunet" => Ok(Box::new(YuNet::load(env, &path, cfg, models.intra_threads)?)),
+        other => Err(InferError::Model { path, reason: format!("unknown face detector family {other:?}") }),
+    }
+}
+
+/// Intersection over union of two `[x1, y1, x2, y2]` boxes.
+pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
+    let iw = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
+    let ih = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
+    let inter = iw * ih;
+    let area = |r: &[f32; 4]| (r[2] - r[0]).max(0.0) * (r[3] - r[1]).max(0.0);
+    let union = area(a) + area(b) - inter;
+    if union > 0.0 { inter / union } else { 0.0 }
+}
+
+/// Greedy non-maximum suppression: sorts by score (best first) and drops any item whose box
+/// overlaps a kept one by more than `iou_threshold`.
+pub fn nms<T>(mut items: Vec<T>, iou_threshold: f32, bbox: impl Fn(&T) -> [f32; 4], score: impl Fn(&T) -> f32) -> Vec<T> {
+    items.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    let mut kept: Vec<T> = Vec::with_capacity(items.len());
+    for it in items {
+        let b = bbox(&it);
+        if kept.iter().all(|k| iou(&bbox(k), &b) <= iou_threshold) {
+            kept.push(it);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iou_of_known_boxes() {
+        assert_eq!(iou(&[0.0, 0.0, 10.0, 10.0], &[0.0, 0.0, 10.0, 10.0]), 1.0);
+        assert_eq!(iou(&[0.0, 0.0, 10.0, 10.0], &[20.0, 20.0, 30.0, 30.0]), 0.0);
+        let v = iou(&[0.0, 0.0, 10.0, 10.0], &[5.0, 0.0, 15.0, 10.0]);
+        assert!((v - 50.0 / 150.0).abs() < 1e-6);
+        assert_eq!(iou(&[0.0, 0.0, 0.0, 0.0], &[0.0, 0.0, 0.0, 0.0]), 0.0);
+    }
+
+    #[test]
+    fn nms_keeps_best_of_overlapping() {
+        let items = vec![([0.0, 0.0, 10.0, 10.0], 0.5), ([1.0, 0.0, 11.0, 10.0], 0.9), ([50.0, 50.0, 60.0, 60.0], 0.7)];
+        let kept = nms(items, 0.3, |i| i.0, |i| i.1);
+        let scores: Vec<f32> = kept.iter().map(|i| i.1).collect();
+        assert_eq!(scores, vec![0.9, 0.7]);
+    }
+}

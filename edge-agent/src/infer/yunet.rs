@@ -1,0 +1,162 @@
+//! YuNet 2023mar face detector (OpenCV Zoo), dynamic-input variant (MODELS.md §3.1, §4.1).
+//!
+//! Input `input` `[1,3,H,W]` float32, BGR 0..255, H and W multiples of 32: the frame is padded
+//! right/bottom with zeros, never downscaled unless it exceeds `max_side` (small faces need
+//! full resolution). Outputs per stride s ∈ {8,16,32}: `cls_s`, `obj_s` `[1,N,1]` (0..1),
+//! `bbox_s` `[1,N,4]`, `kps_s` `[1,N,10]`, one prior per cell, row-major.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+
+use ort::environment::Environment;
+use ort::session::Session;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::value::TensorRef;
+
+use super::{BgrImage, FaceDetection, FaceDetector, InferError, nms};
+use crate::config::FaceDetectorConfig;
+
+const STRIDES: [usize; 3] = [8, 16, 32];
+const FAMILY: &str = "yunet";
+
+/// The YuNet detector.
+pub struct YuNet {
+    session: Session,
+    path: PathBuf,
+    score_threshold: f32,
+    nms_iou: f32,
+    max_side: u32,
+    /// Reused NCHW input buffer.
+    input: Vec<f32>,
+}
+
+impl std::fmt::Debug for YuNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YuNet").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+fn round_up(v: usize, m: usize) -> usize {
+    v.div_ceil(m) * m
+}
+
+impl YuNet {
+    /// Loads the model and checks its signature.
+    pub fn load(env: &Environment, path: &Path, cfg: &FaceDetectorConfig, threads: usize) -> Result<Self, InferError> {
+        let model_err = |e: ort::Error| InferError::Model { path: path.to_path_buf(), reason: e.to_string() };
+        if !path.exists() {
+            return Err(InferError::Model { path: path.to_path_buf(), reason: "file not found".into() });
+        }
+        let session = Session::builder(env)
+            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
+            .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+            .and_then(|mut b| b.commit_from_file(path))
+            .map_err(model_err)?;
+        let sig = |reason: String| InferError::Signature { path: path.to_path_buf(), family: FAMILY, reason };
+        if session.inputs().len() != 1 {
+            return Err(sig(format!("expected 1 input, found {}", session.inputs().len())));
+        }
+        for s in STRIDES {
+            for kind in ["cls", "obj", "bbox", "kps"] {
+                let name = format!("{kind}_{s}");
+                if !session.outputs().iter().any(|o| o.name() == name) {
+                    return Err(sig(format!("output {name} is missing")));
+                }
+            }
+        }
+        Ok(Self {
+            session,
+            path: path.to_path_buf(),
+            score_threshold: cfg.score_threshold,
+            nms_iou: cfg.nms_iou,
+            max_side: cfg.max_side,
+            input: Vec::new(),
+        })
+    }
+
+    /// Fills the NCHW input from `img`, padding to multiples of 32; returns (H, W).
+    fn fill_input(&mut self, img: &BgrImage) -> (usize, usize) {
+        let (w, h) = (img.width as usize, img.height as usize);
+        let (pw, ph) = (round_up(w, 32), round_up(h, 32));
+        let plane = pw * ph;
+        self.input.clear();
+        self.input.resize(3 * plane, 0.0);
+        let (b, rest) = self.input.split_at_mut(plane);
+        let (g, r) = rest.split_at_mut(plane);
+        for (y, row) in img.data.chunks_exact(w * 3).enumerate() {
+            let o = y * pw;
+            let (bo, go, ro) = (&mut b[o..o + w], &mut g[o..o + w], &mut r[o..o + w]);
+            for (x, px) in row.chunks_exact(3).enumerate() {
+                bo[x] = px[0] as f32;
+                go[x] = px[1] as f32;
+                ro[x] = px[2] as f32;
+            }
+        }
+        (ph, pw)
+    }
+}
+
+impl FaceDetector for YuNet {
+    fn detect(&mut self, img: &BgrImage) -> Result<Vec<FaceDetection>, InferError> {
+        let longest = img.width.max(img.height);
+        let (work, scale) = if longest > self.max_side {
+            let s = self.max_side as f32 / longest as f32;
+            let (w, h) = ((img.width as f32 * s).round() as u32, (img.height as f32 * s).round() as u32);
+            (Cow::Owned(img.resized(w, h)), s)
+        } else {
+            (Cow::Borrowed(img), 1.0)
+        };
+        let (ph, pw) = self.fill_input(&work);
+        let input = TensorRef::from_array_view(([1usize, 3, ph, pw], &self.input[..]))?;
+        let outputs = self.session.run(ort::inputs!["input" => input])?;
+        let mut faces = Vec::new();
+        for s in STRIDES {
+            let get = |kind: &str| -> Result<&[f32], InferError> {
+                let name = format!("{kind}_{s}");
+                let v = outputs.get(&name).ok_or_else(|| InferError::BadImage(format!("no output {name}")))?;
+                Ok(v.try_extract_tensor::<f32>()?.1)
+            };
+            let (cls, obj, bbox, kps) = (get("cls")?, get("obj")?, get("bbox")?, get("kps")?);
+            let cols = pw / s;
+            let n = cols * (ph / s);
+            if cls.len() != n || obj.len() != n || bbox.len() != 4 * n || kps.len() != 10 * n {
+                return Err(InferError::Signature {
+                    path: self.path.clone(),
+                    family: FAMILY,
+                    reason: format!("stride {s}: output sizes do not match a {pw}x{ph} input"),
+                });
+            }
+            let sf = s as f32;
+            for i in 0..n {
+                let score = (cls[i].clamp(0.0, 1.0) * obj[i].clamp(0.0, 1.0)).sqrt();
+                if score < self.score_threshold {
+                    continue;
+                }
+                let (r, c) = ((i / cols) as f32, (i % cols) as f32);
+                let bb = &bbox[4 * i..4 * i + 4];
+                let cx = (c + bb[0]) * sf;
+                let cy = (r + bb[1]) * sf;
+                let bw = bb[2].exp() * sf;
+                let bh = bb[3].exp() * sf;
+                let k = &kps[10 * i..10 * i + 10];
+                let mut landmarks = [[0.0f32; 2]; 5];
+                for (j, l) in landmarks.iter_mut().enumerate() {
+                    *l = [(k[2 * j] + c) * sf / scale, (k[2 * j + 1] + r) * sf / scale];
+                }
+                let clamp_x = |v: f32| v.clamp(0.0, img.width as f32);
+                let clamp_y = |v: f32| v.clamp(0.0, img.height as f32);
+                faces.push(FaceDetection {
+                    bbox: [
+                        clamp_x((cx - bw / 2.0) / scale),
+                        clamp_y((cy - bh / 2.0) / scale),
+                        clamp_x((cx + bw / 2.0) / scale),
+                        clamp_y((cy + bh / 2.0) / scale),
+                    ],
+                    score,
+                    landmarks,
+                });
+            }
+        }
+        Ok(nms(faces, self.nms_iou, |f| f.bbox, |f| f.score))
+    }
+}

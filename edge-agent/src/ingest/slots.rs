@@ -1,0 +1,173 @@
+//! The hand-off between ingest threads and analysis: one slot per camera holding only the
+//! newest frame. Memory is bounded by one frame per camera; a frame that is replaced before
+//! analysis took it is a drop (the caller counts it). Analysis takes frames round-robin so
+//! a fast camera cannot starve the others.
+
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use crate::infer::BgrImage;
+
+/// A decoded frame.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// Index of the camera in the config.
+    pub camera: usize,
+    /// Capture (arrival) time, UTC ms.
+    pub capture_ms: i64,
+    /// The pixels.
+    pub image: BgrImage,
+}
+
+/// What [`FrameSlots::take`] found.
+#[derive(Debug)]
+pub enum Take {
+    /// A frame.
+    Frame(Frame),
+    /// Nothing arrived within the timeout.
+    Timeout,
+    /// Every camera has finished (or the slots were closed) and every slot is empty.
+    Finished,
+}
+
+#[derive(Debug)]
+struct State {
+    slots: Vec<Option<Frame>>,
+    finished: Vec<bool>,
+    next: usize,
+    closed: bool,
+}
+
+/// Newest-frame slots, one per camera.
+#[derive(Debug)]
+pub struct FrameSlots {
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+impl FrameSlots {
+    /// Slots for `cameras` cameras.
+    pub fn new(cameras: usize) -> Self {
+        Self {
+            state: Mutex::new(State {
+                slots: (0..cameras).map(|_| None).collect(),
+                finished: vec![false; cameras],
+                next: 0,
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts the newest frame of its camera; true if an unanalysed frame was replaced (a drop).
+    pub fn put(&self, frame: Frame) -> bool {
+        let mut s = self.lock();
+        let i = frame.camera;
+        let replaced = s.slots[i].replace(frame).is_some();
+        drop(s);
+        self.ready.notify_one();
+        replaced
+    }
+
+    /// Marks a camera as finished: it will put no more frames.
+    pub fn finish(&self, camera: usize) {
+        self.lock().finished[camera] = true;
+        self.ready.notify_all();
+    }
+
+    /// Stops handing out frames; waiting takers return [`Take::Finished`].
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// The next frame, round-robin across cameras, waiting up to `timeout`.
+    pub fn take(&self, timeout: Duration) -> Take {
+        let mut s = self.lock();
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if s.closed {
+                return Take::Finished;
+            }
+            let n = s.slots.len();
+            for k in 0..n {
+                let i = (s.next + k) % n;
+                if let Some(f) = s.slots[i].take() {
+                    s.next = (i + 1) % n;
+                    return Take::Frame(f);
+                }
+            }
+            if s.finished.iter().all(|f| *f) {
+                return Take::Finished;
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Take::Timeout;
+            }
+            s = self.ready.wait_timeout(s, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(camera: usize, t: i64) -> Frame {
+        Frame { camera, capture_ms: t, image: BgrImage::new(1, 1, vec![0, 0, 0]).unwrap() }
+    }
+
+    fn take(s: &FrameSlots) -> Option<Frame> {
+        match s.take(Duration::from_millis(1)) {
+            Take::Frame(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn newest_frame_wins_and_replacement_is_reported() {
+        let s = FrameSlots::new(1);
+        assert!(!s.put(frame(0, 1)));
+        assert!(s.put(frame(0, 2)));
+        assert_eq!(take(&s).unwrap().capture_ms, 2);
+        assert!(take(&s).is_none());
+    }
+
+    #[test]
+    fn cameras_are_served_round_robin() {
+        let s = FrameSlots::new(3);
+        for round in 0..3 {
+            for c in 0..3 {
+                s.put(frame(c, round));
+            }
+            let order: Vec<usize> = (0..3).map(|_| take(&s).unwrap().camera).collect();
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, vec![0, 1, 2], "round {round}: {order:?}");
+        }
+    }
+
+    #[test]
+    fn finished_only_when_all_cameras_finished_and_drained() {
+        let s = FrameSlots::new(2);
+        s.put(frame(1, 5));
+        s.finish(0);
+        s.finish(1);
+        assert!(matches!(s.take(Duration::ZERO), Take::Frame(_)));
+        assert!(matches!(s.take(Duration::ZERO), Take::Finished));
+    }
+
+    #[test]
+    fn waiting_taker_wakes_on_put_from_another_thread() {
+        let s = std::sync::Arc::new(FrameSlots::new(1));
+        let s2 = s.clone();
+        let h = std::thread::spawn(move || s2.take(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(20));
+        s.put(frame(0, 9));
+        assert!(matches!(h.join().unwrap(), Take::Frame(f) if f.capture_ms == 9));
+    }
+}

@@ -1,0 +1,304 @@
+//! Publish: batches each camera's track outputs (every `batch_interval_ms`), encodes them with
+//! the wire codec and publishes them at QoS 1; keeps the retained status topic current (with
+//! an `online: false` last will); reconnects to the broker with exponential back-off.
+//!
+//! Sequence numbers: `seq = agent start time (UTC ms) × 1000 + n`, so they stay monotonic
+//! across restarts without any state on disk (up to 1000 messages per ms of uptime).
+//! The disk spool that survives restarts and broker outages of any length comes in a later
+//! release; until then at most `publish.max_pending` payloads wait in memory and the oldest
+//! beyond are dropped and counted (`dropped_pending`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use sharpeyes_wire::{AgentStatus, Body, Codec, Envelope, QBox, TrackBatch, TrackUpdate, Topics};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::config::AgentConfig;
+use crate::metrics::{Metrics, add, get, inc};
+use crate::track::TrackOutput;
+
+/// Publishing failures that stop the agent (broker trouble is retried, never fatal).
+#[derive(Debug, Error)]
+pub enum PublishError {
+    /// A message could not be encoded.
+    #[error("encoding: {0}")]
+    Encode(#[from] sharpeyes_wire::EncodeError),
+}
+
+/// What the analysis stage sends to the publisher.
+#[derive(Debug, Clone)]
+pub struct Analysed {
+    /// Camera index.
+    pub camera: usize,
+    /// Frame size.
+    pub frame_w: u32,
+    /// Frame size.
+    pub frame_h: u32,
+    /// Capture time of the analysed frame (None: outputs of a flush, no frame).
+    pub capture_ms: Option<i64>,
+    /// Track outputs of that frame.
+    pub outputs: Vec<TrackOutput>,
+}
+
+#[derive(Debug, Default)]
+struct PendingBatch {
+    frame_w: u32,
+    frame_h: u32,
+    from_ms: Option<i64>,
+    to_ms: i64,
+    frames: u32,
+    updates: Vec<TrackUpdate>,
+}
+
+/// Batches, encodes and publishes; owns the MQTT client.
+pub struct Publisher {
+    cfg: AgentConfig,
+    topics: Topics,
+    codec: Codec,
+    metrics: Arc<Metrics>,
+    client: AsyncClient,
+    seq: u64,
+    started_ms: i64,
+    batches: Vec<PendingBatch>,
+}
+
+/// MQTT options of the agent, with its last will.
+fn mqtt_options(cfg: &AgentConfig, topics: &Topics, codec: &Codec, started_ms: i64) -> Result<MqttOptions, PublishError> {
+    let b = &cfg.broker;
+    let mut o = MqttOptions::new(cfg.client_id(), b.host.clone(), b.port);
+    o.set_keep_alive(Duration::from_secs(b.keep_alive_s));
+    o.set_max_packet_size(8 << 20, 8 << 20);
+    o.set_clean_session(false);
+    if let (Some(u), Some(p)) = (&b.username, &b.password) {
+        o.set_credentials(u.clone(), p.clone());
+    }
+    let will = Envelope::new(
+        cfg.agent_id.clone(),
+        0,
+        started_ms,
+        Body::Status(AgentStatus {
+            site: cfg.site.clone(),
+            online: false,
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_ms,
+            cameras: vec![],
+            watchlist_version: None,
+            counters: Default::default(),
+        }),
+    );
+    o.set_last_will(LastWill::new(topics.status(&cfg.site, &cfg.agent_id), codec.encode(&will)?, QoS::AtLeastOnce, true));
+    Ok(o)
+}
+
+/// Connects (lazily: the event loop connects on first poll) and returns the publisher and
+/// the event loop to drive with [`drive`].
+pub fn connect(cfg: &AgentConfig, metrics: Arc<Metrics>) -> Result<(Publisher, EventLoop), PublishError> {
+    let topics = Topics::new(&cfg.broker.topic_prefix);
+    let codec = Codec::new(cfg.publish.zstd_level);
+    let started_ms = sharpeyes_wire::now_ms();
+    let opts = mqtt_options(cfg, &topics, &codec, started_ms)?;
+    let (client, eventloop) = AsyncClient::new(opts, cfg.publish.max_pending);
+    let publisher = Publisher {
+        cfg: cfg.clone(),
+        topics,
+        codec,
+        metrics,
+        client,
+        seq: started_ms as u64 * 1000,
+        started_ms,
+        batches: (0..cfg.cameras.len()).map(|_| PendingBatch::default()).collect(),
+    };
+    Ok((publisher, eventloop))
+}
+
+/// Drives the MQTT event loop until `stop`: counts PUBACKs, reconnects with back-off.
+/// `connected` receives a message on every (re)connection.
+pub async fn drive(
+    mut eventloop: EventLoop,
+    cfg: AgentConfig,
+    metrics: Arc<Metrics>,
+    connected: mpsc::UnboundedSender<()>,
+    stop: CancellationToken,
+) {
+    let min = Duration::from_millis(cfg.broker.reconnect_min_ms);
+    let max = Duration::from_millis(cfg.broker.reconnect_max_ms);
+    let mut backoff = min;
+    loop {
+        let ev = tokio::select! {
+            _ = stop.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                info!(host = %cfg.broker.host, port = cfg.broker.port, "connected to broker");
+                backoff = min;
+                let _ = connected.send(());
+            }
+            Ok(Event::Incoming(Packet::PubAck(_))) => inc(&metrics.published),
+            Ok(_) => {}
+            Err(e) => {
+                inc(&metrics.broker_errors);
+                warn!(error = %e, "broker connection lost; retrying in {backoff:?}");
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(max);
+            }
+        }
+    }
+}
+
+impl Publisher {
+    fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// Adds one analysed frame's outputs to its camera's batch.
+    pub fn add(&mut self, a: Analysed) {
+        let b = &mut self.batches[a.camera];
+        b.frame_w = a.frame_w;
+        b.frame_h = a.frame_h;
+        if let Some(t) = a.capture_ms {
+            b.from_ms.get_or_insert(t);
+            b.to_ms = b.to_ms.max(t);
+            b.frames += 1;
+        }
+        for o in a.outputs {
+            b.from_ms.get_or_insert(o.ts_ms);
+            b.to_ms = b.to_ms.max(o.ts_ms);
+            b.updates.push(TrackUpdate {
+                track: o.track,
+                class: sharpeyes_wire::ObjectClass::Face,
+                event: o.event,
+                ts_ms: o.ts_ms,
+                bbox: QBox::from_pixels(o.bbox, a.frame_w, a.frame_h),
+                score: o.score,
+                embedding: None,
+                plate: None,
+            });
+        }
+    }
+
+    /// Publishes every camera batch that holds updates.
+    pub fn flush(&mut self) -> Result<(), PublishError> {
+        for cam in 0..self.batches.len() {
+            if self.batches[cam].updates.is_empty() {
+                continue;
+            }
+            let b = std::mem::take(&mut self.batches[cam]);
+            let camera = self.cfg.cameras[cam].id.clone();
+            let n = b.updates.len() as u64;
+            let body = Body::Tracks(TrackBatch {
+                site: self.cfg.site.clone(),
+                camera: camera.clone(),
+                frame_w: b.frame_w,
+                frame_h: b.frame_h,
+                from_ms: b.from_ms.unwrap_or(b.to_ms),
+                to_ms: b.to_ms,
+                frames: b.frames,
+                updates: b.updates,
+            });
+            let topic = self.topics.tracks(&self.cfg.site, &self.cfg.agent_id, &camera);
+            let len = self.send(topic, body, false)?;
+            add(&self.metrics.track_updates, n);
+            add(&self.metrics.track_bytes, len as u64);
+        }
+        Ok(())
+    }
+
+    /// Publishes the retained status.
+    pub fn publish_status(&mut self, online: bool) -> Result<(), PublishError> {
+        let body = Body::Status(AgentStatus {
+            site: self.cfg.site.clone(),
+            online,
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_ms: self.started_ms,
+            cameras: self.metrics.cameras.iter().map(|c| c.status()).collect(),
+            watchlist_version: None,
+            counters: self.metrics.counters(),
+        });
+        let topic = self.topics.status(&self.cfg.site, &self.cfg.agent_id);
+        self.send(topic, body, true).map(|_| ())
+    }
+
+    /// Encodes and hands one message to the MQTT client; returns the payload size.
+    fn send(&mut self, topic: String, body: Body, retain: bool) -> Result<usize, PublishError> {
+        let seq = self.next_seq();
+        let env = Envelope::new(self.cfg.agent_id.clone(), seq, sharpeyes_wire::now_ms(), body);
+        let payload = match self.codec.encode(&env) {
+            Ok(p) => p,
+            Err(e) => {
+                inc(&self.metrics.encode_errors);
+                return Err(e.into());
+            }
+        };
+        let len = payload.len();
+        match self.client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
+            Ok(()) => inc(&self.metrics.sent),
+            Err(e) => {
+                inc(&self.metrics.dropped_pending);
+                warn!(error = %e, seq, "too many payloads pending for the broker; dropped one");
+            }
+        }
+        Ok(len)
+    }
+
+    /// Payloads handed to the client and not yet acknowledged.
+    pub fn unacked(&self) -> u64 {
+        get(&self.metrics.sent).saturating_sub(get(&self.metrics.published))
+    }
+
+    /// Waits (up to `timeout`) until every sent payload is acknowledged, then disconnects.
+    pub async fn close(&mut self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.unacked() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if self.unacked() > 0 {
+            warn!(unacked = self.unacked(), "stopping with payloads the broker has not acknowledged");
+        }
+        let _ = self.client.disconnect().await;
+    }
+}
+
+/// The publisher's task: batches what analysis sends, publishes on a timer, keeps the status
+/// fresh, and on the end of input (analysis finished) flushes, publishes `online: false`
+/// and waits for the broker's acknowledgements.
+pub async fn publish_loop(
+    mut publisher: Publisher,
+    mut input: mpsc::Receiver<Analysed>,
+    mut connected: mpsc::UnboundedReceiver<()>,
+) -> Result<(), PublishError> {
+    let cfg = publisher.cfg.clone();
+    let mut batch_tick = tokio::time::interval(Duration::from_millis(cfg.publish.batch_interval_ms));
+    let mut status_tick = tokio::time::interval(Duration::from_secs(cfg.publish.status_interval_s));
+    batch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    async {
+        loop {
+            tokio::select! {
+                a = input.recv() => match a {
+                    Some(a) => publisher.add(a),
+                    None => break,
+                },
+                _ = batch_tick.tick() => publisher.flush()?,
+                _ = status_tick.tick() => publisher.publish_status(true)?,
+                Some(()) = connected.recv() => publisher.publish_status(true)?,
+            }
+        }
+        publisher.flush()?;
+        publisher.publish_status(false)?;
+        debug!(unacked = publisher.unacked(), "input finished; waiting for acknowledgements");
+        publisher.close(Duration::from_secs(10)).await;
+        Ok(())
+    }
+    .instrument(info_span!("publish", agent = %cfg.agent_id))
+    .await
+}

