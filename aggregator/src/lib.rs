@@ -1,1 +1,114 @@
-pub fn x(){}
+//! # aggregator
+//!
+//! Receives the edge agents' payloads over MQTT (an embedded rumqttd broker by default, or
+//! an external broker), checks and deduplicates them, and stores them in SQLite; answers
+//! queries (`aggregator tracks`). [`run`] is the whole service; `main.rs` only parses the
+//! command line.
+
+pub mod broker;
+pub mod config;
+pub mod metrics;
+pub mod query;
+pub mod store;
+pub mod subscribe;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::AsyncClient;
+use sharpeyes_wire::{Codec, Topics};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use crate::config::AggregatorConfig;
+use crate::metrics::{Metrics, get};
+use crate::store::Store;
+
+/// Why the aggregator could not run.
+#[derive(Debug, Error)]
+pub enum AggregatorError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// The embedded broker could not start.
+    #[error(transparent)]
+    Broker(#[from] broker::BrokerError),
+    /// A thread or task failed.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Runs the aggregator until `shutdown`.
+pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Result<(), AggregatorError> {
+    run_with_metrics(config, shutdown, Arc::new(Metrics::default())).await
+}
+
+/// [`run`], counting into `metrics` (tests and benchmarks read them).
+pub async fn run_with_metrics(
+    config: AggregatorConfig,
+    shutdown: CancellationToken,
+    metrics: Arc<Metrics>,
+) -> Result<(), AggregatorError> {
+    config.validate()?;
+    let store = Store::open(&config.store.path)?;
+    if config.broker.embedded() {
+        let (listen, max) = (config.broker.listen, config.broker.max_payload_bytes);
+        tokio::task::spawn_blocking(move || broker::start(listen, max))
+            .await
+            .map_err(|e| AggregatorError::Internal(e.to_string()))??;
+    }
+    let (client, eventloop) = AsyncClient::new(subscribe::mqtt_options(&config)?, 1024);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let writer = {
+        let (client, metrics, shutdown) = (client.clone(), metrics.clone(), shutdown.clone());
+        let topics = Topics::new(&config.broker.topic_prefix);
+        let max_batch = config.store.max_batch;
+        let handle = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || {
+                subscribe::writer_loop(store, rx, client, topics, Codec::default(), metrics, max_batch, handle, shutdown)
+            })
+            .map_err(|e| AggregatorError::Internal(e.to_string()))?
+    };
+    info!(store = %config.store.path.display(), embedded_broker = config.broker.embedded(), "aggregator started");
+    let stats = {
+        let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tick.tick() => log_stats(&metrics),
+                }
+            }
+        })
+    };
+    // The subscribe loop ends on shutdown; it drops the writer's channel, so the writer drains
+    // what it has, commits, acknowledges and exits.
+    let (txc, stop_sub) = (tx.clone(), shutdown.clone());
+    drop(tx);
+    let sub = tokio::spawn(subscribe::subscribe_loop(config.clone(), client, eventloop, txc, metrics.clone(), stop_sub));
+    let _ = sub.await;
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    stats.abort();
+    log_stats(&metrics);
+    Ok(())
+}
+
+fn log_stats(m: &Metrics) {
+    info!(
+        received = get(&m.received),
+        stored = get(&m.stored),
+        duplicates = get(&m.duplicates),
+        rejected = ?m.rejected(),
+        store_errors = get(&m.store_errors),
+        "aggregator counters"
+    );
+}

@@ -242,8 +242,9 @@ pub struct CameraConfig {
     /// For files: play at the file's own speed like a live camera (`true`) or as fast as it
     /// decodes (`false`). Ignored for live streams. Default `true`.
     pub realtime: bool,
-    /// For files: start again at the end instead of stopping. Default `false`.
-    pub loop_file: bool,
+    /// What to do when the stream ends: `auto` (stop for files, reconnect for live streams),
+    /// `stop`, or `restart`. Default `auto`.
+    pub at_end: AtEnd,
     /// Restart the stream when no frame arrived for this long, in seconds (2..=600). Default `10`.
     pub stall_timeout_s: u64,
     /// First delay before reconnecting after an error, in ms (doubles up to `reconnect_max_ms`). Default `500`.
@@ -260,7 +261,7 @@ impl Default for CameraConfig {
             analysis_fps: 5.0,
             enabled: true,
             realtime: true,
-            loop_file: false,
+            at_end: AtEnd::Auto,
             stall_timeout_s: 10,
             reconnect_min_ms: 500,
             reconnect_max_ms: 30_000,
@@ -268,10 +269,32 @@ impl Default for CameraConfig {
     }
 }
 
+/// What a camera does at the end of its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AtEnd {
+    /// Stop for files, reconnect for live streams.
+    #[default]
+    Auto,
+    /// Stop the camera (its tracks end; the agent exits once every camera has stopped).
+    Stop,
+    /// Start the stream again.
+    Restart,
+}
+
 impl CameraConfig {
     /// Whether the URI names a file (finite stream).
     pub fn is_file(&self) -> bool {
         self.uri.starts_with("file://")
+    }
+
+    /// Whether the camera stops (rather than restarts) at the end of its stream.
+    pub fn stops_at_end(&self) -> bool {
+        match self.at_end {
+            AtEnd::Auto => self.is_file(),
+            AtEnd::Stop => true,
+            AtEnd::Restart => false,
+        }
     }
 }
 

@@ -72,7 +72,7 @@ pub struct RunSummary {
 }
 
 /// Runs the agent until `shutdown` is cancelled, or until every camera has ended (files
-/// without `loop_file`). On the way out it ends all tracks, publishes them, publishes an
+/// whose `at_end` stops them). On the way out it ends all tracks, publishes them, publishes an
 /// offline status and waits (bounded) for the broker's acknowledgements.
 pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<RunSummary, AgentError> {
     config.validate()?;

@@ -1,1 +1,215 @@
-pub fn x(){}
+//! End-to-end scenarios across the Sharp Eyes processes, the footage they run on, and the
+//! demo. Everything is real: GStreamer encodes the clip and serves it over RTSP, the agent
+//! decodes it and runs YuNet through ONNX Runtime, MQTT goes through rumqttd (embedded) or
+//! Mosquitto, and the aggregator stores into SQLite.
+
+pub mod clip;
+pub mod mosquitto;
+pub mod rtsp;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aggregator::AggregatorConfig;
+use aggregator::metrics::{Metrics as AggMetrics, get};
+use aggregator::store::{Store, TrackFilter, TrackRow};
+use edge_agent::config::{AgentConfig, AtEnd, CameraConfig};
+use edge_agent::RunSummary;
+use tokio_util::sync::CancellationToken;
+
+pub use crate::clip::{ClipSpec, FaceTruth};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// The shared test data (`../shared/testdata` beside the checkout, or `$SHARPEYES_TESTDATA`).
+pub fn testdata_dir() -> PathBuf {
+    match std::env::var_os("SHARPEYES_TESTDATA") {
+        Some(p) => PathBuf::from(p),
+        None => workspace_root().join("../shared/testdata"),
+    }
+}
+
+/// Model and runtime locations as `scripts/setup.sh` installs them.
+pub fn models_config() -> edge_agent::config::ModelsConfig {
+    let root = workspace_root();
+    edge_agent::config::ModelsConfig {
+        dir: root.join("models/files"),
+        onnxruntime: root.join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
+        intra_threads: 1,
+    }
+}
+
+/// A TCP port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// Which broker a scenario uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// The aggregator's embedded rumqttd.
+    Embedded,
+    /// Debian's Mosquitto, started for the scenario.
+    Mosquitto,
+}
+
+/// What a face scenario produced.
+#[derive(Debug)]
+pub struct FaceScenario {
+    /// Ground truth of the clip.
+    pub truth: Vec<FaceTruth>,
+    /// Tracks in the store afterwards.
+    pub tracks: Vec<TrackRow>,
+    /// The agent's own summary.
+    pub agent: RunSummary,
+    /// The aggregator's counters.
+    pub aggregator: Arc<AggMetrics>,
+    /// `(agent, seq)` pairs stored.
+    pub stored_keys: Vec<(String, u64)>,
+    /// Wall time from the agent's start to everything stored.
+    pub wall: Duration,
+    /// The database file.
+    pub db: PathBuf,
+}
+
+/// Options of [`run_face_scenario`].
+#[derive(Debug, Clone)]
+pub struct ScenarioOptions {
+    /// Where the clip, the database and logs go.
+    pub out: PathBuf,
+    /// Broker.
+    pub broker: BrokerKind,
+    /// Port of the embedded broker (0: a free one).
+    pub embedded_port: u16,
+    /// Analysis rate.
+    pub analysis_fps: f32,
+}
+
+/// Makes the face clip (if `out/clip.mp4` is missing), serves it over RTSP, runs the
+/// aggregator and one agent on it until the clip ends, and returns what was stored.
+pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceScenario> {
+    std::fs::create_dir_all(&opts.out)?;
+    let models = models_config();
+    let spec = clip::demo_spec(&clip::default_photos(&testdata_dir()));
+    let clip_path = opts.out.join("clip.mp4");
+    let (m, s, p) = (models.clone(), spec.clone(), clip_path.clone());
+    let truth = tokio::task::spawn_blocking(move || clip::make_clip(&s, &p, &m)).await??;
+    let server = rtsp::RtspServer::start(&[("cam-1", &clip_path)]).map_err(anyhow::Error::msg)?;
+
+    let _mosquitto;
+    let mut agg_cfg = AggregatorConfig::default();
+    let db = opts.out.join("sharpeyes.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    agg_cfg.store.path = db.clone();
+    let broker_port = match opts.broker {
+        BrokerKind::Embedded => {
+            let port = if opts.embedded_port == 0 { free_port() } else { opts.embedded_port };
+            agg_cfg.broker.listen = ([127, 0, 0, 1], port).into();
+            port
+        }
+        BrokerKind::Mosquitto => {
+            let m = mosquitto::Mosquitto::start(&opts.out).map_err(anyhow::Error::msg)?;
+            let port = m.port();
+            agg_cfg.broker.url = format!("mqtt://127.0.0.1:{port}");
+            _mosquitto = m;
+            port
+        }
+    };
+    let agg_metrics = Arc::new(AggMetrics::default());
+    let agg_stop = CancellationToken::new();
+    let agg = tokio::spawn(aggregator::run_with_metrics(agg_cfg, agg_stop.clone(), agg_metrics.clone()));
+    wait_until(Duration::from_secs(20), || get(&agg_metrics.subscribed) >= 3 || agg.is_finished()).await;
+    if agg.is_finished() {
+        return Err(anyhow::anyhow!("aggregator stopped early: {:?}", agg.await?));
+    }
+
+    let mut agent_cfg = AgentConfig::default();
+    agent_cfg.models = models;
+    agent_cfg.broker.port = broker_port;
+    agent_cfg.publish.status_interval_s = 5;
+    agent_cfg.cameras = vec![CameraConfig {
+        id: "cam-1".into(),
+        uri: server.url("cam-1"),
+        analysis_fps: opts.analysis_fps,
+        at_end: AtEnd::Stop,
+        ..CameraConfig::default()
+    }];
+    let started = Instant::now();
+    let agent = edge_agent::run(agent_cfg, CancellationToken::new()).await?;
+    // Everything the broker acknowledged must reach the store.
+    let done = wait_until(Duration::from_secs(30), || {
+        get(&agg_metrics.stored) + get(&agg_metrics.duplicates) >= agent.published
+    })
+    .await;
+    let wall = started.elapsed();
+    agg_stop.cancel();
+    agg.await??;
+    if !done {
+        anyhow::bail!(
+            "aggregator stored {} of {} acknowledged payloads",
+            get(&agg_metrics.stored) + get(&agg_metrics.duplicates),
+            agent.published
+        );
+    }
+    drop(server);
+    let store = Store::open(&db)?;
+    let tracks = store.tracks(&TrackFilter::default())?;
+    let stored_keys = store.message_keys()?;
+    Ok(FaceScenario { truth, tracks, agent, aggregator: agg_metrics, stored_keys, wall, db })
+}
+
+/// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).
+pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cond()
+}
+
+/// Checks stored face tracks against the clip's ground truth; returns the problems found.
+/// One track per appearance, in order; each lasting about as long as the appearance; the
+/// gaps between them about as long as the clip's; each box where the face was.
+pub fn check_tracks(truth: &[FaceTruth], tracks: &[TrackRow]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let faces: Vec<&TrackRow> = tracks.iter().filter(|t| t.class == "face").collect();
+    if faces.len() != truth.len() {
+        problems.push(format!("{} face tracks stored, {} people in the clip", faces.len(), truth.len()));
+        return problems;
+    }
+    for (i, (t, g)) in faces.iter().zip(truth).enumerate() {
+        let dur = (t.last_ms - t.first_ms) as f64 / 1000.0;
+        let want = g.end_s - g.start_s;
+        if (dur - want).abs() > 1.5 {
+            problems.push(format!("track {i} ({}) lasted {dur:.1} s, the person was visible {want:.1} s", g.photo));
+        }
+        if !t.ended {
+            problems.push(format!("track {i} has no end"));
+        }
+        // The last box: where the face was at the end of its appearance (± one analysis step).
+        let expect = g.box_at(g.end_s - 0.2);
+        let (cy, ey) = ((t.bbox[1] + t.bbox[3]) / 2.0, (expect[1] + expect[3]) as f64 / 2.0);
+        let (h, eh) = (t.bbox[3] - t.bbox[1], (expect[3] - expect[1]) as f64);
+        let (cx, ex) = ((t.bbox[0] + t.bbox[2]) / 2.0, (expect[0] + expect[2]) as f64 / 2.0);
+        if (cy - ey).abs() > eh * 0.3 || (cx - ex).abs() > eh || (h / eh - 1.0).abs() > 0.4 {
+            problems.push(format!("track {i} last box {:?}, face was near {expect:?}", t.bbox));
+        }
+    }
+    for (i, w) in faces.windows(2).enumerate() {
+        let gap = (w[1].first_ms - w[0].last_ms) as f64 / 1000.0;
+        let want = truth[i + 1].start_s - truth[i].end_s;
+        if (gap - want).abs() > 1.5 {
+            problems.push(format!("gap between tracks {i} and {} is {gap:.1} s, in the clip {want:.1} s", i + 1));
+        }
+    }
+    problems
+}

@@ -67,8 +67,8 @@ pub fn init() -> Result<(), IngestError> {
     Ok(())
 }
 
-/// Starts a camera's ingest thread. It runs until `shutdown`, or until a file ends (unless
-/// `loop_file`); it never gives up on a live stream.
+/// Starts a camera's ingest thread. It runs until `shutdown`, or until its stream ends and
+/// the camera's `at_end` says stop; otherwise it never gives up.
 pub fn spawn_camera(
     index: usize,
     cfg: CameraConfig,
@@ -100,8 +100,8 @@ fn camera_loop(
         let got_frames = m.frames_decoded.load(Ordering::Relaxed) > frames_before;
         match result {
             Ok(Ended::Shutdown) => break,
-            Ok(Ended::Eos) if cfg.is_file() && !cfg.loop_file => {
-                info!("end of file");
+            Ok(Ended::Eos) if cfg.stops_at_end() => {
+                info!("end of stream; camera stopped");
                 m.set_state("ended");
                 break;
             }

@@ -1,0 +1,138 @@
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use aggregator::config::{AggregatorConfig, DEFAULT_CONFIG_TOML};
+use aggregator::store::{Store, TrackFilter};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use sharpeyes_wire::Codec;
+use tokio_util::sync::CancellationToken;
+
+/// Sharp Eyes aggregator: embedded MQTT broker, store, queries.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the aggregator until Ctrl-C / SIGTERM.
+    Run {
+        /// Configuration file (TOML); default: built-in defaults.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print the commented default configuration.
+    PrintDefaultConfig,
+    /// Validate a configuration file and exit.
+    CheckConfig {
+        /// Configuration file (TOML).
+        config: PathBuf,
+    },
+    /// List stored tracks, oldest first.
+    Tracks {
+        /// Only this camera.
+        #[arg(long)]
+        camera: Option<String>,
+        /// Only tracks seen within this long before now (e.g. 90s, 10m, 2h, 1d).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// At most this many (the newest).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Database file (default: store.path of --config, else sharpeyes.db).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// Configuration file to take the database path from.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print a captured payload (file, or - for stdin) as JSON.
+    Decode {
+        /// The payload file, or - for standard input.
+        input: String,
+        /// One line instead of pretty-printed.
+        #[arg(long)]
+        compact: bool,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<AggregatorConfig> {
+    Ok(match path {
+        Some(p) => AggregatorConfig::load(p)?,
+        None => AggregatorConfig::default(),
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::PrintDefaultConfig => print!("{DEFAULT_CONFIG_TOML}"),
+        Cmd::CheckConfig { config } => {
+            AggregatorConfig::load(&config)?;
+            println!("{}: ok", config.display());
+        }
+        Cmd::Decode { input, compact } => {
+            let bytes = if input == "-" {
+                let mut b = Vec::new();
+                std::io::stdin().read_to_end(&mut b).context("reading stdin")?;
+                b
+            } else {
+                std::fs::read(&input).with_context(|| format!("reading {input}"))?
+            };
+            let env = Codec::default().decode(&bytes).with_context(|| format!("decoding {input} ({} bytes)", bytes.len()))?;
+            let out = if compact { serde_json::to_string(&env)? } else { serde_json::to_string_pretty(&env)? };
+            println!("{out}");
+        }
+        Cmd::Tracks { camera, since, limit, json, db, config } => {
+            let path = match db {
+                Some(p) => p,
+                None => load_config(config.as_ref())?.store.path,
+            };
+            if !path.exists() {
+                bail!("database {} does not exist (run the aggregator first, or pass --db)", path.display());
+            }
+            let store = Store::open(&path)?;
+            let since_ms = since.map(|d| sharpeyes_wire::now_ms() - d.as_millis() as i64);
+            let rows = store.tracks(&TrackFilter { camera, since_ms, limit })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", aggregator::query::tracks_table(&rows));
+            }
+        }
+        Cmd::Run { config } => {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+            tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+            let cfg = load_config(config.as_ref())?;
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(async {
+                let shutdown = CancellationToken::new();
+                let s = shutdown.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::signal::ctrl_c().await;
+                    s.cancel();
+                });
+                #[cfg(unix)]
+                {
+                    let s = shutdown.clone();
+                    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        tokio::spawn(async move {
+                            term.recv().await;
+                            s.cancel();
+                        });
+                    }
+                }
+                aggregator::run(cfg, shutdown).await
+            })?;
+        }
+    }
+    Ok(())
+}

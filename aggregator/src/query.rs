@@ -1,0 +1,87 @@
+//! Query output for the CLI: tables and JSON of stored rows.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::store::TrackRow;
+
+/// `2026-11-23T10:15:00.123Z` for UTC milliseconds.
+pub fn utc(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// A plain-text table of tracks.
+pub fn tracks_table(rows: &[TrackRow]) -> String {
+    let header = ["agent", "camera", "track", "class", "first seen (UTC)", "last seen (UTC)", "secs", "updates", "best", "ended", "last box (px)"];
+    let cells: Vec<[String; 11]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.agent.clone(),
+                r.camera.clone(),
+                r.track.to_string(),
+                r.class.clone(),
+                utc(r.first_ms),
+                utc(r.last_ms),
+                format!("{:.1}", (r.last_ms - r.first_ms) as f64 / 1000.0),
+                r.updates.to_string(),
+                format!("{:.2}", r.best_score),
+                if r.ended { "yes" } else { "no" }.to_string(),
+                format!("{:.0},{:.0},{:.0},{:.0}", r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3]),
+            ]
+        })
+        .collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cols: Vec<&str>| {
+        cols.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    out.push('\n');
+    for row in &cells {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out.push_str(&format!("{} track(s)\n", rows.len()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_format() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(utc(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn table_has_header_rows_and_count() {
+        let row = TrackRow {
+            agent: "a".into(),
+            site: "s".into(),
+            camera: "cam-1".into(),
+            track: 42,
+            class: "face".into(),
+            first_ms: 0,
+            last_ms: 2500,
+            ended: true,
+            updates: 3,
+            best_score: 0.91,
+            bbox: [1.0, 2.0, 3.0, 4.0],
+            frame_w: 10,
+            frame_h: 10,
+        };
+        let t = tracks_table(&[row]);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("agent"));
+        assert!(lines[1].contains("cam-1") && lines[1].contains("2.5") && lines[1].contains("0.91"));
+        assert_eq!(lines[2], "1 track(s)");
+    }
+}

@@ -1,0 +1,416 @@
+//! The store: one SQLite file in WAL mode.
+//!
+//! Invariants:
+//! - every stored message's `(agent, seq)` is in `messages` exactly once; a message whose
+//!   pair is already there changes nothing (a redelivery or a replay);
+//! - a message's effects (its `messages` row, its track rows) commit in the same transaction,
+//!   so a crash leaves either all of a message or none of it;
+//! - the subscriber acknowledges a message to the broker only after that commit.
+//!
+//! Status last-will messages carry `seq` 0 and are not deduplicated (they only set
+//! `online = false`).
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::Serialize;
+use sharpeyes_wire::{AgentStatus, Body, Envelope, TrackBatch, TrackEvent};
+use thiserror::Error;
+
+/// Store failures.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a newer schema.
+    #[error("database schema version {found} is newer than this build's {supported}")]
+    NewerSchema {
+        /// Version in the file.
+        found: i64,
+        /// Version this build writes.
+        supported: i64,
+    },
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS messages (
+    agent       TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    kind        TEXT    NOT NULL,
+    topic       TEXT    NOT NULL,
+    sent_ms     INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    bytes       INTEGER NOT NULL,
+    PRIMARY KEY (agent, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tracks (
+    agent      TEXT    NOT NULL,
+    camera     TEXT    NOT NULL,
+    track      INTEGER NOT NULL,
+    site       TEXT    NOT NULL,
+    class      TEXT    NOT NULL,
+    first_ms   INTEGER NOT NULL,
+    last_ms    INTEGER NOT NULL,
+    ended      INTEGER NOT NULL DEFAULT 0,
+    updates    INTEGER NOT NULL DEFAULT 0,
+    best_score REAL    NOT NULL,
+    frame_w    INTEGER NOT NULL,
+    frame_h    INTEGER NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    PRIMARY KEY (agent, camera, track)
+);
+CREATE INDEX IF NOT EXISTS tracks_by_camera_time ON tracks (camera, last_ms);
+CREATE INDEX IF NOT EXISTS tracks_by_time ON tracks (last_ms);
+CREATE TABLE IF NOT EXISTS track_points (
+    agent  TEXT    NOT NULL,
+    camera TEXT    NOT NULL,
+    track  INTEGER NOT NULL,
+    ts_ms  INTEGER NOT NULL,
+    event  TEXT    NOT NULL,
+    score  REAL    NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    PRIMARY KEY (agent, camera, track, ts_ms, event)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agents (
+    agent       TEXT PRIMARY KEY,
+    site        TEXT    NOT NULL,
+    online      INTEGER NOT NULL,
+    version     TEXT    NOT NULL,
+    started_ms  INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL,
+    status_json TEXT    NOT NULL
+);
+";
+
+/// What happened to one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Stored.
+    Stored,
+    /// Its `(agent, seq)` was already stored; nothing changed.
+    Duplicate,
+}
+
+/// One stored track, as the queries return it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackRow {
+    /// Agent id.
+    pub agent: String,
+    /// Site id.
+    pub site: String,
+    /// Camera id.
+    pub camera: String,
+    /// Track id (per agent and camera).
+    pub track: u64,
+    /// Object class.
+    pub class: String,
+    /// First sighting, UTC ms.
+    pub first_ms: i64,
+    /// Last sighting, UTC ms.
+    pub last_ms: i64,
+    /// Whether the agent reported the track's end.
+    pub ended: bool,
+    /// Updates received (start, updates, end).
+    pub updates: u64,
+    /// Best detection score.
+    pub best_score: f64,
+    /// Last box `[x1, y1, x2, y2]` in pixels of a `frame_w`×`frame_h` frame.
+    #[serde(rename = "box")]
+    pub bbox: [f64; 4],
+    /// Frame width, pixels.
+    pub frame_w: u32,
+    /// Frame height, pixels.
+    pub frame_h: u32,
+}
+
+/// Which tracks a query wants.
+#[derive(Debug, Clone, Default)]
+pub struct TrackFilter {
+    /// Only this camera.
+    pub camera: Option<String>,
+    /// Only tracks seen at or after this time (UTC ms).
+    pub since_ms: Option<i64>,
+    /// At most this many (newest first when limited). Default: all.
+    pub limit: Option<usize>,
+}
+
+/// The SQLite store.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema { found, supported: SCHEMA_VERSION });
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(Self { conn })
+    }
+
+    /// Applies messages in one transaction; returns what happened to each, in order.
+    /// `msgs` holds (envelope, topic, payload size).
+    pub fn apply_all(&mut self, msgs: &[(Envelope, String, usize)]) -> Result<Vec<Applied>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let now = sharpeyes_wire::now_ms();
+        let mut out = Vec::with_capacity(msgs.len());
+        for (env, topic, bytes) in msgs {
+            out.push(apply(&tx, env, topic, *bytes, now)?);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Applies one message in its own transaction.
+    pub fn apply(&mut self, env: &Envelope, topic: &str, bytes: usize) -> Result<Applied, StoreError> {
+        Ok(self.apply_all(&[(env.clone(), topic.to_string(), bytes)])?[0])
+    }
+
+    /// Stored tracks matching `f`, oldest first.
+    pub fn tracks(&self, f: &TrackFilter) -> Result<Vec<TrackRow>, StoreError> {
+        let mut sql = String::from(
+            "SELECT agent, site, camera, track, class, first_ms, last_ms, ended, updates, best_score,
+                    x1, y1, x2, y2, frame_w, frame_h FROM tracks WHERE 1=1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(c) = &f.camera {
+            sql.push_str(" AND camera = ?");
+            args.push(c.clone().into());
+        }
+        if let Some(s) = f.since_ms {
+            sql.push_str(" AND last_ms >= ?");
+            args.push(s.into());
+        }
+        sql.push_str(" ORDER BY first_ms DESC, agent, camera, track");
+        if let Some(l) = f.limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows: Vec<TrackRow> = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok(TrackRow {
+                    agent: r.get(0)?,
+                    site: r.get(1)?,
+                    camera: r.get(2)?,
+                    track: r.get::<_, i64>(3)? as u64,
+                    class: r.get(4)?,
+                    first_ms: r.get(5)?,
+                    last_ms: r.get(6)?,
+                    ended: r.get(7)?,
+                    updates: r.get::<_, i64>(8)? as u64,
+                    best_score: r.get(9)?,
+                    bbox: [r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?],
+                    frame_w: r.get(14)?,
+                    frame_h: r.get(15)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        rows.reverse();
+        Ok(rows)
+    }
+
+    /// Number of stored messages (all kinds).
+    pub fn message_count(&self) -> Result<u64, StoreError> {
+        Ok(self.conn.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Every stored `(agent, seq)` pair, sorted.
+    pub fn message_keys(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT agent, seq FROM messages ORDER BY agent, seq")?;
+        let keys = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+            .collect::<Result<_, _>>()?;
+        Ok(keys)
+    }
+
+    /// The last status of an agent, if any.
+    pub fn agent_status(&self, agent: &str) -> Result<Option<AgentStatus>, StoreError> {
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT status_json FROM agents WHERE agent = ?", [agent], |r| r.get(0))
+            .optional()?;
+        Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
+    }
+}
+
+fn apply(tx: &Transaction<'_>, env: &Envelope, topic: &str, bytes: usize, now: i64) -> Result<Applied, StoreError> {
+    if let Body::Status(s) = &env.body
+        && env.seq == 0
+    {
+        // Last will: no sequence of its own.
+        store_status(tx, &env.agent, s, now)?;
+        return Ok(Applied::Stored);
+    }
+    let inserted = tx.execute(
+        "INSERT OR IGNORE INTO messages (agent, seq, kind, topic, sent_ms, received_ms, bytes)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        params![env.agent, env.seq as i64, env.body.kind(), topic, env.sent_ms, now, bytes as i64],
+    )?;
+    if inserted == 0 {
+        return Ok(Applied::Duplicate);
+    }
+    match &env.body {
+        Body::Tracks(b) => store_tracks(tx, &env.agent, b)?,
+        Body::Status(s) => store_status(tx, &env.agent, s, now)?,
+        // Alerts and watchlists are stored by later releases; the message row records them.
+        Body::Alert(_) | Body::Watchlists(_) => {}
+    }
+    Ok(Applied::Stored)
+}
+
+fn store_tracks(tx: &Transaction<'_>, agent: &str, b: &TrackBatch) -> Result<(), StoreError> {
+    let mut upsert = tx.prepare_cached(
+        "INSERT INTO tracks (agent, camera, track, site, class, first_ms, last_ms, ended, updates, best_score,
+                             frame_w, frame_h, x1, y1, x2, y2)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT (agent, camera, track) DO UPDATE SET
+            first_ms = min(first_ms, excluded.first_ms),
+            ended = max(ended, excluded.ended),
+            updates = updates + 1,
+            best_score = max(best_score, excluded.best_score),
+            x1 = CASE WHEN excluded.last_ms >= last_ms THEN excluded.x1 ELSE x1 END,
+            y1 = CASE WHEN excluded.last_ms >= last_ms THEN excluded.y1 ELSE y1 END,
+            x2 = CASE WHEN excluded.last_ms >= last_ms THEN excluded.x2 ELSE x2 END,
+            y2 = CASE WHEN excluded.last_ms >= last_ms THEN excluded.y2 ELSE y2 END,
+            frame_w = excluded.frame_w,
+            frame_h = excluded.frame_h,
+            last_ms = max(last_ms, excluded.last_ms)",
+    )?;
+    let mut point = tx.prepare_cached(
+        "INSERT OR IGNORE INTO track_points (agent, camera, track, ts_ms, event, score, x1, y1, x2, y2)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )?;
+    for u in &b.updates {
+        let [x1, y1, x2, y2] = u.bbox.to_pixels(b.frame_w, b.frame_h);
+        upsert.execute(params![
+            agent,
+            b.camera,
+            u.track as i64,
+            b.site,
+            u.class.as_str(),
+            u.ts_ms,
+            (u.event == TrackEvent::End) as i64,
+            u.score as f64,
+            b.frame_w,
+            b.frame_h,
+            x1 as f64,
+            y1 as f64,
+            x2 as f64,
+            y2 as f64,
+        ])?;
+        point.execute(params![
+            agent,
+            b.camera,
+            u.track as i64,
+            u.ts_ms,
+            u.event.as_str(),
+            u.score as f64,
+            x1 as f64,
+            y1 as f64,
+            x2 as f64,
+            y2 as f64
+        ])?;
+    }
+    Ok(())
+}
+
+fn store_status(tx: &Transaction<'_>, agent: &str, s: &AgentStatus, now: i64) -> Result<(), StoreError> {
+    let json = serde_json::to_string(s).unwrap_or_else(|_| "{}".into());
+    tx.execute(
+        "INSERT INTO agents (agent, site, online, version, started_ms, updated_ms, status_json)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (agent) DO UPDATE SET site = excluded.site, online = excluded.online,
+            version = excluded.version, started_ms = excluded.started_ms,
+            updated_ms = excluded.updated_ms, status_json = excluded.status_json",
+        params![agent, s.site, s.online, s.version, s.started_ms, now, json],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sharpeyes_wire::{ObjectClass, QBox, TrackUpdate};
+
+    fn batch(seq: u64, track: u64, event: TrackEvent, ts: i64, x: f32) -> Envelope {
+        Envelope::new(
+            "a1",
+            seq,
+            ts,
+            Body::Tracks(TrackBatch {
+                site: "s1".into(),
+                camera: "cam-1".into(),
+                frame_w: 1000,
+                frame_h: 1000,
+                from_ms: ts,
+                to_ms: ts,
+                frames: 1,
+                updates: vec![TrackUpdate {
+                    track,
+                    class: ObjectClass::Face,
+                    event,
+                    ts_ms: ts,
+                    bbox: QBox::from_pixels([x, 10.0, x + 100.0, 110.0], 1000, 1000),
+                    score: 0.5 + x / 10_000.0,
+                    embedding: None,
+                    plate: None,
+                }],
+            }),
+        )
+    }
+
+    #[test]
+    fn track_lifecycle_and_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("t.db")).unwrap();
+        assert_eq!(s.apply(&batch(1, 7, TrackEvent::Start, 1000, 0.0), "t", 10).unwrap(), Applied::Stored);
+        assert_eq!(s.apply(&batch(2, 7, TrackEvent::Update, 2000, 100.0), "t", 10).unwrap(), Applied::Stored);
+        assert_eq!(s.apply(&batch(2, 7, TrackEvent::Update, 2000, 100.0), "t", 10).unwrap(), Applied::Duplicate);
+        // Out of order: the end arrives before a late update; times and box still come out right.
+        assert_eq!(s.apply(&batch(4, 7, TrackEvent::End, 4000, 300.0), "t", 10).unwrap(), Applied::Stored);
+        assert_eq!(s.apply(&batch(3, 7, TrackEvent::Update, 3000, 200.0), "t", 10).unwrap(), Applied::Stored);
+        let rows = s.tracks(&TrackFilter::default()).unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.first_ms, r.last_ms, r.ended, r.updates), (1000, 4000, true, 4));
+        assert!((r.bbox[0] - 300.0).abs() < 0.1, "{:?}", r.bbox);
+        assert_eq!(s.message_count().unwrap(), 4);
+        assert_eq!(s.message_keys().unwrap(), vec![("a1".to_string(), 1), ("a1".into(), 2), ("a1".into(), 3), ("a1".into(), 4)]);
+    }
+
+    #[test]
+    fn filters_by_camera_and_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("t.db")).unwrap();
+        s.apply(&batch(1, 1, TrackEvent::Start, 1000, 0.0), "t", 1).unwrap();
+        s.apply(&batch(2, 2, TrackEvent::Start, 5000, 0.0), "t", 1).unwrap();
+        let f = |camera: Option<&str>, since_ms| TrackFilter { camera: camera.map(Into::into), since_ms, limit: None };
+        assert_eq!(s.tracks(&f(Some("cam-1"), Some(2000))).unwrap().len(), 1);
+        assert_eq!(s.tracks(&f(Some("cam-2"), None)).unwrap().len(), 0);
+        let all = s.tracks(&f(None, None)).unwrap();
+        assert_eq!(all.iter().map(|r| r.track).collect::<Vec<_>>(), vec![1, 2], "oldest first");
+        let newest = s.tracks(&TrackFilter { limit: Some(1), ..Default::default() }).unwrap();
+        assert_eq!(newest[0].track, 2);
+    }
+
+    #[test]
+    fn reopening_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.db");
+        Store::open(&p).unwrap().apply(&batch(1, 1, TrackEvent::Start, 1000, 0.0), "t", 1).unwrap();
+        let mut s = Store::open(&p).unwrap();
+        assert_eq!(s.apply(&batch(1, 1, TrackEvent::Start, 1000, 0.0), "t", 1).unwrap(), Applied::Duplicate);
+        assert_eq!(s.tracks(&TrackFilter::default()).unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,302 @@
+//! Subscribe: receives the agents' payloads (QoS 1, manual acknowledgements), checks them,
+//! stores them, and acknowledges each one only after the transaction holding it committed.
+//!
+//! A payload that cannot be used (foreign topic, undecodable, agent id differing from the
+//! topic's, body kind not matching the topic) is rejected: logged, counted by reason,
+//! acknowledged (so the broker does not redeliver it forever) and never stored. Everything
+//! else keeps flowing.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use sharpeyes_wire::{Body, Codec, DecodeError, Envelope, Topic, TopicError, Topics};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::config::AggregatorConfig;
+use crate::metrics::{Metrics, inc};
+use crate::store::{Applied, Store};
+
+/// Why a payload was rejected.
+#[derive(Debug, Error)]
+pub enum Rejection {
+    /// The topic is not one of ours.
+    #[error("topic: {0}")]
+    Topic(#[from] TopicError),
+    /// The payload does not decode.
+    #[error("payload: {0}")]
+    Decode(#[from] DecodeError),
+    /// The payload names another agent than its topic.
+    #[error("payload of agent {payload:?} on a topic of agent {topic:?}")]
+    AgentMismatch {
+        /// Agent of the topic.
+        topic: String,
+        /// Agent in the payload.
+        payload: String,
+    },
+    /// The body does not belong on this topic.
+    #[error("a {body} message on a {topic} topic")]
+    KindMismatch {
+        /// Kind of topic.
+        topic: &'static str,
+        /// Kind of body.
+        body: &'static str,
+    },
+    /// The body's camera differs from the topic's camera.
+    #[error("camera {payload:?} in the payload, {topic:?} in the topic")]
+    CameraMismatch {
+        /// Camera of the topic.
+        topic: String,
+        /// Camera in the payload.
+        payload: String,
+    },
+}
+
+impl Rejection {
+    /// A stable short name, used as a metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Rejection::Topic(_) => "topic",
+            Rejection::Decode(e) => e.kind(),
+            Rejection::AgentMismatch { .. } => "agent_mismatch",
+            Rejection::KindMismatch { .. } => "kind_mismatch",
+            Rejection::CameraMismatch { .. } => "camera_mismatch",
+        }
+    }
+}
+
+/// Decodes a payload and checks it against its topic.
+pub fn check(codec: &Codec, topics: &Topics, topic: &str, payload: &[u8]) -> Result<Envelope, Rejection> {
+    let t = topics.parse(topic)?;
+    let env = codec.decode(payload)?;
+    if let Some(agent) = t.agent()
+        && agent != env.agent
+    {
+        return Err(Rejection::AgentMismatch { topic: agent.to_string(), payload: env.agent });
+    }
+    let (topic_kind, camera) = match &t {
+        Topic::Tracks { camera, .. } => ("tracks", Some(camera)),
+        Topic::Alerts { camera, .. } => ("alert", Some(camera)),
+        Topic::Status { .. } => ("status", None),
+        Topic::Watchlists => ("watchlists", None),
+    };
+    if env.body.kind() != topic_kind {
+        return Err(Rejection::KindMismatch { topic: topic_kind, body: env.body.kind() });
+    }
+    let body_camera = match &env.body {
+        Body::Tracks(b) => Some(&b.camera),
+        Body::Alert(a) => Some(&a.camera),
+        _ => None,
+    };
+    if let (Some(tc), Some(bc)) = (camera, body_camera)
+        && tc != bc
+    {
+        return Err(Rejection::CameraMismatch { topic: tc.clone(), payload: bc.clone() });
+    }
+    Ok(env)
+}
+
+/// MQTT options of the aggregator: persistent session, manual acknowledgements.
+pub fn mqtt_options(cfg: &AggregatorConfig) -> Result<MqttOptions, crate::config::ConfigError> {
+    let b = &cfg.broker;
+    let (host, port) = b.endpoint()?;
+    let mut o = MqttOptions::new(b.client_id.clone(), host, port);
+    o.set_keep_alive(Duration::from_secs(b.keep_alive_s));
+    o.set_clean_session(false);
+    o.set_manual_acks(true);
+    o.set_max_packet_size(b.max_payload_bytes + 4096, 64 << 10);
+    if let (Some(u), Some(p)) = (&b.username, &b.password) {
+        o.set_credentials(u.clone(), p.clone());
+    }
+    Ok(o)
+}
+
+/// The topic filters to subscribe to. Track batches and alerts go through the shared group
+/// (if any) so several aggregators split them; status is retained, which shared
+/// subscriptions do not deliver, so every aggregator subscribes to it plainly.
+pub fn filters(cfg: &AggregatorConfig) -> Vec<String> {
+    let topics = Topics::new(&cfg.broker.topic_prefix);
+    let share = |f: String| {
+        if cfg.broker.shared_group.is_empty() { f } else { format!("$share/{}/{f}", cfg.broker.shared_group) }
+    };
+    vec![share(topics.all_tracks()), share(topics.all_alerts()), topics.all_status()]
+}
+
+/// Polls the broker until `shutdown`: (re)subscribes on every connection, hands publishes to
+/// the writer, backs off on errors.
+pub async fn subscribe_loop(
+    cfg: AggregatorConfig,
+    client: AsyncClient,
+    mut eventloop: EventLoop,
+    to_writer: mpsc::UnboundedSender<Publish>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) {
+    let min = Duration::from_millis(200);
+    let max = Duration::from_millis(cfg.broker.reconnect_max_ms);
+    let mut backoff = min;
+    loop {
+        let ev = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            ev = eventloop.poll() => ev,
+        };
+        match ev {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                backoff = min;
+                info!(session_present = ack.session_present, "connected to broker; subscribing");
+                for f in filters(&cfg) {
+                    if let Err(e) = client.subscribe(f.clone(), QoS::AtLeastOnce).await {
+                        error!(error = %e, filter = %f, "subscribe request failed");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => inc(&metrics.subscribed),
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                inc(&metrics.received);
+                if to_writer.send(p).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                inc(&metrics.broker_errors);
+                warn!(error = %e, "broker connection lost; retrying in {backoff:?}");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(max);
+            }
+        }
+    }
+    // Let the writer finish and send its last acknowledgements before disconnecting.
+    drop(to_writer);
+    let _ = client.disconnect().await;
+    let flush = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
+}
+
+/// The writer thread: takes what arrived (up to `max_batch` at once), stores it in one
+/// transaction, then acknowledges every message of the batch. A failed transaction is retried
+/// (nothing is acknowledged before its commit).
+pub fn writer_loop(
+    mut store: Store,
+    mut rx: mpsc::UnboundedReceiver<Publish>,
+    client: AsyncClient,
+    topics: Topics,
+    codec: Codec,
+    metrics: Arc<Metrics>,
+    max_batch: usize,
+    runtime: tokio::runtime::Handle,
+    shutdown: CancellationToken,
+) {
+    let ack = |p: &Publish| {
+        if client.try_ack(p).is_err() {
+            let _ = runtime.block_on(client.ack(p));
+        }
+        inc(&metrics.acked);
+    };
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let mut valid: Vec<(Envelope, String, usize)> = Vec::with_capacity(batch.len());
+        for p in &batch {
+            match check(&codec, &topics, &p.topic, &p.payload) {
+                Ok(env) => valid.push((env, p.topic.clone(), p.payload.len())),
+                Err(r) => {
+                    metrics.reject(r.kind());
+                    warn!(topic = %p.topic, bytes = p.payload.len(), reason = %r, "rejected payload");
+                }
+            }
+        }
+        loop {
+            match store.apply_all(&valid) {
+                Ok(applied) => {
+                    for a in applied {
+                        match a {
+                            Applied::Stored => inc(&metrics.stored),
+                            Applied::Duplicate => inc(&metrics.duplicates),
+                        }
+                    }
+                    debug!(messages = batch.len(), "committed");
+                    break;
+                }
+                Err(e) => {
+                    inc(&metrics.store_errors);
+                    error!(error = %e, "store transaction failed; retrying in 1 s");
+                    if shutdown.is_cancelled() {
+                        return; // unacknowledged: the broker redelivers them later
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+        for p in &batch {
+            ack(p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sharpeyes_wire::TrackBatch;
+
+    fn payload(agent: &str, camera: &str) -> Vec<u8> {
+        let env = Envelope::new(
+            agent,
+            1,
+            0,
+            Body::Tracks(TrackBatch {
+                site: "s".into(),
+                camera: camera.into(),
+                frame_w: 1,
+                frame_h: 1,
+                from_ms: 0,
+                to_ms: 0,
+                frames: 0,
+                updates: vec![],
+            }),
+        );
+        Codec::default().encode(&env).unwrap()
+    }
+
+    #[test]
+    fn checks_payload_against_topic() {
+        let (c, t) = (Codec::default(), Topics::default());
+        let topic = t.tracks("s", "a1", "cam");
+        assert!(check(&c, &t, &topic, &payload("a1", "cam")).is_ok());
+        let kind = |topic: &str, p: &[u8]| check(&c, &t, topic, p).unwrap_err().kind();
+        assert_eq!(kind(&topic, &payload("a2", "cam")), "agent_mismatch");
+        assert_eq!(kind(&topic, &payload("a1", "other")), "camera_mismatch");
+        assert_eq!(kind(&t.alerts("s", "a1", "cam"), &payload("a1", "cam")), "kind_mismatch");
+        assert_eq!(kind("elsewhere/x", &payload("a1", "cam")), "topic");
+        assert_eq!(kind(&topic, b"{\"hello\":1}"), "bad_magic");
+        assert_eq!(kind(&topic, b"SE"), "truncated");
+    }
+
+    #[test]
+    fn shared_group_applies_to_tracks_and_alerts_only() {
+        let mut cfg = AggregatorConfig::default();
+        let f = filters(&cfg);
+        assert_eq!(f[0], "$share/aggregators/sharpeyes/v1/+/+/+/tracks");
+        assert_eq!(f[2], "sharpeyes/v1/+/+/status");
+        cfg.broker.shared_group.clear();
+        assert_eq!(filters(&cfg)[0], "sharpeyes/v1/+/+/+/tracks");
+    }
+}

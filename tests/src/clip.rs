@@ -1,0 +1,217 @@
+//! Test footage: an H.264 MP4 clip made with GStreamer from real face photos, with exact
+//! ground truth (where each face is, frame by frame).
+//!
+//! Each person is a head-and-shoulders cut-out of a real photo (cropped around the face the
+//! detector finds in the full-resolution photo), scaled so the face is `face_px` high, that
+//! walks across a textured background during its time window.
+
+use std::path::{Path, PathBuf};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use image::{Rgb, RgbImage, imageops};
+use thiserror::Error;
+
+use edge_agent::config::{FaceDetectorConfig, ModelsConfig};
+use edge_agent::infer::{self, BgrImage};
+
+/// Clip making failures.
+#[derive(Debug, Error)]
+pub enum ClipError {
+    /// A photo could not be used.
+    #[error("photo {path}: {reason}")]
+    Photo {
+        /// The photo.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// GStreamer failed.
+    #[error("encoding: {0}")]
+    Encode(String),
+}
+
+/// One person's appearance in the clip.
+#[derive(Debug, Clone)]
+pub struct Appearance {
+    /// The photo (one clearly visible face).
+    pub photo: PathBuf,
+    /// When the person enters, seconds from the clip start.
+    pub start_s: f64,
+    /// When the person leaves.
+    pub end_s: f64,
+}
+
+/// The clip to make.
+#[derive(Debug, Clone)]
+pub struct ClipSpec {
+    /// Frame width.
+    pub width: u32,
+    /// Frame height.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Clip length, seconds.
+    pub duration_s: f64,
+    /// Face height in the clip, pixels.
+    pub face_px: u32,
+    /// Horizontal walking speed, pixels per second.
+    pub speed_px_s: f64,
+    /// Who appears when.
+    pub appearances: Vec<Appearance>,
+}
+
+/// Ground truth of one appearance.
+#[derive(Debug, Clone)]
+pub struct FaceTruth {
+    /// Photo file name.
+    pub photo: String,
+    /// Entry time, seconds.
+    pub start_s: f64,
+    /// Exit time, seconds.
+    pub end_s: f64,
+    /// Face box `[x1, y1, x2, y2]` at the entry time, pixels.
+    pub box_at_start: [f32; 4],
+    /// Horizontal speed, pixels per second (the box moves by `speed_px_s · t`).
+    pub speed_px_s: f64,
+}
+
+impl FaceTruth {
+    /// The face box at time `t` (seconds from the clip start).
+    pub fn box_at(&self, t: f64) -> [f32; 4] {
+        let dx = (self.speed_px_s * (t - self.start_s)) as f32;
+        let b = self.box_at_start;
+        [b[0] + dx, b[1], b[2] + dx, b[3]]
+    }
+}
+
+struct Cutout {
+    img: RgbImage,
+    face: [f32; 4],
+}
+
+/// The photos of `../shared/testdata` used by the demo and tests: three different people.
+pub fn default_photos(testdata: &Path) -> Vec<PathBuf> {
+    ["identities/obama/obama.jpg", "identities/biden/biden.jpg", "identities/deepface_p01/img1.jpg"]
+        .iter()
+        .map(|p| testdata.join(p))
+        .collect()
+}
+
+/// Three people, one after the other, 4 s each with 1.5 s gaps; 17 s at 1280×720, 25 fps.
+pub fn demo_spec(photos: &[PathBuf]) -> ClipSpec {
+    let appearances = photos
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Appearance { photo: p.clone(), start_s: 1.0 + 5.5 * i as f64, end_s: 5.0 + 5.5 * i as f64 })
+        .collect::<Vec<_>>();
+    let duration_s = appearances.last().map(|a| a.end_s + 1.0).unwrap_or(2.0);
+    ClipSpec { width: 1280, height: 720, fps: 25, duration_s, face_px: 120, speed_px_s: 60.0, appearances }
+}
+
+fn cutout(path: &Path, face_px: u32, models: &ModelsConfig) -> Result<Cutout, ClipError> {
+    let err = |reason: String| ClipError::Photo { path: path.to_path_buf(), reason };
+    let rgb = image::open(path).map_err(|e| err(e.to_string()))?.to_rgb8();
+    let mut det = infer::face_detector(models, &FaceDetectorConfig::default()).map_err(|e| err(e.to_string()))?;
+    let faces = det.detect(&BgrImage::from_rgb(&rgb)).map_err(|e| err(e.to_string()))?;
+    let [face] = faces.as_slice() else {
+        return Err(err(format!("expected exactly one face, found {}", faces.len())));
+    };
+    let [x1, y1, x2, y2] = face.bbox;
+    let (fw, fh) = (x2 - x1, y2 - y1);
+    let (cx, cy) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0);
+    // Head and shoulders: 2.4 face heights square, the face in the upper middle.
+    let side = (fh * 2.4).min(rgb.width() as f32).min(rgb.height() as f32);
+    let left = (cx - side / 2.0).clamp(0.0, rgb.width() as f32 - side);
+    let top = (cy - side * 0.4).clamp(0.0, rgb.height() as f32 - side);
+    let crop = imageops::crop_imm(&rgb, left as u32, top as u32, side as u32, side as u32).to_image();
+    let scale = face_px as f32 / fh;
+    let out = (side * scale).round() as u32;
+    let img = imageops::resize(&crop, out, out, imageops::FilterType::Triangle);
+    let face = [(x1 - left) * scale, (y1 - top) * scale, (x1 - left + fw) * scale, (y1 - top + fh) * scale];
+    Ok(Cutout { img, face })
+}
+
+fn background(w: u32, h: u32) -> RgbImage {
+    // A street-like texture: a gradient with tiles, so the encoder has real detail to code.
+    RgbImage::from_fn(w, h, |x, y| {
+        let g = 90 + (y * 60 / h) as u8;
+        let tile = if (x / 80 + y / 60) % 2 == 0 { 12 } else { 0 };
+        let n = ((x.wrapping_mul(7919) ^ y.wrapping_mul(104_729)) % 9) as u8;
+        Rgb([g + tile + n, g + tile + n, g + 8 + n])
+    })
+}
+
+/// Renders `spec` into an H.264 MP4 at `out`; returns the ground truth.
+pub fn make_clip(spec: &ClipSpec, out: &Path, models: &ModelsConfig) -> Result<Vec<FaceTruth>, ClipError> {
+    gst::init().map_err(|e| ClipError::Encode(e.to_string()))?;
+    let mut cutouts = Vec::new();
+    let mut truth = Vec::new();
+    for a in &spec.appearances {
+        let c = cutout(&a.photo, spec.face_px, models)?;
+        let x0 = 80.0f32;
+        let y0 = (spec.height as f32 - c.img.height() as f32) / 2.0;
+        truth.push(FaceTruth {
+            photo: a.photo.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            start_s: a.start_s,
+            end_s: a.end_s,
+            box_at_start: [c.face[0] + x0, c.face[1] + y0, c.face[2] + x0, c.face[3] + y0],
+            speed_px_s: spec.speed_px_s,
+        });
+        cutouts.push((c, x0, y0));
+    }
+    let bg = background(spec.width, spec.height);
+
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! videoconvert ! video/x-raw,format=I420 ! \
+         x264enc speed-preset=veryfast key-int-max={} bitrate=2500 ! h264parse ! mp4mux ! filesink name=sink",
+        spec.fps
+    ))
+    .map_err(|e| ClipError::Encode(e.to_string()))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| ClipError::Encode("not a pipeline".into()))?;
+    let by_name = |n: &str| pipeline.by_name(n).ok_or_else(|| ClipError::Encode(format!("no element {n}")));
+    by_name("sink")?.set_property("location", out.to_string_lossy().as_ref());
+    let src = by_name("src")?.downcast::<gst_app::AppSrc>().map_err(|_| ClipError::Encode("appsrc".into()))?;
+    let caps = gstreamer_video::VideoInfo::builder(gstreamer_video::VideoFormat::Rgb, spec.width, spec.height)
+        .fps(gst::Fraction::new(spec.fps as i32, 1))
+        .build()
+        .map_err(|e| ClipError::Encode(e.to_string()))?
+        .to_caps()
+        .map_err(|e| ClipError::Encode(e.to_string()))?;
+    src.set_caps(Some(&caps));
+    pipeline.set_state(gst::State::Playing).map_err(|e| ClipError::Encode(e.to_string()))?;
+
+    let frames = (spec.duration_s * spec.fps as f64).round() as u64;
+    let frame_ns = 1_000_000_000 / spec.fps as u64;
+    for i in 0..frames {
+        let t = i as f64 / spec.fps as f64;
+        let mut frame = bg.clone();
+        for ((c, x0, y0), a) in cutouts.iter().zip(&spec.appearances) {
+            if t >= a.start_s && t < a.end_s {
+                let x = *x0 as f64 + spec.speed_px_s * (t - a.start_s);
+                imageops::overlay(&mut frame, &c.img, x.round() as i64, *y0 as i64);
+            }
+        }
+        let mut buf = gst::Buffer::from_mut_slice(frame.into_raw());
+        {
+            let b = buf.get_mut().ok_or_else(|| ClipError::Encode("buffer not writable".into()))?;
+            b.set_pts(gst::ClockTime::from_nseconds(i * frame_ns));
+            b.set_duration(gst::ClockTime::from_nseconds(frame_ns));
+        }
+        src.push_buffer(buf).map_err(|e| ClipError::Encode(format!("push: {e:?}")))?;
+    }
+    src.end_of_stream().map_err(|e| ClipError::Encode(format!("eos: {e:?}")))?;
+    let bus = pipeline.bus().ok_or_else(|| ClipError::Encode("no bus".into()))?;
+    let result = match bus.timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error]) {
+        Some(m) => match m.view() {
+            gst::MessageView::Eos(..) => Ok(truth),
+            gst::MessageView::Error(e) => Err(ClipError::Encode(format!("{} ({:?})", e.error(), e.debug()))),
+            _ => Err(ClipError::Encode("unexpected message".into())),
+        },
+        None => Err(ClipError::Encode("encoding did not finish in 120 s".into())),
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}

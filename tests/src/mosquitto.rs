@@ -1,0 +1,64 @@
+//! A Mosquitto broker (Debian's `mosquitto`) on a free port of 127.0.0.1, for tests.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running Mosquitto; killed when dropped.
+pub struct Mosquitto {
+    child: Child,
+    port: u16,
+}
+
+impl Mosquitto {
+    /// Starts Mosquitto with its config and log in `dir`.
+    pub fn start(dir: &Path) -> Result<Self, String> {
+        let port = crate::free_port();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                 max_inflight_messages 100\nmax_queued_messages 100000\nlog_dest file {}\n",
+                dir.join("mosquitto.log").display()
+            ),
+        )
+        .map_err(|e| e.to_string())?;
+        let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .unwrap_or("mosquitto");
+        let child = Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting {bin}: {e} (scripts/setup.sh installs mosquitto)"))?;
+        let mut m = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(m);
+            }
+            if let Ok(Some(status)) = m.child.try_wait() {
+                return Err(format!("mosquitto exited: {status}"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = m.child.kill();
+        Err("mosquitto did not listen within 10 s".into())
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
