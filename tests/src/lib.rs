@@ -87,6 +87,9 @@ pub struct ScenarioOptions {
     pub embedded_port: u16,
     /// Analysis rate.
     pub analysis_fps: f32,
+    /// Capture the first track payload with `mosquitto_sub` into this file, as an operator
+    /// would, to decode it with `aggregator decode` or the Python lines of the wire docs.
+    pub capture: Option<PathBuf>,
 }
 
 /// Makes the face clip (if `out/clip.mp4` is missing), serves it over RTSP, runs the
@@ -140,8 +143,20 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
         at_end: AtEnd::Stop,
         ..CameraConfig::default()
     }];
+    let mut capture = match &opts.capture {
+        Some(path) => Some(capture_one(broker_port, path).await?),
+        None => None,
+    };
     let started = Instant::now();
     let agent = edge_agent::run(agent_cfg, CancellationToken::new()).await?;
+    if let Some(c) = capture.as_mut() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while c.try_wait()?.is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     // Everything the broker acknowledged must reach the store.
     let done = wait_until(Duration::from_secs(30), || {
         get(&agg_metrics.stored) + get(&agg_metrics.duplicates) >= agent.published
@@ -162,6 +177,20 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     let tracks = store.tracks(&TrackFilter::default())?;
     let stored_keys = store.message_keys()?;
     Ok(FaceScenario { truth, tracks, agent, aggregator: agg_metrics, stored_keys, wall, db })
+}
+
+/// Starts `mosquitto_sub` for one track payload of any camera, written raw to `path`.
+async fn capture_one(port: u16, path: &Path) -> anyhow::Result<std::process::Child> {
+    let file = std::fs::File::create(path)?;
+    let child = std::process::Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-C", "1", "-N"])
+        .args(["-t", &sharpeyes_wire::Topics::default().all_tracks()])
+        .stdout(file)
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("starting mosquitto_sub: {e} (scripts/setup.sh installs mosquitto-clients)"))?;
+    // mosquitto_sub says nothing when subscribed: give it a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok(child)
 }
 
 /// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).

@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     println!("Sharp Eyes demo: clip from real face photos -> RTSP -> edge-agent (YuNet) -> MQTT -> aggregator -> SQLite");
-    let opts = ScenarioOptions { out: args.out.clone(), broker: BrokerKind::Embedded, embedded_port: args.port, analysis_fps: args.fps };
+    let opts = ScenarioOptions { out: args.out.clone(), broker: BrokerKind::Embedded, embedded_port: args.port, analysis_fps: args.fps, capture: Some(args.out.join("payload.bin")) };
     let r = rt.block_on(run_face_scenario(&opts))?;
 
     println!("\nStored face tracks ({}):\n", r.db.display());
@@ -47,6 +47,8 @@ fn main() -> anyhow::Result<()> {
         r.aggregator.rejected_total());
     println!("  wall time            {:.1} s from agent start to everything stored", r.wall.as_secs_f64());
     println!("\nQuery again: target/debug/aggregator tracks --db {} [--camera cam-1] [--since 1h] [--json]", r.db.display());
+    println!("A track payload captured with mosquitto_sub: {}", args.out.join("payload.bin").display());
+    println!("  decode it: target/debug/aggregator decode {}", args.out.join("payload.bin").display());
     let problems = check_tracks(&r.truth, &r.tracks);
     if problems.is_empty() {
         println!("Check: the stored tracks match the {} faces in the clip.", r.truth.len());

@@ -1,0 +1,51 @@
+//! End to end: RTSP server → edge-agent → broker → aggregator → SQLite, with the embedded
+//! broker and with Mosquitto. The stored tracks must match the faces in the clip, every
+//! acknowledged payload must be stored exactly once, and a payload captured with
+//! `mosquitto_sub` must decode.
+
+use sharpeyes_e2e::{BrokerKind, ScenarioOptions, check_tracks, run_face_scenario};
+use sharpeyes_wire::{Body, Codec};
+
+fn scenario(broker: BrokerKind) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ScenarioOptions {
+        out: dir.path().to_path_buf(),
+        broker,
+        embedded_port: 0,
+        analysis_fps: 5.0,
+        capture: Some(dir.path().join("payload.bin")),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(run_face_scenario(&opts)).unwrap();
+    println!("{}", aggregator::query::tracks_table(&r.tracks));
+    println!("agent: {:?}", r.agent);
+
+    let problems = check_tracks(&r.truth, &r.tracks);
+    assert!(problems.is_empty(), "{problems:#?}");
+
+    // Exactly once: every acknowledged payload stored, none twice, no rejection.
+    let agg = &r.aggregator;
+    let stored = aggregator::metrics::get(&agg.stored);
+    assert_eq!(stored as usize, r.stored_keys.len());
+    assert!(stored >= r.agent.published, "stored {stored} < acknowledged {}", r.agent.published);
+    let mut keys = r.stored_keys.clone();
+    keys.dedup();
+    assert_eq!(keys.len(), r.stored_keys.len());
+    assert_eq!(agg.rejected_total(), 0, "{:?}", agg.rejected());
+    assert!(r.agent.frames_analysed >= 50, "only {} frames analysed", r.agent.frames_analysed);
+
+    let payload = std::fs::read(dir.path().join("payload.bin")).unwrap();
+    let env = Codec::default().decode(&payload).expect("captured payload decodes");
+    assert_eq!(env.agent, "agent-1");
+    assert!(matches!(env.body, Body::Tracks(ref b) if b.camera == "cam-1" && !b.updates.is_empty()));
+}
+
+#[test]
+fn rtsp_to_sqlite_through_the_embedded_broker() {
+    scenario(BrokerKind::Embedded);
+}
+
+#[test]
+fn rtsp_to_sqlite_through_mosquitto() {
+    scenario(BrokerKind::Mosquitto);
+}
