@@ -192,7 +192,7 @@ impl Store {
             sql.push_str(" AND last_ms >= ?");
             args.push(s.into());
         }
-        sql.push_str(" ORDER BY first_ms DESC, agent, camera, track");
+        sql.push_str(" ORDER BY first_ms DESC, agent DESC, camera DESC, track DESC");
         if let Some(l) = f.limit {
             sql.push_str(&format!(" LIMIT {l}"));
         }

@@ -114,15 +114,18 @@ pub fn mqtt_options(cfg: &AggregatorConfig) -> Result<MqttOptions, crate::config
     Ok(o)
 }
 
-/// The topic filters to subscribe to. Track batches and alerts go through the shared group
-/// (if any) so several aggregators split them; status is retained, which shared
+/// The topic filters to subscribe to. Track batches and alerts go through shared groups
+/// (if configured) so several aggregators split them; status is retained, which shared
 /// subscriptions do not deliver, so every aggregator subscribes to it plainly.
+///
+/// Each filter gets its own group (`{group}_tracks`, `{group}_alerts`): rumqttd 0.20 keys a
+/// shared group by name alone, so two filters in one group share a cursor and one of them
+/// loses messages. Per-filter groups split the load the same way on every broker.
 pub fn filters(cfg: &AggregatorConfig) -> Vec<String> {
     let topics = Topics::new(&cfg.broker.topic_prefix);
-    let share = |f: String| {
-        if cfg.broker.shared_group.is_empty() { f } else { format!("$share/{}/{f}", cfg.broker.shared_group) }
-    };
-    vec![share(topics.all_tracks()), share(topics.all_alerts()), topics.all_status()]
+    let g = &cfg.broker.shared_group;
+    let share = |kind: &str, f: String| if g.is_empty() { f } else { format!("$share/{g}_{kind}/{f}") };
+    vec![share("tracks", topics.all_tracks()), share("alerts", topics.all_alerts()), topics.all_status()]
 }
 
 /// Polls the broker until `shutdown`: (re)subscribes on every connection, hands publishes to
@@ -294,7 +297,8 @@ mod tests {
     fn shared_group_applies_to_tracks_and_alerts_only() {
         let mut cfg = AggregatorConfig::default();
         let f = filters(&cfg);
-        assert_eq!(f[0], "$share/aggregators/sharpeyes/v1/+/+/+/tracks");
+        assert_eq!(f[0], "$share/aggregators_tracks/sharpeyes/v1/+/+/+/tracks");
+        assert_eq!(f[1], "$share/aggregators_alerts/sharpeyes/v1/+/+/+/alerts");
         assert_eq!(f[2], "sharpeyes/v1/+/+/status");
         cfg.broker.shared_group.clear();
         assert_eq!(filters(&cfg)[0], "sharpeyes/v1/+/+/+/tracks");
