@@ -60,7 +60,12 @@ fn config(listen: SocketAddr, max_payload: usize) -> Config {
 /// Starts the embedded broker on `listen`; returns when it accepts connections.
 pub fn start(listen: SocketAddr, max_payload: usize) -> Result<(), BrokerError> {
     // rumqttd only logs a failed bind from inside its thread: check the address first.
-    drop(TcpListener::bind(listen).map_err(|source| BrokerError::Bind { addr: listen, source })?);
+    drop(
+        TcpListener::bind(listen).map_err(|source| BrokerError::Bind {
+            addr: listen,
+            source,
+        })?,
+    );
     let mut broker = Broker::new(config(listen, max_payload));
     std::thread::Builder::new()
         .name("mqtt-broker".into())
@@ -78,5 +83,7 @@ pub fn start(listen: SocketAddr, max_payload: usize) -> Result<(), BrokerError> 
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(BrokerError::Start(format!("nothing listens on {listen} after 10 s")))
+    Err(BrokerError::Start(format!(
+        "nothing listens on {listen} after 10 s"
+    )))
 }

@@ -36,7 +36,10 @@ pub enum ConfigError {
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field: field.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 /// The whole aggregator configuration.
@@ -97,23 +100,40 @@ impl BrokerConfig {
     /// Host and port to connect to: the external broker's, or the embedded one's.
     pub fn endpoint(&self) -> Result<(String, u16), ConfigError> {
         if self.url.is_empty() {
-            let host = if self.listen.ip().is_unspecified() { "127.0.0.1".to_string() } else { self.listen.ip().to_string() };
+            let host = if self.listen.ip().is_unspecified() {
+                "127.0.0.1".to_string()
+            } else {
+                self.listen.ip().to_string()
+            };
             return Ok((host, self.listen.port()));
         }
         let rest = self
             .url
             .strip_prefix("mqtt://")
             .or_else(|| self.url.strip_prefix("tcp://"))
-            .ok_or_else(|| invalid("broker.url", format!("{:?} must look like mqtt://host:port", self.url)))?;
+            .ok_or_else(|| {
+                invalid(
+                    "broker.url",
+                    format!("{:?} must look like mqtt://host:port", self.url),
+                )
+            })?;
         let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "1883"));
         let port: u16 = port
             .trim_end_matches('/')
             .parse()
             .map_err(|_| invalid("broker.url", format!("bad port in {:?}", self.url)))?;
         if host.is_empty() || port == 0 {
-            return Err(invalid("broker.url", format!("{:?} must look like mqtt://host:port", self.url)));
+            return Err(invalid(
+                "broker.url",
+                format!("{:?} must look like mqtt://host:port", self.url),
+            ));
         }
-        Ok((host.trim_start_matches('[').trim_end_matches(']').to_string(), port))
+        Ok((
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+        ))
     }
 
     /// Whether the embedded broker runs.
@@ -134,7 +154,10 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { path: "sharpeyes.db".into(), max_batch: 256 }
+        Self {
+            path: "sharpeyes.db".into(),
+            max_batch: 256,
+        }
     }
 }
 
@@ -148,8 +171,10 @@ impl AggregatorConfig {
 
     /// Reads, parses and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml(&text)
     }
 
@@ -158,22 +183,34 @@ impl AggregatorConfig {
         let b = &self.broker;
         b.endpoint()?;
         if b.topic_prefix.is_empty() || b.topic_prefix.contains(['+', '#']) {
-            return Err(invalid("broker.topic_prefix", "must be non-empty and free of '+' and '#'"));
+            return Err(invalid(
+                "broker.topic_prefix",
+                "must be non-empty and free of '+' and '#'",
+            ));
         }
         if b.client_id.is_empty() {
             return Err(invalid("broker.client_id", "must not be empty"));
         }
         if b.shared_group.contains(['/', '+', '#']) {
-            return Err(invalid("broker.shared_group", "must be free of '/', '+' and '#'"));
+            return Err(invalid(
+                "broker.shared_group",
+                "must be free of '/', '+' and '#'",
+            ));
         }
         if !(1024..=256 << 20).contains(&b.max_payload_bytes) {
-            return Err(invalid("broker.max_payload_bytes", "must be within 1024..=268435456"));
+            return Err(invalid(
+                "broker.max_payload_bytes",
+                "must be within 1024..=268435456",
+            ));
         }
         if !(5..=600).contains(&b.keep_alive_s) {
             return Err(invalid("broker.keep_alive_s", "must be within 5..=600"));
         }
         if !(200..=600_000).contains(&b.reconnect_max_ms) {
-            return Err(invalid("broker.reconnect_max_ms", "must be within 200..=600000"));
+            return Err(invalid(
+                "broker.reconnect_max_ms",
+                "must be within 200..=600000",
+            ));
         }
         if self.store.path.as_os_str().is_empty() {
             return Err(invalid("store.path", "must not be empty"));
@@ -191,8 +228,14 @@ mod tests {
 
     #[test]
     fn commented_default_config_is_the_default() {
-        assert_eq!(AggregatorConfig::from_toml(DEFAULT_CONFIG_TOML).unwrap(), AggregatorConfig::default());
-        assert_eq!(AggregatorConfig::from_toml("").unwrap(), AggregatorConfig::default());
+        assert_eq!(
+            AggregatorConfig::from_toml(DEFAULT_CONFIG_TOML).unwrap(),
+            AggregatorConfig::default()
+        );
+        assert_eq!(
+            AggregatorConfig::from_toml("").unwrap(),
+            AggregatorConfig::default()
+        );
     }
 
     #[test]

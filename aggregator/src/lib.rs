@@ -44,7 +44,10 @@ pub enum AggregatorError {
 }
 
 /// Runs the aggregator until `shutdown`.
-pub async fn run(config: AggregatorConfig, shutdown: CancellationToken) -> Result<(), AggregatorError> {
+pub async fn run(
+    config: AggregatorConfig,
+    shutdown: CancellationToken,
+) -> Result<(), AggregatorError> {
     run_with_metrics(config, shutdown, Arc::new(Metrics::default())).await
 }
 
@@ -65,15 +68,19 @@ pub async fn run_with_metrics(
     let (client, eventloop) = AsyncClient::new(subscribe::mqtt_options(&config)?, 1024);
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = {
-        let (client, metrics, shutdown) = (client.clone(), metrics.clone(), shutdown.clone());
-        let topics = Topics::new(&config.broker.topic_prefix);
-        let max_batch = config.store.max_batch;
-        let handle = tokio::runtime::Handle::current();
+        let writer = subscribe::Writer {
+            store,
+            client: client.clone(),
+            topics: Topics::new(&config.broker.topic_prefix),
+            codec: Codec::default(),
+            metrics: metrics.clone(),
+            max_batch: config.store.max_batch,
+            runtime: tokio::runtime::Handle::current(),
+            shutdown: shutdown.clone(),
+        };
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || {
-                subscribe::writer_loop(store, rx, client, topics, Codec::default(), metrics, max_batch, handle, shutdown)
-            })
+            .spawn(move || writer.run(rx))
             .map_err(|e| AggregatorError::Internal(e.to_string()))?
     };
     info!(store = %config.store.path.display(), embedded_broker = config.broker.embedded(), "aggregator started");
@@ -94,7 +101,14 @@ pub async fn run_with_metrics(
     // what it has, commits, acknowledges and exits.
     let (txc, stop_sub) = (tx.clone(), shutdown.clone());
     drop(tx);
-    let sub = tokio::spawn(subscribe::subscribe_loop(config.clone(), client, eventloop, txc, metrics.clone(), stop_sub));
+    let sub = tokio::spawn(subscribe::subscribe_loop(
+        config.clone(),
+        client,
+        eventloop,
+        txc,
+        metrics.clone(),
+        stop_sub,
+    ));
     let _ = sub.await;
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     stats.abort();

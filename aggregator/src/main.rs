@@ -81,26 +81,48 @@ fn main() -> anyhow::Result<()> {
         Cmd::Decode { input, compact } => {
             let bytes = if input == "-" {
                 let mut b = Vec::new();
-                std::io::stdin().read_to_end(&mut b).context("reading stdin")?;
+                std::io::stdin()
+                    .read_to_end(&mut b)
+                    .context("reading stdin")?;
                 b
             } else {
                 std::fs::read(&input).with_context(|| format!("reading {input}"))?
             };
-            let env = Codec::default().decode(&bytes).with_context(|| format!("decoding {input} ({} bytes)", bytes.len()))?;
-            let out = if compact { serde_json::to_string(&env)? } else { serde_json::to_string_pretty(&env)? };
+            let env = Codec::default()
+                .decode(&bytes)
+                .with_context(|| format!("decoding {input} ({} bytes)", bytes.len()))?;
+            let out = if compact {
+                serde_json::to_string(&env)?
+            } else {
+                serde_json::to_string_pretty(&env)?
+            };
             println!("{out}");
         }
-        Cmd::Tracks { camera, since, limit, json, db, config } => {
+        Cmd::Tracks {
+            camera,
+            since,
+            limit,
+            json,
+            db,
+            config,
+        } => {
             let path = match db {
                 Some(p) => p,
                 None => load_config(config.as_ref())?.store.path,
             };
             if !path.exists() {
-                bail!("database {} does not exist (run the aggregator first, or pass --db)", path.display());
+                bail!(
+                    "database {} does not exist (run the aggregator first, or pass --db)",
+                    path.display()
+                );
             }
             let store = Store::open(&path)?;
             let since_ms = since.map(|d| sharpeyes_wire::now_ms() - d.as_millis() as i64);
-            let rows = store.tracks(&TrackFilter { camera, since_ms, limit })?;
+            let rows = store.tracks(&TrackFilter {
+                camera,
+                since_ms,
+                limit,
+            })?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -110,7 +132,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Run { config } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
-            tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
             let cfg = load_config(config.as_ref())?;
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(async {
@@ -123,7 +148,9 @@ fn main() -> anyhow::Result<()> {
                 #[cfg(unix)]
                 {
                     let s = shutdown.clone();
-                    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    if let Ok(mut term) =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
                         tokio::spawn(async move {
                             term.recv().await;
                             s.cancel();

@@ -28,12 +28,20 @@ pub struct Metrics {
 impl Metrics {
     /// Counts one rejected payload.
     pub fn reject(&self, reason: &'static str) {
-        *self.rejected.lock().unwrap_or_else(|e| e.into_inner()).entry(reason).or_default() += 1;
+        *self
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += 1;
     }
 
     /// Rejections by reason.
     pub fn rejected(&self) -> BTreeMap<&'static str, u64> {
-        self.rejected.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// All rejections.

@@ -12,7 +12,19 @@ pub fn utc(ms: i64) -> String {
 
 /// A plain-text table of tracks.
 pub fn tracks_table(rows: &[TrackRow]) -> String {
-    let header = ["agent", "camera", "track", "class", "first seen (UTC)", "last seen (UTC)", "secs", "updates", "best", "ended", "last box (px)"];
+    let header = [
+        "agent",
+        "camera",
+        "track",
+        "class",
+        "first seen (UTC)",
+        "last seen (UTC)",
+        "secs",
+        "updates",
+        "best",
+        "ended",
+        "last box (px)",
+    ];
     let cells: Vec<[String; 11]> = rows
         .iter()
         .map(|r| {
@@ -27,7 +39,10 @@ pub fn tracks_table(rows: &[TrackRow]) -> String {
                 r.updates.to_string(),
                 format!("{:.2}", r.best_score),
                 if r.ended { "yes" } else { "no" }.to_string(),
-                format!("{:.0},{:.0},{:.0},{:.0}", r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3]),
+                format!(
+                    "{:.0},{:.0},{:.0},{:.0}",
+                    r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3]
+                ),
             ]
         })
         .collect();
@@ -38,7 +53,13 @@ pub fn tracks_table(rows: &[TrackRow]) -> String {
         }
     }
     let line = |cols: Vec<&str>| {
-        cols.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ").trim_end().to_string()
+        cols.iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
     };
     let mut out = line(header.to_vec());
     out.push('\n');
@@ -81,7 +102,9 @@ mod tests {
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("agent"));
-        assert!(lines[1].contains("cam-1") && lines[1].contains("2.5") && lines[1].contains("0.91"));
+        assert!(
+            lines[1].contains("cam-1") && lines[1].contains("2.5") && lines[1].contains("0.91")
+        );
         assert_eq!(lines[2], "1 track(s)");
     }
 }

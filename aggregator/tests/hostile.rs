@@ -10,11 +10,17 @@ use aggregator::AggregatorConfig;
 use aggregator::metrics::{Metrics, get};
 use aggregator::store::{Store, TrackFilter};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
-use sharpeyes_wire::{Body, Codec, Envelope, ObjectClass, QBox, TrackBatch, TrackEvent, TrackUpdate, Topics};
+use sharpeyes_wire::{
+    Body, Codec, Envelope, ObjectClass, QBox, Topics, TrackBatch, TrackEvent, TrackUpdate,
+};
 use tokio_util::sync::CancellationToken;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn batch(agent: &str, camera: &str, seq: u64, track: u64) -> Envelope {
@@ -64,8 +70,15 @@ async fn hostile_payloads_are_rejected_counted_and_never_stored() {
     cfg.store.path = dir.path().join("agg.db");
     let metrics = Arc::new(Metrics::default());
     let stop = CancellationToken::new();
-    let agg = tokio::spawn(aggregator::run_with_metrics(cfg.clone(), stop.clone(), metrics.clone()));
-    assert!(wait(Duration::from_secs(20), || get(&metrics.subscribed) >= 3).await, "aggregator did not subscribe");
+    let agg = tokio::spawn(aggregator::run_with_metrics(
+        cfg.clone(),
+        stop.clone(),
+        metrics.clone(),
+    ));
+    assert!(
+        wait(Duration::from_secs(20), || get(&metrics.subscribed) >= 3).await,
+        "aggregator did not subscribe"
+    );
 
     let mut o = MqttOptions::new("tester", "127.0.0.1", port);
     o.set_max_packet_size(1 << 20, 1 << 20);
@@ -85,13 +98,22 @@ async fn hostile_payloads_are_rejected_counted_and_never_stored() {
     let good = codec.encode(&batch("agent-1", "cam-1", 1, 7)).unwrap();
     let mut sends: Vec<(String, Vec<u8>)> = vec![
         (topic.clone(), good.clone()),
-        (topic.clone(), good.clone()),                                        // duplicate
-        (topic.clone(), b"{\"json\":\"not ours\"}".to_vec()),                   // foreign
-        (topic.clone(), good[..good.len() / 2].to_vec()),                       // truncated
-        (topic.clone(), vec![]),                                                // empty
-        (topic.clone(), codec.encode(&batch("agent-2", "cam-1", 1, 8)).unwrap()), // another agent's
-        (topic.clone(), codec.encode(&batch("agent-1", "cam-9", 2, 9)).unwrap()), // another camera's
-        (t.alerts("s1", "agent-1", "cam-1"), codec.encode(&batch("agent-1", "cam-1", 3, 10)).unwrap()), // wrong kind
+        (topic.clone(), good.clone()), // duplicate
+        (topic.clone(), b"{\"json\":\"not ours\"}".to_vec()), // foreign
+        (topic.clone(), good[..good.len() / 2].to_vec()), // truncated
+        (topic.clone(), vec![]),       // empty
+        (
+            topic.clone(),
+            codec.encode(&batch("agent-2", "cam-1", 1, 8)).unwrap(),
+        ), // another agent's
+        (
+            topic.clone(),
+            codec.encode(&batch("agent-1", "cam-9", 2, 9)).unwrap(),
+        ), // another camera's
+        (
+            t.alerts("s1", "agent-1", "cam-1"),
+            codec.encode(&batch("agent-1", "cam-1", 3, 10)).unwrap(),
+        ), // wrong kind
     ];
     let mut future_version = good.clone();
     future_version[2] = 99;
@@ -100,10 +122,16 @@ async fn hostile_payloads_are_rejected_counted_and_never_stored() {
     let n = corrupt.len();
     corrupt[n - 4] ^= 0xff;
     sends.push((topic.clone(), corrupt));
-    sends.push((topic.clone(), codec.encode(&batch("agent-1", "cam-1", 4, 11)).unwrap())); // good again
+    sends.push((
+        topic.clone(),
+        codec.encode(&batch("agent-1", "cam-1", 4, 11)).unwrap(),
+    )); // good again
     let total = sends.len() as u64;
     for (topic, payload) in sends {
-        client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap();
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
     }
     assert!(
         wait(Duration::from_secs(20), || get(&metrics.acked) >= total).await,
@@ -119,27 +147,58 @@ async fn hostile_payloads_are_rejected_counted_and_never_stored() {
     println!("rejected: {rejected:?}");
     assert_eq!(get(&metrics.stored), 2);
     assert_eq!(get(&metrics.duplicates), 1);
-    for reason in ["bad_magic", "truncated", "agent_mismatch", "camera_mismatch", "kind_mismatch", "unsupported_version"] {
-        assert!(rejected.get(reason).copied().unwrap_or(0) >= 1, "no {reason} in {rejected:?}");
+    for reason in [
+        "bad_magic",
+        "truncated",
+        "agent_mismatch",
+        "camera_mismatch",
+        "kind_mismatch",
+        "unsupported_version",
+    ] {
+        assert!(
+            rejected.get(reason).copied().unwrap_or(0) >= 1,
+            "no {reason} in {rejected:?}"
+        );
     }
     assert_eq!(metrics.rejected_total(), 8, "{rejected:?}");
     let store = Store::open(&cfg.store.path).unwrap();
-    assert_eq!(store.message_keys().unwrap(), vec![("agent-1".to_string(), 1), ("agent-1".to_string(), 4)]);
+    assert_eq!(
+        store.message_keys().unwrap(),
+        vec![("agent-1".to_string(), 1), ("agent-1".to_string(), 4)]
+    );
     let tracks = store.tracks(&TrackFilter::default()).unwrap();
-    assert_eq!(tracks.iter().map(|t| t.track).collect::<Vec<_>>(), vec![7, 11]);
+    assert_eq!(
+        tracks.iter().map(|t| t.track).collect::<Vec<_>>(),
+        vec![7, 11]
+    );
     drop(store);
 
     // The CLI reads the same store.
     let bin = env!("CARGO_BIN_EXE_aggregator");
-    let out = Command::new(bin).args(["tracks", "--camera", "cam-1", "--json", "--db"]).arg(&cfg.store.path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin)
+        .args(["tracks", "--camera", "cam-1", "--json", "--db"])
+        .arg(&cfg.store.path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.as_array().unwrap().len(), 2);
     assert_eq!(rows[0]["camera"], "cam-1");
     let b = rows[0]["box"].as_array().unwrap();
     assert!((b[0].as_f64().unwrap() - 100.0).abs() < 0.1);
-    let out = Command::new(bin).args(["tracks", "--since", "1h", "--db"]).arg(&cfg.store.path).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 track(s)"), "the test batches are from 2023");
+    let out = Command::new(bin)
+        .args(["tracks", "--since", "1h", "--db"])
+        .arg(&cfg.store.path)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 track(s)"),
+        "the test batches are from 2023"
+    );
 
     // decode: a file and stdin; garbage is refused with the typed reason.
     let f = dir.path().join("payload.bin");

@@ -38,7 +38,10 @@ pub enum ConfigError {
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field: field.into(), reason: reason.into() }
+    ConfigError::Invalid {
+        field: field.into(),
+        reason: reason.into(),
+    }
 }
 
 /// The whole agent configuration.
@@ -135,7 +138,11 @@ pub struct ModelsConfig {
 
 impl Default for ModelsConfig {
     fn default() -> Self {
-        Self { dir: "models/files".into(), onnxruntime: PathBuf::new(), intra_threads: 1 }
+        Self {
+            dir: "models/files".into(),
+            onnxruntime: PathBuf::new(),
+            intra_threads: 1,
+        }
     }
 }
 
@@ -153,7 +160,11 @@ impl ModelsConfig {
 
     /// Path of a model file named in the config.
     pub fn model_path(&self, file: &Path) -> PathBuf {
-        if file.is_absolute() { file.to_path_buf() } else { self.dir.join(file) }
+        if file.is_absolute() {
+            file.to_path_buf()
+        } else {
+            self.dir.join(file)
+        }
     }
 }
 
@@ -202,7 +213,12 @@ pub struct TrackerConfig {
 
 impl Default for TrackerConfig {
     fn default() -> Self {
-        Self { iou_threshold: 0.2, min_hits: 2, max_age_ms: 1500, update_interval_ms: 1000 }
+        Self {
+            iou_threshold: 0.2,
+            min_hits: 2,
+            max_age_ms: 1500,
+            update_interval_ms: 1000,
+        }
     }
 }
 
@@ -223,7 +239,12 @@ pub struct PublishConfig {
 
 impl Default for PublishConfig {
     fn default() -> Self {
-        Self { batch_interval_ms: 500, status_interval_s: 10, zstd_level: 3, max_pending: 10_000 }
+        Self {
+            batch_interval_ms: 500,
+            status_interval_s: 10,
+            zstd_level: 3,
+            max_pending: 10_000,
+        }
     }
 }
 
@@ -298,13 +319,25 @@ impl CameraConfig {
     }
 }
 
-fn in_range<T: PartialOrd + std::fmt::Display>(field: &str, v: T, lo: T, hi: T) -> Result<(), ConfigError> {
-    if v >= lo && v <= hi { Ok(()) } else { Err(invalid(field, format!("{v} is outside {lo}..={hi}"))) }
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    v: T,
+    lo: T,
+    hi: T,
+) -> Result<(), ConfigError> {
+    if v >= lo && v <= hi {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{v} is outside {lo}..={hi}")))
+    }
 }
 
 fn check_id(field: &str, id: &str) -> Result<(), ConfigError> {
     Topics::check_id("id", id).map_err(|_| {
-        invalid(field, format!("{id:?} must be non-empty and free of '/', '+', '#' and NUL"))
+        invalid(
+            field,
+            format!("{id:?} must be non-empty and free of '/', '+', '#' and NUL"),
+        )
     })
 }
 
@@ -318,8 +351,10 @@ impl AgentConfig {
 
     /// Reads, parses and validates a file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml(&text)
     }
 
@@ -344,15 +379,26 @@ impl AgentConfig {
             return Err(invalid("broker.port", "must not be 0"));
         }
         if b.topic_prefix.is_empty() || b.topic_prefix.contains(['+', '#']) {
-            return Err(invalid("broker.topic_prefix", "must be non-empty and free of '+' and '#'"));
+            return Err(invalid(
+                "broker.topic_prefix",
+                "must be non-empty and free of '+' and '#'",
+            ));
         }
         in_range("broker.keep_alive_s", b.keep_alive_s, 5, 600)?;
         in_range("broker.reconnect_min_ms", b.reconnect_min_ms, 10, 600_000)?;
-        in_range("broker.reconnect_max_ms", b.reconnect_max_ms, b.reconnect_min_ms, 600_000)?;
+        in_range(
+            "broker.reconnect_max_ms",
+            b.reconnect_max_ms,
+            b.reconnect_min_ms,
+            600_000,
+        )?;
         in_range("models.intra_threads", self.models.intra_threads, 1, 64)?;
         let f = &self.face_detector;
         if f.family != "yunet" {
-            return Err(invalid("face_detector.family", format!("unknown family {:?} (known: yunet)", f.family)));
+            return Err(invalid(
+                "face_detector.family",
+                format!("unknown family {:?} (known: yunet)", f.family),
+            ));
         }
         in_range("face_detector.score_threshold", f.score_threshold, 0.0, 1.0)?;
         in_range("face_detector.nms_iou", f.nms_iou, 0.0, 1.0)?;
@@ -361,7 +407,12 @@ impl AgentConfig {
         in_range("tracker.iou_threshold", t.iou_threshold, 0.0, 1.0)?;
         in_range("tracker.min_hits", t.min_hits, 1, 100)?;
         in_range("tracker.max_age_ms", t.max_age_ms, 1, 600_000)?;
-        in_range("tracker.update_interval_ms", t.update_interval_ms, 100, 600_000)?;
+        in_range(
+            "tracker.update_interval_ms",
+            t.update_interval_ms,
+            100,
+            600_000,
+        )?;
         let p = &self.publish;
         in_range("publish.batch_interval_ms", p.batch_interval_ms, 50, 60_000)?;
         in_range("publish.status_interval_s", p.status_interval_s, 1, 3600)?;
@@ -372,7 +423,10 @@ impl AgentConfig {
             let field = |name: &str| format!("cameras[{i}].{name}");
             check_id(&field("id"), &c.id)?;
             if !seen.insert(c.id.as_str()) {
-                return Err(invalid(field("id"), format!("duplicate camera id {:?}", c.id)));
+                return Err(invalid(
+                    field("id"),
+                    format!("duplicate camera id {:?}", c.id),
+                ));
             }
             let scheme_ok = ["rtsp://", "rtsps://", "http://", "https://", "file:///"]
                 .iter()
@@ -380,16 +434,27 @@ impl AgentConfig {
             if !scheme_ok {
                 return Err(invalid(
                     field("uri"),
-                    format!("{:?} must start with rtsp://, rtsps://, http(s):// or file:/// (absolute path)", c.uri),
+                    format!(
+                        "{:?} must start with rtsp://, rtsps://, http(s):// or file:/// (absolute path)",
+                        c.uri
+                    ),
                 ));
             }
             if c.uri.contains(['"', '\n', ' ']) {
-                return Err(invalid(field("uri"), "must not contain quotes, spaces or newlines (percent-encode them)"));
+                return Err(invalid(
+                    field("uri"),
+                    "must not contain quotes, spaces or newlines (percent-encode them)",
+                ));
             }
             in_range(&field("analysis_fps"), c.analysis_fps, 0.1, 60.0)?;
             in_range(&field("stall_timeout_s"), c.stall_timeout_s, 2, 600)?;
             in_range(&field("reconnect_min_ms"), c.reconnect_min_ms, 10, 600_000)?;
-            in_range(&field("reconnect_max_ms"), c.reconnect_max_ms, c.reconnect_min_ms, 600_000)?;
+            in_range(
+                &field("reconnect_max_ms"),
+                c.reconnect_max_ms,
+                c.reconnect_min_ms,
+                600_000,
+            )?;
         }
         Ok(())
     }
@@ -402,11 +467,16 @@ mod tests {
     #[test]
     fn commented_default_config_is_the_default() {
         let cfg = AgentConfig::from_toml(DEFAULT_CONFIG_TOML).unwrap();
-        let mut expected = AgentConfig::default();
-        expected.cameras = cfg.cameras.clone();
+        let expected = AgentConfig {
+            cameras: cfg.cameras.clone(),
+            ..AgentConfig::default()
+        };
         assert_eq!(cfg, expected);
         assert_eq!(cfg.cameras.len(), 1);
-        assert_eq!(cfg.cameras[0].analysis_fps, CameraConfig::default().analysis_fps);
+        assert_eq!(
+            cfg.cameras[0].analysis_fps,
+            CameraConfig::default().analysis_fps
+        );
     }
 
     #[test]
@@ -423,11 +493,17 @@ mod tests {
         assert!(err("agent_id = 'a/b'").contains("agent_id"));
         assert!(err("agnet_id = 'x'").contains("unknown field"));
         assert!(err("[broker]\nport = 0").contains("broker.port"));
-        assert!(err("[face_detector]\nscore_threshold = 1.5").contains("face_detector.score_threshold"));
+        assert!(
+            err("[face_detector]\nscore_threshold = 1.5").contains("face_detector.score_threshold")
+        );
         assert!(err("[face_detector]\nfamily = 'retina'").contains("unknown family"));
         assert!(err("[[cameras]]\nid = 'c'\nuri = 'ftp://x'").contains("cameras[0].uri"));
-        assert!(err("[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\nanalysis_fps = 0").contains("cameras[0].analysis_fps"));
-        let dup = "[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\n[[cameras]]\nid = 'c'\nuri = 'rtsp://y'";
+        assert!(
+            err("[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\nanalysis_fps = 0")
+                .contains("cameras[0].analysis_fps")
+        );
+        let dup =
+            "[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\n[[cameras]]\nid = 'c'\nuri = 'rtsp://y'";
         assert!(err(dup).contains("duplicate camera id"));
         assert!(err("[tracker]\nmax_age_ms = 'long'").contains("invalid type"));
     }

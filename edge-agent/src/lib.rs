@@ -74,7 +74,10 @@ pub struct RunSummary {
 /// Runs the agent until `shutdown` is cancelled, or until every camera has ended (files
 /// whose `at_end` stops them). On the way out it ends all tracks, publishes them, publishes an
 /// offline status and waits (bounded) for the broker's acknowledgements.
-pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<RunSummary, AgentError> {
+pub async fn run(
+    config: AgentConfig,
+    shutdown: CancellationToken,
+) -> Result<RunSummary, AgentError> {
     config.validate()?;
     ingest::init()?;
     let detector = infer::face_detector(&config.models, &config.face_detector)?;
@@ -85,7 +88,13 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<Run
     let (publisher, eventloop) = publish::connect(&config, metrics.clone())?;
     let (conn_tx, conn_rx) = mpsc::unbounded_channel();
     let mqtt_stop = CancellationToken::new();
-    let driver = tokio::spawn(publish::drive(eventloop, config.clone(), metrics.clone(), conn_tx, mqtt_stop.clone()));
+    let driver = tokio::spawn(publish::drive(
+        eventloop,
+        config.clone(),
+        metrics.clone(),
+        conn_tx,
+        mqtt_stop.clone(),
+    ));
     let (tx, rx) = mpsc::channel(256);
     let publisher = tokio::spawn(publish::publish_loop(publisher, rx, conn_rx));
 
@@ -97,8 +106,14 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<Run
             slots.finish(i);
             continue;
         }
-        let h = ingest::spawn_camera(i, cam.clone(), slots.clone(), metrics.clone(), ingest_stop.clone())
-            .map_err(|e| AgentError::Thread(e.to_string()))?;
+        let h = ingest::spawn_camera(
+            i,
+            cam.clone(),
+            slots.clone(),
+            metrics.clone(),
+            ingest_stop.clone(),
+        )
+        .map_err(|e| AgentError::Thread(e.to_string()))?;
         ingest_threads.push(h);
     }
     if ingest_threads.is_empty() {
@@ -131,7 +146,9 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<Run
     })
     .await;
     closer.abort();
-    let publish_result = publisher.await.map_err(|e| AgentError::Thread(e.to_string()))?;
+    let publish_result = publisher
+        .await
+        .map_err(|e| AgentError::Thread(e.to_string()))?;
     mqtt_stop.cancel();
     let _ = driver.await;
     match joined {
@@ -140,12 +157,20 @@ pub async fn run(config: AgentConfig, shutdown: CancellationToken) -> Result<Run
     }
     publish_result?;
 
-    let analysed: u64 = metrics.cameras.iter().map(|c| get(&c.frames_analysed)).sum();
+    let analysed: u64 = metrics
+        .cameras
+        .iter()
+        .map(|c| get(&c.frames_analysed))
+        .sum();
     let detect_us: u64 = metrics.cameras.iter().map(|c| get(&c.detect_us)).sum();
     let summary = RunSummary {
         frames_analysed: analysed,
         frames_dropped: metrics.cameras.iter().map(|c| get(&c.frames_dropped)).sum(),
-        detect_ms_mean: if analysed > 0 { detect_us as f64 / analysed as f64 / 1000.0 } else { 0.0 },
+        detect_ms_mean: if analysed > 0 {
+            detect_us as f64 / analysed as f64 / 1000.0
+        } else {
+            0.0
+        },
         analysed_fps: analysed as f64 / started.elapsed().as_secs_f64().max(1e-9),
         track_updates: get(&metrics.track_updates),
         track_bytes: get(&metrics.track_bytes),
@@ -164,8 +189,11 @@ fn analysis_loop(
     metrics: &Metrics,
 ) {
     let first_id = sharpeyes_wire::now_ms().max(0) as u64 * 1000;
-    let mut trackers: Vec<IouTracker> =
-        cfg.cameras.iter().map(|_| IouTracker::new(cfg.tracker.clone(), first_id)).collect();
+    let mut trackers: Vec<IouTracker> = cfg
+        .cameras
+        .iter()
+        .map(|_| IouTracker::new(cfg.tracker.clone(), first_id))
+        .collect();
     let mut sizes = vec![(0u32, 0u32); cfg.cameras.len()];
     let mut last_ms = vec![0i64; cfg.cameras.len()];
     loop {
@@ -185,7 +213,13 @@ fn analysis_loop(
                 add(&m.detect_us, t0.elapsed().as_micros() as u64);
                 inc(&m.frames_analysed);
                 add(&m.detections, faces.len() as u64);
-                let dets: Vec<Detection> = faces.iter().map(|d| Detection { bbox: d.bbox, score: d.score }).collect();
+                let dets: Vec<Detection> = faces
+                    .iter()
+                    .map(|d| Detection {
+                        bbox: d.bbox,
+                        score: d.score,
+                    })
+                    .collect();
                 let outputs = trackers[cam].update(&dets, f.capture_ms);
                 sizes[cam] = (f.image.width, f.image.height);
                 last_ms[cam] = f.capture_ms;
@@ -208,7 +242,13 @@ fn analysis_loop(
                         let outputs = t.update(&[], now);
                         if !outputs.is_empty() {
                             let (frame_w, frame_h) = sizes[cam];
-                            let _ = tx.blocking_send(Analysed { camera: cam, frame_w, frame_h, capture_ms: None, outputs });
+                            let _ = tx.blocking_send(Analysed {
+                                camera: cam,
+                                frame_w,
+                                frame_h,
+                                capture_ms: None,
+                                outputs,
+                            });
                         }
                     }
                 }
@@ -220,7 +260,13 @@ fn analysis_loop(
         let outputs = t.flush();
         if !outputs.is_empty() {
             let (frame_w, frame_h) = sizes[cam];
-            let _ = tx.blocking_send(Analysed { camera: cam, frame_w, frame_h, capture_ms: None, outputs });
+            let _ = tx.blocking_send(Analysed {
+                camera: cam,
+                frame_w,
+                frame_h,
+                capture_ms: None,
+                outputs,
+            });
         }
     }
 }

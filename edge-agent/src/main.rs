@@ -44,7 +44,10 @@ enum Cmd {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,13 +58,21 @@ fn main() -> anyhow::Result<()> {
             let cfg = AgentConfig::load(&config)?;
             println!("{}: ok ({} cameras)", config.display(), cfg.cameras.len());
         }
-        Cmd::Probe { image, config, pretty } => {
+        Cmd::Probe {
+            image,
+            config,
+            pretty,
+        } => {
             let cfg = match config {
                 Some(p) => AgentConfig::load(&p)?,
                 None => AgentConfig::default(),
             };
             let report = edge_agent::probe::probe(&cfg, &image)?;
-            let out = if pretty { serde_json::to_string_pretty(&report)? } else { serde_json::to_string(&report)? };
+            let out = if pretty {
+                serde_json::to_string_pretty(&report)?
+            } else {
+                serde_json::to_string(&report)?
+            };
             println!("{out}");
         }
         Cmd::Run { config } => {
@@ -86,10 +97,11 @@ async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
         tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
     }
     #[cfg(not(unix))]

@@ -29,7 +29,11 @@ pub struct CameraMetrics {
 
 impl CameraMetrics {
     fn new(id: &str) -> Self {
-        Self { id: id.to_string(), state: Mutex::new("starting"), ..Default::default() }
+        Self {
+            id: id.to_string(),
+            state: Mutex::new("starting"),
+            ..Default::default()
+        }
     }
 
     /// Sets the stream state (`starting`, `playing`, `reconnecting`, `ended`).
@@ -94,7 +98,10 @@ pub fn get(c: &AtomicU64) -> u64 {
 impl Metrics {
     /// Counters for these cameras.
     pub fn new<'a>(camera_ids: impl IntoIterator<Item = &'a str>) -> Self {
-        Self { cameras: camera_ids.into_iter().map(CameraMetrics::new).collect(), ..Default::default() }
+        Self {
+            cameras: camera_ids.into_iter().map(CameraMetrics::new).collect(),
+            ..Default::default()
+        }
     }
 
     /// Agent-wide counters by name, for the status message.

@@ -32,5 +32,11 @@ pub fn probe(config: &AgentConfig, image: &Path) -> Result<ProbeReport, AgentErr
     let t0 = Instant::now();
     let faces = detector.detect(&img)?;
     let face_detect_ms = t0.elapsed().as_secs_f64() * 1000.0;
-    Ok(ProbeReport { image: image.display().to_string(), width: img.width, height: img.height, faces, face_detect_ms })
+    Ok(ProbeReport {
+        image: image.display().to_string(),
+        width: img.width,
+        height: img.height,
+        faces,
+        face_detect_ms,
+    })
 }

@@ -17,11 +17,16 @@ const MIN_PRECISION: f64 = 0.95;
 const MIN_SMALL_RECALL: f64 = 0.9;
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn testdata() -> PathBuf {
-    std::env::var_os("SHARPEYES_TESTDATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/testdata"))
+    std::env::var_os("SHARPEYES_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/testdata"))
 }
 
 fn config() -> AgentConfig {
@@ -66,24 +71,47 @@ fn matches(gt: &[Vec<f64>], det: &[Vec<f64>]) -> (Vec<bool>, usize) {
 }
 
 fn boxes(v: &Value) -> Vec<Vec<f64>> {
-    v.as_array().unwrap().iter().map(|b| b.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            b.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
+        .collect()
 }
 
 #[test]
 fn face_detection_recall_and_precision_on_annotated_images() {
-    let ann: Value = serde_json::from_str(&std::fs::read_to_string(testdata().join("annotations.json")).unwrap()).unwrap();
+    let ann: Value = serde_json::from_str(
+        &std::fs::read_to_string(testdata().join("annotations.json")).unwrap(),
+    )
+    .unwrap();
     let cfg = config();
     let (mut gt_total, mut det_total, mut tp_total) = (0, 0, 0);
     // Recall by face height, for the recall-vs-size curve.
     let mut by_height: std::collections::BTreeMap<u32, (usize, usize)> = Default::default();
     for im in ann["images"].as_array().unwrap() {
-        let Some(faces) = im.get("faces") else { continue };
+        let Some(faces) = im.get("faces") else {
+            continue;
+        };
         let file = im["file"].as_str().unwrap();
         let report = edge_agent::probe::probe(&cfg, &testdata().join(file)).unwrap();
         let gt = boxes(faces);
-        let det: Vec<Vec<f64>> = report.faces.iter().map(|f| f.bbox.iter().map(|v| *v as f64).collect()).collect();
+        let det: Vec<Vec<f64>> = report
+            .faces
+            .iter()
+            .map(|f| f.bbox.iter().map(|v| *v as f64).collect())
+            .collect();
         let (hit, tp) = matches(&gt, &det);
-        println!("{file}: {} annotated, {} detected, {tp} matched", gt.len(), det.len());
+        println!(
+            "{file}: {} annotated, {} detected, {tp} matched",
+            gt.len(),
+            det.len()
+        );
         for (g, h) in gt.iter().zip(&hit) {
             let bucket = ((g[3] - g[1]) / 8.0).round() as u32 * 8;
             let e = by_height.entry(bucket).or_default();
@@ -92,7 +120,10 @@ fn face_detection_recall_and_precision_on_annotated_images() {
         }
         if file.starts_with("small/") {
             let recall = tp as f64 / gt.len() as f64;
-            assert!(recall >= MIN_SMALL_RECALL, "{file}: recall {recall:.2} < {MIN_SMALL_RECALL}");
+            assert!(
+                recall >= MIN_SMALL_RECALL,
+                "{file}: recall {recall:.2} < {MIN_SMALL_RECALL}"
+            );
         }
         if file.starts_with("negatives/") {
             assert!(det.is_empty(), "{file}: {} false faces", det.len());
@@ -104,28 +135,46 @@ fn face_detection_recall_and_precision_on_annotated_images() {
     println!("recall by face height (px): {by_height:?}");
     let recall = tp_total as f64 / gt_total as f64;
     let precision = tp_total as f64 / det_total.max(1) as f64;
-    println!("overall: {gt_total} faces, {det_total} detections, recall {recall:.3}, precision {precision:.3}");
+    println!(
+        "overall: {gt_total} faces, {det_total} detections, recall {recall:.3}, precision {precision:.3}"
+    );
     assert!(gt_total >= 80, "annotations missing? only {gt_total} faces");
     assert!(recall >= MIN_RECALL, "recall {recall:.3} < {MIN_RECALL}");
-    assert!(precision >= MIN_PRECISION, "precision {precision:.3} < {MIN_PRECISION}");
+    assert!(
+        precision >= MIN_PRECISION,
+        "precision {precision:.3} < {MIN_PRECISION}"
+    );
 }
 
 #[test]
 fn probe_command_prints_the_documented_json() {
     let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
         .current_dir(root())
-        .args(["probe", testdata().join("street/astronaut.png").to_str().unwrap()])
+        .args([
+            "probe",
+            testdata().join("street/astronaut.png").to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let faces = v["faces"].as_array().unwrap();
     assert_eq!(faces.len(), 1);
     let b = boxes(&Value::Array(vec![faces[0]["box"].clone()]))[0].clone();
-    assert!(b[0] < b[2] && b[1] < b[3] && b[2] <= 512.0 && b[3] <= 512.0, "{b:?}");
+    assert!(
+        b[0] < b[2] && b[1] < b[3] && b[2] <= 512.0 && b[3] <= 512.0,
+        "{b:?}"
+    );
     assert!(faces[0]["score"].as_f64().unwrap() > 0.6);
     assert_eq!(faces[0]["landmarks"].as_array().unwrap().len(), 5);
-    assert_eq!((v["width"].as_u64(), v["height"].as_u64()), (Some(512), Some(512)));
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(512), Some(512))
+    );
 }
 
 #[test]
@@ -133,7 +182,12 @@ fn probe_refuses_unreadable_images_and_missing_models_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("broken.jpg");
     std::fs::write(&bad, b"\xff\xd8\xff garbage").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent")).current_dir(root()).arg("probe").arg(&bad).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .current_dir(root())
+        .arg("probe")
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("broken.jpg"));
 
@@ -141,25 +195,43 @@ fn probe_refuses_unreadable_images_and_missing_models_clearly() {
     std::fs::write(&cfg_file, "[models]\ndir = '/nonexistent'\n").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
         .current_dir(root())
-        .args(["probe", testdata().join("street/astronaut.png").to_str().unwrap(), "--config"])
+        .args([
+            "probe",
+            testdata().join("street/astronaut.png").to_str().unwrap(),
+            "--config",
+        ])
         .arg(&cfg_file)
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent") && err.contains("setup.sh"), "{err}");
+    assert!(
+        err.contains("/nonexistent") && err.contains("setup.sh"),
+        "{err}"
+    );
 }
 
 #[test]
 fn config_commands() {
-    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent")).arg("print-default-config").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .arg("print-default-config")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(AgentConfig::from_toml(&text).is_ok());
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("bad.toml");
-    std::fs::write(&f, "[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\nanalysis_fps = 500\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent")).arg("check-config").arg(&f).output().unwrap();
+    std::fs::write(
+        &f,
+        "[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\nanalysis_fps = 500\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .arg("check-config")
+        .arg(&f)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cameras[0].analysis_fps"));
 }

@@ -93,10 +93,14 @@ struct Cutout {
 
 /// The photos of `../shared/testdata` used by the demo and tests: three different people.
 pub fn default_photos(testdata: &Path) -> Vec<PathBuf> {
-    ["identities/obama/obama.jpg", "identities/biden/biden.jpg", "identities/deepface_p01/img1.jpg"]
-        .iter()
-        .map(|p| testdata.join(p))
-        .collect()
+    [
+        "identities/obama/obama.jpg",
+        "identities/biden/biden.jpg",
+        "identities/deepface_p01/img1.jpg",
+    ]
+    .iter()
+    .map(|p| testdata.join(p))
+    .collect()
 }
 
 /// Three people, one after the other, 4 s each with 1.5 s gaps; 17 s at 1280×720, 25 fps.
@@ -104,19 +108,40 @@ pub fn demo_spec(photos: &[PathBuf]) -> ClipSpec {
     let appearances = photos
         .iter()
         .enumerate()
-        .map(|(i, p)| Appearance { photo: p.clone(), start_s: 1.0 + 5.5 * i as f64, end_s: 5.0 + 5.5 * i as f64 })
+        .map(|(i, p)| Appearance {
+            photo: p.clone(),
+            start_s: 1.0 + 5.5 * i as f64,
+            end_s: 5.0 + 5.5 * i as f64,
+        })
         .collect::<Vec<_>>();
     let duration_s = appearances.last().map(|a| a.end_s + 1.0).unwrap_or(2.0);
-    ClipSpec { width: 1280, height: 720, fps: 25, duration_s, face_px: 120, speed_px_s: 60.0, appearances }
+    ClipSpec {
+        width: 1280,
+        height: 720,
+        fps: 25,
+        duration_s,
+        face_px: 120,
+        speed_px_s: 60.0,
+        appearances,
+    }
 }
 
 fn cutout(path: &Path, face_px: u32, models: &ModelsConfig) -> Result<Cutout, ClipError> {
-    let err = |reason: String| ClipError::Photo { path: path.to_path_buf(), reason };
+    let err = |reason: String| ClipError::Photo {
+        path: path.to_path_buf(),
+        reason,
+    };
     let rgb = image::open(path).map_err(|e| err(e.to_string()))?.to_rgb8();
-    let mut det = infer::face_detector(models, &FaceDetectorConfig::default()).map_err(|e| err(e.to_string()))?;
-    let faces = det.detect(&BgrImage::from_rgb(&rgb)).map_err(|e| err(e.to_string()))?;
+    let mut det = infer::face_detector(models, &FaceDetectorConfig::default())
+        .map_err(|e| err(e.to_string()))?;
+    let faces = det
+        .detect(&BgrImage::from_rgb(&rgb))
+        .map_err(|e| err(e.to_string()))?;
     let [face] = faces.as_slice() else {
-        return Err(err(format!("expected exactly one face, found {}", faces.len())));
+        return Err(err(format!(
+            "expected exactly one face, found {}",
+            faces.len()
+        )));
     };
     let [x1, y1, x2, y2] = face.bbox;
     let (fw, fh) = (x2 - x1, y2 - y1);
@@ -125,11 +150,17 @@ fn cutout(path: &Path, face_px: u32, models: &ModelsConfig) -> Result<Cutout, Cl
     let side = (fh * 2.4).min(rgb.width() as f32).min(rgb.height() as f32);
     let left = (cx - side / 2.0).clamp(0.0, rgb.width() as f32 - side);
     let top = (cy - side * 0.4).clamp(0.0, rgb.height() as f32 - side);
-    let crop = imageops::crop_imm(&rgb, left as u32, top as u32, side as u32, side as u32).to_image();
+    let crop =
+        imageops::crop_imm(&rgb, left as u32, top as u32, side as u32, side as u32).to_image();
     let scale = face_px as f32 / fh;
     let out = (side * scale).round() as u32;
     let img = imageops::resize(&crop, out, out, imageops::FilterType::Triangle);
-    let face = [(x1 - left) * scale, (y1 - top) * scale, (x1 - left + fw) * scale, (y1 - top + fh) * scale];
+    let face = [
+        (x1 - left) * scale,
+        (y1 - top) * scale,
+        (x1 - left + fw) * scale,
+        (y1 - top + fh) * scale,
+    ];
     Ok(Cutout { img, face })
 }
 
@@ -144,7 +175,11 @@ fn background(w: u32, h: u32) -> RgbImage {
 }
 
 /// Renders `spec` into an H.264 MP4 at `out`; returns the ground truth.
-pub fn make_clip(spec: &ClipSpec, out: &Path, models: &ModelsConfig) -> Result<Vec<FaceTruth>, ClipError> {
+pub fn make_clip(
+    spec: &ClipSpec,
+    out: &Path,
+    models: &ModelsConfig,
+) -> Result<Vec<FaceTruth>, ClipError> {
     gst::init().map_err(|e| ClipError::Encode(e.to_string()))?;
     let mut cutouts = Vec::new();
     let mut truth = Vec::new();
@@ -153,10 +188,19 @@ pub fn make_clip(spec: &ClipSpec, out: &Path, models: &ModelsConfig) -> Result<V
         let x0 = 80.0f32;
         let y0 = (spec.height as f32 - c.img.height() as f32) / 2.0;
         truth.push(FaceTruth {
-            photo: a.photo.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            photo: a
+                .photo
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             start_s: a.start_s,
             end_s: a.end_s,
-            box_at_start: [c.face[0] + x0, c.face[1] + y0, c.face[2] + x0, c.face[3] + y0],
+            box_at_start: [
+                c.face[0] + x0,
+                c.face[1] + y0,
+                c.face[2] + x0,
+                c.face[3] + y0,
+            ],
             speed_px_s: spec.speed_px_s,
         });
         cutouts.push((c, x0, y0));
@@ -171,17 +215,29 @@ pub fn make_clip(spec: &ClipSpec, out: &Path, models: &ModelsConfig) -> Result<V
     .map_err(|e| ClipError::Encode(e.to_string()))?
     .downcast::<gst::Pipeline>()
     .map_err(|_| ClipError::Encode("not a pipeline".into()))?;
-    let by_name = |n: &str| pipeline.by_name(n).ok_or_else(|| ClipError::Encode(format!("no element {n}")));
+    let by_name = |n: &str| {
+        pipeline
+            .by_name(n)
+            .ok_or_else(|| ClipError::Encode(format!("no element {n}")))
+    };
     by_name("sink")?.set_property("location", out.to_string_lossy().as_ref());
-    let src = by_name("src")?.downcast::<gst_app::AppSrc>().map_err(|_| ClipError::Encode("appsrc".into()))?;
-    let caps = gstreamer_video::VideoInfo::builder(gstreamer_video::VideoFormat::Rgb, spec.width, spec.height)
-        .fps(gst::Fraction::new(spec.fps as i32, 1))
-        .build()
-        .map_err(|e| ClipError::Encode(e.to_string()))?
-        .to_caps()
-        .map_err(|e| ClipError::Encode(e.to_string()))?;
+    let src = by_name("src")?
+        .downcast::<gst_app::AppSrc>()
+        .map_err(|_| ClipError::Encode("appsrc".into()))?;
+    let caps = gstreamer_video::VideoInfo::builder(
+        gstreamer_video::VideoFormat::Rgb,
+        spec.width,
+        spec.height,
+    )
+    .fps(gst::Fraction::new(spec.fps as i32, 1))
+    .build()
+    .map_err(|e| ClipError::Encode(e.to_string()))?
+    .to_caps()
+    .map_err(|e| ClipError::Encode(e.to_string()))?;
     src.set_caps(Some(&caps));
-    pipeline.set_state(gst::State::Playing).map_err(|e| ClipError::Encode(e.to_string()))?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| ClipError::Encode(e.to_string()))?;
 
     let frames = (spec.duration_s * spec.fps as f64).round() as u64;
     let frame_ns = 1_000_000_000 / spec.fps as u64;
@@ -196,18 +252,31 @@ pub fn make_clip(spec: &ClipSpec, out: &Path, models: &ModelsConfig) -> Result<V
         }
         let mut buf = gst::Buffer::from_mut_slice(frame.into_raw());
         {
-            let b = buf.get_mut().ok_or_else(|| ClipError::Encode("buffer not writable".into()))?;
+            let b = buf
+                .get_mut()
+                .ok_or_else(|| ClipError::Encode("buffer not writable".into()))?;
             b.set_pts(gst::ClockTime::from_nseconds(i * frame_ns));
             b.set_duration(gst::ClockTime::from_nseconds(frame_ns));
         }
-        src.push_buffer(buf).map_err(|e| ClipError::Encode(format!("push: {e:?}")))?;
+        src.push_buffer(buf)
+            .map_err(|e| ClipError::Encode(format!("push: {e:?}")))?;
     }
-    src.end_of_stream().map_err(|e| ClipError::Encode(format!("eos: {e:?}")))?;
-    let bus = pipeline.bus().ok_or_else(|| ClipError::Encode("no bus".into()))?;
-    let result = match bus.timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error]) {
+    src.end_of_stream()
+        .map_err(|e| ClipError::Encode(format!("eos: {e:?}")))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| ClipError::Encode("no bus".into()))?;
+    let result = match bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(120),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
         Some(m) => match m.view() {
             gst::MessageView::Eos(..) => Ok(truth),
-            gst::MessageView::Error(e) => Err(ClipError::Encode(format!("{} ({:?})", e.error(), e.debug()))),
+            gst::MessageView::Error(e) => Err(ClipError::Encode(format!(
+                "{} ({:?})",
+                e.error(),
+                e.debug()
+            ))),
             _ => Err(ClipError::Encode("unexpected message".into())),
         },
         None => Err(ClipError::Encode("encoding did not finish in 120 s".into())),

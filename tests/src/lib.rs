@@ -14,15 +14,18 @@ use std::time::{Duration, Instant};
 use aggregator::AggregatorConfig;
 use aggregator::metrics::{Metrics as AggMetrics, get};
 use aggregator::store::{Store, TrackFilter, TrackRow};
-use edge_agent::config::{AgentConfig, AtEnd, CameraConfig};
 use edge_agent::RunSummary;
+use edge_agent::config::{AgentConfig, AtEnd, CameraConfig};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::clip::{ClipSpec, FaceTruth};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// The shared test data (`../shared/testdata` beside the checkout, or `$SHARPEYES_TESTDATA`).
@@ -45,7 +48,10 @@ pub fn models_config() -> edge_agent::config::ModelsConfig {
 
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// Which broker a scenario uses.
@@ -112,7 +118,11 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     agg_cfg.store.path = db.clone();
     let broker_port = match opts.broker {
         BrokerKind::Embedded => {
-            let port = if opts.embedded_port == 0 { free_port() } else { opts.embedded_port };
+            let port = if opts.embedded_port == 0 {
+                free_port()
+            } else {
+                opts.embedded_port
+            };
             agg_cfg.broker.listen = ([127, 0, 0, 1], port).into();
             port
         }
@@ -126,23 +136,35 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     };
     let agg_metrics = Arc::new(AggMetrics::default());
     let agg_stop = CancellationToken::new();
-    let agg = tokio::spawn(aggregator::run_with_metrics(agg_cfg, agg_stop.clone(), agg_metrics.clone()));
-    wait_until(Duration::from_secs(20), || get(&agg_metrics.subscribed) >= 3 || agg.is_finished()).await;
+    let agg = tokio::spawn(aggregator::run_with_metrics(
+        agg_cfg,
+        agg_stop.clone(),
+        agg_metrics.clone(),
+    ));
+    wait_until(Duration::from_secs(20), || {
+        get(&agg_metrics.subscribed) >= 3 || agg.is_finished()
+    })
+    .await;
     if agg.is_finished() {
-        return Err(anyhow::anyhow!("aggregator stopped early: {:?}", agg.await?));
+        return Err(anyhow::anyhow!(
+            "aggregator stopped early: {:?}",
+            agg.await?
+        ));
     }
 
-    let mut agent_cfg = AgentConfig::default();
-    agent_cfg.models = models;
+    let mut agent_cfg = AgentConfig {
+        models,
+        cameras: vec![CameraConfig {
+            id: "cam-1".into(),
+            uri: server.url("cam-1"),
+            analysis_fps: opts.analysis_fps,
+            at_end: AtEnd::Stop,
+            ..CameraConfig::default()
+        }],
+        ..AgentConfig::default()
+    };
     agent_cfg.broker.port = broker_port;
     agent_cfg.publish.status_interval_s = 5;
-    agent_cfg.cameras = vec![CameraConfig {
-        id: "cam-1".into(),
-        uri: server.url("cam-1"),
-        analysis_fps: opts.analysis_fps,
-        at_end: AtEnd::Stop,
-        ..CameraConfig::default()
-    }];
     let mut capture = match &opts.capture {
         Some(path) => Some(capture_one(broker_port, path).await?),
         None => None,
@@ -176,18 +198,40 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     let store = Store::open(&db)?;
     let tracks = store.tracks(&TrackFilter::default())?;
     let stored_keys = store.message_keys()?;
-    Ok(FaceScenario { truth, tracks, agent, aggregator: agg_metrics, stored_keys, wall, db })
+    Ok(FaceScenario {
+        truth,
+        tracks,
+        agent,
+        aggregator: agg_metrics,
+        stored_keys,
+        wall,
+        db,
+    })
 }
 
 /// Starts `mosquitto_sub` for one track payload of any camera, written raw to `path`.
 async fn capture_one(port: u16, path: &Path) -> anyhow::Result<std::process::Child> {
     let file = std::fs::File::create(path)?;
     let child = std::process::Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-C", "1", "-N"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-q",
+            "1",
+            "-C",
+            "1",
+            "-N",
+        ])
         .args(["-t", &sharpeyes_wire::Topics::default().all_tracks()])
         .stdout(file)
         .spawn()
-        .map_err(|e| anyhow::anyhow!("starting mosquitto_sub: {e} (scripts/setup.sh installs mosquitto-clients)"))?;
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "starting mosquitto_sub: {e} (scripts/setup.sh installs mosquitto-clients)"
+            )
+        })?;
     // mosquitto_sub says nothing when subscribed: give it a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(child)
@@ -212,32 +256,51 @@ pub fn check_tracks(truth: &[FaceTruth], tracks: &[TrackRow]) -> Vec<String> {
     let mut problems = Vec::new();
     let faces: Vec<&TrackRow> = tracks.iter().filter(|t| t.class == "face").collect();
     if faces.len() != truth.len() {
-        problems.push(format!("{} face tracks stored, {} people in the clip", faces.len(), truth.len()));
+        problems.push(format!(
+            "{} face tracks stored, {} people in the clip",
+            faces.len(),
+            truth.len()
+        ));
         return problems;
     }
     for (i, (t, g)) in faces.iter().zip(truth).enumerate() {
         let dur = (t.last_ms - t.first_ms) as f64 / 1000.0;
         let want = g.end_s - g.start_s;
         if (dur - want).abs() > 1.5 {
-            problems.push(format!("track {i} ({}) lasted {dur:.1} s, the person was visible {want:.1} s", g.photo));
+            problems.push(format!(
+                "track {i} ({}) lasted {dur:.1} s, the person was visible {want:.1} s",
+                g.photo
+            ));
         }
         if !t.ended {
             problems.push(format!("track {i} has no end"));
         }
         // The last box: where the face was at the end of its appearance (± one analysis step).
         let expect = g.box_at(g.end_s - 0.2);
-        let (cy, ey) = ((t.bbox[1] + t.bbox[3]) / 2.0, (expect[1] + expect[3]) as f64 / 2.0);
+        let (cy, ey) = (
+            (t.bbox[1] + t.bbox[3]) / 2.0,
+            (expect[1] + expect[3]) as f64 / 2.0,
+        );
         let (h, eh) = (t.bbox[3] - t.bbox[1], (expect[3] - expect[1]) as f64);
-        let (cx, ex) = ((t.bbox[0] + t.bbox[2]) / 2.0, (expect[0] + expect[2]) as f64 / 2.0);
+        let (cx, ex) = (
+            (t.bbox[0] + t.bbox[2]) / 2.0,
+            (expect[0] + expect[2]) as f64 / 2.0,
+        );
         if (cy - ey).abs() > eh * 0.3 || (cx - ex).abs() > eh || (h / eh - 1.0).abs() > 0.4 {
-            problems.push(format!("track {i} last box {:?}, face was near {expect:?}", t.bbox));
+            problems.push(format!(
+                "track {i} last box {:?}, face was near {expect:?}",
+                t.bbox
+            ));
         }
     }
     for (i, w) in faces.windows(2).enumerate() {
         let gap = (w[1].first_ms - w[0].last_ms) as f64 / 1000.0;
         let want = truth[i + 1].start_s - truth[i].end_s;
         if (gap - want).abs() > 1.5 {
-            problems.push(format!("gap between tracks {i} and {} is {gap:.1} s, in the clip {want:.1} s", i + 1));
+            problems.push(format!(
+                "gap between tracks {i} and {} is {gap:.1} s, in the clip {want:.1} s",
+                i + 1
+            ));
         }
     }
     problems

@@ -63,7 +63,11 @@ impl RtspServer {
             })
             .map_err(|e| e.to_string())?;
         let port = rx.recv().map_err(|e| e.to_string())??;
-        Ok(Self { port, main_loop, thread: Some(thread) })
+        Ok(Self {
+            port,
+            main_loop,
+            thread: Some(thread),
+        })
     }
 
     /// The TCP port.

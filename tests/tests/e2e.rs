@@ -27,17 +27,29 @@ fn scenario(broker: BrokerKind) {
     let agg = &r.aggregator;
     let stored = aggregator::metrics::get(&agg.stored);
     assert_eq!(stored as usize, r.stored_keys.len());
-    assert!(stored >= r.agent.published, "stored {stored} < acknowledged {}", r.agent.published);
+    assert!(
+        stored >= r.agent.published,
+        "stored {stored} < acknowledged {}",
+        r.agent.published
+    );
     let mut keys = r.stored_keys.clone();
     keys.dedup();
     assert_eq!(keys.len(), r.stored_keys.len());
     assert_eq!(agg.rejected_total(), 0, "{:?}", agg.rejected());
-    assert!(r.agent.frames_analysed >= 50, "only {} frames analysed", r.agent.frames_analysed);
+    assert!(
+        r.agent.frames_analysed >= 50,
+        "only {} frames analysed",
+        r.agent.frames_analysed
+    );
 
     let payload = std::fs::read(dir.path().join("payload.bin")).unwrap();
-    let env = Codec::default().decode(&payload).expect("captured payload decodes");
+    let env = Codec::default()
+        .decode(&payload)
+        .expect("captured payload decodes");
     assert_eq!(env.agent, "agent-1");
-    assert!(matches!(env.body, Body::Tracks(ref b) if b.camera == "cam-1" && !b.updates.is_empty()));
+    assert!(
+        matches!(env.body, Body::Tracks(ref b) if b.camera == "cam-1" && !b.updates.is_empty())
+    );
 }
 
 #[test]

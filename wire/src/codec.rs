@@ -100,7 +100,10 @@ pub struct Dictionary {
 impl Dictionary {
     /// Wraps dictionary bytes. `id` must be non-zero.
     pub fn new(id: u32, bytes: Vec<u8>) -> Option<Self> {
-        (id != 0).then(|| Self { id, bytes: Arc::new(bytes) })
+        (id != 0).then(|| Self {
+            id,
+            bytes: Arc::new(bytes),
+        })
     }
 
     /// Trains a dictionary of at most `max_size` bytes on sample payload bodies (MessagePack).
@@ -130,14 +133,21 @@ pub struct Codec {
 
 impl Default for Codec {
     fn default() -> Self {
-        Self { level: 3, encode_with: None, known: HashMap::new() }
+        Self {
+            level: 3,
+            encode_with: None,
+            known: HashMap::new(),
+        }
     }
 }
 
 impl Codec {
     /// A codec with zstd `level` and no dictionary.
     pub fn new(level: i32) -> Self {
-        Self { level, ..Self::default() }
+        Self {
+            level,
+            ..Self::default()
+        }
     }
 
     /// Encodes with `dict` from now on (decoding also knows it).
@@ -191,7 +201,10 @@ impl Codec {
         }
         let version = payload[2];
         if version != SCHEMA_VERSION {
-            return Err(DecodeError::UnsupportedVersion { found: version, supported: SCHEMA_VERSION });
+            return Err(DecodeError::UnsupportedVersion {
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
         }
         let flags = payload[3];
         if flags != FLAG_ZSTD {
@@ -203,7 +216,10 @@ impl Codec {
             0 => zstd::bulk::Decompressor::new()
                 .and_then(|mut d| d.decompress(compressed, MAX_BODY_BYTES)),
             id => {
-                let dict = self.known.get(&id).ok_or(DecodeError::UnknownDictionary(id))?;
+                let dict = self
+                    .known
+                    .get(&id)
+                    .ok_or(DecodeError::UnknownDictionary(id))?;
                 zstd::bulk::Decompressor::with_dictionary(&dict.bytes)
                     .and_then(|mut d| d.decompress(compressed, MAX_BODY_BYTES))
             }
@@ -212,7 +228,10 @@ impl Codec {
         let env: Envelope =
             rmp_serde::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         if env.v != version {
-            return Err(DecodeError::VersionMismatch { header: version, body: env.v });
+            return Err(DecodeError::VersionMismatch {
+                header: version,
+                body: env.v,
+            });
         }
         Ok(env)
     }

@@ -29,7 +29,13 @@ pub struct Envelope {
 impl Envelope {
     /// An envelope of the current schema version.
     pub fn new(agent: impl Into<String>, seq: u64, sent_ms: i64, body: Body) -> Self {
-        Self { v: crate::SCHEMA_VERSION, agent: agent.into(), seq, sent_ms, body }
+        Self {
+            v: crate::SCHEMA_VERSION,
+            agent: agent.into(),
+            seq,
+            sent_ms,
+            body,
+        }
     }
 }
 

@@ -43,7 +43,10 @@ pub struct QEmbedding {
 impl QEmbedding {
     /// Quantises `v` symmetrically (the largest magnitude maps to ±127).
     pub fn quantize(v: &[f32]) -> Self {
-        let max = v.iter().fold(0.0f32, |m, x| if x.is_finite() { m.max(x.abs()) } else { m });
+        let max = v.iter().fold(
+            0.0f32,
+            |m, x| if x.is_finite() { m.max(x.abs()) } else { m },
+        );
         let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
         let q = v
             .iter()
@@ -57,7 +60,10 @@ impl QEmbedding {
 
     /// The float values.
     pub fn dequantize(&self) -> Vec<f32> {
-        self.q.iter().map(|&b| b as i8 as f32 * self.scale).collect()
+        self.q
+            .iter()
+            .map(|&b| b as i8 as f32 * self.scale)
+            .collect()
     }
 
     /// Number of dimensions.

@@ -22,7 +22,9 @@ pub enum TopicError {
     #[error("topic {0:?} does not match any Sharp Eyes topic")]
     UnknownShape(String),
     /// An id is empty or contains `/`, `+`, `#` or a NUL.
-    #[error("{what} {id:?} cannot be used in a topic: it must be non-empty and free of '/', '+', '#' and NUL")]
+    #[error(
+        "{what} {id:?} cannot be used in a topic: it must be non-empty and free of '/', '+', '#' and NUL"
+    )]
     BadId {
         /// Which id (site, agent, camera).
         what: &'static str,
@@ -67,9 +69,9 @@ impl Topic {
     /// The agent the topic belongs to (none for the watchlists).
     pub fn agent(&self) -> Option<&str> {
         match self {
-            Topic::Tracks { agent, .. } | Topic::Alerts { agent, .. } | Topic::Status { agent, .. } => {
-                Some(agent)
-            }
+            Topic::Tracks { agent, .. }
+            | Topic::Alerts { agent, .. }
+            | Topic::Status { agent, .. } => Some(agent),
             Topic::Watchlists => None,
         }
     }
@@ -90,7 +92,9 @@ impl Default for Topics {
 impl Topics {
     /// Topics under `prefix` (trailing `/` ignored).
     pub fn new(prefix: &str) -> Self {
-        Self { prefix: prefix.trim_end_matches('/').to_string() }
+        Self {
+            prefix: prefix.trim_end_matches('/').to_string(),
+        }
     }
 
     /// The prefix.
@@ -101,7 +105,10 @@ impl Topics {
     /// Checks that `id` can be one topic level.
     pub fn check_id(what: &'static str, id: &str) -> Result<(), TopicError> {
         if id.is_empty() || id.contains(['/', '+', '#', '\0']) {
-            return Err(TopicError::BadId { what, id: id.to_string() });
+            return Err(TopicError::BadId {
+                what,
+                id: id.to_string(),
+            });
         }
         Ok(())
     }
@@ -151,14 +158,24 @@ impl Topics {
         let ok = |s: &&str| !s.is_empty();
         match parts.as_slice() {
             ["config", "watchlists"] => Ok(Topic::Watchlists),
-            [site, agent, "status"] if ok(site) && ok(agent) => {
-                Ok(Topic::Status { site: site.to_string(), agent: agent.to_string() })
-            }
+            [site, agent, "status"] if ok(site) && ok(agent) => Ok(Topic::Status {
+                site: site.to_string(),
+                agent: agent.to_string(),
+            }),
             [site, agent, camera, kind] if ok(site) && ok(agent) && ok(camera) => {
-                let (site, agent, camera) = (site.to_string(), agent.to_string(), camera.to_string());
+                let (site, agent, camera) =
+                    (site.to_string(), agent.to_string(), camera.to_string());
                 match *kind {
-                    "tracks" => Ok(Topic::Tracks { site, agent, camera }),
-                    "alerts" => Ok(Topic::Alerts { site, agent, camera }),
+                    "tracks" => Ok(Topic::Tracks {
+                        site,
+                        agent,
+                        camera,
+                    }),
+                    "alerts" => Ok(Topic::Alerts {
+                        site,
+                        agent,
+                        camera,
+                    }),
                     _ => Err(TopicError::UnknownShape(topic.to_string())),
                 }
             }
@@ -176,15 +193,26 @@ mod tests {
         let t = Topics::default();
         assert_eq!(
             t.parse(&t.tracks("s1", "a1", "cam-1")).unwrap(),
-            Topic::Tracks { site: "s1".into(), agent: "a1".into(), camera: "cam-1".into() }
+            Topic::Tracks {
+                site: "s1".into(),
+                agent: "a1".into(),
+                camera: "cam-1".into()
+            }
         );
         assert_eq!(
             t.parse(&t.alerts("s1", "a1", "c")).unwrap(),
-            Topic::Alerts { site: "s1".into(), agent: "a1".into(), camera: "c".into() }
+            Topic::Alerts {
+                site: "s1".into(),
+                agent: "a1".into(),
+                camera: "c".into()
+            }
         );
         assert_eq!(
             t.parse(&t.status("s1", "a1")).unwrap(),
-            Topic::Status { site: "s1".into(), agent: "a1".into() }
+            Topic::Status {
+                site: "s1".into(),
+                agent: "a1".into()
+            }
         );
         assert_eq!(t.parse(&t.watchlists()).unwrap(), Topic::Watchlists);
     }
@@ -192,11 +220,26 @@ mod tests {
     #[test]
     fn foreign_and_odd_topics_are_rejected() {
         let t = Topics::new("sharpeyes/v1/");
-        assert!(matches!(t.parse("other/x/y/z/tracks"), Err(TopicError::ForeignPrefix(_))));
-        assert!(matches!(t.parse("sharpeyes/v1x/a/b/c/tracks"), Err(TopicError::ForeignPrefix(_))));
-        assert!(matches!(t.parse("sharpeyes/v1/a/b/c/d"), Err(TopicError::UnknownShape(_))));
-        assert!(matches!(t.parse("sharpeyes/v1/a//c/tracks"), Err(TopicError::UnknownShape(_))));
-        assert!(matches!(t.parse("sharpeyes/v1/a/b/c/tracks/x"), Err(TopicError::UnknownShape(_))));
+        assert!(matches!(
+            t.parse("other/x/y/z/tracks"),
+            Err(TopicError::ForeignPrefix(_))
+        ));
+        assert!(matches!(
+            t.parse("sharpeyes/v1x/a/b/c/tracks"),
+            Err(TopicError::ForeignPrefix(_))
+        ));
+        assert!(matches!(
+            t.parse("sharpeyes/v1/a/b/c/d"),
+            Err(TopicError::UnknownShape(_))
+        ));
+        assert!(matches!(
+            t.parse("sharpeyes/v1/a//c/tracks"),
+            Err(TopicError::UnknownShape(_))
+        ));
+        assert!(matches!(
+            t.parse("sharpeyes/v1/a/b/c/tracks/x"),
+            Err(TopicError::UnknownShape(_))
+        ));
     }
 
     #[test]

@@ -8,11 +8,18 @@ fn class() -> impl Strategy<Value = ObjectClass> {
 }
 
 fn event() -> impl Strategy<Value = TrackEvent> {
-    prop_oneof![Just(TrackEvent::Start), Just(TrackEvent::Update), Just(TrackEvent::End)]
+    prop_oneof![
+        Just(TrackEvent::Start),
+        Just(TrackEvent::Update),
+        Just(TrackEvent::End)
+    ]
 }
 
 fn qemb() -> impl Strategy<Value = QEmbedding> {
-    (0.0001f32..1.0, proptest::collection::vec(any::<u8>(), 0..130))
+    (
+        0.0001f32..1.0,
+        proptest::collection::vec(any::<u8>(), 0..130),
+    )
         .prop_map(|(scale, q)| QEmbedding { scale, q })
 }
 
@@ -27,16 +34,18 @@ fn update() -> impl Strategy<Value = TrackUpdate> {
         proptest::option::of(qemb()),
         proptest::option::of(("\\PC{0,9}", 0.0f32..1.0)),
     )
-        .prop_map(|(track, class, event, ts_ms, b, score, embedding, plate)| TrackUpdate {
-            track,
-            class,
-            event,
-            ts_ms,
-            bbox: QBox(b),
-            score,
-            embedding,
-            plate: plate.map(|(text, confidence)| PlateReading { text, confidence }),
-        })
+        .prop_map(
+            |(track, class, event, ts_ms, b, score, embedding, plate)| TrackUpdate {
+                track,
+                class,
+                event,
+                ts_ms,
+                bbox: QBox(b),
+                score,
+                embedding,
+                plate: plate.map(|(text, confidence)| PlateReading { text, confidence }),
+            },
+        )
 }
 
 fn body() -> impl Strategy<Value = Body> {
@@ -50,9 +59,20 @@ fn body() -> impl Strategy<Value = Body> {
         any::<u32>(),
         proptest::collection::vec(update(), 0..20),
     )
-        .prop_map(|(site, camera, frame_w, frame_h, from_ms, to_ms, frames, updates)| {
-            Body::Tracks(TrackBatch { site, camera, frame_w, frame_h, from_ms, to_ms, frames, updates })
-        });
+        .prop_map(
+            |(site, camera, frame_w, frame_h, from_ms, to_ms, frames, updates)| {
+                Body::Tracks(TrackBatch {
+                    site,
+                    camera,
+                    frame_w,
+                    frame_h,
+                    from_ms,
+                    to_ms,
+                    frames,
+                    updates,
+                })
+            },
+        );
     let alert = (
         "\\PC{1,8}",
         "\\PC{0,30}",
@@ -71,10 +91,17 @@ fn body() -> impl Strategy<Value = Body> {
                 track,
                 summary,
                 details,
-                evidence: vec![Evidence { role: "crop".into(), mime: "image/jpeg".into(), data: jpeg }],
+                evidence: vec![Evidence {
+                    role: "crop".into(),
+                    mime: "image/jpeg".into(),
+                    data: jpeg,
+                }],
             })
         });
-    let status = (any::<bool>(), proptest::collection::btree_map("[a-z_]{1,8}", any::<u64>(), 0..5))
+    let status = (
+        any::<bool>(),
+        proptest::collection::btree_map("[a-z_]{1,8}", any::<u64>(), 0..5),
+    )
         .prop_map(|(online, counters)| {
             Body::Status(AgentStatus {
                 site: "s".into(),
@@ -93,19 +120,24 @@ fn body() -> impl Strategy<Value = Body> {
                 counters,
             })
         });
-    let watch = (any::<u64>(), proptest::collection::vec(qemb(), 0..3)).prop_map(|(version, embeddings)| {
-        Body::Watchlists(Watchlists {
-            version,
-            faces: vec![FaceEntry {
-                id: "p1".into(),
-                label: "W.".into(),
-                role: FaceRole::Patient,
-                guardian_of: vec![],
-                embeddings,
-            }],
-            plates: vec![PlateEntry { plate: "京A12345".into(), reason: "stolen".into() }],
-        })
-    });
+    let watch = (any::<u64>(), proptest::collection::vec(qemb(), 0..3)).prop_map(
+        |(version, embeddings)| {
+            Body::Watchlists(Watchlists {
+                version,
+                faces: vec![FaceEntry {
+                    id: "p1".into(),
+                    label: "W.".into(),
+                    role: FaceRole::Patient,
+                    guardian_of: vec![],
+                    embeddings,
+                }],
+                plates: vec![PlateEntry {
+                    plate: "京A12345".into(),
+                    reason: "stolen".into(),
+                }],
+            })
+        },
+    );
     prop_oneof![tracks, alert, status, watch]
 }
 
@@ -176,19 +208,34 @@ fn sample() -> Envelope {
 fn header_defects_are_named() {
     let codec = Codec::default();
     let good = codec.encode(&sample()).unwrap();
-    assert_eq!(codec.decode(&good[..5]), Err(DecodeError::Truncated { len: 5 }));
+    assert_eq!(
+        codec.decode(&good[..5]),
+        Err(DecodeError::Truncated { len: 5 })
+    );
     let mut p = good.clone();
     p[0] = b'X';
-    assert!(matches!(codec.decode(&p), Err(DecodeError::BadMagic { .. })));
+    assert!(matches!(
+        codec.decode(&p),
+        Err(DecodeError::BadMagic { .. })
+    ));
     let mut p = good.clone();
     p[2] = 9;
-    assert_eq!(codec.decode(&p), Err(DecodeError::UnsupportedVersion { found: 9, supported: 1 }));
+    assert_eq!(
+        codec.decode(&p),
+        Err(DecodeError::UnsupportedVersion {
+            found: 9,
+            supported: 1
+        })
+    );
     let mut p = good.clone();
     p[4] = 42;
     assert_eq!(codec.decode(&p), Err(DecodeError::UnknownDictionary(42)));
     let p = &good[..good.len() - 3];
     assert!(matches!(codec.decode(p), Err(DecodeError::Decompress(_))));
-    assert!(matches!(codec.decode(b"{\"json\": true}"), Err(DecodeError::BadMagic { .. })));
+    assert!(matches!(
+        codec.decode(b"{\"json\": true}"),
+        Err(DecodeError::BadMagic { .. })
+    ));
 }
 
 #[test]
@@ -196,7 +243,10 @@ fn body_version_must_match_header() {
     let mut env = sample();
     env.v = 2;
     let bytes = Codec::default().encode(&env).unwrap();
-    assert_eq!(Codec::default().decode(&bytes), Err(DecodeError::VersionMismatch { header: 1, body: 2 }));
+    assert_eq!(
+        Codec::default().decode(&bytes),
+        Err(DecodeError::VersionMismatch { header: 1, body: 2 })
+    );
 }
 
 #[test]
@@ -213,10 +263,21 @@ fn dictionary_payloads_need_the_dictionary() {
     let bytes = with.encode(&sample()).unwrap();
     assert_eq!(u32::from_le_bytes(bytes[4..8].try_into().unwrap()), 7);
     assert_eq!(with.decode(&bytes).unwrap(), sample());
-    assert_eq!(Codec::default().decode(&bytes), Err(DecodeError::UnknownDictionary(7)));
-    assert_eq!(Codec::default().knowing(dict).decode(&bytes).unwrap(), sample());
+    assert_eq!(
+        Codec::default().decode(&bytes),
+        Err(DecodeError::UnknownDictionary(7))
+    );
+    assert_eq!(
+        Codec::default().knowing(dict).decode(&bytes).unwrap(),
+        sample()
+    );
     let plain = Codec::default().encode(&sample()).unwrap();
-    assert!(bytes.len() < plain.len(), "dictionary {} vs plain {}", bytes.len(), plain.len());
+    assert!(
+        bytes.len() < plain.len(),
+        "dictionary {} vs plain {}",
+        bytes.len(),
+        plain.len()
+    );
 }
 
 #[test]

@@ -152,7 +152,10 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if found > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema { found, supported: SCHEMA_VERSION });
+            return Err(StoreError::NewerSchema {
+                found,
+                supported: SCHEMA_VERSION,
+            });
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -161,7 +164,10 @@ impl Store {
 
     /// Applies messages in one transaction; returns what happened to each, in order.
     /// `msgs` holds (envelope, topic, payload size).
-    pub fn apply_all(&mut self, msgs: &[(Envelope, String, usize)]) -> Result<Vec<Applied>, StoreError> {
+    pub fn apply_all(
+        &mut self,
+        msgs: &[(Envelope, String, usize)],
+    ) -> Result<Vec<Applied>, StoreError> {
         let tx = self.conn.transaction()?;
         let now = sharpeyes_wire::now_ms();
         let mut out = Vec::with_capacity(msgs.len());
@@ -173,7 +179,12 @@ impl Store {
     }
 
     /// Applies one message in its own transaction.
-    pub fn apply(&mut self, env: &Envelope, topic: &str, bytes: usize) -> Result<Applied, StoreError> {
+    pub fn apply(
+        &mut self,
+        env: &Envelope,
+        topic: &str,
+        bytes: usize,
+    ) -> Result<Applied, StoreError> {
         Ok(self.apply_all(&[(env.clone(), topic.to_string(), bytes)])?[0])
     }
 
@@ -222,14 +233,21 @@ impl Store {
 
     /// Number of stored messages (all kinds).
     pub fn message_count(&self) -> Result<u64, StoreError> {
-        Ok(self.conn.query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))?
+            as u64)
     }
 
     /// Every stored `(agent, seq)` pair, sorted.
     pub fn message_keys(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT agent, seq FROM messages ORDER BY agent, seq")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT agent, seq FROM messages ORDER BY agent, seq")?;
         let keys = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
             .collect::<Result<_, _>>()?;
         Ok(keys)
     }
@@ -238,13 +256,23 @@ impl Store {
     pub fn agent_status(&self, agent: &str) -> Result<Option<AgentStatus>, StoreError> {
         let json: Option<String> = self
             .conn
-            .query_row("SELECT status_json FROM agents WHERE agent = ?", [agent], |r| r.get(0))
+            .query_row(
+                "SELECT status_json FROM agents WHERE agent = ?",
+                [agent],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 }
 
-fn apply(tx: &Transaction<'_>, env: &Envelope, topic: &str, bytes: usize, now: i64) -> Result<Applied, StoreError> {
+fn apply(
+    tx: &Transaction<'_>,
+    env: &Envelope,
+    topic: &str,
+    bytes: usize,
+    now: i64,
+) -> Result<Applied, StoreError> {
     if let Body::Status(s) = &env.body
         && env.seq == 0
     {
@@ -255,7 +283,15 @@ fn apply(tx: &Transaction<'_>, env: &Envelope, topic: &str, bytes: usize, now: i
     let inserted = tx.execute(
         "INSERT OR IGNORE INTO messages (agent, seq, kind, topic, sent_ms, received_ms, bytes)
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-        params![env.agent, env.seq as i64, env.body.kind(), topic, env.sent_ms, now, bytes as i64],
+        params![
+            env.agent,
+            env.seq as i64,
+            env.body.kind(),
+            topic,
+            env.sent_ms,
+            now,
+            bytes as i64
+        ],
     )?;
     if inserted == 0 {
         return Ok(Applied::Duplicate);
@@ -325,7 +361,12 @@ fn store_tracks(tx: &Transaction<'_>, agent: &str, b: &TrackBatch) -> Result<(),
     Ok(())
 }
 
-fn store_status(tx: &Transaction<'_>, agent: &str, s: &AgentStatus, now: i64) -> Result<(), StoreError> {
+fn store_status(
+    tx: &Transaction<'_>,
+    agent: &str,
+    s: &AgentStatus,
+    now: i64,
+) -> Result<(), StoreError> {
     let json = serde_json::to_string(s).unwrap_or_else(|_| "{}".into());
     tx.execute(
         "INSERT INTO agents (agent, site, online, version, started_ms, updated_ms, status_json)
@@ -374,33 +415,79 @@ mod tests {
     fn track_lifecycle_and_duplicates() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("t.db")).unwrap();
-        assert_eq!(s.apply(&batch(1, 7, TrackEvent::Start, 1000, 0.0), "t", 10).unwrap(), Applied::Stored);
-        assert_eq!(s.apply(&batch(2, 7, TrackEvent::Update, 2000, 100.0), "t", 10).unwrap(), Applied::Stored);
-        assert_eq!(s.apply(&batch(2, 7, TrackEvent::Update, 2000, 100.0), "t", 10).unwrap(), Applied::Duplicate);
+        assert_eq!(
+            s.apply(&batch(1, 7, TrackEvent::Start, 1000, 0.0), "t", 10)
+                .unwrap(),
+            Applied::Stored
+        );
+        assert_eq!(
+            s.apply(&batch(2, 7, TrackEvent::Update, 2000, 100.0), "t", 10)
+                .unwrap(),
+            Applied::Stored
+        );
+        assert_eq!(
+            s.apply(&batch(2, 7, TrackEvent::Update, 2000, 100.0), "t", 10)
+                .unwrap(),
+            Applied::Duplicate
+        );
         // Out of order: the end arrives before a late update; times and box still come out right.
-        assert_eq!(s.apply(&batch(4, 7, TrackEvent::End, 4000, 300.0), "t", 10).unwrap(), Applied::Stored);
-        assert_eq!(s.apply(&batch(3, 7, TrackEvent::Update, 3000, 200.0), "t", 10).unwrap(), Applied::Stored);
+        assert_eq!(
+            s.apply(&batch(4, 7, TrackEvent::End, 4000, 300.0), "t", 10)
+                .unwrap(),
+            Applied::Stored
+        );
+        assert_eq!(
+            s.apply(&batch(3, 7, TrackEvent::Update, 3000, 200.0), "t", 10)
+                .unwrap(),
+            Applied::Stored
+        );
         let rows = s.tracks(&TrackFilter::default()).unwrap();
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
-        assert_eq!((r.first_ms, r.last_ms, r.ended, r.updates), (1000, 4000, true, 4));
+        assert_eq!(
+            (r.first_ms, r.last_ms, r.ended, r.updates),
+            (1000, 4000, true, 4)
+        );
         assert!((r.bbox[0] - 300.0).abs() < 0.1, "{:?}", r.bbox);
         assert_eq!(s.message_count().unwrap(), 4);
-        assert_eq!(s.message_keys().unwrap(), vec![("a1".to_string(), 1), ("a1".into(), 2), ("a1".into(), 3), ("a1".into(), 4)]);
+        assert_eq!(
+            s.message_keys().unwrap(),
+            vec![
+                ("a1".to_string(), 1),
+                ("a1".into(), 2),
+                ("a1".into(), 3),
+                ("a1".into(), 4)
+            ]
+        );
     }
 
     #[test]
     fn filters_by_camera_and_time() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(&dir.path().join("t.db")).unwrap();
-        s.apply(&batch(1, 1, TrackEvent::Start, 1000, 0.0), "t", 1).unwrap();
-        s.apply(&batch(2, 2, TrackEvent::Start, 5000, 0.0), "t", 1).unwrap();
-        let f = |camera: Option<&str>, since_ms| TrackFilter { camera: camera.map(Into::into), since_ms, limit: None };
+        s.apply(&batch(1, 1, TrackEvent::Start, 1000, 0.0), "t", 1)
+            .unwrap();
+        s.apply(&batch(2, 2, TrackEvent::Start, 5000, 0.0), "t", 1)
+            .unwrap();
+        let f = |camera: Option<&str>, since_ms| TrackFilter {
+            camera: camera.map(Into::into),
+            since_ms,
+            limit: None,
+        };
         assert_eq!(s.tracks(&f(Some("cam-1"), Some(2000))).unwrap().len(), 1);
         assert_eq!(s.tracks(&f(Some("cam-2"), None)).unwrap().len(), 0);
         let all = s.tracks(&f(None, None)).unwrap();
-        assert_eq!(all.iter().map(|r| r.track).collect::<Vec<_>>(), vec![1, 2], "oldest first");
-        let newest = s.tracks(&TrackFilter { limit: Some(1), ..Default::default() }).unwrap();
+        assert_eq!(
+            all.iter().map(|r| r.track).collect::<Vec<_>>(),
+            vec![1, 2],
+            "oldest first"
+        );
+        let newest = s
+            .tracks(&TrackFilter {
+                limit: Some(1),
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(newest[0].track, 2);
     }
 
@@ -408,9 +495,16 @@ mod tests {
     fn reopening_keeps_data() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.db");
-        Store::open(&p).unwrap().apply(&batch(1, 1, TrackEvent::Start, 1000, 0.0), "t", 1).unwrap();
+        Store::open(&p)
+            .unwrap()
+            .apply(&batch(1, 1, TrackEvent::Start, 1000, 0.0), "t", 1)
+            .unwrap();
         let mut s = Store::open(&p).unwrap();
-        assert_eq!(s.apply(&batch(1, 1, TrackEvent::Start, 1000, 0.0), "t", 1).unwrap(), Applied::Duplicate);
+        assert_eq!(
+            s.apply(&batch(1, 1, TrackEvent::Start, 1000, 0.0), "t", 1)
+                .unwrap(),
+            Applied::Duplicate
+        );
         assert_eq!(s.tracks(&TrackFilter::default()).unwrap().len(), 1);
     }
 }

@@ -69,13 +69,21 @@ impl Rejection {
 }
 
 /// Decodes a payload and checks it against its topic.
-pub fn check(codec: &Codec, topics: &Topics, topic: &str, payload: &[u8]) -> Result<Envelope, Rejection> {
+pub fn check(
+    codec: &Codec,
+    topics: &Topics,
+    topic: &str,
+    payload: &[u8],
+) -> Result<Envelope, Rejection> {
     let t = topics.parse(topic)?;
     let env = codec.decode(payload)?;
     if let Some(agent) = t.agent()
         && agent != env.agent
     {
-        return Err(Rejection::AgentMismatch { topic: agent.to_string(), payload: env.agent });
+        return Err(Rejection::AgentMismatch {
+            topic: agent.to_string(),
+            payload: env.agent,
+        });
     }
     let (topic_kind, camera) = match &t {
         Topic::Tracks { camera, .. } => ("tracks", Some(camera)),
@@ -84,7 +92,10 @@ pub fn check(codec: &Codec, topics: &Topics, topic: &str, payload: &[u8]) -> Res
         Topic::Watchlists => ("watchlists", None),
     };
     if env.body.kind() != topic_kind {
-        return Err(Rejection::KindMismatch { topic: topic_kind, body: env.body.kind() });
+        return Err(Rejection::KindMismatch {
+            topic: topic_kind,
+            body: env.body.kind(),
+        });
     }
     let body_camera = match &env.body {
         Body::Tracks(b) => Some(&b.camera),
@@ -94,7 +105,10 @@ pub fn check(codec: &Codec, topics: &Topics, topic: &str, payload: &[u8]) -> Res
     if let (Some(tc), Some(bc)) = (camera, body_camera)
         && tc != bc
     {
-        return Err(Rejection::CameraMismatch { topic: tc.clone(), payload: bc.clone() });
+        return Err(Rejection::CameraMismatch {
+            topic: tc.clone(),
+            payload: bc.clone(),
+        });
     }
     Ok(env)
 }
@@ -124,8 +138,18 @@ pub fn mqtt_options(cfg: &AggregatorConfig) -> Result<MqttOptions, crate::config
 pub fn filters(cfg: &AggregatorConfig) -> Vec<String> {
     let topics = Topics::new(&cfg.broker.topic_prefix);
     let g = &cfg.broker.shared_group;
-    let share = |kind: &str, f: String| if g.is_empty() { f } else { format!("$share/{g}_{kind}/{f}") };
-    vec![share("tracks", topics.all_tracks()), share("alerts", topics.all_alerts()), topics.all_status()]
+    let share = |kind: &str, f: String| {
+        if g.is_empty() {
+            f
+        } else {
+            format!("$share/{g}_{kind}/{f}")
+        }
+    };
+    vec![
+        share("tracks", topics.all_tracks()),
+        share("alerts", topics.all_alerts()),
+        topics.all_status(),
+    ]
 }
 
 /// Polls the broker until `shutdown`: (re)subscribes on every connection, hands publishes to
@@ -149,7 +173,10 @@ pub async fn subscribe_loop(
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = min;
-                info!(session_present = ack.session_present, "connected to broker; subscribing");
+                info!(
+                    session_present = ack.session_present,
+                    "connected to broker; subscribing"
+                );
                 for f in filters(&cfg) {
                     if let Err(e) = client.subscribe(f.clone(), QoS::AtLeastOnce).await {
                         error!(error = %e, filter = %f, "subscribe request failed");
@@ -189,19 +216,58 @@ pub async fn subscribe_loop(
     let _ = tokio::time::timeout(Duration::from_secs(2), flush).await;
 }
 
-/// The writer thread: takes what arrived (up to `max_batch` at once), stores it in one
-/// transaction, then acknowledges every message of the batch. A failed transaction is retried
-/// (nothing is acknowledged before its commit).
-pub fn writer_loop(
+/// The store writer: everything the writer thread needs.
+pub struct Writer {
+    /// The store it writes.
+    pub store: Store,
+    /// The MQTT client, for acknowledgements.
+    pub client: AsyncClient,
+    /// Topic scheme.
+    pub topics: Topics,
+    /// Payload decoder.
+    pub codec: Codec,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Messages per transaction at most.
+    pub max_batch: usize,
+    /// The async runtime, to wait for acknowledgements when the client's queue is full.
+    pub runtime: tokio::runtime::Handle,
+    /// Stops retrying failed transactions.
+    pub shutdown: CancellationToken,
+}
+
+impl Writer {
+    /// The writer thread: takes what arrived (up to `max_batch` at once), stores it in one
+    /// transaction, then acknowledges every message of the batch. A failed transaction is
+    /// retried (nothing is acknowledged before its commit).
+    pub fn run(self, rx: mpsc::UnboundedReceiver<Publish>) {
+        let Writer {
+            store,
+            client,
+            topics,
+            codec,
+            metrics,
+            max_batch,
+            runtime,
+            shutdown,
+        } = self;
+        writer_loop(
+            store, rx, &client, &topics, &codec, &metrics, max_batch, &runtime, &shutdown,
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn writer_loop(
     mut store: Store,
     mut rx: mpsc::UnboundedReceiver<Publish>,
-    client: AsyncClient,
-    topics: Topics,
-    codec: Codec,
-    metrics: Arc<Metrics>,
+    client: &AsyncClient,
+    topics: &Topics,
+    codec: &Codec,
+    metrics: &Metrics,
     max_batch: usize,
-    runtime: tokio::runtime::Handle,
-    shutdown: CancellationToken,
+    runtime: &tokio::runtime::Handle,
+    shutdown: &CancellationToken,
 ) {
     let ack = |p: &Publish| {
         if client.try_ack(p).is_err() {
@@ -219,7 +285,7 @@ pub fn writer_loop(
         }
         let mut valid: Vec<(Envelope, String, usize)> = Vec::with_capacity(batch.len());
         for p in &batch {
-            match check(&codec, &topics, &p.topic, &p.payload) {
+            match check(codec, topics, &p.topic, &p.payload) {
                 Ok(env) => valid.push((env, p.topic.clone(), p.payload.len())),
                 Err(r) => {
                     metrics.reject(r.kind());
@@ -287,7 +353,10 @@ mod tests {
         let kind = |topic: &str, p: &[u8]| check(&c, &t, topic, p).unwrap_err().kind();
         assert_eq!(kind(&topic, &payload("a2", "cam")), "agent_mismatch");
         assert_eq!(kind(&topic, &payload("a1", "other")), "camera_mismatch");
-        assert_eq!(kind(&t.alerts("s", "a1", "cam"), &payload("a1", "cam")), "kind_mismatch");
+        assert_eq!(
+            kind(&t.alerts("s", "a1", "cam"), &payload("a1", "cam")),
+            "kind_mismatch"
+        );
         assert_eq!(kind("elsewhere/x", &payload("a1", "cam")), "topic");
         assert_eq!(kind(&topic, b"{\"hello\":1}"), "bad_magic");
         assert_eq!(kind(&topic, b"SE"), "truncated");

@@ -27,7 +27,11 @@ impl BgrImage {
                 data.len()
             )));
         }
-        Ok(Self { width, height, data })
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
     }
 
     /// Converts an RGB image.
@@ -36,7 +40,11 @@ impl BgrImage {
         for px in data.chunks_exact_mut(3) {
             px.swap(0, 2);
         }
-        Self { width: img.width(), height: img.height(), data }
+        Self {
+            width: img.width(),
+            height: img.height(),
+            data,
+        }
     }
 
     /// Reads a JPEG or PNG file.
@@ -80,7 +88,11 @@ impl BgrImage {
                 }
             }
         }
-        BgrImage { width: w as u32, height: h as u32, data: out }
+        BgrImage {
+            width: w as u32,
+            height: h as u32,
+            data: out,
+        }
     }
 }
 

@@ -21,7 +21,9 @@ use crate::config::{FaceDetectorConfig, ModelsConfig};
 #[derive(Debug, Error)]
 pub enum InferError {
     /// The ONNX Runtime library could not be loaded.
-    #[error("loading ONNX Runtime from {path}: {reason} (run scripts/setup.sh, or set models.onnxruntime / ORT_DYLIB_PATH)")]
+    #[error(
+        "loading ONNX Runtime from {path}: {reason} (run scripts/setup.sh, or set models.onnxruntime / ORT_DYLIB_PATH)"
+    )]
     Runtime {
         /// The library path.
         path: PathBuf,
@@ -67,7 +69,10 @@ pub fn init_runtime(path: &Path) -> Result<&'static Environment, InferError> {
             .and_then(|b| b.with_name("sharpeyes").build().map_err(|e| e.to_string()))
             .map_err(|e| (path.to_path_buf(), e))
     });
-    r.as_ref().map_err(|(p, e)| InferError::Runtime { path: p.clone(), reason: e.clone() })
+    r.as_ref().map_err(|(p, e)| InferError::Runtime {
+        path: p.clone(),
+        reason: e.clone(),
+    })
 }
 
 /// A detected face, in pixels of the input image.
@@ -90,12 +95,23 @@ pub trait FaceDetector: Send {
 }
 
 /// The face detector the configuration names.
-pub fn face_detector(models: &ModelsConfig, cfg: &FaceDetectorConfig) -> Result<Box<dyn FaceDetector>, InferError> {
+pub fn face_detector(
+    models: &ModelsConfig,
+    cfg: &FaceDetectorConfig,
+) -> Result<Box<dyn FaceDetector>, InferError> {
     let env = init_runtime(&models.onnxruntime_path())?;
     let path = models.model_path(&cfg.model);
     match cfg.family.as_str() {
-        "yunet" => Ok(Box::new(YuNet::load(env, &path, cfg, models.intra_threads)?)),
-        other => Err(InferError::Model { path, reason: format!("unknown face detector family {other:?}") }),
+        "yunet" => Ok(Box::new(YuNet::load(
+            env,
+            &path,
+            cfg,
+            models.intra_threads,
+        )?)),
+        other => Err(InferError::Model {
+            path,
+            reason: format!("unknown face detector family {other:?}"),
+        }),
     }
 }
 
@@ -111,7 +127,12 @@ pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
 
 /// Greedy non-maximum suppression: sorts by score (best first) and drops any item whose box
 /// overlaps a kept one by more than `iou_threshold`.
-pub fn nms<T>(mut items: Vec<T>, iou_threshold: f32, bbox: impl Fn(&T) -> [f32; 4], score: impl Fn(&T) -> f32) -> Vec<T> {
+pub fn nms<T>(
+    mut items: Vec<T>,
+    iou_threshold: f32,
+    bbox: impl Fn(&T) -> [f32; 4],
+    score: impl Fn(&T) -> f32,
+) -> Vec<T> {
     items.sort_by(|a, b| score(b).total_cmp(&score(a)));
     let mut kept: Vec<T> = Vec::with_capacity(items.len());
     for it in items {
@@ -138,7 +159,11 @@ mod tests {
 
     #[test]
     fn nms_keeps_best_of_overlapping() {
-        let items = vec![([0.0, 0.0, 10.0, 10.0], 0.5), ([1.0, 0.0, 11.0, 10.0], 0.9), ([50.0, 50.0, 60.0, 60.0], 0.7)];
+        let items = vec![
+            ([0.0, 0.0, 10.0, 10.0], 0.5),
+            ([1.0, 0.0, 11.0, 10.0], 0.9),
+            ([50.0, 50.0, 60.0, 60.0], 0.7),
+        ];
         let kept = nms(items, 0.3, |i| i.0, |i| i.1);
         let scores: Vec<f32> = kept.iter().map(|i| i.1).collect();
         assert_eq!(scores, vec![0.9, 0.7]);

@@ -32,7 +32,9 @@ pub struct YuNet {
 
 impl std::fmt::Debug for YuNet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("YuNet").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("YuNet")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -42,19 +44,40 @@ fn round_up(v: usize, m: usize) -> usize {
 
 impl YuNet {
     /// Loads the model and checks its signature.
-    pub fn load(env: &Environment, path: &Path, cfg: &FaceDetectorConfig, threads: usize) -> Result<Self, InferError> {
-        let model_err = |e: ort::Error| InferError::Model { path: path.to_path_buf(), reason: e.to_string() };
+    pub fn load(
+        env: &Environment,
+        path: &Path,
+        cfg: &FaceDetectorConfig,
+        threads: usize,
+    ) -> Result<Self, InferError> {
+        let model_err = |e: ort::Error| InferError::Model {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        };
         if !path.exists() {
-            return Err(InferError::Model { path: path.to_path_buf(), reason: "file not found".into() });
+            return Err(InferError::Model {
+                path: path.to_path_buf(),
+                reason: "file not found".into(),
+            });
         }
         let session = Session::builder(env)
-            .and_then(|b| b.with_optimization_level(GraphOptimizationLevel::Level3).map_err(Into::into))
+            .and_then(|b| {
+                b.with_optimization_level(GraphOptimizationLevel::Level3)
+                    .map_err(Into::into)
+            })
             .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
             .and_then(|mut b| b.commit_from_file(path))
             .map_err(model_err)?;
-        let sig = |reason: String| InferError::Signature { path: path.to_path_buf(), family: FAMILY, reason };
+        let sig = |reason: String| InferError::Signature {
+            path: path.to_path_buf(),
+            family: FAMILY,
+            reason,
+        };
         if session.inputs().len() != 1 {
-            return Err(sig(format!("expected 1 input, found {}", session.inputs().len())));
+            return Err(sig(format!(
+                "expected 1 input, found {}",
+                session.inputs().len()
+            )));
         }
         for s in STRIDES {
             for kind in ["cls", "obj", "bbox", "kps"] {
@@ -101,7 +124,10 @@ impl FaceDetector for YuNet {
         let longest = img.width.max(img.height);
         let (work, scale) = if longest > self.max_side {
             let s = self.max_side as f32 / longest as f32;
-            let (w, h) = ((img.width as f32 * s).round() as u32, (img.height as f32 * s).round() as u32);
+            let (w, h) = (
+                (img.width as f32 * s).round() as u32,
+                (img.height as f32 * s).round() as u32,
+            );
             (Cow::Owned(img.resized(w, h)), s)
         } else {
             (Cow::Borrowed(img), 1.0)
@@ -113,7 +139,9 @@ impl FaceDetector for YuNet {
         for s in STRIDES {
             let get = |kind: &str| -> Result<&[f32], InferError> {
                 let name = format!("{kind}_{s}");
-                let v = outputs.get(&name).ok_or_else(|| InferError::BadImage(format!("no output {name}")))?;
+                let v = outputs
+                    .get(&name)
+                    .ok_or_else(|| InferError::BadImage(format!("no output {name}")))?;
                 Ok(v.try_extract_tensor::<f32>()?.1)
             };
             let (cls, obj, bbox, kps) = (get("cls")?, get("obj")?, get("bbox")?, get("kps")?);

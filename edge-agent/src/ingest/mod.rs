@@ -149,16 +149,25 @@ fn run_once(
 ) -> Result<Ended, IngestError> {
     let m: &CameraMetrics = &metrics.cameras[index];
     let pipeline = gst::Pipeline::with_name(&format!("camera-{}", cfg.id));
-    let src = gst::ElementFactory::make("uridecodebin").property("uri", &cfg.uri).build().map_err(build_error)?;
-    let convert = gst::ElementFactory::make("videoconvert").build().map_err(build_error)?;
-    let caps = gst_video::VideoCapsBuilder::new().format(gst_video::VideoFormat::Bgr).build();
+    let src = gst::ElementFactory::make("uridecodebin")
+        .property("uri", &cfg.uri)
+        .build()
+        .map_err(build_error)?;
+    let convert = gst::ElementFactory::make("videoconvert")
+        .build()
+        .map_err(build_error)?;
+    let caps = gst_video::VideoCapsBuilder::new()
+        .format(gst_video::VideoFormat::Bgr)
+        .build();
     let sink = gst_app::AppSink::builder()
         .caps(&caps)
         .sync(cfg.realtime && cfg.is_file())
         .max_buffers(1)
         .drop(true)
         .build();
-    pipeline.add_many([&src, &convert, sink.upcast_ref()]).map_err(build_error)?;
+    pipeline
+        .add_many([&src, &convert, sink.upcast_ref()])
+        .map_err(build_error)?;
     convert.link(&sink).map_err(build_error)?;
 
     // Live sources: keep RTSP latency low.
@@ -172,16 +181,21 @@ fn run_once(
     });
     let convert_weak = convert.downgrade();
     src.connect_pad_added(move |_, pad| {
-        let Some(convert) = convert_weak.upgrade() else { return };
+        let Some(convert) = convert_weak.upgrade() else {
+            return;
+        };
         let is_video = pad
             .current_caps()
             .and_then(|c| c.structure(0).map(|s| s.name().starts_with("video/")))
             .unwrap_or(false);
-        let Some(sinkpad) = convert.static_pad("sink") else { return };
-        if is_video && !sinkpad.is_linked() {
-            if let Err(e) = pad.link(&sinkpad) {
-                warn!(error = ?e, "could not link the decoded video pad");
-            }
+        let Some(sinkpad) = convert.static_pad("sink") else {
+            return;
+        };
+        if is_video
+            && !sinkpad.is_linked()
+            && let Err(e) = pad.link(&sinkpad)
+        {
+            warn!(error = ?e, "could not link the decoded video pad");
         }
     });
 
@@ -190,12 +204,16 @@ fn run_once(
     let next_pts: std::sync::Mutex<Option<gst::ClockTime>> = std::sync::Mutex::new(None);
     if let Some(pad) = convert.static_pad("sink") {
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            let Some(pts) = info.buffer().and_then(|b| b.pts()) else { return gst::PadProbeReturn::Ok };
+            let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+                return gst::PadProbeReturn::Ok;
+            };
             let mut next_pts = next_pts.lock().unwrap_or_else(|e| e.into_inner());
             match *next_pts {
                 // Allow 10 % jitter so a 25 fps stream decimated to 5 fps keeps every 5th frame;
                 // a timestamp far behind the expected one is a discontinuity: start again there.
-                Some(next) if pts + min_gap / 10 < next && pts + min_gap * 4 >= next => gst::PadProbeReturn::Drop,
+                Some(next) if pts + min_gap / 10 < next && pts + min_gap * 4 >= next => {
+                    gst::PadProbeReturn::Drop
+                }
                 _ => {
                     *next_pts = Some(pts + min_gap);
                     gst::PadProbeReturn::Ok
@@ -216,8 +234,15 @@ fn run_once(
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                 match to_image(&sample) {
                     Some(image) => {
-                        frame_clock.store(started_at.elapsed().as_millis() as i64 + 1, Ordering::Relaxed);
-                        let frame = Frame { camera: index, capture_ms: sharpeyes_wire::now_ms(), image };
+                        frame_clock.store(
+                            started_at.elapsed().as_millis() as i64 + 1,
+                            Ordering::Relaxed,
+                        );
+                        let frame = Frame {
+                            camera: index,
+                            capture_ms: sharpeyes_wire::now_ms(),
+                            image,
+                        };
                         let cm = &metrics_cb.cameras[index];
                         inc(&cm.frames_decoded);
                         if slots_cb.put(frame) {
@@ -231,7 +256,9 @@ fn run_once(
             .build(),
     );
 
-    let bus = pipeline.bus().ok_or_else(|| build_error("pipeline without a bus"))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| build_error("pipeline without a bus"))?;
     let stop = |p: &gst::Pipeline| {
         let _ = p.set_state(gst::State::Null);
     };
@@ -254,7 +281,9 @@ fn run_once(
             info!(uri = %cfg.uri, "playing");
         }
         let since = if last > 0 {
-            started.elapsed().saturating_sub(Duration::from_millis(last as u64 - 1))
+            started
+                .elapsed()
+                .saturating_sub(Duration::from_millis(last as u64 - 1))
         } else {
             started.elapsed()
         };
@@ -263,7 +292,11 @@ fn run_once(
         }
         let Some(msg) = bus.timed_pop_filtered(
             gst::ClockTime::from_mseconds(100),
-            &[gst::MessageType::Error, gst::MessageType::Eos, gst::MessageType::Warning],
+            &[
+                gst::MessageType::Error,
+                gst::MessageType::Eos,
+                gst::MessageType::Warning,
+            ],
         ) else {
             continue;
         };
@@ -282,14 +315,20 @@ fn run_once(
 
 fn stream_error(msg: &gst::Message, e: &gst::message::Error) -> IngestError {
     IngestError::Stream {
-        element: msg.src().map(|s| s.path_string().to_string()).unwrap_or_else(|| "?".into()),
+        element: msg
+            .src()
+            .map(|s| s.path_string().to_string())
+            .unwrap_or_else(|| "?".into()),
         message: e.error().to_string(),
         debug: e.debug().map(|d| d.to_string()).unwrap_or_default(),
     }
 }
 
 fn first_error(bus: &gst::Bus) -> Option<IngestError> {
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(500), &[gst::MessageType::Error])?;
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_mseconds(500),
+        &[gst::MessageType::Error],
+    )?;
     match msg.view() {
         gst::MessageView::Error(e) => Some(stream_error(&msg, e)),
         _ => None,

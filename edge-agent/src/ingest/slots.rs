@@ -108,7 +108,11 @@ impl FrameSlots {
             if now >= deadline {
                 return Take::Timeout;
             }
-            s = self.ready.wait_timeout(s, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            s = self
+                .ready
+                .wait_timeout(s, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 }
@@ -118,7 +122,11 @@ mod tests {
     use super::*;
 
     fn frame(camera: usize, t: i64) -> Frame {
-        Frame { camera, capture_ms: t, image: BgrImage::new(1, 1, vec![0, 0, 0]).unwrap() }
+        Frame {
+            camera,
+            capture_ms: t,
+            image: BgrImage::new(1, 1, vec![0, 0, 0]).unwrap(),
+        }
     }
 
     fn take(s: &FrameSlots) -> Option<Frame> {

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
-use sharpeyes_wire::{AgentStatus, Body, Codec, Envelope, QBox, TrackBatch, TrackUpdate, Topics};
+use sharpeyes_wire::{AgentStatus, Body, Codec, Envelope, QBox, Topics, TrackBatch, TrackUpdate};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::AgentConfig;
 use crate::metrics::{Metrics, add, get, inc};
@@ -68,7 +68,12 @@ pub struct Publisher {
 }
 
 /// MQTT options of the agent, with its last will.
-fn mqtt_options(cfg: &AgentConfig, topics: &Topics, codec: &Codec, started_ms: i64) -> Result<MqttOptions, PublishError> {
+fn mqtt_options(
+    cfg: &AgentConfig,
+    topics: &Topics,
+    codec: &Codec,
+    started_ms: i64,
+) -> Result<MqttOptions, PublishError> {
     let b = &cfg.broker;
     let mut o = MqttOptions::new(cfg.client_id(), b.host.clone(), b.port);
     o.set_keep_alive(Duration::from_secs(b.keep_alive_s));
@@ -91,13 +96,21 @@ fn mqtt_options(cfg: &AgentConfig, topics: &Topics, codec: &Codec, started_ms: i
             counters: Default::default(),
         }),
     );
-    o.set_last_will(LastWill::new(topics.status(&cfg.site, &cfg.agent_id), codec.encode(&will)?, QoS::AtLeastOnce, true));
+    o.set_last_will(LastWill::new(
+        topics.status(&cfg.site, &cfg.agent_id),
+        codec.encode(&will)?,
+        QoS::AtLeastOnce,
+        true,
+    ));
     Ok(o)
 }
 
 /// Connects (lazily: the event loop connects on first poll) and returns the publisher and
 /// the event loop to drive with [`drive`].
-pub fn connect(cfg: &AgentConfig, metrics: Arc<Metrics>) -> Result<(Publisher, EventLoop), PublishError> {
+pub fn connect(
+    cfg: &AgentConfig,
+    metrics: Arc<Metrics>,
+) -> Result<(Publisher, EventLoop), PublishError> {
     let topics = Topics::new(&cfg.broker.topic_prefix);
     let codec = Codec::new(cfg.publish.zstd_level);
     let started_ms = sharpeyes_wire::now_ms();
@@ -111,7 +124,9 @@ pub fn connect(cfg: &AgentConfig, metrics: Arc<Metrics>) -> Result<(Publisher, E
         client,
         seq: started_ms as u64 * 1000,
         started_ms,
-        batches: (0..cfg.cameras.len()).map(|_| PendingBatch::default()).collect(),
+        batches: (0..cfg.cameras.len())
+            .map(|_| PendingBatch::default())
+            .collect(),
     };
     Ok((publisher, eventloop))
 }
@@ -205,7 +220,9 @@ impl Publisher {
                 frames: b.frames,
                 updates: b.updates,
             });
-            let topic = self.topics.tracks(&self.cfg.site, &self.cfg.agent_id, &camera);
+            let topic = self
+                .topics
+                .tracks(&self.cfg.site, &self.cfg.agent_id, &camera);
             let len = self.send(topic, body, false)?;
             add(&self.metrics.track_updates, n);
             add(&self.metrics.track_bytes, len as u64);
@@ -231,7 +248,12 @@ impl Publisher {
     /// Encodes and hands one message to the MQTT client; returns the payload size.
     fn send(&mut self, topic: String, body: Body, retain: bool) -> Result<usize, PublishError> {
         let seq = self.next_seq();
-        let env = Envelope::new(self.cfg.agent_id.clone(), seq, sharpeyes_wire::now_ms(), body);
+        let env = Envelope::new(
+            self.cfg.agent_id.clone(),
+            seq,
+            sharpeyes_wire::now_ms(),
+            body,
+        );
         let payload = match self.codec.encode(&env) {
             Ok(p) => p,
             Err(e) => {
@@ -240,7 +262,10 @@ impl Publisher {
             }
         };
         let len = payload.len();
-        match self.client.try_publish(topic, QoS::AtLeastOnce, retain, payload) {
+        match self
+            .client
+            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+        {
             Ok(()) => inc(&self.metrics.sent),
             Err(e) => {
                 inc(&self.metrics.dropped_pending);
@@ -262,7 +287,10 @@ impl Publisher {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if self.unacked() > 0 {
-            warn!(unacked = self.unacked(), "stopping with payloads the broker has not acknowledged");
+            warn!(
+                unacked = self.unacked(),
+                "stopping with payloads the broker has not acknowledged"
+            );
         }
         let _ = self.client.disconnect().await;
     }
@@ -277,7 +305,8 @@ pub async fn publish_loop(
     mut connected: mpsc::UnboundedReceiver<()>,
 ) -> Result<(), PublishError> {
     let cfg = publisher.cfg.clone();
-    let mut batch_tick = tokio::time::interval(Duration::from_millis(cfg.publish.batch_interval_ms));
+    let mut batch_tick =
+        tokio::time::interval(Duration::from_millis(cfg.publish.batch_interval_ms));
     let mut status_tick = tokio::time::interval(Duration::from_secs(cfg.publish.status_interval_s));
     batch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -295,7 +324,10 @@ pub async fn publish_loop(
         }
         publisher.flush()?;
         publisher.publish_status(false)?;
-        debug!(unacked = publisher.unacked(), "input finished; waiting for acknowledgements");
+        debug!(
+            unacked = publisher.unacked(),
+            "input finished; waiting for acknowledgements"
+        );
         publisher.close(Duration::from_secs(10)).await;
         Ok(())
     }

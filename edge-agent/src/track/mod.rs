@@ -58,7 +58,11 @@ impl IouTracker {
     /// A tracker whose first track id is `first_id` (make it unique across restarts, e.g.
     /// derived from the start time).
     pub fn new(cfg: TrackerConfig, first_id: u64) -> Self {
-        Self { cfg, next_id: first_id, tracks: Vec::new() }
+        Self {
+            cfg,
+            next_id: first_id,
+            tracks: Vec::new(),
+        }
     }
 
     /// Number of live tracks (confirmed or not).
@@ -138,16 +142,32 @@ impl IouTracker {
 
     /// Ends every track (stream ended or agent stopping); returns the `end`s of confirmed ones.
     pub fn flush(&mut self) -> Vec<TrackOutput> {
-        self.tracks.drain(..).filter(|t| t.confirmed).map(|t| end(&t)).collect()
+        self.tracks
+            .drain(..)
+            .filter(|t| t.confirmed)
+            .map(|t| end(&t))
+            .collect()
     }
 }
 
 fn output(t: &Track, event: TrackEvent, now_ms: i64) -> TrackOutput {
-    TrackOutput { track: t.id, event, ts_ms: now_ms, bbox: t.bbox, score: t.score }
+    TrackOutput {
+        track: t.id,
+        event,
+        ts_ms: now_ms,
+        bbox: t.bbox,
+        score: t.score,
+    }
 }
 
 fn end(t: &Track) -> TrackOutput {
-    TrackOutput { track: t.id, event: TrackEvent::End, ts_ms: t.last_seen_ms, bbox: t.bbox, score: t.best_score }
+    TrackOutput {
+        track: t.id,
+        event: TrackEvent::End,
+        ts_ms: t.last_seen_ms,
+        bbox: t.bbox,
+        score: t.best_score,
+    }
 }
 
 #[cfg(test)]
@@ -155,11 +175,19 @@ mod tests {
     use super::*;
 
     fn det(x: f32) -> Detection {
-        Detection { bbox: [x, 100.0, x + 50.0, 150.0], score: 0.9 }
+        Detection {
+            bbox: [x, 100.0, x + 50.0, 150.0],
+            score: 0.9,
+        }
     }
 
     fn cfg() -> TrackerConfig {
-        TrackerConfig { iou_threshold: 0.2, min_hits: 2, max_age_ms: 1000, update_interval_ms: 1000 }
+        TrackerConfig {
+            iou_threshold: 0.2,
+            min_hits: 2,
+            max_age_ms: 1000,
+            update_interval_ms: 1000,
+        }
     }
 
     fn events(out: &[TrackOutput]) -> Vec<(u64, TrackEvent)> {
@@ -200,10 +228,18 @@ mod tests {
         let mut t = IouTracker::new(cfg(), 10);
         let mut all = Vec::new();
         for i in 0..10 {
-            let dets = if i == 5 { vec![] } else { vec![det(0.0), det(500.0)] };
+            let dets = if i == 5 {
+                vec![]
+            } else {
+                vec![det(0.0), det(500.0)]
+            };
             all.extend(t.update(&dets, i * 200));
         }
-        let starts: Vec<u64> = all.iter().filter(|o| o.event == TrackEvent::Start).map(|o| o.track).collect();
+        let starts: Vec<u64> = all
+            .iter()
+            .filter(|o| o.event == TrackEvent::Start)
+            .map(|o| o.track)
+            .collect();
         assert_eq!(starts, vec![10, 11]);
         all.extend(t.flush());
         assert_eq!(all.iter().filter(|o| o.event == TrackEvent::End).count(), 2);

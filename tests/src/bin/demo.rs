@@ -26,32 +26,75 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    println!("Sharp Eyes demo: clip from real face photos -> RTSP -> edge-agent (YuNet) -> MQTT -> aggregator -> SQLite");
-    let opts = ScenarioOptions { out: args.out.clone(), broker: BrokerKind::Embedded, embedded_port: args.port, analysis_fps: args.fps, capture: Some(args.out.join("payload.bin")) };
+    println!(
+        "Sharp Eyes demo: clip from real face photos -> RTSP -> edge-agent (YuNet) -> MQTT -> aggregator -> SQLite"
+    );
+    let opts = ScenarioOptions {
+        out: args.out.clone(),
+        broker: BrokerKind::Embedded,
+        embedded_port: args.port,
+        analysis_fps: args.fps,
+        capture: Some(args.out.join("payload.bin")),
+    };
     let r = rt.block_on(run_face_scenario(&opts))?;
 
     println!("\nStored face tracks ({}):\n", r.db.display());
     print!("{}", aggregator::query::tracks_table(&r.tracks));
     let a = &r.agent;
     println!("\nRun:");
-    println!("  clip                 {} people, {:.0} s, served at rtsp://127.0.0.1 (real time)", r.truth.len(), r.truth.last().map(|t| t.end_s + 1.0).unwrap_or(0.0));
-    println!("  frames analysed      {} ({} dropped because analysis was behind)", a.frames_analysed, a.frames_dropped);
-    println!("  face detection       {:.1} ms per 1280x720 frame (mean)", a.detect_ms_mean);
-    println!("  track updates        {} in {} bytes of track batches ({:.1} bytes per update)", a.track_updates, a.track_bytes, a.track_bytes as f64 / a.track_updates.max(1) as f64);
-    println!("  payloads             {} acknowledged by the broker; aggregator stored {}, duplicates {}, rejected {}",
+    println!(
+        "  clip                 {} people, {:.0} s, served at rtsp://127.0.0.1 (real time)",
+        r.truth.len(),
+        r.truth.last().map(|t| t.end_s + 1.0).unwrap_or(0.0)
+    );
+    println!(
+        "  frames analysed      {} ({} dropped because analysis was behind)",
+        a.frames_analysed, a.frames_dropped
+    );
+    println!(
+        "  face detection       {:.1} ms per 1280x720 frame (mean)",
+        a.detect_ms_mean
+    );
+    println!(
+        "  track updates        {} in {} bytes of track batches ({:.1} bytes per update)",
+        a.track_updates,
+        a.track_bytes,
+        a.track_bytes as f64 / a.track_updates.max(1) as f64
+    );
+    println!(
+        "  payloads             {} acknowledged by the broker; aggregator stored {}, duplicates {}, rejected {}",
         a.published,
         aggregator::metrics::get(&r.aggregator.stored),
         aggregator::metrics::get(&r.aggregator.duplicates),
-        r.aggregator.rejected_total());
-    println!("  wall time            {:.1} s from agent start to everything stored", r.wall.as_secs_f64());
-    println!("\nQuery again: target/debug/aggregator tracks --db {} [--camera cam-1] [--since 1h] [--json]", r.db.display());
-    println!("A track payload captured with mosquitto_sub: {}", args.out.join("payload.bin").display());
-    println!("  decode it: target/debug/aggregator decode {}", args.out.join("payload.bin").display());
+        r.aggregator.rejected_total()
+    );
+    println!(
+        "  wall time            {:.1} s from agent start to everything stored",
+        r.wall.as_secs_f64()
+    );
+    println!(
+        "\nQuery again: target/debug/aggregator tracks --db {} [--camera cam-1] [--since 1h] [--json]",
+        r.db.display()
+    );
+    println!(
+        "A track payload captured with mosquitto_sub: {}",
+        args.out.join("payload.bin").display()
+    );
+    println!(
+        "  decode it: target/debug/aggregator decode {}",
+        args.out.join("payload.bin").display()
+    );
     let problems = check_tracks(&r.truth, &r.tracks);
     if problems.is_empty() {
-        println!("Check: the stored tracks match the {} faces in the clip.", r.truth.len());
+        println!(
+            "Check: the stored tracks match the {} faces in the clip.",
+            r.truth.len()
+        );
         Ok(())
     } else {
         for p in &problems {
