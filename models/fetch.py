@@ -74,22 +74,24 @@ def extract(archive, member, want, dest):
     tmp.replace(dest)
 
 
-def converter_python(manifest, cache):
-    """A venv in the cache with the pinned conversion requirements; its python."""
+def converter_env(manifest, cache):
+    """The pinned conversion requirements, installed once into a folder of the cache with this
+    same pip (so its configuration, certificates and index apply); the environment to run
+    python with them."""
     reqs = manifest["convert"]["requirements"]
-    venv = cache / ("venv-convert-" + hashlib.sha256(" ".join(reqs).encode()).hexdigest()[:12])
-    py = venv / "bin" / "python"
-    if not (venv / ".complete").exists():
-        say(f"creating the conversion environment ({', '.join(reqs)}) ...")
-        r = subprocess.run([sys.executable, "-m", "venv", str(venv)])
+    target = cache / ("convert-" + hashlib.sha256(" ".join(reqs).encode()).hexdigest()[:12])
+    if not (target / ".complete").exists():
+        say(f"installing the conversion packages ({', '.join(reqs)}) ...")
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                            "--only-binary=:all:", "--no-warn-script-location", "--upgrade", "--root-user-action=ignore",
+                            "--target", str(target), *reqs])
         if r.returncode != 0:
-            raise FetchError("python3 -m venv failed (Debian: apt-get install python3-venv)")
-        r = subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                            "--only-binary=:all:", *reqs])
-        if r.returncode != 0:
-            raise FetchError(f"could not install {' '.join(reqs)} into {venv}")
-        (venv / ".complete").touch()
-    return py
+            raise FetchError(f"could not install {' '.join(reqs)} into {target}")
+        (target / ".complete").touch()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(target) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONNOUSERSITE"] = "1"
+    return env
 
 
 CONVERSIONS = {
@@ -120,11 +122,11 @@ def fetch_model(entry, manifest, root, cache):
     if conv:
         if conv not in CONVERSIONS:
             raise FetchError(f"{entry['name']}: unknown conversion {conv!r}")
-        py = converter_python(manifest, cache)
+        env = converter_env(manifest, cache)
         say(f"{entry['name']}: converting ({conv}) ...")
         tmp = dest.with_suffix(".part.onnx")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([str(py), "-c", CONVERSIONS[conv], str(raw), str(tmp)])
+        r = subprocess.run([sys.executable, "-c", CONVERSIONS[conv], str(raw), str(tmp)], env=env)
         if r.returncode != 0:
             raise FetchError(f"{entry['name']}: conversion {conv} failed")
         check_hash(tmp, entry["sha256"], f"{entry['name']} (converted)")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on Debian 12 (run as root, or with sudo available):
-#   1. Debian packages: GStreamer (decode, RTSP server, x264), Mosquitto (for tests), Python venv/pip;
+#   1. Debian packages: GStreamer (decode, RTSP server, x264), Mosquitto (for tests), Python pip;
 #   2. the ONNX Runtime library and the models of models/manifest.toml (pinned, sha256-checked,
 #      converted where MODELS.md says so) via models/fetch.py, cached in ~/.cache/sharpeyes.
 # Idempotent: a second run installs nothing and says so. Used by both README commands.
@@ -11,7 +11,7 @@ say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 APT_PACKAGES=(
-  pkg-config ca-certificates python3 python3-venv python3-pip
+  pkg-config ca-certificates python3 python3-pip
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav

@@ -212,7 +212,10 @@ fn run_once(
                 // Allow 10 % jitter so a 25 fps stream decimated to 5 fps keeps every 5th frame;
                 // a timestamp far behind the expected one is a discontinuity: start again there.
                 Some(next) if pts + min_gap / 10 < next && pts + min_gap * 4 >= next => {
-                    gst::PadProbeReturn::Drop
+                    // Consume the buffer here ("handled"): returning Drop instead makes
+                    // GStreamer 1.22 unref a NULL buffer behind the ghost pad (a CRITICAL per frame).
+                    drop(info.take_buffer());
+                    gst::PadProbeReturn::Handled
                 }
                 _ => {
                     *next_pts = Some(pts + min_gap);
