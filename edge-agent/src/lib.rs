@@ -59,6 +59,8 @@ pub struct RunSummary {
     pub frames_analysed: u64,
     /// Frames dropped because analysis was behind, all cameras.
     pub frames_dropped: u64,
+    /// Stream restarts after errors, stalls or ends, all cameras.
+    pub reconnects: u64,
     /// Mean detection time per analysed frame, ms.
     pub detect_ms_mean: f64,
     /// Analysed frames per second of wall time.
@@ -166,6 +168,7 @@ pub async fn run(
     let summary = RunSummary {
         frames_analysed: analysed,
         frames_dropped: metrics.cameras.iter().map(|c| get(&c.frames_dropped)).sum(),
+        reconnects: metrics.cameras.iter().map(|c| get(&c.reconnects)).sum(),
         detect_ms_mean: if analysed > 0 {
             detect_us as f64 / analysed as f64 / 1000.0
         } else {

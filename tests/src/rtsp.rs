@@ -20,10 +20,15 @@ impl RtspServer {
     /// Serves each `(mount, file)` at `rtsp://127.0.0.1:{port}/{mount}`, on a free port.
     /// Each client gets its own session that plays the file once, in real time.
     pub fn start(files: &[(&str, &Path)]) -> Result<Self, String> {
+        Self::start_on(0, files)
+    }
+
+    /// Like [`RtspServer::start`], on `port` (0: a free one).
+    pub fn start_on(port: u16, files: &[(&str, &Path)]) -> Result<Self, String> {
         gst::init().map_err(|e| e.to_string())?;
         let server = rtsp::RTSPServer::new();
         server.set_address("127.0.0.1");
-        server.set_service("0");
+        server.set_service(&port.to_string());
         let mounts = server.mount_points().ok_or("no mount points")?;
         for (mount, file) in files {
             if !file.exists() {
