@@ -3,44 +3,14 @@
 //! `configs/aggregator.toml`, and a test checks it equals [`AggregatorConfig::default`].
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-use thiserror::Error;
+use sharpeyes_common::config::invalid;
+pub use sharpeyes_common::config::{ConfigError, ConfigFile};
 
 /// The commented default configuration.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../configs/aggregator.toml");
-
-/// A configuration that cannot be used.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading config {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The TOML does not parse or has unknown / mistyped fields.
-    #[error("parsing config: {0}")]
-    Parse(#[from] toml::de::Error),
-    /// A field has a value that cannot work.
-    #[error("invalid config: {field}: {reason}")]
-    Invalid {
-        /// Dotted path of the field.
-        field: String,
-        /// What is wrong and what is expected.
-        reason: String,
-    },
-}
-
-fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field: field.into(),
-        reason: reason.into(),
-    }
-}
 
 /// The whole aggregator configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -161,25 +131,8 @@ impl Default for StoreConfig {
     }
 }
 
-impl AggregatorConfig {
-    /// Parses and validates TOML text.
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let cfg: Self = toml::from_str(text)?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Reads, parses and validates a file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml(&text)
-    }
-
-    /// Checks every field; the first problem found is returned.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl ConfigFile for AggregatorConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
         let b = &self.broker;
         b.endpoint()?;
         if b.topic_prefix.is_empty() || b.topic_prefix.contains(['+', '#']) {

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 pub use crate::config::AggregatorConfig;
+use crate::config::ConfigFile;
 use crate::metrics::{Metrics, get};
 use crate::store::Store;
 

@@ -2,7 +2,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use aggregator::config::{AggregatorConfig, DEFAULT_CONFIG_TOML};
+use aggregator::config::{AggregatorConfig, ConfigFile, DEFAULT_CONFIG_TOML};
 use aggregator::store::{Store, TrackFilter};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -130,33 +130,12 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Run { config } => {
-            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
-            tracing_subscriber::fmt()
-                .with_env_filter(filter)
-                .with_writer(std::io::stderr)
-                .init();
+            sharpeyes_common::init_logging("info,rumqttd=warn");
             let cfg = load_config(config.as_ref())?;
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(async {
                 let shutdown = CancellationToken::new();
-                let s = shutdown.clone();
-                tokio::spawn(async move {
-                    let _ = tokio::signal::ctrl_c().await;
-                    s.cancel();
-                });
-                #[cfg(unix)]
-                {
-                    let s = shutdown.clone();
-                    if let Ok(mut term) =
-                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    {
-                        tokio::spawn(async move {
-                            term.recv().await;
-                            s.cancel();
-                        });
-                    }
-                }
+                sharpeyes_common::cancel_on_signal(shutdown.clone());
                 aggregator::run(cfg, shutdown).await
             })?;
         }

@@ -7,42 +7,12 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+pub use sharpeyes_common::config::{ConfigError, ConfigFile};
+use sharpeyes_common::config::{in_range, invalid};
 use sharpeyes_wire::Topics;
-use thiserror::Error;
 
 /// The commented default configuration.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../configs/edge-agent.toml");
-
-/// A configuration that cannot be used.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading config {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The TOML does not parse or has unknown / mistyped fields.
-    #[error("parsing config: {0}")]
-    Parse(#[from] toml::de::Error),
-    /// A field has a value that cannot work.
-    #[error("invalid config: {field}: {reason}")]
-    Invalid {
-        /// Dotted path of the field, e.g. `cameras[2].analysis_fps`.
-        field: String,
-        /// What is wrong and what is expected.
-        reason: String,
-    },
-}
-
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field: field.into(),
-        reason: reason.into(),
-    }
-}
 
 /// The whole agent configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -319,19 +289,6 @@ impl CameraConfig {
     }
 }
 
-fn in_range<T: PartialOrd + std::fmt::Display>(
-    field: &str,
-    v: T,
-    lo: T,
-    hi: T,
-) -> Result<(), ConfigError> {
-    if v >= lo && v <= hi {
-        Ok(())
-    } else {
-        Err(invalid(field, format!("{v} is outside {lo}..={hi}")))
-    }
-}
-
 fn check_id(field: &str, id: &str) -> Result<(), ConfigError> {
     Topics::check_id("id", id).map_err(|_| {
         invalid(
@@ -342,22 +299,6 @@ fn check_id(field: &str, id: &str) -> Result<(), ConfigError> {
 }
 
 impl AgentConfig {
-    /// Parses and validates TOML text.
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let cfg: AgentConfig = toml::from_str(text)?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Reads, parses and validates a file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::from_toml(&text)
-    }
-
     /// The MQTT client id to use.
     pub fn client_id(&self) -> String {
         if self.broker.client_id.is_empty() {
@@ -366,9 +307,10 @@ impl AgentConfig {
             self.broker.client_id.clone()
         }
     }
+}
 
-    /// Checks every field; the first problem found is returned.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+impl ConfigFile for AgentConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
         check_id("agent_id", &self.agent_id)?;
         check_id("site", &self.site)?;
         let b = &self.broker;

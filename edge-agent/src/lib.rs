@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn};
 
 pub use crate::config::AgentConfig;
+use crate::config::ConfigFile;
 use crate::infer::FaceDetector;
 use crate::ingest::{FrameSlots, Take};
 use crate::metrics::{Metrics, add, get, inc};

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use edge_agent::config::{AgentConfig, DEFAULT_CONFIG_TOML};
+use edge_agent::config::{AgentConfig, ConfigFile, DEFAULT_CONFIG_TOML};
 use tokio_util::sync::CancellationToken;
 
 /// Sharp Eyes edge agent: decode camera streams, detect and track faces, publish over MQTT.
@@ -41,15 +41,6 @@ enum Cmd {
     },
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
@@ -76,34 +67,15 @@ fn main() -> anyhow::Result<()> {
             println!("{out}");
         }
         Cmd::Run { config } => {
-            init_logging();
+            sharpeyes_common::init_logging("info");
             let cfg = AgentConfig::load(&config)?;
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(async {
                 let shutdown = CancellationToken::new();
-                let s = shutdown.clone();
-                tokio::spawn(async move {
-                    wait_for_signal().await;
-                    s.cancel();
-                });
+                sharpeyes_common::cancel_on_signal(shutdown.clone());
                 edge_agent::run(cfg, shutdown).await
             })?;
         }
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }

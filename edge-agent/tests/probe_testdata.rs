@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use edge_agent::config::{AgentConfig, ModelsConfig};
+use edge_agent::config::{AgentConfig, ConfigFile, ModelsConfig};
 use serde_json::Value;
 
 /// A detection matches an annotated face at this IoU (dlib's boxes are tight brow-to-chin

@@ -24,12 +24,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    sharpeyes_common::init_logging("info,rumqttd=warn");
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     println!(
         "Sharp Eyes demo: clip from real face photos -> RTSP -> edge-agent (YuNet) -> MQTT -> aggregator -> SQLite"
