@@ -107,6 +107,36 @@ for o in m.graph.output:
 del m.graph.value_info[:]
 onnx.save(m, sys.argv[2])
 """,
+    # MODELS.md §3.2: remove the dead graph inputs, fold DequantizeLinear of constant weights.
+    "sface_fp32fold": """
+import onnx, numpy as np, sys
+from onnx import numpy_helper, helper
+src, dst_fp32 = sys.argv[1:3]
+m = onnx.load(src); g = m.graph
+inits = {i.name for i in g.initializer}; used = {i for n in g.node for i in n.input}
+keep = [i for i in g.input if i.name == 'data' or (i.name in used and i.name not in inits)]
+del g.input[:]; g.input.extend(keep)
+arr = {i.name: numpy_helper.to_array(i) for i in g.initializer}; nodes = []; new = {}
+for n in g.node:
+    if n.op_type == 'DequantizeLinear' and all(i in arr for i in n.input):
+        q = arr[n.input[0]].astype(np.float32); sc = arr[n.input[1]].astype(np.float32)
+        zp = arr[n.input[2]].astype(np.float32) if len(n.input) > 2 else np.zeros_like(sc)
+        at = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        ax = at.get('axis', 1) % q.ndim; bs = at.get('block_size', 0)
+        if sc.size == 1: deq = (q - zp.reshape(-1)[0]) * sc.reshape(-1)[0]
+        else:
+            if bs: sc = np.repeat(sc, bs, axis=ax); zp = np.repeat(zp, bs, axis=ax)
+            sl = [slice(None)] * q.ndim; sl[ax] = slice(0, q.shape[ax]); sc = sc[tuple(sl)]; zp = zp[tuple(sl)]
+            if sc.ndim == 1: shp = [1] * q.ndim; shp[ax] = -1; sc = sc.reshape(shp); zp = zp.reshape(shp)
+            deq = (q - zp) * sc
+        new[n.output[0]] = deq.astype(np.float32)
+    else: nodes.append(n)
+used2 = {i for n in nodes for i in n.input}
+ki = [i for i in g.initializer if i.name in used2]
+del g.node[:]; g.node.extend(nodes); del g.initializer[:]
+g.initializer.extend(ki + [numpy_helper.from_array(v, k) for k, v in new.items()])
+onnx.checker.check_model(m); onnx.save(m, dst_fp32)
+""",
 }
 
 

@@ -28,6 +28,8 @@ pub struct AgentConfig {
     pub models: ModelsConfig,
     /// Face detection.
     pub face_detector: FaceDetectorConfig,
+    /// Face embeddings (what identifies a face across frames, cameras and watchlists).
+    pub face_embedder: FaceEmbedderConfig,
     /// Per-camera tracking.
     pub tracker: TrackerConfig,
     /// Batching and publishing.
@@ -44,6 +46,7 @@ impl Default for AgentConfig {
             broker: BrokerConfig::default(),
             models: ModelsConfig::default(),
             face_detector: FaceDetectorConfig::default(),
+            face_embedder: FaceEmbedderConfig::default(),
             tracker: TrackerConfig::default(),
             publish: PublishConfig::default(),
             cameras: Vec::new(),
@@ -163,6 +166,28 @@ impl Default for FaceDetectorConfig {
             score_threshold: 0.6,
             nms_iou: 0.3,
             max_side: 1920,
+        }
+    }
+}
+
+/// Face embeddings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaceEmbedderConfig {
+    /// Compute embeddings of tracked faces. Default `true`.
+    pub enabled: bool,
+    /// Model family. Default `sface` (the only one so far).
+    pub family: String,
+    /// Model file, relative to `models.dir`. Default `sface_2021dec_fp32fold.onnx`.
+    pub model: PathBuf,
+}
+
+impl Default for FaceEmbedderConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            family: "sface".into(),
+            model: "sface_2021dec_fp32fold.onnx".into(),
         }
     }
 }
@@ -345,6 +370,15 @@ impl ConfigFile for AgentConfig {
         in_range("face_detector.score_threshold", f.score_threshold, 0.0, 1.0)?;
         in_range("face_detector.nms_iou", f.nms_iou, 0.0, 1.0)?;
         in_range("face_detector.max_side", f.max_side, 64, 4096)?;
+        if self.face_embedder.family != "sface" {
+            return Err(invalid(
+                "face_embedder.family",
+                format!(
+                    "unknown family {:?} (known: sface)",
+                    self.face_embedder.family
+                ),
+            ));
+        }
         let t = &self.tracker;
         in_range("tracker.iou_threshold", t.iou_threshold, 0.0, 1.0)?;
         in_range("tracker.min_hits", t.min_hits, 1, 100)?;

@@ -35,6 +35,9 @@ enum Cmd {
         /// Configuration file for model paths and thresholds (default: built-in defaults).
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Add each face's embedding (L2-normalised floats).
+        #[arg(long)]
+        embeddings: bool,
         /// Pretty-print the JSON.
         #[arg(long)]
         pretty: bool,
@@ -52,13 +55,14 @@ fn main() -> anyhow::Result<()> {
         Cmd::Probe {
             image,
             config,
+            embeddings,
             pretty,
         } => {
             let cfg = match config {
                 Some(p) => AgentConfig::load(&p)?,
                 None => AgentConfig::default(),
             };
-            let report = edge_agent::probe::probe(&cfg, &image)?;
+            let report = edge_agent::probe::probe(&cfg, &image, embeddings)?;
             let out = if pretty {
                 serde_json::to_string_pretty(&report)?
             } else {

@@ -23,20 +23,38 @@ pub struct ProbeReport {
     pub faces: Vec<FaceDetection>,
     /// Time spent in face detection, ms.
     pub face_detect_ms: f64,
+    /// Time spent computing every face's embedding, ms (with `--embeddings`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face_embed_ms: Option<f64>,
 }
 
-/// Runs the configured detectors on one image file.
-pub fn probe(config: &AgentConfig, image: &Path) -> Result<ProbeReport, AgentError> {
+/// Runs the configured models on one image file; with `embeddings`, each face carries its
+/// embedding.
+pub fn probe(
+    config: &AgentConfig,
+    image: &Path,
+    embeddings: bool,
+) -> Result<ProbeReport, AgentError> {
     let img = BgrImage::open(image)?;
     let mut detector = infer::face_detector(&config.models, &config.face_detector)?;
     let t0 = Instant::now();
-    let faces = detector.detect(&img)?;
+    let mut faces = detector.detect(&img)?;
     let face_detect_ms = t0.elapsed().as_secs_f64() * 1000.0;
+    let mut face_embed_ms = None;
+    if embeddings {
+        let mut embedder = infer::face_embedder(&config.models, &config.face_embedder)?;
+        let t0 = Instant::now();
+        for f in &mut faces {
+            f.embedding = Some(embedder.embed(&img, &f.landmarks)?);
+        }
+        face_embed_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
+    }
     Ok(ProbeReport {
         image: image.display().to_string(),
         width: img.width,
         height: img.height,
         faces,
         face_detect_ms,
+        face_embed_ms,
     })
 }

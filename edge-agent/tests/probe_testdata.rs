@@ -99,7 +99,7 @@ fn face_detection_recall_and_precision_on_annotated_images() {
             continue;
         };
         let file = im["file"].as_str().unwrap();
-        let report = edge_agent::probe::probe(&cfg, &testdata().join(file)).unwrap();
+        let report = edge_agent::probe::probe(&cfg, &testdata().join(file), false).unwrap();
         let gt = boxes(faces);
         let det: Vec<Vec<f64>> = report
             .faces

@@ -3,7 +3,9 @@
 //! The runtime library is loaded once per process ([`init_runtime`]); each model family is a
 //! struct implementing its kind's trait, chosen by configuration (`family` + `model`).
 
+pub mod align;
 mod image;
+mod sface;
 mod yunet;
 
 use std::path::{Path, PathBuf};
@@ -14,8 +16,9 @@ use serde::Serialize;
 use thiserror::Error;
 
 pub use self::image::BgrImage;
+pub use self::sface::{SFace, cosine};
 pub use self::yunet::YuNet;
-use crate::config::{FaceDetectorConfig, ModelsConfig};
+use crate::config::{FaceDetectorConfig, FaceEmbedderConfig, ModelsConfig};
 
 /// Inference failures.
 #[derive(Debug, Error)]
@@ -86,12 +89,38 @@ pub struct FaceDetection {
     /// Five landmarks `[x, y]`: right eye, left eye (as seen in the image: image-left first),
     /// nose tip, right and left mouth corner.
     pub landmarks: [[f32; 2]; 5],
+    /// L2-normalised face embedding, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<Vec<f32>>,
 }
 
 /// A face detector family.
 pub trait FaceDetector: Send {
     /// Faces in `img`, best first.
     fn detect(&mut self, img: &BgrImage) -> Result<Vec<FaceDetection>, InferError>;
+}
+
+/// A face embedder family.
+pub trait FaceEmbedder: Send {
+    /// The L2-normalised embedding of the face with these five landmarks (as a
+    /// [`FaceDetection`] gives them) in `img`.
+    fn embed(&mut self, img: &BgrImage, landmarks: &[[f32; 2]; 5]) -> Result<Vec<f32>, InferError>;
+}
+
+/// The face embedder the configuration names.
+pub fn face_embedder(
+    models: &ModelsConfig,
+    cfg: &FaceEmbedderConfig,
+) -> Result<Box<dyn FaceEmbedder>, InferError> {
+    let env = init_runtime(&models.onnxruntime_path())?;
+    let path = models.model_path(&cfg.model);
+    match cfg.family.as_str() {
+        "sface" => Ok(Box::new(SFace::load(env, &path, models.intra_threads)?)),
+        other => Err(InferError::Model {
+            path,
+            reason: format!("unknown face embedder family {other:?}"),
+        }),
+    }
 }
 
 /// The face detector the configuration names.

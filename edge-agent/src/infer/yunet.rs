@@ -182,6 +182,7 @@ impl FaceDetector for YuNet {
                     ],
                     score,
                     landmarks,
+                    embedding: None,
                 });
             }
         }
