@@ -17,9 +17,11 @@ pub mod probe;
 pub mod publish;
 pub mod track;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sharpeyes_wire::QEmbedding;
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -27,11 +29,11 @@ use tracing::{info, info_span, warn};
 
 pub use crate::config::AgentConfig;
 use crate::config::ConfigFile;
-use crate::infer::FaceDetector;
-use crate::ingest::{FrameSlots, Take};
+use crate::infer::{FaceDetection, FaceDetector, FaceEmbedder};
+use crate::ingest::{Frame, FrameSlots, Take};
 use crate::metrics::{Metrics, add, get, inc};
-use crate::publish::Analysed;
-use crate::track::{Detection, IouTracker};
+use crate::publish::{Analysed, Output};
+use crate::track::{Detection, IouTracker, TrackOutput};
 
 /// Why the agent could not run.
 #[derive(Debug, Error)]
@@ -84,6 +86,10 @@ pub async fn run(
     config.validate()?;
     ingest::init()?;
     let detector = infer::face_detector(&config.models, &config.face_detector)?;
+    let embedder = match config.face_embedder.enabled {
+        true => Some(infer::face_embedder(&config.models, &config.face_embedder)?),
+        false => None,
+    };
     let metrics = Arc::new(Metrics::new(config.cameras.iter().map(|c| c.id.as_str())));
     let slots = Arc::new(FrameSlots::new(config.cameras.len()));
     let started = Instant::now();
@@ -128,7 +134,7 @@ pub async fn run(
         let (cfg, slots, metrics) = (config.clone(), slots.clone(), metrics.clone());
         std::thread::Builder::new()
             .name("analysis".into())
-            .spawn(move || analysis_loop(&cfg, detector, &slots, &tx, &metrics))
+            .spawn(move || analysis_loop(&cfg, detector, embedder, &slots, &tx, &metrics))
             .map_err(|e| AgentError::Thread(e.to_string()))?
     };
     // Shutdown closes the slots so analysis stops at once (ingest threads see the token too).
@@ -184,93 +190,182 @@ pub async fn run(
     Ok(summary)
 }
 
-/// The analysis thread: takes frames round-robin, detects, tracks, hands outputs on.
+/// Per-camera analysis state.
+struct CameraState {
+    tracker: IouTracker,
+    /// Size of the camera's last analysed frame.
+    size: (u32, u32),
+    /// Capture time of the camera's last analysed frame.
+    last_ms: i64,
+    /// Each live track's best face so far: (quality, embedding).
+    best: HashMap<u64, (f32, QEmbedding)>,
+}
+
+/// The analysis stage: detector, embedder and per-camera trackers; hands outputs on.
+struct Analysis<'a> {
+    cfg: &'a AgentConfig,
+    detector: Box<dyn FaceDetector>,
+    embedder: Option<Box<dyn FaceEmbedder>>,
+    cams: Vec<CameraState>,
+    tx: &'a mpsc::Sender<Analysed>,
+    metrics: &'a Metrics,
+}
+
+/// How good a face is for identification: bigger and more confident is better.
+fn face_quality(d: &FaceDetection) -> f32 {
+    let side = (d.bbox[2] - d.bbox[0]).min(d.bbox[3] - d.bbox[1]).max(0.0);
+    side * d.score
+}
+
+impl Analysis<'_> {
+    /// Detects, tracks and embeds one frame; false once the publisher is gone.
+    fn frame(&mut self, f: Frame) -> bool {
+        let cam = f.camera;
+        let _span = info_span!("analyse", camera = %self.cfg.cameras[cam].id).entered();
+        let m = &self.metrics.cameras[cam];
+        let t0 = Instant::now();
+        let faces = match self.detector.detect(&f.image) {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, "detection failed on a frame; skipped");
+                return true;
+            }
+        };
+        add(&m.detect_us, t0.elapsed().as_micros() as u64);
+        inc(&m.frames_analysed);
+        add(&m.detections, faces.len() as u64);
+        let dets: Vec<Detection> = faces
+            .iter()
+            .map(|d| Detection {
+                bbox: d.bbox,
+                score: d.score,
+            })
+            .collect();
+        let state = &mut self.cams[cam];
+        let outputs = state.tracker.update(&dets, f.capture_ms);
+        state.size = (f.image.width, f.image.height);
+        state.last_ms = f.capture_ms;
+        // Embed a track's face when it is better than the best one seen so far (start and
+        // about once a second after: the tracker's outputs).
+        if let Some(embedder) = self.embedder.as_mut() {
+            let t0 = Instant::now();
+            for o in &outputs {
+                let Some(face) = o.detection.and_then(|i| faces.get(i)) else {
+                    continue;
+                };
+                let q = face_quality(face);
+                if state
+                    .best
+                    .get(&o.track)
+                    .is_some_and(|(best, _)| q <= *best * 1.1)
+                {
+                    continue;
+                }
+                match embedder.embed(&f.image, &face.landmarks) {
+                    Ok(e) => {
+                        state.best.insert(o.track, (q, QEmbedding::quantize(&e)));
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "embedding failed; the track keeps its previous one")
+                    }
+                }
+            }
+            add(&m.embed_us, t0.elapsed().as_micros() as u64);
+        }
+        self.send(cam, Some(f.capture_ms), outputs)
+    }
+
+    /// Ends the tracks of cameras that stopped delivering frames; false once the publisher is gone.
+    fn expire(&mut self, now_ms: i64) -> bool {
+        for cam in 0..self.cams.len() {
+            let s = &mut self.cams[cam];
+            if s.tracker.live() > 0 && now_ms - s.last_ms > self.cfg.tracker.max_age_ms {
+                let outputs = s.tracker.update(&[], now_ms);
+                if !outputs.is_empty() && !self.send(cam, None, outputs) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Ends every track.
+    fn flush(&mut self) {
+        for cam in 0..self.cams.len() {
+            let outputs = self.cams[cam].tracker.flush();
+            if !outputs.is_empty() {
+                self.send(cam, None, outputs);
+            }
+        }
+    }
+
+    /// Attaches each track's best embedding and hands the outputs to the publisher.
+    fn send(&mut self, cam: usize, capture_ms: Option<i64>, outputs: Vec<TrackOutput>) -> bool {
+        let s = &mut self.cams[cam];
+        let outputs = outputs
+            .into_iter()
+            .map(|o| {
+                let embedding = if o.event == sharpeyes_wire::TrackEvent::End {
+                    s.best.remove(&o.track).map(|b| b.1)
+                } else {
+                    s.best.get(&o.track).map(|b| b.1.clone())
+                };
+                Output {
+                    track: o,
+                    embedding,
+                }
+            })
+            .collect();
+        let (frame_w, frame_h) = s.size;
+        self.tx
+            .blocking_send(Analysed {
+                camera: cam,
+                frame_w,
+                frame_h,
+                capture_ms,
+                outputs,
+            })
+            .is_ok()
+    }
+}
+
+/// The analysis thread: takes frames round-robin, detects, tracks, embeds, hands outputs on.
 fn analysis_loop(
     cfg: &AgentConfig,
-    mut detector: Box<dyn FaceDetector>,
+    detector: Box<dyn FaceDetector>,
+    embedder: Option<Box<dyn FaceEmbedder>>,
     slots: &FrameSlots,
     tx: &mpsc::Sender<Analysed>,
     metrics: &Metrics,
 ) {
     let first_id = sharpeyes_wire::now_ms().max(0) as u64 * 1000;
-    let mut trackers: Vec<IouTracker> = cfg
+    let cams = cfg
         .cameras
         .iter()
-        .map(|_| IouTracker::new(cfg.tracker.clone(), first_id))
+        .map(|_| CameraState {
+            tracker: IouTracker::new(cfg.tracker.clone(), first_id),
+            size: (0, 0),
+            last_ms: 0,
+            best: HashMap::new(),
+        })
         .collect();
-    let mut sizes = vec![(0u32, 0u32); cfg.cameras.len()];
-    let mut last_ms = vec![0i64; cfg.cameras.len()];
+    let mut a = Analysis {
+        cfg,
+        detector,
+        embedder,
+        cams,
+        tx,
+        metrics,
+    };
     loop {
-        match slots.take(Duration::from_millis(250)) {
-            Take::Frame(f) => {
-                let cam = f.camera;
-                let _span = info_span!("analyse", camera = %cfg.cameras[cam].id).entered();
-                let m = &metrics.cameras[cam];
-                let t0 = Instant::now();
-                let faces = match detector.detect(&f.image) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        warn!(error = %e, "detection failed on a frame; skipped");
-                        continue;
-                    }
-                };
-                add(&m.detect_us, t0.elapsed().as_micros() as u64);
-                inc(&m.frames_analysed);
-                add(&m.detections, faces.len() as u64);
-                let dets: Vec<Detection> = faces
-                    .iter()
-                    .map(|d| Detection {
-                        bbox: d.bbox,
-                        score: d.score,
-                    })
-                    .collect();
-                let outputs = trackers[cam].update(&dets, f.capture_ms);
-                sizes[cam] = (f.image.width, f.image.height);
-                last_ms[cam] = f.capture_ms;
-                let a = Analysed {
-                    camera: cam,
-                    frame_w: f.image.width,
-                    frame_h: f.image.height,
-                    capture_ms: Some(f.capture_ms),
-                    outputs,
-                };
-                if tx.blocking_send(a).is_err() {
-                    break;
-                }
-            }
-            Take::Timeout => {
-                // A camera that stopped delivering still ends its tracks on time.
-                let now = sharpeyes_wire::now_ms();
-                for (cam, t) in trackers.iter_mut().enumerate() {
-                    if t.live() > 0 && now - last_ms[cam] > cfg.tracker.max_age_ms {
-                        let outputs = t.update(&[], now);
-                        if !outputs.is_empty() {
-                            let (frame_w, frame_h) = sizes[cam];
-                            let _ = tx.blocking_send(Analysed {
-                                camera: cam,
-                                frame_w,
-                                frame_h,
-                                capture_ms: None,
-                                outputs,
-                            });
-                        }
-                    }
-                }
-            }
+        let open = match slots.take(Duration::from_millis(250)) {
+            Take::Frame(f) => a.frame(f),
+            Take::Timeout => a.expire(sharpeyes_wire::now_ms()),
             Take::Finished => break,
+        };
+        if !open {
+            break;
         }
     }
-    for (cam, t) in trackers.iter_mut().enumerate() {
-        let outputs = t.flush();
-        if !outputs.is_empty() {
-            let (frame_w, frame_h) = sizes[cam];
-            let _ = tx.blocking_send(Analysed {
-                camera: cam,
-                frame_w,
-                frame_h,
-                capture_ms: None,
-                outputs,
-            });
-        }
-    }
+    a.flush();
 }

@@ -24,6 +24,8 @@ pub struct CameraMetrics {
     pub detections: AtomicU64,
     /// Microseconds spent in detection, summed.
     pub detect_us: AtomicU64,
+    /// Microseconds spent computing face embeddings, summed.
+    pub embed_us: AtomicU64,
     state: Mutex<&'static str>,
 }
 

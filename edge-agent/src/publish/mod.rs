@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
-use sharpeyes_wire::{AgentStatus, Body, Codec, Envelope, QBox, Topics, TrackBatch, TrackUpdate};
+use sharpeyes_wire::{
+    AgentStatus, Body, Codec, Envelope, QBox, QEmbedding, Topics, TrackBatch, TrackUpdate,
+};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -42,7 +44,16 @@ pub struct Analysed {
     /// Capture time of the analysed frame (None: outputs of a flush, no frame).
     pub capture_ms: Option<i64>,
     /// Track outputs of that frame.
-    pub outputs: Vec<TrackOutput>,
+    pub outputs: Vec<Output>,
+}
+
+/// One track output with the track's best face embedding so far.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// What the tracker said.
+    pub track: TrackOutput,
+    /// The track's best embedding, if it has one.
+    pub embedding: Option<QEmbedding>,
 }
 
 #[derive(Debug, Default)]
@@ -185,7 +196,11 @@ impl Publisher {
             b.to_ms = b.to_ms.max(t);
             b.frames += 1;
         }
-        for o in a.outputs {
+        for Output {
+            track: o,
+            embedding,
+        } in a.outputs
+        {
             b.from_ms.get_or_insert(o.ts_ms);
             b.to_ms = b.to_ms.max(o.ts_ms);
             b.updates.push(TrackUpdate {
@@ -195,7 +210,7 @@ impl Publisher {
                 ts_ms: o.ts_ms,
                 bbox: QBox::from_pixels(o.bbox, a.frame_w, a.frame_h),
                 score: o.score,
-                embedding: None,
+                embedding,
                 plate: None,
             });
         }

@@ -32,6 +32,8 @@ pub struct TrackOutput {
     pub bbox: [f32; 4],
     /// Score at that time (for `end`: the best score of the track).
     pub score: f32,
+    /// Index of this frame's detection the output describes (none for `end`).
+    pub detection: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,10 +104,10 @@ impl IouTracker {
             if !t.confirmed && t.hits >= self.cfg.min_hits {
                 t.confirmed = true;
                 t.last_emit_ms = now_ms;
-                out.push(output(t, TrackEvent::Start, now_ms));
+                out.push(output(t, TrackEvent::Start, now_ms, di));
             } else if t.confirmed && now_ms - t.last_emit_ms >= self.cfg.update_interval_ms {
                 t.last_emit_ms = now_ms;
-                out.push(output(t, TrackEvent::Update, now_ms));
+                out.push(output(t, TrackEvent::Update, now_ms, di));
             }
         }
         for (di, d) in dets.iter().enumerate() {
@@ -125,7 +127,7 @@ impl IouTracker {
             self.next_id += 1;
             if self.cfg.min_hits <= 1 {
                 t.confirmed = true;
-                out.push(output(&t, TrackEvent::Start, now_ms));
+                out.push(output(&t, TrackEvent::Start, now_ms, di));
             }
             self.tracks.push(t);
         }
@@ -150,13 +152,14 @@ impl IouTracker {
     }
 }
 
-fn output(t: &Track, event: TrackEvent, now_ms: i64) -> TrackOutput {
+fn output(t: &Track, event: TrackEvent, now_ms: i64, detection: usize) -> TrackOutput {
     TrackOutput {
         track: t.id,
         event,
         ts_ms: now_ms,
         bbox: t.bbox,
         score: t.score,
+        detection: Some(detection),
     }
 }
 
@@ -167,6 +170,7 @@ fn end(t: &Track) -> TrackOutput {
         ts_ms: t.last_seen_ms,
         bbox: t.bbox,
         score: t.best_score,
+        detection: None,
     }
 }
 
@@ -252,7 +256,12 @@ mod tests {
         t.update(&[det(0.0)], 200);
         let out = t.update(&[det(900.0)], 400);
         assert!(out.is_empty(), "new object unconfirmed yet: {out:?}");
-        let out = t.update(&[det(900.0)], 600);
+        let out = t.update(&[det(0.0), det(900.0)], 600);
         assert_eq!(events(&out), vec![(2, TrackEvent::Start)]);
+        assert_eq!(
+            out[0].detection,
+            Some(1),
+            "the output names the detection it describes"
+        );
     }
 }
