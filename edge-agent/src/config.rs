@@ -192,15 +192,28 @@ impl Default for FaceEmbedderConfig {
     }
 }
 
-/// Per-camera tracking (IoU association).
+/// Per-camera tracking (ByteTrack-style: Kalman prediction, high/low score association).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrackerConfig {
-    /// Minimum IoU between a track's last box and a detection to continue the track (0..1). Default `0.2`.
-    pub iou_threshold: f32,
+    /// Detections scoring at least this are "high": they are associated first and may start
+    /// tracks (0..1). Default `0.6`.
+    pub high_score: f32,
+    /// Detections scoring below `high_score` but at least this only continue existing tracks
+    /// (an occluded or blurred face); lower ones are ignored (0..high_score). The agent runs the
+    /// face detector down to this score. Default `0.3`.
+    pub low_score: f32,
+    /// Minimum IoU between a track's predicted box and a high detection (0..1). Default `0.2`.
+    pub match_iou: f32,
+    /// Minimum IoU between a track's predicted box and a low detection (0..1). Default `0.5`.
+    pub low_match_iou: f32,
+    /// A tentative (unreported, one sighting) track has no velocity yet: it matches a
+    /// detection whose centre is within this many box heights (0.1..=10). Default `1.5`.
+    pub new_match_dist: f32,
     /// Detections needed before a track is reported (its `start`). Default `2`.
     pub min_hits: u32,
-    /// A track not matched for this long ends, in ms. Default `1500`.
+    /// A track without a detection for this long ends, in ms (its prediction keeps moving
+    /// meanwhile, so a briefly occluded object keeps its track). Default `1500`.
     pub max_age_ms: i64,
     /// Interval between `update` events of a live track, in ms. Default `1000`.
     pub update_interval_ms: i64,
@@ -209,7 +222,11 @@ pub struct TrackerConfig {
 impl Default for TrackerConfig {
     fn default() -> Self {
         Self {
-            iou_threshold: 0.2,
+            high_score: 0.6,
+            low_score: 0.3,
+            match_iou: 0.2,
+            low_match_iou: 0.5,
+            new_match_dist: 1.5,
             min_hits: 2,
             max_age_ms: 1500,
             update_interval_ms: 1000,
@@ -380,7 +397,11 @@ impl ConfigFile for AgentConfig {
             ));
         }
         let t = &self.tracker;
-        in_range("tracker.iou_threshold", t.iou_threshold, 0.0, 1.0)?;
+        in_range("tracker.high_score", t.high_score, 0.0, 1.0)?;
+        in_range("tracker.low_score", t.low_score, 0.0, t.high_score)?;
+        in_range("tracker.match_iou", t.match_iou, 0.0, 1.0)?;
+        in_range("tracker.low_match_iou", t.low_match_iou, 0.0, 1.0)?;
+        in_range("tracker.new_match_dist", t.new_match_dist, 0.1, 10.0)?;
         in_range("tracker.min_hits", t.min_hits, 1, 100)?;
         in_range("tracker.max_age_ms", t.max_age_ms, 1, 600_000)?;
         in_range(

@@ -33,7 +33,7 @@ use crate::infer::{FaceDetection, FaceDetector, FaceEmbedder};
 use crate::ingest::{Frame, FrameSlots, Take};
 use crate::metrics::{Metrics, add, get, inc};
 use crate::publish::{Analysed, Output};
-use crate::track::{Detection, IouTracker, TrackOutput};
+use crate::track::{ByteTracker, Detection, TrackOutput};
 
 /// Why the agent could not run.
 #[derive(Debug, Error)]
@@ -85,7 +85,15 @@ pub async fn run(
 ) -> Result<RunSummary, AgentError> {
     config.validate()?;
     ingest::init()?;
-    let detector = infer::face_detector(&config.models, &config.face_detector)?;
+    // The tracker continues tracks with low-score faces: detect down to its low threshold.
+    let detector_cfg = config::FaceDetectorConfig {
+        score_threshold: config
+            .face_detector
+            .score_threshold
+            .min(config.tracker.low_score),
+        ..config.face_detector.clone()
+    };
+    let detector = infer::face_detector(&config.models, &detector_cfg)?;
     let embedder = match config.face_embedder.enabled {
         true => Some(infer::face_embedder(&config.models, &config.face_embedder)?),
         false => None,
@@ -192,7 +200,7 @@ pub async fn run(
 
 /// Per-camera analysis state.
 struct CameraState {
-    tracker: IouTracker,
+    tracker: ByteTracker,
     /// Size of the camera's last analysed frame.
     size: (u32, u32),
     /// Capture time of the camera's last analysed frame.
@@ -343,7 +351,7 @@ fn analysis_loop(
         .cameras
         .iter()
         .map(|_| CameraState {
-            tracker: IouTracker::new(cfg.tracker.clone(), first_id),
+            tracker: ByteTracker::new(cfg.tracker.clone(), first_id),
             size: (0, 0),
             last_ms: 0,
             best: HashMap::new(),

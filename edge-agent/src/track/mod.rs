@@ -1,9 +1,20 @@
 //! Per-camera tracking: an I/O-free state machine fed detections and the capture time.
 //!
-//! This is the IoU tracker of the walking skeleton: greedy association by IoU, a track is
-//! reported (`start`) after `min_hits` detections, sends an `update` at most every
-//! `update_interval_ms`, and ends (`end`) once unmatched for `max_age_ms`. Time only comes in
-//! through `now_ms`, so tests drive it with synthetic time.
+//! ByteTrack-style ([Zhang et al. 2022]): each track carries a constant-velocity Kalman
+//! filter (`kalman`); detections are split by score into high and low; high ones are
+//! associated first with every confirmed track (tracked or lost) by IoU against the
+//! predicted boxes, low ones then continue tracks that are still unmatched (occluded or
+//! blurred objects score low), and only high ones start tracks. A track is reported
+//! (`start`) after `min_hits` detections, sends an `update` at most every
+//! `update_interval_ms`, survives `max_age_ms` without a detection (the lost-track buffer,
+//! during which its prediction keeps moving) and then ends (`end`). Association is greedy by
+//! IoU (best pair first), which equals the optimal assignment when boxes of different objects
+//! overlap little, as faces do. A tentative track (one sighting, no velocity yet) matches by
+//! centre distance instead of IoU, so small fast objects at low analysis rates are picked up;
+//! its second sighting gives the filter its initial velocity. Time only comes in through `now_ms`, so tests drive it with
+//! synthetic time.
+
+mod kalman;
 
 use sharpeyes_wire::TrackEvent;
 
@@ -39,24 +50,82 @@ pub struct TrackOutput {
 #[derive(Debug, Clone)]
 struct Track {
     id: u64,
+    kf: kalman::Kalman,
+    /// Last detection box (what is reported).
     bbox: [f32; 4],
     score: f32,
     best_score: f32,
     hits: u32,
     last_seen_ms: i64,
     last_emit_ms: i64,
+    last_predict_ms: i64,
     confirmed: bool,
+    matched: bool,
+    /// Consecutive frames without a detection.
+    missed: u32,
 }
 
-/// IoU tracker of one camera and class.
+/// ByteTrack-style tracker of one camera and class.
 #[derive(Debug, Clone)]
-pub struct IouTracker {
+pub struct ByteTracker {
     cfg: TrackerConfig,
     next_id: u64,
     tracks: Vec<Track>,
 }
 
-impl IouTracker {
+/// Greedy matching of `tracks` (indices into `all`) with `dets` (indices into `dets_all`) by
+/// `sim` (higher is better, best pair first); pairs below `min_sim` never match.
+fn greedy(
+    all: &[Track],
+    tracks: &[usize],
+    dets_all: &[Detection],
+    dets: &[usize],
+    min_sim: f32,
+    sim: impl Fn(&Track, &Detection) -> f32,
+) -> Vec<(usize, usize)> {
+    let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+    for &ti in tracks {
+        for &di in dets {
+            let v = sim(&all[ti], &dets_all[di]);
+            if v >= min_sim && v > 0.0 {
+                pairs.push((v, ti, di));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let (mut t_used, mut d_used) = (Vec::new(), Vec::new());
+    let mut out = Vec::new();
+    for (_, ti, di) in pairs {
+        if t_used.contains(&ti) || d_used.contains(&di) {
+            continue;
+        }
+        t_used.push(ti);
+        d_used.push(di);
+        out.push((ti, di));
+    }
+    out
+}
+
+/// IoU of a track's predicted box with a detection.
+fn predicted_iou(t: &Track, d: &Detection) -> f32 {
+    iou(&t.kf.bbox(), &d.bbox)
+}
+
+/// For tentative tracks, which have no velocity yet: 1 at the same centre, falling to 0 at a
+/// centre distance of `max_dist` box heights; 0 unless the heights are within a factor 1.5.
+fn centre_similarity(t: &Track, d: &Detection, max_dist: f32) -> f32 {
+    let (a, b) = (&t.bbox, &d.bbox);
+    let (ha, hb) = ((a[3] - a[1]).max(1e-3), (b[3] - b[1]).max(1e-3));
+    if ha / hb > 1.5 || hb / ha > 1.5 {
+        return 0.0;
+    }
+    let dx = (a[0] + a[2] - b[0] - b[2]) / 2.0;
+    let dy = (a[1] + a[3] - b[1] - b[3]) / 2.0;
+    let dist = (dx * dx + dy * dy).sqrt() / ha.max(hb);
+    (1.0 - dist / max_dist.max(1e-3)).max(0.0)
+}
+
+impl ByteTracker {
     /// A tracker whose first track id is `first_id` (make it unique across restarts, e.g.
     /// derived from the start time).
     pub fn new(cfg: TrackerConfig, first_id: u64) -> Self {
@@ -67,71 +136,133 @@ impl IouTracker {
         }
     }
 
-    /// Number of live tracks (confirmed or not).
+    /// Number of live tracks (confirmed or not, tracked or lost).
     pub fn live(&self) -> usize {
         self.tracks.len()
     }
 
     /// Feeds one frame's detections captured at `now_ms`; returns what happened.
     pub fn update(&mut self, dets: &[Detection], now_ms: i64) -> Vec<TrackOutput> {
+        let cfg = self.cfg.clone();
         let mut out = Vec::new();
-        // Greedy association, best IoU first.
-        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
-        for (ti, t) in self.tracks.iter().enumerate() {
-            for (di, d) in dets.iter().enumerate() {
-                let v = iou(&t.bbox, &d.bbox);
-                if v >= self.cfg.iou_threshold && v > 0.0 {
-                    pairs.push((v, ti, di));
-                }
-            }
+        for t in &mut self.tracks {
+            t.kf.predict((now_ms - t.last_predict_ms) as f32 / 1000.0);
+            t.last_predict_ms = now_ms;
+            t.matched = false;
         }
-        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let mut track_used = vec![false; self.tracks.len()];
+        let high: Vec<usize> = (0..dets.len())
+            .filter(|&i| dets[i].score >= cfg.high_score)
+            .collect();
+        let low: Vec<usize> = (0..dets.len())
+            .filter(|&i| dets[i].score >= cfg.low_score && dets[i].score < cfg.high_score)
+            .collect();
         let mut det_used = vec![false; dets.len()];
-        for (_, ti, di) in pairs {
-            if track_used[ti] || det_used[di] {
-                continue;
-            }
-            track_used[ti] = true;
+
+        // 1. High detections with every confirmed track, tracked or lost.
+        let confirmed: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| self.tracks[i].confirmed)
+            .collect();
+        let m1 = greedy(
+            &self.tracks,
+            &confirmed,
+            dets,
+            &high,
+            cfg.match_iou,
+            predicted_iou,
+        );
+        // 2. Low detections with confirmed tracks seen in the previous frame that are still unmatched.
+        let recent: Vec<usize> = confirmed
+            .iter()
+            .copied()
+            .filter(|&i| !m1.iter().any(|m| m.0 == i) && self.tracks[i].missed == 0)
+            .collect();
+        let m2 = greedy(
+            &self.tracks,
+            &recent,
+            dets,
+            &low,
+            cfg.low_match_iou,
+            predicted_iou,
+        );
+        // 3. Remaining high detections with tentative tracks.
+        let tentative: Vec<usize> = (0..self.tracks.len())
+            .filter(|&i| !self.tracks[i].confirmed)
+            .collect();
+        let rest: Vec<usize> = high
+            .iter()
+            .copied()
+            .filter(|d| !m1.iter().any(|m| m.1 == *d))
+            .collect();
+        let m3 = greedy(
+            &self.tracks,
+            &tentative,
+            dets,
+            &rest,
+            f32::MIN_POSITIVE,
+            |t, d| centre_similarity(t, d, cfg.new_match_dist),
+        );
+
+        for (ti, di) in m1.into_iter().chain(m2).chain(m3) {
             det_used[di] = true;
             let t = &mut self.tracks[ti];
             let d = dets[di];
+            if t.hits == 1 && now_ms > t.last_seen_ms {
+                // Second sighting: start the filter with the observed velocity.
+                let dt = (now_ms - t.last_seen_ms) as f32 / 1000.0;
+                let c = |b: &[f32; 4]| [(b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0];
+                let (c0, c1) = (c(&t.bbox), c(&d.bbox));
+                t.kf = kalman::Kalman::new(&d.bbox);
+                t.kf.set_velocity((c1[0] - c0[0]) / dt, (c1[1] - c0[1]) / dt);
+            } else {
+                t.kf.update(&d.bbox);
+            }
             t.bbox = d.bbox;
             t.score = d.score;
             t.best_score = t.best_score.max(d.score);
             t.hits += 1;
             t.last_seen_ms = now_ms;
-            if !t.confirmed && t.hits >= self.cfg.min_hits {
+            t.matched = true;
+            if !t.confirmed && t.hits >= cfg.min_hits {
                 t.confirmed = true;
                 t.last_emit_ms = now_ms;
                 out.push(output(t, TrackEvent::Start, now_ms, di));
-            } else if t.confirmed && now_ms - t.last_emit_ms >= self.cfg.update_interval_ms {
+            } else if t.confirmed && now_ms - t.last_emit_ms >= cfg.update_interval_ms {
                 t.last_emit_ms = now_ms;
                 out.push(output(t, TrackEvent::Update, now_ms, di));
             }
         }
-        for (di, d) in dets.iter().enumerate() {
+        // Tentative tracks that missed a frame are dropped unreported.
+        self.tracks.retain(|t| t.confirmed || t.matched);
+        for &di in &high {
             if det_used[di] {
                 continue;
             }
+            let d = dets[di];
             let mut t = Track {
                 id: self.next_id,
+                kf: kalman::Kalman::new(&d.bbox),
                 bbox: d.bbox,
                 score: d.score,
                 best_score: d.score,
                 hits: 1,
                 last_seen_ms: now_ms,
                 last_emit_ms: now_ms,
+                last_predict_ms: now_ms,
                 confirmed: false,
+                matched: true,
+                missed: 0,
             };
             self.next_id += 1;
-            if self.cfg.min_hits <= 1 {
+            if cfg.min_hits <= 1 {
                 t.confirmed = true;
                 out.push(output(&t, TrackEvent::Start, now_ms, di));
             }
             self.tracks.push(t);
         }
-        let max_age = self.cfg.max_age_ms;
+        for t in &mut self.tracks {
+            t.missed = if t.matched { 0 } else { t.missed + 1 };
+        }
+        let max_age = cfg.max_age_ms;
         self.tracks.retain(|t| {
             let expired = now_ms - t.last_seen_ms > max_age;
             if expired && t.confirmed {
@@ -187,10 +318,8 @@ mod tests {
 
     fn cfg() -> TrackerConfig {
         TrackerConfig {
-            iou_threshold: 0.2,
-            min_hits: 2,
             max_age_ms: 1000,
-            update_interval_ms: 1000,
+            ..TrackerConfig::default()
         }
     }
 
@@ -200,7 +329,7 @@ mod tests {
 
     #[test]
     fn moving_object_is_one_track_with_start_updates_end() {
-        let mut t = IouTracker::new(cfg(), 1);
+        let mut t = ByteTracker::new(cfg(), 1);
         let mut all = Vec::new();
         for i in 0..25 {
             all.extend(t.update(&[det(100.0 + i as f32 * 5.0)], i * 200));
@@ -221,7 +350,7 @@ mod tests {
 
     #[test]
     fn single_blip_is_never_reported() {
-        let mut t = IouTracker::new(cfg(), 1);
+        let mut t = ByteTracker::new(cfg(), 1);
         assert!(t.update(&[det(0.0)], 0).is_empty());
         assert!(t.update(&[], 2000).is_empty());
         assert_eq!(t.live(), 0);
@@ -229,7 +358,7 @@ mod tests {
 
     #[test]
     fn two_objects_get_two_tracks_and_a_short_gap_does_not_split() {
-        let mut t = IouTracker::new(cfg(), 10);
+        let mut t = ByteTracker::new(cfg(), 10);
         let mut all = Vec::new();
         for i in 0..10 {
             let dets = if i == 5 {
@@ -251,7 +380,7 @@ mod tests {
 
     #[test]
     fn a_jump_starts_a_new_track() {
-        let mut t = IouTracker::new(cfg(), 1);
+        let mut t = ByteTracker::new(cfg(), 1);
         t.update(&[det(0.0)], 0);
         t.update(&[det(0.0)], 200);
         let out = t.update(&[det(900.0)], 400);
@@ -262,6 +391,108 @@ mod tests {
             out[0].detection,
             Some(1),
             "the output names the detection it describes"
+        );
+    }
+
+    fn at(x: f32, score: f32) -> Detection {
+        Detection {
+            bbox: [x, 100.0, x + 50.0, 150.0],
+            score,
+        }
+    }
+
+    /// The track id whose output box is nearest to `x` in `out`.
+    fn id_near(out: &[TrackOutput], x: f32) -> Option<u64> {
+        out.iter()
+            .min_by(|a, b| (a.bbox[0] - x).abs().total_cmp(&(b.bbox[0] - x).abs()))
+            .map(|o| o.track)
+    }
+
+    #[test]
+    fn crossing_paths_keep_their_identities() {
+        // A walks right, B walks left, same row: they overlap completely mid-way.
+        let mut t = ByteTracker::new(
+            TrackerConfig {
+                update_interval_ms: 0,
+                ..cfg()
+            },
+            1,
+        );
+        let mut first = Vec::new();
+        let mut last = Vec::new();
+        for i in 0..21 {
+            let (xa, xb) = (20.0 * i as f32, 400.0 - 20.0 * i as f32);
+            let out = t.update(&[at(xa, 0.9), at(xb, 0.8)], i * 200);
+            if i == 2 {
+                first = vec![id_near(&out, xa).unwrap(), id_near(&out, xb).unwrap()];
+            }
+            if i == 20 {
+                last = vec![id_near(&out, xa).unwrap(), id_near(&out, xb).unwrap()];
+            }
+        }
+        assert_eq!(first.len(), 2);
+        assert_ne!(first[0], first[1]);
+        assert_eq!(
+            first, last,
+            "A (moving right) and B (moving left) keep their ids after crossing"
+        );
+    }
+
+    #[test]
+    fn occlusion_shorter_than_max_age_keeps_the_track_and_prediction_follows() {
+        let mut t = ByteTracker::new(cfg(), 1);
+        let mut all = Vec::new();
+        // Moving 30 px per 200 ms; hidden for 800 ms (4 frames), reappears 120 px further.
+        for i in 0..20 {
+            let dets = if (8..12).contains(&i) {
+                vec![]
+            } else {
+                vec![at(30.0 * i as f32, 0.9)]
+            };
+            all.extend(t.update(&dets, i * 200));
+        }
+        all.extend(t.flush());
+        let ids: std::collections::BTreeSet<u64> = all.iter().map(|o| o.track).collect();
+        assert_eq!(ids.len(), 1, "one track through the occlusion: {all:?}");
+        assert_eq!(all.iter().filter(|o| o.event == TrackEvent::End).count(), 1);
+    }
+
+    #[test]
+    fn low_scores_continue_tracks_but_never_start_them() {
+        let mut t = ByteTracker::new(cfg(), 1);
+        let mut all = Vec::new();
+        for i in 0..10 {
+            // The tracked face fades to 0.4 (blur); a 0.4 face appears elsewhere.
+            let s = if i < 3 { 0.9 } else { 0.4 };
+            let mut dets = vec![at(10.0 * i as f32, s)];
+            if i >= 3 {
+                dets.push(at(600.0, 0.4));
+            }
+            all.extend(t.update(&dets, i * 200));
+        }
+        let ids: std::collections::BTreeSet<u64> = all.iter().map(|o| o.track).collect();
+        assert_eq!(ids.len(), 1, "{all:?}");
+        assert_eq!(t.live(), 1, "the low-score stranger has no track");
+        // Below low_score nothing counts: the track ages out.
+        for i in 10..20 {
+            all.extend(t.update(&[at(100.0, 0.1)], i * 200));
+        }
+        assert_eq!(all.last().map(|o| o.event), Some(TrackEvent::End));
+    }
+
+    #[test]
+    fn missed_frames_at_irregular_intervals() {
+        // Frames arrive at uneven intervals (dropped frames); the object moves at constant speed.
+        let times = [0, 200, 400, 1000, 1100, 1300, 1900, 2000];
+        let mut t = ByteTracker::new(cfg(), 1);
+        let mut all = Vec::new();
+        for &ms in &times {
+            all.extend(t.update(&[at(0.1 * ms as f32, 0.9)], ms));
+        }
+        assert!(all.iter().all(|o| o.track == 1), "{all:?}");
+        assert_eq!(
+            all.iter().filter(|o| o.event == TrackEvent::Start).count(),
+            1
         );
     }
 }
