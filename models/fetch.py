@@ -167,6 +167,24 @@ def fetch_model(entry, manifest, root, cache):
     return True
 
 
+def install_python_tools(tools, root):
+    """Pinned Python packages for the tests, into their own folder (a marker names the set)."""
+    dest = root / tools["dest"]
+    marker = dest / ".requirements"
+    want = "\n".join(tools["requirements"])
+    if marker.exists() and marker.read_text() == want:
+        say(f"python tools ({', '.join(tools['requirements'])}): present")
+        return False
+    say(f"installing python tools ({', '.join(tools['requirements'])}) ...")
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                        "--only-binary=:all:", "--upgrade", "--root-user-action=ignore",
+                        "--target", str(dest), *tools["requirements"]])
+    if r.returncode != 0:
+        raise FetchError(f"could not install {' '.join(tools['requirements'])} into {dest}")
+    marker.write_text(want)
+    return True
+
+
 def fetch_runtime(rt, root, cache):
     dest = root / rt["dest"]
     if dest.exists() and sha256(dest) == rt["member_sha256"]:
@@ -191,6 +209,8 @@ def main():
     try:
         manifest = tomllib.loads(args.manifest.read_text())
         changed = fetch_runtime(manifest["runtime"], root, args.cache)
+        if "python_tools" in manifest:
+            changed |= install_python_tools(manifest["python_tools"], root)
         for entry in manifest.get("model", []):
             changed |= fetch_model(entry, manifest, root, args.cache)
     except (FetchError, KeyError, OSError, tomllib.TOMLDecodeError) as e:
