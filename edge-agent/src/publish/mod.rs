@@ -8,6 +8,8 @@
 //! release; until then at most `publish.max_pending` payloads wait in memory and the oldest
 //! beyond are dropped and counted (`dropped_pending`).
 
+pub mod spool;
+
 use std::sync::Arc;
 use std::time::Duration;
 
