@@ -52,8 +52,13 @@ fn main() -> anyhow::Result<()> {
         a.frames_analysed, a.frames_dropped
     );
     println!(
-        "  face detection       {:.1} ms per 1280x720 frame (mean)",
-        a.detect_ms_mean
+        "  face detection       {:.1} ms per 1280x720 frame (mean, {} build)",
+        a.detect_ms_mean,
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     println!(
         "  track updates        {} in {} bytes of track batches ({:.1} bytes per update)",
