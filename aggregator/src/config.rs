@@ -38,6 +38,11 @@ pub struct BrokerConfig {
     pub client_id: String,
     /// Shared-subscription group: aggregators in one group split the track and alert load
     /// (`$share/{group}/...`). Empty subscribes plainly. Default `aggregators`.
+    ///
+    /// A single aggregator behind an external Mosquitto should subscribe plainly: Mosquitto
+    /// (2.0.11 tested) does not restore shared subscriptions from its persistence file, so
+    /// what agents publish after a broker restart and before the aggregator reconnects would
+    /// have no subscriber. Plain subscriptions of a persistent session are restored.
     pub shared_group: String,
     /// User name, if the broker requires one. Default: none.
     pub username: Option<String>,

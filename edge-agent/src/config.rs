@@ -244,9 +244,17 @@ pub struct PublishConfig {
     pub status_interval_s: u64,
     /// zstd level (1..=19). Default `3`.
     pub zstd_level: i32,
-    /// Encoded batches waiting for the broker, at most; beyond that the oldest are dropped and
-    /// counted (the disk spool of a later release removes this limit). Default `10000`.
+    /// Payloads handed to the MQTT client at once (its queue); the rest wait in the spool.
+    /// Default `1000`.
     pub max_pending: usize,
+    /// Directory of the disk spool (one sub-directory per agent id). Default `spool`.
+    pub spool_dir: PathBuf,
+    /// Bytes of unacknowledged track batches the spool keeps at most (1 MiB..=1 TiB); beyond
+    /// it the oldest are evicted and counted (`spool_evicted`). Default `1073741824` (1 GiB).
+    pub spool_max_bytes: u64,
+    /// `always`: fsync every spool write (survives power loss); `never`: leave it to the OS
+    /// (survives an agent crash). Default `always`.
+    pub fsync: crate::publish::spool::Fsync,
 }
 
 impl Default for PublishConfig {
@@ -255,7 +263,10 @@ impl Default for PublishConfig {
             batch_interval_ms: 500,
             status_interval_s: 10,
             zstd_level: 3,
-            max_pending: 10_000,
+            max_pending: 1000,
+            spool_dir: "spool".into(),
+            spool_max_bytes: 1 << 30,
+            fsync: Default::default(),
         }
     }
 }
@@ -414,7 +425,16 @@ impl ConfigFile for AgentConfig {
         in_range("publish.batch_interval_ms", p.batch_interval_ms, 50, 60_000)?;
         in_range("publish.status_interval_s", p.status_interval_s, 1, 3600)?;
         in_range("publish.zstd_level", p.zstd_level, 1, 19)?;
-        in_range("publish.max_pending", p.max_pending, 1, 10_000_000)?;
+        in_range("publish.max_pending", p.max_pending, 1, 1_000_000)?;
+        in_range(
+            "publish.spool_max_bytes",
+            p.spool_max_bytes,
+            1 << 20,
+            1 << 40,
+        )?;
+        if p.spool_dir.as_os_str().is_empty() {
+            return Err(invalid("publish.spool_dir", "must not be empty"));
+        }
         let mut seen = HashSet::new();
         for (i, c) in self.cameras.iter().enumerate() {
             let field = |name: &str| format!("cameras[{i}].{name}");

@@ -74,6 +74,12 @@ pub struct RunSummary {
     pub track_bytes: u64,
     /// Payloads acknowledged by the broker.
     pub published: u64,
+    /// Track batches written to the spool (every batch produced).
+    pub spooled: u64,
+    /// Track batches still in the spool at exit (sent at the next start).
+    pub spool_pending: u64,
+    /// Broker connection errors.
+    pub broker_errors: u64,
 }
 
 /// Runs the agent until `shutdown` is cancelled, or until every camera has ended (files
@@ -109,6 +115,7 @@ pub async fn run(
         eventloop,
         config.clone(),
         metrics.clone(),
+        publisher.link(),
         conn_tx,
         mqtt_stop.clone(),
     ));
@@ -193,6 +200,9 @@ pub async fn run(
         track_updates: get(&metrics.track_updates),
         track_bytes: get(&metrics.track_bytes),
         published: get(&metrics.published),
+        spooled: get(&metrics.spooled),
+        spool_pending: get(&metrics.spool_pending),
+        broker_errors: get(&metrics.broker_errors),
     };
     info!(?summary, "edge agent stopped");
     Ok(summary)

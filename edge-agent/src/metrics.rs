@@ -70,8 +70,14 @@ pub struct Metrics {
     pub published: AtomicU64,
     /// Payloads handed to the MQTT client.
     pub sent: AtomicU64,
-    /// Payloads dropped because too many were pending.
+    /// Status messages dropped because the MQTT client's queue was full.
     pub dropped_pending: AtomicU64,
+    /// Track batches appended to the spool.
+    pub spooled: AtomicU64,
+    /// Track batches evicted from the full spool.
+    pub spool_evicted: AtomicU64,
+    /// Track batches in the spool, not yet acknowledged (a gauge).
+    pub spool_pending: AtomicU64,
     /// Messages that could not be encoded.
     pub encode_errors: AtomicU64,
     /// Broker connection errors.
@@ -112,6 +118,9 @@ impl Metrics {
             ("published", &self.published),
             ("sent", &self.sent),
             ("dropped_pending", &self.dropped_pending),
+            ("spooled", &self.spooled),
+            ("spool_evicted", &self.spool_evicted),
+            ("spool_pending", &self.spool_pending),
             ("encode_errors", &self.encode_errors),
             ("broker_errors", &self.broker_errors),
             ("track_updates", &self.track_updates),

@@ -115,6 +115,9 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
+    // A fresh store gets a fresh spool (a previous run's leftovers would be replayed into it).
+    let spool_dir = opts.out.join("spool");
+    let _ = std::fs::remove_dir_all(&spool_dir);
     agg_cfg.store.path = db.clone();
     let broker_port = match opts.broker {
         BrokerKind::Embedded => {
@@ -165,6 +168,7 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     };
     agent_cfg.broker.port = broker_port;
     agent_cfg.publish.status_interval_s = 5;
+    agent_cfg.publish.spool_dir = spool_dir.clone();
     let mut capture = match &opts.capture {
         Some(path) => Some(capture_one(broker_port, path).await?),
         None => None,

@@ -11,14 +11,37 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
-    /// Starts Mosquitto with its config and log in `dir`.
+    /// Starts Mosquitto with its config and log in `dir`, on a free port, without persistence.
     pub fn start(dir: &Path) -> Result<Self, String> {
-        let port = crate::free_port();
+        Self::start_on(dir, crate::free_port(), false)
+    }
+
+    /// Starts Mosquitto on `port`; with `persistent`, sessions and queued messages are saved in
+    /// `dir` when it stops and restored when it starts again (as a production broker does).
+    pub fn start_on(dir: &Path, port: u16, persistent: bool) -> Result<Self, String> {
         let conf = dir.join("mosquitto.conf");
+        let persistence = if persistent {
+            format!(
+                "persistence true\npersistence_location {}/\n",
+                dir.display()
+            )
+        } else {
+            "persistence false\n".to_string()
+        };
+        // Started as root, Mosquitto would switch to the `mosquitto` user, which cannot write
+        // its log and persistence file into the test's private directory: stay who we are.
+        let user = Command::new("id")
+            .arg("-un")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .ok_or("cannot tell the current user name (`id -un`)")?;
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                "user {user}\nlistener {port} 127.0.0.1\nallow_anonymous true\n{persistence}\
                  max_inflight_messages 100\nmax_queued_messages 100000\nlog_dest file {}\n",
                 dir.join("mosquitto.log").display()
             ),
@@ -53,6 +76,15 @@ impl Mosquitto {
     /// The port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops it gracefully (SIGTERM: it saves its persistence file) and waits.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
     }
 }
 

@@ -46,6 +46,10 @@ fn camera_that_appears_late_is_picked_up() {
             port: free_port(),
             ..Default::default()
         },
+        publish: edge_agent::config::PublishConfig {
+            spool_dir: dir.path().join("spool"),
+            ..Default::default()
+        },
         ..AgentConfig::default()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -252,6 +252,19 @@ impl Store {
         Ok(keys)
     }
 
+    /// The stored `(agent, seq)` pairs of one kind of message (`tracks`, `status`...), sorted.
+    pub fn message_keys_of(&self, kind: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT agent, seq FROM messages WHERE kind = ? ORDER BY agent, seq")?;
+        let keys = stmt
+            .query_map([kind], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(keys)
+    }
+
     /// The last status of an agent, if any.
     pub fn agent_status(&self, agent: &str) -> Result<Option<AgentStatus>, StoreError> {
         let json: Option<String> = self

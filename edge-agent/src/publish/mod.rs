@@ -2,15 +2,23 @@
 //! the wire codec and publishes them at QoS 1; keeps the retained status topic current (with
 //! an `online: false` last will); reconnects to the broker with exponential back-off.
 //!
+//! Every track batch goes to the disk spool (`spool`) before it is handed to the MQTT client,
+//! and leaves the spool when the broker's PUBACK for it arrives: broker outages of any length
+//! (up to the spool's byte cap) and agent restarts lose nothing; a batch whose PUBACK was lost
+//! is sent again and the aggregator drops the duplicate by `(agent, seq)`. Status messages are
+//! not spooled (only the newest matters; it is retained).
+//!
+//! Linking PUBACKs to spool records: records are handed to the client in spool order, and the
+//! event loop reports each first transmission as `Outgoing::Publish(pkid)` in that same order;
+//! a retransmission after a reconnect reuses its packet id, which is already linked.
+//!
 //! Sequence numbers: `seq = agent start time (UTC ms) × 1000 + n`, so they stay monotonic
 //! across restarts without any state on disk (up to 1000 messages per ms of uptime).
-//! The disk spool that survives restarts and broker outages of any length comes in a later
-//! release; until then at most `publish.max_pending` payloads wait in memory and the oldest
-//! beyond are dropped and counted (`dropped_pending`).
 
 pub mod spool;
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
@@ -23,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::config::AgentConfig;
-use crate::metrics::{Metrics, add, get, inc};
+use crate::metrics::{Metrics, add, inc};
 use crate::track::TrackOutput;
 
 /// Publishing failures that stop the agent (broker trouble is retried, never fatal).
@@ -32,6 +40,37 @@ pub enum PublishError {
     /// A message could not be encoded.
     #[error("encoding: {0}")]
     Encode(#[from] sharpeyes_wire::EncodeError),
+    /// The spool failed (disk full, permissions...).
+    #[error(transparent)]
+    Spool(#[from] spool::SpoolError),
+}
+
+/// What links spool records to the MQTT client's packets; shared by the publisher and the
+/// event loop.
+#[derive(Debug)]
+pub struct Link {
+    spool: spool::Spool,
+    /// Handed to the client, not yet transmitted: a spool id, or None for a status message.
+    handed: VecDeque<Option<u64>>,
+    /// Transmitted, awaiting PUBACK, by packet id.
+    by_pkid: HashMap<u16, Option<u64>>,
+}
+
+impl Link {
+    /// Payloads not yet acknowledged by the broker: spooled records plus status messages
+    /// in flight.
+    pub fn unacked(&self) -> usize {
+        self.spool.len()
+            + self.handed.iter().filter(|e| e.is_none()).count()
+            + self.by_pkid.values().filter(|e| e.is_none()).count()
+    }
+}
+
+/// A [`Link`] shared between tasks.
+pub type SharedLink = Arc<Mutex<Link>>;
+
+fn lock(link: &SharedLink) -> MutexGuard<'_, Link> {
+    link.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What the analysis stage sends to the publisher.
@@ -78,7 +117,13 @@ pub struct Publisher {
     seq: u64,
     started_ms: i64,
     batches: Vec<PendingBatch>,
+    link: SharedLink,
+    /// Spool ids below this were handed to the client in this run.
+    cursor: u64,
 }
+
+/// Size at which the spool starts a new segment file.
+const SEGMENT_BYTES: u64 = 8 << 20;
 
 /// MQTT options of the agent, with its last will.
 fn mqtt_options(
@@ -129,6 +174,30 @@ pub fn connect(
     let started_ms = sharpeyes_wire::now_ms();
     let opts = mqtt_options(cfg, &topics, &codec, started_ms)?;
     let (client, eventloop) = AsyncClient::new(opts, cfg.publish.max_pending);
+    let p = &cfg.publish;
+    let dir = p.spool_dir.join(&cfg.agent_id);
+    let spool = spool::Spool::open(
+        &dir,
+        spool::SpoolLimits {
+            max_bytes: p.spool_max_bytes,
+            segment_bytes: SEGMENT_BYTES,
+            fsync: p.fsync,
+        },
+    )?;
+    if !spool.is_empty() || spool.cut_bytes() > 0 {
+        info!(
+            pending = spool.len(),
+            bytes = spool.pending_bytes(),
+            cut_bytes = spool.cut_bytes(),
+            dir = %dir.display(),
+            "spool holds batches from a previous run; replaying them"
+        );
+    }
+    let link = Arc::new(Mutex::new(Link {
+        spool,
+        handed: VecDeque::new(),
+        by_pkid: HashMap::new(),
+    }));
     let publisher = Publisher {
         cfg: cfg.clone(),
         topics,
@@ -140,6 +209,8 @@ pub fn connect(
         batches: (0..cfg.cameras.len())
             .map(|_| PendingBatch::default())
             .collect(),
+        link,
+        cursor: 0,
     };
     Ok((publisher, eventloop))
 }
@@ -150,6 +221,7 @@ pub async fn drive(
     mut eventloop: EventLoop,
     cfg: AgentConfig,
     metrics: Arc<Metrics>,
+    link: SharedLink,
     connected: mpsc::UnboundedSender<()>,
     stop: CancellationToken,
 ) {
@@ -167,7 +239,31 @@ pub async fn drive(
                 backoff = min;
                 let _ = connected.send(());
             }
-            Ok(Event::Incoming(Packet::PubAck(_))) => inc(&metrics.published),
+            Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) => {
+                let mut l = lock(&link);
+                // A packet id already linked is a retransmission.
+                if !l.by_pkid.contains_key(&pkid)
+                    && let Some(entry) = l.handed.pop_front()
+                {
+                    l.by_pkid.insert(pkid, entry);
+                }
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                let mut l = lock(&link);
+                if let Some(entry) = l.by_pkid.remove(&ack.pkid) {
+                    inc(&metrics.published);
+                    // An evicted record may still be acknowledged: nothing to remove then.
+                    if let Some(id) = entry
+                        && let Err(e) = l.spool.ack(id)
+                        && !matches!(e, spool::SpoolError::Unknown(_))
+                    {
+                        warn!(error = %e, "could not remove an acknowledged batch from the spool");
+                    }
+                    metrics
+                        .spool_pending
+                        .store(l.spool.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
             Ok(_) => {}
             Err(e) => {
                 inc(&metrics.broker_errors);
@@ -240,7 +336,7 @@ impl Publisher {
             let topic = self
                 .topics
                 .tracks(&self.cfg.site, &self.cfg.agent_id, &camera);
-            let len = self.send(topic, body, false)?;
+            let len = self.send(topic, body, false, true)?;
             add(&self.metrics.track_updates, n);
             add(&self.metrics.track_bytes, len as u64);
         }
@@ -259,11 +355,18 @@ impl Publisher {
             counters: self.metrics.counters(),
         });
         let topic = self.topics.status(&self.cfg.site, &self.cfg.agent_id);
-        self.send(topic, body, true).map(|_| ())
+        self.send(topic, body, true, false).map(|_| ())
     }
 
-    /// Encodes and hands one message to the MQTT client; returns the payload size.
-    fn send(&mut self, topic: String, body: Body, retain: bool) -> Result<usize, PublishError> {
+    /// Encodes one message; a spooled one is appended to the spool, then everything the spool
+    /// holds that the client has not got yet is handed over. Returns the payload size.
+    fn send(
+        &mut self,
+        topic: String,
+        body: Body,
+        retain: bool,
+        spooled: bool,
+    ) -> Result<usize, PublishError> {
         let seq = self.next_seq();
         let env = Envelope::new(
             self.cfg.agent_id.clone(),
@@ -279,22 +382,75 @@ impl Publisher {
             }
         };
         let len = payload.len();
-        match self
-            .client
-            .try_publish(topic, QoS::AtLeastOnce, retain, payload)
-        {
-            Ok(()) => inc(&self.metrics.sent),
-            Err(e) => {
-                inc(&self.metrics.dropped_pending);
-                warn!(error = %e, seq, "too many payloads pending for the broker; dropped one");
+        if spooled {
+            let mut l = lock(&self.link);
+            let before = l.spool.evicted();
+            l.spool.append(&topic, &payload, false)?;
+            inc(&self.metrics.spooled);
+            let evicted = l.spool.evicted() - before;
+            if evicted > 0 {
+                add(&self.metrics.spool_evicted, evicted);
+                warn!(evicted, "spool full: the oldest batches were evicted");
+            }
+            drop(l);
+            self.pump()?;
+        } else {
+            let mut l = lock(&self.link);
+            match self
+                .client
+                .try_publish(topic, QoS::AtLeastOnce, retain, payload)
+            {
+                Ok(()) => {
+                    inc(&self.metrics.sent);
+                    l.handed.push_back(None);
+                }
+                Err(e) => {
+                    inc(&self.metrics.dropped_pending);
+                    warn!(error = %e, seq, "MQTT client queue full; status message dropped");
+                }
             }
         }
         Ok(len)
     }
 
-    /// Payloads handed to the client and not yet acknowledged.
+    /// Hands spooled records the client has not got yet to it, oldest first, until its queue
+    /// is full (the rest wait in the spool for the next call).
+    pub fn pump(&mut self) -> Result<(), PublishError> {
+        let mut l = lock(&self.link);
+        loop {
+            let ids = l.spool.pending_from(self.cursor, 64);
+            if ids.is_empty() {
+                break;
+            }
+            for id in ids {
+                let rec = l.spool.read(id)?;
+                match self
+                    .client
+                    .try_publish(rec.topic, QoS::AtLeastOnce, false, rec.payload)
+                {
+                    Ok(()) => {
+                        inc(&self.metrics.sent);
+                        l.handed.push_back(Some(id));
+                        self.cursor = id + 1;
+                    }
+                    Err(_) => return Ok(()),
+                }
+            }
+        }
+        self.metrics
+            .spool_pending
+            .store(l.spool.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The link the event loop needs ([`drive`]).
+    pub fn link(&self) -> SharedLink {
+        self.link.clone()
+    }
+
+    /// Payloads not yet acknowledged by the broker (spooled ones included).
     pub fn unacked(&self) -> u64 {
-        get(&self.metrics.sent).saturating_sub(get(&self.metrics.published))
+        lock(&self.link).unacked() as u64
     }
 
     /// Waits (up to `timeout`) until every sent payload is acknowledged, then disconnects.
@@ -306,7 +462,7 @@ impl Publisher {
         if self.unacked() > 0 {
             warn!(
                 unacked = self.unacked(),
-                "stopping with payloads the broker has not acknowledged"
+                "stopping with payloads the broker has not acknowledged (spooled ones are sent at the next start)"
             );
         }
         let _ = self.client.disconnect().await;
@@ -328,13 +484,17 @@ pub async fn publish_loop(
     batch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     async {
+        publisher.pump()?;
         loop {
             tokio::select! {
                 a = input.recv() => match a {
                     Some(a) => publisher.add(a),
                     None => break,
                 },
-                _ = batch_tick.tick() => publisher.flush()?,
+                _ = batch_tick.tick() => {
+                    publisher.flush()?;
+                    publisher.pump()?;
+                }
                 _ = status_tick.tick() => publisher.publish_status(true)?,
                 Some(()) = connected.recv() => publisher.publish_status(true)?,
             }

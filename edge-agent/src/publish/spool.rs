@@ -304,6 +304,15 @@ impl Spool {
         self.index.keys().copied().collect()
     }
 
+    /// Ids of at most `limit` pending records with id ≥ `from`, oldest first.
+    pub fn pending_from(&self, from: u64, limit: usize) -> Vec<u64> {
+        self.index
+            .range(from..)
+            .take(limit)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
     /// Number of pending records.
     pub fn len(&self) -> usize {
         self.index.len()

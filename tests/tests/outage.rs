@@ -1,0 +1,128 @@
+//! The broker goes away for several seconds while a camera streams, then comes back: every
+//! track batch the agent produced is stored exactly once (the spool holds them meanwhile),
+//! and the stored tracks still match the clip. Mosquitto runs with persistence, as a
+//! production broker does, so the aggregator's session survives the restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aggregator::AggregatorConfig;
+use aggregator::metrics::{Metrics, get};
+use aggregator::store::{Store, TrackFilter};
+use edge_agent::config::{AgentConfig, AtEnd, CameraConfig, PublishConfig};
+use sharpeyes_e2e::clip::{default_photos, demo_spec, make_clip};
+use sharpeyes_e2e::mosquitto::Mosquitto;
+use sharpeyes_e2e::rtsp::RtspServer;
+use sharpeyes_e2e::{check_tracks, free_port, models_config, testdata_dir, wait_until};
+use tokio_util::sync::CancellationToken;
+
+/// How long the broker is away (the fault suite runs longer outages).
+const OUTAGE: Duration = Duration::from_secs(6);
+
+#[test]
+fn broker_outage_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    let truth = make_clip(
+        &demo_spec(&default_photos(&testdata_dir())),
+        &clip,
+        &models_config(),
+    )
+    .unwrap();
+    let server = RtspServer::start(&[("cam-1", &clip)]).unwrap();
+    let port = free_port();
+    let broker_dir = dir.path().join("broker");
+    std::fs::create_dir_all(&broker_dir).unwrap();
+    let mut broker = Some(Mosquitto::start_on(&broker_dir, port, true).unwrap());
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut agg_cfg = AggregatorConfig::default();
+    agg_cfg.broker.url = format!("mqtt://127.0.0.1:{port}");
+    agg_cfg.broker.reconnect_max_ms = 500;
+    // Mosquitto does not restore shared subscriptions from persistence: one aggregator
+    // subscribes plainly (see `BrokerConfig::shared_group`).
+    agg_cfg.broker.shared_group.clear();
+    agg_cfg.store.path = dir.path().join("agg.db");
+    let metrics = Arc::new(Metrics::default());
+    let agg_stop = CancellationToken::new();
+    let agg = rt.spawn(aggregator::run_with_metrics(
+        agg_cfg.clone(),
+        agg_stop.clone(),
+        metrics.clone(),
+    ));
+    assert!(rt.block_on(wait_until(Duration::from_secs(20), || get(
+        &metrics.subscribed
+    ) >= 3)));
+
+    let mut agent_cfg = AgentConfig {
+        models: models_config(),
+        cameras: vec![CameraConfig {
+            id: "cam-1".into(),
+            uri: server.url("cam-1"),
+            at_end: AtEnd::Stop,
+            ..CameraConfig::default()
+        }],
+        publish: PublishConfig {
+            spool_dir: dir.path().join("spool"),
+            ..PublishConfig::default()
+        },
+        ..AgentConfig::default()
+    };
+    agent_cfg.broker.port = port;
+    agent_cfg.broker.reconnect_max_ms = 500;
+    let agent = rt.spawn(edge_agent::run(agent_cfg, CancellationToken::new()));
+
+    // The broker leaves during the first person's appearance and returns during the second's.
+    std::thread::sleep(Duration::from_secs(3));
+    broker.take().unwrap().stop();
+    std::thread::sleep(OUTAGE);
+    let _broker = Mosquitto::start_on(&broker_dir, port, true).unwrap();
+
+    let summary = rt.block_on(agent).unwrap().unwrap();
+    println!("agent: {summary:?}");
+    assert!(
+        summary.broker_errors >= 1,
+        "the outage was not noticed: {summary:?}"
+    );
+    assert_eq!(
+        summary.spool_pending, 0,
+        "the agent left batches unacknowledged"
+    );
+    let done = rt.block_on(wait_until(Duration::from_secs(30), || {
+        Store::open(&agg_cfg.store.path)
+            .and_then(|s| s.message_keys_of("tracks"))
+            .map(|k| k.len() as u64 >= summary.spooled)
+            .unwrap_or(false)
+    }));
+    agg_stop.cancel();
+    rt.block_on(agg).unwrap().unwrap();
+    drop(server);
+
+    let store = Store::open(&agg_cfg.store.path).unwrap();
+    let keys = store.message_keys_of("tracks").unwrap();
+    println!(
+        "produced {} track batches; stored {}; duplicates ignored {}; aggregator broker errors {}",
+        summary.spooled,
+        keys.len(),
+        get(&metrics.duplicates),
+        get(&metrics.broker_errors)
+    );
+    if !done {
+        let log = std::fs::read_to_string(broker_dir.join("mosquitto.log")).unwrap_or_default();
+        println!("broker log:\n{log}");
+    }
+    assert!(
+        done,
+        "stored {} of {} track batches",
+        keys.len(),
+        summary.spooled
+    );
+    assert_eq!(keys.len() as u64, summary.spooled, "0 lost, 0 stored twice");
+    assert!(
+        get(&metrics.broker_errors) >= 1,
+        "the aggregator saw the outage too"
+    );
+    let tracks = store.tracks(&TrackFilter::default()).unwrap();
+    let problems = check_tracks(&truth, &tracks);
+    assert!(problems.is_empty(), "{problems:#?}");
+}
