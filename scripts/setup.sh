@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on Debian 12 (run as root, or with sudo available):
-#   1. Debian packages: GStreamer (decode, RTSP server, x264), Mosquitto (for tests), Python pip;
+#   1. Debian packages: GStreamer (decode, RTSP server, x264), Mosquitto (for tests), a CJK font
+#      (WenQuanYi Zen Hei, for the rendered test plates), Python pip;
 #   2. the ONNX Runtime library and the models of models/manifest.toml (pinned, sha256-checked,
 #      converted where MODELS.md says so) via models/fetch.py, cached in ~/.cache/sharpeyes.
 # Idempotent: a second run installs nothing and says so. Used by both README commands.
@@ -16,6 +17,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   mosquitto mosquitto-clients
+  fonts-wqy-zenhei
 )
 
 command -v dpkg-query >/dev/null || die "this script expects Debian 12 (dpkg-query not found)"

@@ -30,6 +30,8 @@ pub struct AgentConfig {
     pub face_detector: FaceDetectorConfig,
     /// Face embeddings (what identifies a face across frames, cameras and watchlists).
     pub face_embedder: FaceEmbedderConfig,
+    /// Licence plate reading (localiser + Chinese OCR + plate grammar).
+    pub plate_reader: PlateReaderConfig,
     /// Per-camera tracking.
     pub tracker: TrackerConfig,
     /// Batching and publishing.
@@ -47,6 +49,7 @@ impl Default for AgentConfig {
             models: ModelsConfig::default(),
             face_detector: FaceDetectorConfig::default(),
             face_embedder: FaceEmbedderConfig::default(),
+            plate_reader: PlateReaderConfig::default(),
             tracker: TrackerConfig::default(),
             publish: PublishConfig::default(),
             cameras: Vec::new(),
@@ -188,6 +191,50 @@ impl Default for FaceEmbedderConfig {
             enabled: true,
             family: "sface".into(),
             model: "sface_2021dec_fp32fold.onnx".into(),
+        }
+    }
+}
+
+/// Licence plate reading: a localiser finds plates (box + 4 corners), each is rectified by
+/// its corners and read by a text recogniser restricted to the plate alphabet, and only
+/// strings that follow Chinese plate grammar are kept (MODELS.md §6).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlateReaderConfig {
+    /// Read plates. Default `true`.
+    pub enabled: bool,
+    /// Plate localiser family. Default `clp_det` (the only one so far).
+    pub locator_family: String,
+    /// Localiser model file, relative to `models.dir`. Default `clp_det.onnx`.
+    pub locator_model: PathBuf,
+    /// Minimum plate score (0..1). Default `0.7` (MODELS.md §6.1).
+    pub locator_score: f32,
+    /// IoU above which overlapping plates are merged by NMS (0..1). Default `0.4`.
+    pub locator_nms_iou: f32,
+    /// Images (or regions) whose longer side exceeds this are downscaled before localising
+    /// (64..=4096). Default `1920`: a 1080p frame runs at full resolution.
+    pub max_side: u32,
+    /// Text recogniser family. Default `ppocr_rec` (the only one so far).
+    pub reader_family: String,
+    /// Recogniser model file, relative to `models.dir`. Default `ch_PP-OCRv4_rec_infer.onnx`.
+    pub reader_model: PathBuf,
+    /// Readings whose weakest character is less confident than this are dropped (0..1).
+    /// Default `0.3`.
+    pub min_char_confidence: f32,
+}
+
+impl Default for PlateReaderConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            locator_family: "clp_det".into(),
+            locator_model: "clp_det.onnx".into(),
+            locator_score: 0.7,
+            locator_nms_iou: 0.4,
+            max_side: 1920,
+            reader_family: "ppocr_rec".into(),
+            reader_model: "ch_PP-OCRv4_rec_infer.onnx".into(),
+            min_char_confidence: 0.3,
         }
     }
 }
@@ -407,6 +454,28 @@ impl ConfigFile for AgentConfig {
                 ),
             ));
         }
+        let pr = &self.plate_reader;
+        if pr.locator_family != "clp_det" {
+            return Err(invalid(
+                "plate_reader.locator_family",
+                format!("unknown family {:?} (known: clp_det)", pr.locator_family),
+            ));
+        }
+        if pr.reader_family != "ppocr_rec" {
+            return Err(invalid(
+                "plate_reader.reader_family",
+                format!("unknown family {:?} (known: ppocr_rec)", pr.reader_family),
+            ));
+        }
+        in_range("plate_reader.locator_score", pr.locator_score, 0.0, 1.0)?;
+        in_range("plate_reader.locator_nms_iou", pr.locator_nms_iou, 0.0, 1.0)?;
+        in_range("plate_reader.max_side", pr.max_side, 64, 4096)?;
+        in_range(
+            "plate_reader.min_char_confidence",
+            pr.min_char_confidence,
+            0.0,
+            1.0,
+        )?;
         let t = &self.tracker;
         in_range("tracker.high_score", t.high_score, 0.0, 1.0)?;
         in_range("tracker.low_score", t.low_score, 0.0, t.high_score)?;

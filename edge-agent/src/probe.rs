@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::AgentError;
 use crate::config::AgentConfig;
-use crate::infer::{self, BgrImage, FaceDetection};
+use crate::infer::{self, BgrImage, FaceDetection, PlateReading};
 
 /// The findings in one image. Boxes are `[x1, y1, x2, y2]` in pixels of the image.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +26,11 @@ pub struct ProbeReport {
     /// Time spent computing every face's embedding, ms (with `--embeddings`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub face_embed_ms: Option<f64>,
+    /// Licence plates read (when `plate_reader.enabled`), best first.
+    pub plates: Vec<PlateReading>,
+    /// Time spent finding and reading plates, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plate_ms: Option<f64>,
 }
 
 /// Runs the configured models on one image file; with `embeddings`, each face carries its
@@ -49,6 +54,13 @@ pub fn probe(
         }
         face_embed_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
     }
+    let (mut plates, mut plate_ms) = (Vec::new(), None);
+    if config.plate_reader.enabled {
+        let mut reader = infer::plate_reader(&config.models, &config.plate_reader)?;
+        let t0 = Instant::now();
+        plates = reader.read(&img, &[])?;
+        plate_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
+    }
     Ok(ProbeReport {
         image: image.display().to_string(),
         width: img.width,
@@ -56,5 +68,7 @@ pub fn probe(
         faces,
         face_detect_ms,
         face_embed_ms,
+        plates,
+        plate_ms,
     })
 }

@@ -175,6 +175,37 @@ fn probe_command_prints_the_documented_json() {
         (v["width"].as_u64(), v["height"].as_u64()),
         (Some(512), Some(512))
     );
+    assert_eq!(v["plates"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn probe_reads_a_plate_into_the_documented_json() {
+    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
+        .current_dir(root())
+        .args([
+            "probe",
+            testdata().join("plates/hyperlpr_2.jpg").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plates = v["plates"].as_array().unwrap();
+    assert_eq!(plates.len(), 1, "{v}");
+    assert_eq!(plates[0]["text"], "藏DT5022");
+    let b = boxes(&Value::Array(vec![plates[0]["box"].clone()]))[0].clone();
+    // The annotated box is [220, 158, 566, 330] (hand-drawn, ±5 px).
+    assert!(
+        (b[0] - 220.0).abs() < 25.0 && (b[2] - 566.0).abs() < 25.0,
+        "{b:?}"
+    );
+    let c = plates[0]["confidence"].as_f64().unwrap();
+    assert!(c > 0.3 && c <= 1.0, "{c}");
+    assert_eq!(plates[0]["char_confidences"].as_array().unwrap().len(), 7);
 }
 
 #[test]

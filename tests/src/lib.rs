@@ -5,6 +5,7 @@
 
 pub mod clip;
 pub mod mosquitto;
+pub mod plate;
 pub mod rtsp;
 
 use std::path::{Path, PathBuf};

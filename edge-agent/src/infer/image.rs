@@ -58,6 +58,33 @@ impl BgrImage {
         Ok(Self::from_rgb(&img.to_rgb8()))
     }
 
+    /// The part of the image inside `[x1, y1, x2, y2]` (clipped to the image), with the
+    /// offset of its top-left corner; None if nothing is left after clipping.
+    pub fn crop(&self, r: [f32; 4]) -> Option<(BgrImage, f32, f32)> {
+        let x1 = r[0].max(0.0).floor() as u32;
+        let y1 = r[1].max(0.0).floor() as u32;
+        let x2 = (r[2].min(self.width as f32).ceil().max(0.0) as u32).min(self.width);
+        let y2 = (r[3].min(self.height as f32).ceil().max(0.0) as u32).min(self.height);
+        if x2 <= x1 || y2 <= y1 {
+            return None;
+        }
+        let (w, sw) = ((x2 - x1) as usize, self.width as usize);
+        let mut data = Vec::with_capacity(w * (y2 - y1) as usize * 3);
+        for y in y1 as usize..y2 as usize {
+            let start = (y * sw + x1 as usize) * 3;
+            data.extend_from_slice(&self.data[start..start + w * 3]);
+        }
+        Some((
+            BgrImage {
+                width: x2 - x1,
+                height: y2 - y1,
+                data,
+            },
+            x1 as f32,
+            y1 as f32,
+        ))
+    }
+
     /// Bilinear resize to `w`×`h`.
     pub fn resized(&self, w: u32, h: u32) -> BgrImage {
         let (sw, sh) = (self.width as usize, self.height as usize);
@@ -113,6 +140,17 @@ mod tests {
         let r = img.resized(3, 5);
         assert_eq!((r.width, r.height, r.data.len()), (3, 5, 45));
         assert!(r.data.chunks_exact(3).all(|p| p == [10, 20, 30]));
+    }
+
+    #[test]
+    fn crop_is_clipped_and_offset() {
+        let data: Vec<u8> = (0..4 * 3 * 3).map(|v| v as u8).collect();
+        let img = BgrImage::new(4, 3, data).unwrap();
+        let (c, ox, oy) = img.crop([1.0, 1.0, 9.0, 9.0]).unwrap();
+        assert_eq!((c.width, c.height, ox, oy), (3, 2, 1.0, 1.0));
+        assert_eq!(&c.data[..3], &img.data[(4 + 1) * 3..(4 + 1) * 3 + 3]);
+        assert!(img.crop([5.0, 0.0, 9.0, 2.0]).is_none());
+        assert!(img.crop([-5.0, -5.0, -1.0, -1.0]).is_none());
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! struct implementing its kind's trait, chosen by configuration (`family` + `model`).
 
 pub mod align;
+mod clp_det;
 mod image;
+pub mod plate;
+mod ppocr_rec;
 mod sface;
 mod yunet;
 
@@ -15,10 +18,13 @@ use ort::environment::Environment;
 use serde::Serialize;
 use thiserror::Error;
 
+pub use self::clp_det::ClpDet;
 pub use self::image::BgrImage;
+pub use self::plate::{PlateReader, PlateReading};
+pub use self::ppocr_rec::PpOcrRec;
 pub use self::sface::{SFace, cosine};
 pub use self::yunet::YuNet;
-use crate::config::{FaceDetectorConfig, FaceEmbedderConfig, ModelsConfig};
+use crate::config::{FaceDetectorConfig, FaceEmbedderConfig, ModelsConfig, PlateReaderConfig};
 
 /// Inference failures.
 #[derive(Debug, Error)]
@@ -107,6 +113,32 @@ pub trait FaceEmbedder: Send {
     fn embed(&mut self, img: &BgrImage, landmarks: &[[f32; 2]; 5]) -> Result<Vec<f32>, InferError>;
 }
 
+/// Opens an ONNX model with full graph optimisation and `threads` intra-op threads.
+pub(crate) fn load_session(
+    env: &Environment,
+    path: &Path,
+    threads: usize,
+) -> Result<ort::session::Session, InferError> {
+    use ort::session::builder::GraphOptimizationLevel;
+    if !path.exists() {
+        return Err(InferError::Model {
+            path: path.to_path_buf(),
+            reason: "file not found".into(),
+        });
+    }
+    ort::session::Session::builder(env)
+        .and_then(|b| {
+            b.with_optimization_level(GraphOptimizationLevel::Level3)
+                .map_err(Into::into)
+        })
+        .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+        .and_then(|mut b| b.commit_from_file(path))
+        .map_err(|e| InferError::Model {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
+}
+
 /// The face embedder the configuration names.
 pub fn face_embedder(
     models: &ModelsConfig,
@@ -142,6 +174,53 @@ pub fn face_detector(
             reason: format!("unknown face detector family {other:?}"),
         }),
     }
+}
+
+/// The plate reader (localiser + recogniser restricted to the plate alphabet) the
+/// configuration names.
+pub fn plate_reader(
+    models: &ModelsConfig,
+    cfg: &PlateReaderConfig,
+) -> Result<PlateReader, InferError> {
+    let env = init_runtime(&models.onnxruntime_path())?;
+    let threads = models.intra_threads;
+    let locator_path = models.model_path(&cfg.locator_model);
+    let locator: Box<dyn plate::PlateLocator> = match cfg.locator_family.as_str() {
+        "clp_det" => Box::new(ClpDet::load(
+            env,
+            &locator_path,
+            cfg.locator_score,
+            cfg.locator_nms_iou,
+            cfg.max_side,
+            threads,
+        )?),
+        other => {
+            return Err(InferError::Model {
+                path: locator_path,
+                reason: format!("unknown plate locator family {other:?}"),
+            });
+        }
+    };
+    let reader_path = models.model_path(&cfg.reader_model);
+    let recognizer: Box<dyn plate::TextRecognizer> = match cfg.reader_family.as_str() {
+        "ppocr_rec" => Box::new(PpOcrRec::load(
+            env,
+            &reader_path,
+            Some(plate::in_plate_alphabet),
+            threads,
+        )?),
+        other => {
+            return Err(InferError::Model {
+                path: reader_path,
+                reason: format!("unknown text recogniser family {other:?}"),
+            });
+        }
+    };
+    Ok(PlateReader::new(
+        locator,
+        recognizer,
+        cfg.min_char_confidence,
+    ))
 }
 
 /// Intersection over union of two `[x1, y1, x2, y2]` boxes.

@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 
 use ort::environment::Environment;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
 use super::align::{ARCFACE_112, Similarity, warp_rgb_planar};
-use super::{BgrImage, FaceEmbedder, InferError};
+use super::{BgrImage, FaceEmbedder, InferError, load_session};
 
 const FAMILY: &str = "sface";
 const SIZE: usize = 112;
@@ -35,23 +34,7 @@ impl std::fmt::Debug for SFace {
 impl SFace {
     /// Loads the model and checks its signature.
     pub fn load(env: &Environment, path: &Path, threads: usize) -> Result<Self, InferError> {
-        if !path.exists() {
-            return Err(InferError::Model {
-                path: path.to_path_buf(),
-                reason: "file not found".into(),
-            });
-        }
-        let session = Session::builder(env)
-            .and_then(|b| {
-                b.with_optimization_level(GraphOptimizationLevel::Level3)
-                    .map_err(Into::into)
-            })
-            .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_file(path))
-            .map_err(|e| InferError::Model {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let session = load_session(env, path, threads)?;
         let sig = |reason: String| InferError::Signature {
             path: path.to_path_buf(),
             family: FAMILY,

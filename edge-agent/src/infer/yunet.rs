@@ -10,10 +10,9 @@ use std::path::{Path, PathBuf};
 
 use ort::environment::Environment;
 use ort::session::Session;
-use ort::session::builder::GraphOptimizationLevel;
 use ort::value::TensorRef;
 
-use super::{BgrImage, FaceDetection, FaceDetector, InferError, nms};
+use super::{BgrImage, FaceDetection, FaceDetector, InferError, load_session, nms};
 use crate::config::FaceDetectorConfig;
 
 const STRIDES: [usize; 3] = [8, 16, 32];
@@ -50,24 +49,7 @@ impl YuNet {
         cfg: &FaceDetectorConfig,
         threads: usize,
     ) -> Result<Self, InferError> {
-        let model_err = |e: ort::Error| InferError::Model {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        };
-        if !path.exists() {
-            return Err(InferError::Model {
-                path: path.to_path_buf(),
-                reason: "file not found".into(),
-            });
-        }
-        let session = Session::builder(env)
-            .and_then(|b| {
-                b.with_optimization_level(GraphOptimizationLevel::Level3)
-                    .map_err(Into::into)
-            })
-            .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_file(path))
-            .map_err(model_err)?;
+        let session = load_session(env, path, threads)?;
         let sig = |reason: String| InferError::Signature {
             path: path.to_path_buf(),
             family: FAMILY,
