@@ -24,8 +24,9 @@ pub fn tracks_table(rows: &[TrackRow]) -> String {
         "best",
         "ended",
         "last box (px)",
+        "plate",
     ];
-    let cells: Vec<[String; 11]> = rows
+    let cells: Vec<[String; 12]> = rows
         .iter()
         .map(|r| {
             [
@@ -43,6 +44,11 @@ pub fn tracks_table(rows: &[TrackRow]) -> String {
                     "{:.0},{:.0},{:.0},{:.0}",
                     r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3]
                 ),
+                match (&r.plate, r.plate_confidence) {
+                    (Some(p), Some(c)) => format!("{p} ({c:.2})"),
+                    (Some(p), None) => p.clone(),
+                    _ => String::new(),
+                },
             ]
         })
         .collect();
@@ -97,7 +103,16 @@ mod tests {
             bbox: [1.0, 2.0, 3.0, 4.0],
             frame_w: 10,
             frame_h: 10,
+            plate: None,
+            plate_confidence: None,
         };
+        let plate_row = TrackRow {
+            class: "plate".into(),
+            plate: Some("川A12345".into()),
+            plate_confidence: Some(0.97),
+            ..row.clone()
+        };
+        assert!(tracks_table(&[plate_row]).contains("川A12345 (0.97)"));
         let t = tracks_table(&[row]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3);

@@ -221,6 +221,10 @@ pub struct PlateReaderConfig {
     /// Readings whose weakest character is less confident than this are dropped (0..1).
     /// Default `0.3`.
     pub min_char_confidence: f32,
+    /// In the agent, plates are read on a camera's analysed frame at most this often, ms
+    /// (0..=60000; 0: every analysed frame). Plate tracks vote their readings over frames.
+    /// Default `500`.
+    pub interval_ms: u64,
 }
 
 impl Default for PlateReaderConfig {
@@ -235,6 +239,7 @@ impl Default for PlateReaderConfig {
             reader_family: "ppocr_rec".into(),
             reader_model: "ch_PP-OCRv4_rec_infer.onnx".into(),
             min_char_confidence: 0.3,
+            interval_ms: 500,
         }
     }
 }
@@ -476,6 +481,7 @@ impl ConfigFile for AgentConfig {
             0.0,
             1.0,
         )?;
+        in_range("plate_reader.interval_ms", pr.interval_ms, 0, 60_000)?;
         let t = &self.tracker;
         in_range("tracker.high_score", t.high_score, 0.0, 1.0)?;
         in_range("tracker.low_score", t.low_score, 0.0, t.high_score)?;

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sharpeyes_wire::QEmbedding;
+use sharpeyes_wire::{ObjectClass, QEmbedding};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -29,11 +29,11 @@ use tracing::{info, info_span, warn};
 
 pub use crate::config::AgentConfig;
 use crate::config::ConfigFile;
-use crate::infer::{FaceDetection, FaceDetector, FaceEmbedder};
+use crate::infer::{FaceDetection, FaceDetector, FaceEmbedder, PlateReader};
 use crate::ingest::{Frame, FrameSlots, Take};
 use crate::metrics::{Metrics, add, get, inc};
 use crate::publish::{Analysed, Output};
-use crate::track::{ByteTracker, Detection, TrackOutput};
+use crate::track::{ByteTracker, Detection, PlateVote, TrackOutput};
 
 /// Why the agent could not run.
 #[derive(Debug, Error)]
@@ -68,6 +68,12 @@ pub struct RunSummary {
     pub detect_ms_mean: f64,
     /// Analysed frames per second of wall time.
     pub analysed_fps: f64,
+    /// Frames the plate reader ran on, all cameras.
+    pub plate_frames: u64,
+    /// Plates read (grammatical readings, before voting), all cameras.
+    pub plates_read: u64,
+    /// Mean time to find and read the plates of one frame, ms.
+    pub plate_ms_mean: f64,
     /// Track updates published.
     pub track_updates: u64,
     /// Bytes of track-batch payloads.
@@ -103,6 +109,15 @@ pub async fn run(
     let embedder = match config.face_embedder.enabled {
         true => Some(infer::face_embedder(&config.models, &config.face_embedder)?),
         false => None,
+    };
+    let plates = match config.plate_reader.enabled {
+        true => Some(infer::plate_reader(&config.models, &config.plate_reader)?),
+        false => None,
+    };
+    let models = Models {
+        detector,
+        embedder,
+        plates,
     };
     let metrics = Arc::new(Metrics::new(config.cameras.iter().map(|c| c.id.as_str())));
     let slots = Arc::new(FrameSlots::new(config.cameras.len()));
@@ -149,7 +164,7 @@ pub async fn run(
         let (cfg, slots, metrics) = (config.clone(), slots.clone(), metrics.clone());
         std::thread::Builder::new()
             .name("analysis".into())
-            .spawn(move || analysis_loop(&cfg, detector, embedder, &slots, &tx, &metrics))
+            .spawn(move || analysis_loop(&cfg, models, &slots, &tx, &metrics))
             .map_err(|e| AgentError::Thread(e.to_string()))?
     };
     // Shutdown closes the slots so analysis stops at once (ingest threads see the token too).
@@ -187,6 +202,8 @@ pub async fn run(
         .map(|c| get(&c.frames_analysed))
         .sum();
     let detect_us: u64 = metrics.cameras.iter().map(|c| get(&c.detect_us)).sum();
+    let plate_frames: u64 = metrics.cameras.iter().map(|c| get(&c.plate_frames)).sum();
+    let plate_us: u64 = metrics.cameras.iter().map(|c| get(&c.plate_us)).sum();
     let summary = RunSummary {
         frames_analysed: analysed,
         frames_dropped: metrics.cameras.iter().map(|c| get(&c.frames_dropped)).sum(),
@@ -197,6 +214,9 @@ pub async fn run(
             0.0
         },
         analysed_fps: analysed as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        plate_frames,
+        plates_read: metrics.cameras.iter().map(|c| get(&c.plates_read)).sum(),
+        plate_ms_mean: plate_us as f64 / plate_frames.max(1) as f64 / 1000.0,
         track_updates: get(&metrics.track_updates),
         track_bytes: get(&metrics.track_bytes),
         published: get(&metrics.published),
@@ -211,6 +231,12 @@ pub async fn run(
 /// Per-camera analysis state.
 struct CameraState {
     tracker: ByteTracker,
+    /// Plate tracks (their own tracker; ids from the same space as `tracker`'s).
+    plate_tracker: ByteTracker,
+    /// Each live plate track's readings.
+    votes: HashMap<u64, PlateVote>,
+    /// Capture time of the last frame the plate reader ran on.
+    last_plate_ms: Option<i64>,
     /// Size of the camera's last analysed frame.
     size: (u32, u32),
     /// Capture time of the camera's last analysed frame.
@@ -219,11 +245,19 @@ struct CameraState {
     best: HashMap<u64, (f32, QEmbedding)>,
 }
 
-/// The analysis stage: detector, embedder and per-camera trackers; hands outputs on.
+/// The models the analysis stage runs.
+struct Models {
+    detector: Box<dyn FaceDetector>,
+    embedder: Option<Box<dyn FaceEmbedder>>,
+    plates: Option<PlateReader>,
+}
+
+/// The analysis stage: models and per-camera trackers; hands outputs on.
 struct Analysis<'a> {
     cfg: &'a AgentConfig,
     detector: Box<dyn FaceDetector>,
     embedder: Option<Box<dyn FaceEmbedder>>,
+    plates: Option<PlateReader>,
     cams: Vec<CameraState>,
     tx: &'a mpsc::Sender<Analysed>,
     metrics: &'a Metrics,
@@ -290,15 +324,83 @@ impl Analysis<'_> {
             }
             add(&m.embed_us, t0.elapsed().as_micros() as u64);
         }
+        let mut outputs: Vec<(ObjectClass, TrackOutput)> = outputs
+            .into_iter()
+            .map(|o| (ObjectClass::Face, o))
+            .collect();
+        outputs.extend(self.read_plates(cam, &f));
         self.send(cam, Some(f.capture_ms), outputs)
+    }
+
+    /// Reads plates on `f` (at most every `plate_reader.interval_ms` per camera), tracks them
+    /// and adds the readings to their tracks' votes.
+    fn read_plates(&mut self, cam: usize, f: &Frame) -> Vec<(ObjectClass, TrackOutput)> {
+        let Some(reader) = self.plates.as_mut() else {
+            return Vec::new();
+        };
+        let state = &mut self.cams[cam];
+        let due = state.last_plate_ms.is_none_or(|t| {
+            f.capture_ms - t >= self.cfg.plate_reader.interval_ms as i64 || f.capture_ms < t
+        });
+        if !due {
+            return Vec::new();
+        }
+        state.last_plate_ms = Some(f.capture_ms);
+        let m = &self.metrics.cameras[cam];
+        let _span = info_span!("plates").entered();
+        let t0 = Instant::now();
+        let read = match reader.read(&f.image, &[]) {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, "plate reading failed on a frame; skipped");
+                return Vec::new();
+            }
+        };
+        add(&m.plate_us, t0.elapsed().as_micros() as u64);
+        inc(&m.plate_frames);
+        add(&m.plates_read, read.len() as u64);
+        let dets: Vec<Detection> = read
+            .iter()
+            .map(|p| Detection {
+                bbox: p.bbox,
+                score: p.locator_score,
+            })
+            .collect();
+        state.plate_tracker.skip_ids_to(state.tracker.next_id());
+        let outputs = state.plate_tracker.update(&dets, f.capture_ms);
+        state.tracker.skip_ids_to(state.plate_tracker.next_id());
+        for o in &outputs {
+            if let Some(p) = o.detection.and_then(|i| read.get(i)) {
+                state
+                    .votes
+                    .entry(o.track)
+                    .or_default()
+                    .add(&p.text, &p.char_confidences);
+            }
+        }
+        outputs
+            .into_iter()
+            .map(|o| (ObjectClass::Plate, o))
+            .collect()
     }
 
     /// Ends the tracks of cameras that stopped delivering frames; false once the publisher is gone.
     fn expire(&mut self, now_ms: i64) -> bool {
         for cam in 0..self.cams.len() {
             let s = &mut self.cams[cam];
-            if s.tracker.live() > 0 && now_ms - s.last_ms > self.cfg.tracker.max_age_ms {
-                let outputs = s.tracker.update(&[], now_ms);
+            if s.tracker.live() + s.plate_tracker.live() > 0
+                && now_ms - s.last_ms > self.cfg.tracker.max_age_ms
+            {
+                let mut outputs: Vec<(ObjectClass, TrackOutput)> = (s.tracker.update(&[], now_ms))
+                    .into_iter()
+                    .map(|o| (ObjectClass::Face, o))
+                    .collect();
+                outputs.extend(
+                    s.plate_tracker
+                        .update(&[], now_ms)
+                        .into_iter()
+                        .map(|o| (ObjectClass::Plate, o)),
+                );
                 if !outputs.is_empty() && !self.send(cam, None, outputs) {
                     return false;
                 }
@@ -310,27 +412,52 @@ impl Analysis<'_> {
     /// Ends every track.
     fn flush(&mut self) {
         for cam in 0..self.cams.len() {
-            let outputs = self.cams[cam].tracker.flush();
+            let s = &mut self.cams[cam];
+            let mut outputs: Vec<(ObjectClass, TrackOutput)> = (s.tracker.flush())
+                .into_iter()
+                .map(|o| (ObjectClass::Face, o))
+                .collect();
+            outputs.extend(
+                s.plate_tracker
+                    .flush()
+                    .into_iter()
+                    .map(|o| (ObjectClass::Plate, o)),
+            );
             if !outputs.is_empty() {
                 self.send(cam, None, outputs);
             }
         }
     }
 
-    /// Attaches each track's best embedding and hands the outputs to the publisher.
-    fn send(&mut self, cam: usize, capture_ms: Option<i64>, outputs: Vec<TrackOutput>) -> bool {
+    /// Attaches each track's best embedding or voted plate and hands the outputs to the
+    /// publisher.
+    fn send(
+        &mut self,
+        cam: usize,
+        capture_ms: Option<i64>,
+        outputs: Vec<(ObjectClass, TrackOutput)>,
+    ) -> bool {
         let s = &mut self.cams[cam];
         let outputs = outputs
             .into_iter()
-            .map(|o| {
-                let embedding = if o.event == sharpeyes_wire::TrackEvent::End {
-                    s.best.remove(&o.track).map(|b| b.1)
-                } else {
-                    s.best.get(&o.track).map(|b| b.1.clone())
+            .map(|(class, o)| {
+                let end = o.event == sharpeyes_wire::TrackEvent::End;
+                let embedding = match end {
+                    true => s.best.remove(&o.track).map(|b| b.1),
+                    false => s.best.get(&o.track).map(|b| b.1.clone()),
                 };
+                let vote = match end {
+                    true => s.votes.remove(&o.track),
+                    false => s.votes.get(&o.track).cloned(),
+                };
+                let plate = vote
+                    .and_then(|v| v.best())
+                    .map(|(text, confidence)| sharpeyes_wire::PlateReading { text, confidence });
                 Output {
+                    class,
                     track: o,
                     embedding,
+                    plate,
                 }
             })
             .collect();
@@ -350,8 +477,7 @@ impl Analysis<'_> {
 /// The analysis thread: takes frames round-robin, detects, tracks, embeds, hands outputs on.
 fn analysis_loop(
     cfg: &AgentConfig,
-    detector: Box<dyn FaceDetector>,
-    embedder: Option<Box<dyn FaceEmbedder>>,
+    models: Models,
     slots: &FrameSlots,
     tx: &mpsc::Sender<Analysed>,
     metrics: &Metrics,
@@ -362,6 +488,9 @@ fn analysis_loop(
         .iter()
         .map(|_| CameraState {
             tracker: ByteTracker::new(cfg.tracker.clone(), first_id),
+            plate_tracker: ByteTracker::new(cfg.tracker.clone(), first_id),
+            votes: HashMap::new(),
+            last_plate_ms: None,
             size: (0, 0),
             last_ms: 0,
             best: HashMap::new(),
@@ -369,8 +498,9 @@ fn analysis_loop(
         .collect();
     let mut a = Analysis {
         cfg,
-        detector,
-        embedder,
+        detector: models.detector,
+        embedder: models.embedder,
+        plates: models.plates,
         cams,
         tx,
         metrics,

@@ -26,6 +26,12 @@ pub struct CameraMetrics {
     pub detect_us: AtomicU64,
     /// Microseconds spent computing face embeddings, summed.
     pub embed_us: AtomicU64,
+    /// Frames the plate reader ran on.
+    pub plate_frames: AtomicU64,
+    /// Plates read (grammatical readings).
+    pub plates_read: AtomicU64,
+    /// Microseconds spent finding and reading plates, summed.
+    pub plate_us: AtomicU64,
     state: Mutex<&'static str>,
 }
 

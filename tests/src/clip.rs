@@ -60,6 +60,28 @@ pub struct ClipSpec {
     pub speed_px_s: f64,
     /// Who appears when.
     pub appearances: Vec<Appearance>,
+    /// Vehicles with rendered plates crossing the lower part of the frame.
+    pub plates: Vec<PlateAppearance>,
+}
+
+/// A vehicle with a rendered Chinese plate crossing the frame: also the ground truth of the
+/// plate track it must produce.
+#[derive(Debug, Clone)]
+pub struct PlateAppearance {
+    /// Plate text (grammatical, no separator).
+    pub text: String,
+    /// Blue ordinary or green new-energy.
+    pub style: crate::plate::PlateStyle,
+    /// Seconds into the clip when it appears.
+    pub start_s: f64,
+    /// Seconds into the clip when it disappears.
+    pub end_s: f64,
+    /// Plate width in pixels.
+    pub plate_px: u32,
+    /// Left edge of the vehicle when it appears, pixels.
+    pub x0: f64,
+    /// Horizontal speed, pixels per second (negative: right to left).
+    pub speed_px_s: f64,
 }
 
 /// Ground truth of one appearance.
@@ -123,7 +145,58 @@ pub fn demo_spec(photos: &[PathBuf]) -> ClipSpec {
         face_px: 120,
         speed_px_s: 60.0,
         appearances,
+        plates: demo_plates(),
     }
+}
+
+/// The demo's two vehicles: a blue plate driving right, then a green one driving left,
+/// below the people.
+pub fn demo_plates() -> Vec<PlateAppearance> {
+    use crate::plate::PlateStyle;
+    vec![
+        PlateAppearance {
+            text: "川A5K2M8".into(),
+            style: PlateStyle::Blue,
+            start_s: 1.5,
+            end_s: 7.5,
+            plate_px: 160,
+            x0: 300.0,
+            speed_px_s: 60.0,
+        },
+        PlateAppearance {
+            text: "粤BD12345".into(),
+            style: PlateStyle::Green,
+            start_s: 9.0,
+            end_s: 15.0,
+            plate_px: 160,
+            x0: 800.0,
+            speed_px_s: -60.0,
+        },
+    ]
+}
+
+/// A vehicle seen from behind: dark body, rear window, the plate low in the middle.
+fn vehicle_sprite(font: &ab_glyph::FontVec, p: &PlateAppearance) -> RgbImage {
+    let plate = crate::plate::render_plate(font, &p.text, p.style);
+    let pw = p.plate_px;
+    let ph = (pw as f32 * plate.height() as f32 / plate.width() as f32).round() as u32;
+    let plate = imageops::resize(&plate, pw, ph, imageops::FilterType::Triangle);
+    let (w, h) = (pw * 12 / 5, pw * 13 / 10);
+    let mut img = RgbImage::from_fn(w, h, |x, y| {
+        let window = y > h / 12 && y < h * 5 / 12 && x > w / 8 && x < w * 7 / 8;
+        if window {
+            Rgb([70, 85, 100])
+        } else {
+            Rgb([35 + (y * 20 / h) as u8, 38, 44])
+        }
+    });
+    imageops::overlay(
+        &mut img,
+        &plate,
+        ((w - pw) / 2) as i64,
+        (h - ph - h / 10) as i64,
+    );
+    img
 }
 
 fn cutout(path: &Path, face_px: u32, models: &ModelsConfig) -> Result<Cutout, ClipError> {
@@ -206,6 +279,15 @@ pub fn make_clip(
         cutouts.push((c, x0, y0));
     }
     let bg = background(spec.width, spec.height);
+    let sprites = if spec.plates.is_empty() {
+        Vec::new()
+    } else {
+        let font = crate::plate::load_font().map_err(ClipError::Encode)?;
+        spec.plates
+            .iter()
+            .map(|p| vehicle_sprite(&font, p))
+            .collect()
+    };
 
     let pipeline = gst::parse::launch(&format!(
         "appsrc name=src format=time ! videoconvert ! video/x-raw,format=I420 ! \
@@ -244,6 +326,13 @@ pub fn make_clip(
     for i in 0..frames {
         let t = i as f64 / spec.fps as f64;
         let mut frame = bg.clone();
+        for (sprite, p) in sprites.iter().zip(&spec.plates) {
+            if t >= p.start_s && t < p.end_s {
+                let x = p.x0 + p.speed_px_s * (t - p.start_s);
+                let y = spec.height.saturating_sub(sprite.height() + 8);
+                imageops::overlay(&mut frame, sprite, x.round() as i64, y as i64);
+            }
+        }
         for ((c, x0, y0), a) in cutouts.iter().zip(&spec.appearances) {
             if t >= a.start_s && t < a.end_s {
                 let x = *x0 as f64 + spec.speed_px_s * (t - a.start_s);

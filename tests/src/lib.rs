@@ -19,7 +19,7 @@ use edge_agent::RunSummary;
 use edge_agent::config::{AgentConfig, AtEnd, CameraConfig};
 use tokio_util::sync::CancellationToken;
 
-pub use crate::clip::{ClipSpec, FaceTruth};
+pub use crate::clip::{ClipSpec, FaceTruth, PlateAppearance};
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
@@ -67,8 +67,10 @@ pub enum BrokerKind {
 /// What a face scenario produced.
 #[derive(Debug)]
 pub struct FaceScenario {
-    /// Ground truth of the clip.
+    /// Ground truth of the clip's faces.
     pub truth: Vec<FaceTruth>,
+    /// The clip's plates (their ground truth).
+    pub plates: Vec<PlateAppearance>,
     /// Tracks in the store afterwards.
     pub tracks: Vec<TrackRow>,
     /// The agent's own summary.
@@ -107,6 +109,7 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     let spec = clip::demo_spec(&clip::default_photos(&testdata_dir()));
     let clip_path = opts.out.join("clip.mp4");
     let (m, s, p) = (models.clone(), spec.clone(), clip_path.clone());
+    let plates = spec.plates.clone();
     let truth = tokio::task::spawn_blocking(move || clip::make_clip(&s, &p, &m)).await??;
     let server = rtsp::RtspServer::start(&[("cam-1", &clip_path)]).map_err(anyhow::Error::msg)?;
 
@@ -205,6 +208,7 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     let stored_keys = store.message_keys()?;
     Ok(FaceScenario {
         truth,
+        plates,
         tracks,
         agent,
         aggregator: agg_metrics,
@@ -252,6 +256,51 @@ pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     cond()
+}
+
+/// Checks stored plate tracks against the clip's vehicles; returns the problems found. Each
+/// plate must be stored as a plate track with exactly its text, lasting no longer than the
+/// vehicle was visible; no plate track may carry a text that is not in the clip.
+pub fn check_plate_tracks(truth: &[PlateAppearance], tracks: &[TrackRow]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let plates: Vec<&TrackRow> = tracks.iter().filter(|t| t.class == "plate").collect();
+    for p in truth {
+        let mine: Vec<&&TrackRow> = plates
+            .iter()
+            .filter(|t| t.plate.as_deref() == Some(p.text.as_str()))
+            .collect();
+        if mine.is_empty() {
+            problems.push(format!(
+                "no plate track reads {}; plate tracks: {:?}",
+                p.text,
+                plates.iter().map(|t| &t.plate).collect::<Vec<_>>()
+            ));
+        }
+        for t in mine {
+            let dur = (t.last_ms - t.first_ms) as f64 / 1000.0;
+            if dur > p.end_s - p.start_s + 1.5 || !t.ended {
+                problems.push(format!(
+                    "plate track {} ({}) lasted {dur:.1} s (ended: {}), visible {:.1} s",
+                    t.track,
+                    p.text,
+                    t.ended,
+                    p.end_s - p.start_s
+                ));
+            }
+        }
+    }
+    for t in &plates {
+        if !truth
+            .iter()
+            .any(|p| t.plate.as_deref() == Some(p.text.as_str()))
+        {
+            problems.push(format!(
+                "plate track {} reads {:?}: no such plate",
+                t.track, t.plate
+            ));
+        }
+    }
+    problems
 }
 
 /// Checks stored face tracks against the clip's ground truth; returns the problems found.

@@ -1,9 +1,12 @@
 //! End to end: RTSP server → edge-agent → broker → aggregator → SQLite, with the embedded
-//! broker and with Mosquitto. The stored tracks must match the faces in the clip, every
+//! broker and with Mosquitto. The stored tracks must match the faces and the plates in the
+//! clip (each plate track carrying its plate's voted text), every
 //! acknowledged payload must be stored exactly once, and a payload captured with
 //! `mosquitto_sub` must decode.
 
-use sharpeyes_e2e::{BrokerKind, ScenarioOptions, check_tracks, run_face_scenario};
+use sharpeyes_e2e::{
+    BrokerKind, ScenarioOptions, check_plate_tracks, check_tracks, run_face_scenario,
+};
 use sharpeyes_wire::{Body, Codec};
 
 fn scenario(broker: BrokerKind) {
@@ -20,7 +23,8 @@ fn scenario(broker: BrokerKind) {
     println!("{}", aggregator::query::tracks_table(&r.tracks));
     println!("agent: {:?}", r.agent);
 
-    let problems = check_tracks(&r.truth, &r.tracks);
+    let mut problems = check_tracks(&r.truth, &r.tracks);
+    problems.extend(check_plate_tracks(&r.plates, &r.tracks));
     assert!(problems.is_empty(), "{problems:#?}");
 
     // Exactly once: every acknowledged payload stored, none twice, no rejection.

@@ -27,6 +27,7 @@ fn camera_that_appears_late_is_picked_up() {
             start_s: 0.5,
             end_s: 3.5,
         }],
+        plates: Vec::new(),
     };
     make_clip(&spec, &clip, &models_config()).unwrap();
 

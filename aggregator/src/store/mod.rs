@@ -33,7 +33,11 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
+
+/// Migrations from each older schema version to the next (index 0: from 1 to 2).
+const MIGRATIONS: &[&str] = &["ALTER TABLE tracks ADD COLUMN plate TEXT;
+     ALTER TABLE tracks ADD COLUMN plate_confidence REAL;"];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -60,6 +64,8 @@ CREATE TABLE IF NOT EXISTS tracks (
     frame_w    INTEGER NOT NULL,
     frame_h    INTEGER NOT NULL,
     x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    plate            TEXT,
+    plate_confidence REAL,
     PRIMARY KEY (agent, camera, track)
 );
 CREATE INDEX IF NOT EXISTS tracks_by_camera_time ON tracks (camera, last_ms);
@@ -124,6 +130,12 @@ pub struct TrackRow {
     pub frame_w: u32,
     /// Frame height, pixels.
     pub frame_h: u32,
+    /// The track's voted plate (plate tracks, vehicles), as last reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plate: Option<String>,
+    /// Confidence of `plate` (0..1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plate_confidence: Option<f64>,
 }
 
 /// Which tracks a query wants.
@@ -156,6 +168,11 @@ impl Store {
                 found,
                 supported: SCHEMA_VERSION,
             });
+        }
+        if found >= 1 {
+            for m in &MIGRATIONS[(found - 1) as usize..] {
+                conn.execute_batch(m)?;
+            }
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -192,7 +209,7 @@ impl Store {
     pub fn tracks(&self, f: &TrackFilter) -> Result<Vec<TrackRow>, StoreError> {
         let mut sql = String::from(
             "SELECT agent, site, camera, track, class, first_ms, last_ms, ended, updates, best_score,
-                    x1, y1, x2, y2, frame_w, frame_h FROM tracks WHERE 1=1",
+                    x1, y1, x2, y2, frame_w, frame_h, plate, plate_confidence FROM tracks WHERE 1=1",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(c) = &f.camera {
@@ -224,6 +241,8 @@ impl Store {
                     bbox: [r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?],
                     frame_w: r.get(14)?,
                     frame_h: r.get(15)?,
+                    plate: r.get(16)?,
+                    plate_confidence: r.get(17)?,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -321,8 +340,8 @@ fn apply(
 fn store_tracks(tx: &Transaction<'_>, agent: &str, b: &TrackBatch) -> Result<(), StoreError> {
     let mut upsert = tx.prepare_cached(
         "INSERT INTO tracks (agent, camera, track, site, class, first_ms, last_ms, ended, updates, best_score,
-                             frame_w, frame_h, x1, y1, x2, y2)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                             frame_w, frame_h, x1, y1, x2, y2, plate, plate_confidence)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
          ON CONFLICT (agent, camera, track) DO UPDATE SET
             first_ms = min(first_ms, excluded.first_ms),
             ended = max(ended, excluded.ended),
@@ -334,6 +353,10 @@ fn store_tracks(tx: &Transaction<'_>, agent: &str, b: &TrackBatch) -> Result<(),
             y2 = CASE WHEN excluded.last_ms >= last_ms THEN excluded.y2 ELSE y2 END,
             frame_w = excluded.frame_w,
             frame_h = excluded.frame_h,
+            plate = CASE WHEN excluded.plate IS NOT NULL AND excluded.last_ms >= last_ms
+                         THEN excluded.plate ELSE plate END,
+            plate_confidence = CASE WHEN excluded.plate IS NOT NULL AND excluded.last_ms >= last_ms
+                         THEN excluded.plate_confidence ELSE plate_confidence END,
             last_ms = max(last_ms, excluded.last_ms)",
     )?;
     let mut point = tx.prepare_cached(
@@ -357,6 +380,8 @@ fn store_tracks(tx: &Transaction<'_>, agent: &str, b: &TrackBatch) -> Result<(),
             y1 as f64,
             x2 as f64,
             y2 as f64,
+            u.plate.as_ref().map(|p| p.text.as_str()),
+            u.plate.as_ref().map(|p| p.confidence as f64),
         ])?;
         point.execute(params![
             agent,
@@ -422,6 +447,75 @@ mod tests {
                 }],
             }),
         )
+    }
+
+    fn with_plate(mut env: Envelope, text: &str, confidence: f32) -> Envelope {
+        if let Body::Tracks(b) = &mut env.body {
+            for u in &mut b.updates {
+                u.class = ObjectClass::Plate;
+                u.plate = Some(sharpeyes_wire::PlateReading {
+                    text: text.into(),
+                    confidence,
+                });
+            }
+        }
+        env
+    }
+
+    #[test]
+    fn a_plate_track_keeps_its_latest_vote() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("t.db")).unwrap();
+        s.apply(
+            &with_plate(batch(1, 9, TrackEvent::Start, 1000, 0.0), "川A12845", 0.6),
+            "t",
+            1,
+        )
+        .unwrap();
+        s.apply(
+            &with_plate(batch(3, 9, TrackEvent::End, 3000, 0.0), "川A12345", 0.9),
+            "t",
+            1,
+        )
+        .unwrap();
+        // A late, older update does not overwrite the newer vote.
+        s.apply(
+            &with_plate(batch(2, 9, TrackEvent::Update, 2000, 0.0), "川A12845", 0.7),
+            "t",
+            1,
+        )
+        .unwrap();
+        let t = s.tracks(&TrackFilter::default()).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            (t[0].class.as_str(), t[0].plate.as_deref()),
+            ("plate", Some("川A12345"))
+        );
+        assert!((t[0].plate_confidence.unwrap() - 0.9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            let v1 = SCHEMA
+                .replace("    plate            TEXT,\n", "")
+                .replace("    plate_confidence REAL,\n", "");
+            assert!(!v1.contains("plate"));
+            c.execute_batch(&v1).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let mut s = Store::open(&path).unwrap();
+        s.apply(
+            &with_plate(batch(1, 9, TrackEvent::Start, 1000, 0.0), "京N8M2Q7", 0.8),
+            "t",
+            1,
+        )
+        .unwrap();
+        let t = s.tracks(&TrackFilter::default()).unwrap();
+        assert_eq!(t[0].plate.as_deref(), Some("京N8M2Q7"));
     }
 
     #[test]

@@ -88,13 +88,17 @@ pub struct Analysed {
     pub outputs: Vec<Output>,
 }
 
-/// One track output with the track's best face embedding so far.
+/// One track output with what the track has gathered so far.
 #[derive(Debug, Clone)]
 pub struct Output {
+    /// The tracked object's class.
+    pub class: sharpeyes_wire::ObjectClass,
     /// What the tracker said.
     pub track: TrackOutput,
-    /// The track's best embedding, if it has one.
+    /// The track's best face embedding, if it has one.
     pub embedding: Option<QEmbedding>,
+    /// The track's voted plate, if it has one.
+    pub plate: Option<sharpeyes_wire::PlateReading>,
 }
 
 #[derive(Debug, Default)]
@@ -295,21 +299,23 @@ impl Publisher {
             b.frames += 1;
         }
         for Output {
+            class,
             track: o,
             embedding,
+            plate,
         } in a.outputs
         {
             b.from_ms.get_or_insert(o.ts_ms);
             b.to_ms = b.to_ms.max(o.ts_ms);
             b.updates.push(TrackUpdate {
                 track: o.track,
-                class: sharpeyes_wire::ObjectClass::Face,
+                class,
                 event: o.event,
                 ts_ms: o.ts_ms,
                 bbox: QBox::from_pixels(o.bbox, a.frame_w, a.frame_h),
                 score: o.score,
                 embedding,
-                plate: None,
+                plate,
             });
         }
     }

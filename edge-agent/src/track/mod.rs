@@ -15,6 +15,9 @@
 //! synthetic time.
 
 mod kalman;
+mod vote;
+
+pub use self::vote::PlateVote;
 
 use sharpeyes_wire::TrackEvent;
 
@@ -134,6 +137,17 @@ impl ByteTracker {
             next_id: first_id,
             tracks: Vec::new(),
         }
+    }
+
+    /// The id the next new track will get.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Makes new tracks take ids from `id` on (if that is ahead): trackers of one camera
+    /// (one per class) share an id space this way.
+    pub fn skip_ids_to(&mut self, id: u64) {
+        self.next_id = self.next_id.max(id);
     }
 
     /// Number of live tracks (confirmed or not, tracked or lost).

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use sharpeyes_e2e::{BrokerKind, ScenarioOptions, check_tracks, run_face_scenario};
+use sharpeyes_e2e::{
+    BrokerKind, ScenarioOptions, check_plate_tracks, check_tracks, run_face_scenario,
+};
 
 /// Run the Sharp Eyes walking-skeleton demo end to end.
 #[derive(Parser)]
@@ -27,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     sharpeyes_common::init_logging("info,rumqttd=warn");
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     println!(
-        "Sharp Eyes demo: clip from real face photos -> RTSP -> edge-agent (YuNet) -> MQTT -> aggregator -> SQLite"
+        "Sharp Eyes demo: clip from real face photos and rendered plates -> RTSP -> edge-agent (YuNet, SFace, clp_det + PP-OCRv4) -> MQTT -> aggregator -> SQLite"
     );
     let opts = ScenarioOptions {
         out: args.out.clone(),
@@ -38,13 +40,19 @@ fn main() -> anyhow::Result<()> {
     };
     let r = rt.block_on(run_face_scenario(&opts))?;
 
-    println!("\nStored face tracks ({}):\n", r.db.display());
+    println!("\nStored face and plate tracks ({}):\n", r.db.display());
     print!("{}", aggregator::query::tracks_table(&r.tracks));
     let a = &r.agent;
     println!("\nRun:");
     println!(
-        "  clip                 {} people, {:.0} s, served at rtsp://127.0.0.1 (real time)",
+        "  clip                 {} people and {} vehicles ({}), {:.0} s, served at rtsp://127.0.0.1 (real time)",
         r.truth.len(),
+        r.plates.len(),
+        r.plates
+            .iter()
+            .map(|p| p.text.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
         r.truth.last().map(|t| t.end_s + 1.0).unwrap_or(0.0)
     );
     println!(
@@ -59,6 +67,13 @@ fn main() -> anyhow::Result<()> {
         } else {
             "release"
         }
+    );
+    println!(
+        "  plate reading        {:.1} ms per frame (mean over {} frames, one every {} ms), {} readings voted into the plate tracks",
+        a.plate_ms_mean,
+        a.plate_frames,
+        edge_agent::config::PlateReaderConfig::default().interval_ms,
+        a.plates_read
     );
     println!(
         "  track updates        {} in {} bytes of track batches ({:.1} bytes per update)",
@@ -89,11 +104,13 @@ fn main() -> anyhow::Result<()> {
         "  decode it: target/debug/aggregator decode {}",
         args.out.join("payload.bin").display()
     );
-    let problems = check_tracks(&r.truth, &r.tracks);
+    let mut problems = check_tracks(&r.truth, &r.tracks);
+    problems.extend(check_plate_tracks(&r.plates, &r.tracks));
     if problems.is_empty() {
         println!(
-            "Check: the stored tracks match the {} faces in the clip.",
-            r.truth.len()
+            "Check: the stored tracks match the {} faces and the {} plates in the clip.",
+            r.truth.len(),
+            r.plates.len()
         );
         Ok(())
     } else {
