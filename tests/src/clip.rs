@@ -150,24 +150,26 @@ pub fn demo_spec(photos: &[PathBuf]) -> ClipSpec {
 }
 
 /// The demo's two vehicles: a blue plate driving right, then a green one driving left,
-/// below the people.
+/// below the people. They are 4.5 s apart, well beyond the tracker's lost-track buffer
+/// (`tracker.max_age_ms`): plate tracks follow motion, and one vehicle's track must not
+/// continue onto the next.
 pub fn demo_plates() -> Vec<PlateAppearance> {
     use crate::plate::PlateStyle;
     vec![
         PlateAppearance {
             text: "川A5K2M8".into(),
             style: PlateStyle::Blue,
-            start_s: 1.5,
-            end_s: 7.5,
+            start_s: 1.0,
+            end_s: 5.5,
             plate_px: 160,
-            x0: 300.0,
+            x0: 100.0,
             speed_px_s: 60.0,
         },
         PlateAppearance {
             text: "粤BD12345".into(),
             style: PlateStyle::Green,
-            start_s: 9.0,
-            end_s: 15.0,
+            start_s: 10.0,
+            end_s: 15.5,
             plate_px: 160,
             x0: 800.0,
             speed_px_s: -60.0,
