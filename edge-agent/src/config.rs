@@ -394,6 +394,18 @@ impl CameraConfig {
     }
 }
 
+/// A model family this build implements (one so far per model kind).
+fn check_family(field: &str, family: &str, known: &str) -> Result<(), ConfigError> {
+    if family == known {
+        Ok(())
+    } else {
+        Err(invalid(
+            field,
+            format!("unknown family {family:?} (known: {known})"),
+        ))
+    }
+}
+
 fn check_id(field: &str, id: &str) -> Result<(), ConfigError> {
     Topics::check_id("id", id).map_err(|_| {
         invalid(
@@ -441,37 +453,14 @@ impl ConfigFile for AgentConfig {
         )?;
         in_range("models.intra_threads", self.models.intra_threads, 1, 64)?;
         let f = &self.face_detector;
-        if f.family != "yunet" {
-            return Err(invalid(
-                "face_detector.family",
-                format!("unknown family {:?} (known: yunet)", f.family),
-            ));
-        }
+        check_family("face_detector.family", &f.family, "yunet")?;
         in_range("face_detector.score_threshold", f.score_threshold, 0.0, 1.0)?;
         in_range("face_detector.nms_iou", f.nms_iou, 0.0, 1.0)?;
         in_range("face_detector.max_side", f.max_side, 64, 4096)?;
-        if self.face_embedder.family != "sface" {
-            return Err(invalid(
-                "face_embedder.family",
-                format!(
-                    "unknown family {:?} (known: sface)",
-                    self.face_embedder.family
-                ),
-            ));
-        }
+        check_family("face_embedder.family", &self.face_embedder.family, "sface")?;
         let pr = &self.plate_reader;
-        if pr.locator_family != "clp_det" {
-            return Err(invalid(
-                "plate_reader.locator_family",
-                format!("unknown family {:?} (known: clp_det)", pr.locator_family),
-            ));
-        }
-        if pr.reader_family != "ppocr_rec" {
-            return Err(invalid(
-                "plate_reader.reader_family",
-                format!("unknown family {:?} (known: ppocr_rec)", pr.reader_family),
-            ));
-        }
+        check_family("plate_reader.locator_family", &pr.locator_family, "clp_det")?;
+        check_family("plate_reader.reader_family", &pr.reader_family, "ppocr_rec")?;
         in_range("plate_reader.locator_score", pr.locator_score, 0.0, 1.0)?;
         in_range("plate_reader.locator_nms_iou", pr.locator_nms_iou, 0.0, 1.0)?;
         in_range("plate_reader.max_side", pr.max_side, 64, 4096)?;
@@ -589,6 +578,13 @@ mod tests {
             err("[face_detector]\nscore_threshold = 1.5").contains("face_detector.score_threshold")
         );
         assert!(err("[face_detector]\nfamily = 'retina'").contains("unknown family"));
+        assert!(
+            err("[plate_reader]\nlocator_family = 'yolo'").contains("plate_reader.locator_family")
+        );
+        assert!(
+            err("[plate_reader]\nreader_family = 'crnn'").contains("plate_reader.reader_family")
+        );
+        assert!(err("[plate_reader]\ninterval_ms = 70000").contains("plate_reader.interval_ms"));
         assert!(err("[[cameras]]\nid = 'c'\nuri = 'ftp://x'").contains("cameras[0].uri"));
         assert!(
             err("[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\nanalysis_fps = 0")

@@ -33,7 +33,7 @@ use crate::infer::{FaceDetection, FaceDetector, FaceEmbedder, PlateReader};
 use crate::ingest::{Frame, FrameSlots, Take};
 use crate::metrics::{Metrics, add, get, inc};
 use crate::publish::{Analysed, Output};
-use crate::track::{ByteTracker, Detection, PlateVote, TrackOutput};
+use crate::track::{ByteTracker, Detection, PlateVote, TrackIds, TrackOutput};
 
 /// Why the agent could not run.
 #[derive(Debug, Error)]
@@ -231,7 +231,7 @@ pub async fn run(
 /// Per-camera analysis state.
 struct CameraState {
     tracker: ByteTracker,
-    /// Plate tracks (their own tracker; ids from the same space as `tracker`'s).
+    /// Plate tracks (their own tracker; ids drawn with `tracker`'s).
     plate_tracker: ByteTracker,
     /// Each live plate track's readings.
     votes: HashMap<u64, PlateVote>,
@@ -243,6 +243,30 @@ struct CameraState {
     last_ms: i64,
     /// Each live track's best face so far: (quality, embedding).
     best: HashMap<u64, (f32, QEmbedding)>,
+}
+
+impl CameraState {
+    /// Live tracks of every class.
+    fn live(&self) -> usize {
+        self.tracker.live() + self.plate_tracker.live()
+    }
+
+    /// What every tracker says when a frame brings nothing: at `now_ms` (lost tracks age and
+    /// may end), or, with none, at shutdown (every track ends).
+    fn without_detections(&mut self, now_ms: Option<i64>) -> Vec<(ObjectClass, TrackOutput)> {
+        let mut out = Vec::new();
+        for (class, t) in [
+            (ObjectClass::Face, &mut self.tracker),
+            (ObjectClass::Plate, &mut self.plate_tracker),
+        ] {
+            let o = match now_ms {
+                Some(now) => t.update(&[], now),
+                None => t.flush(),
+            };
+            out.extend(o.into_iter().map(|o| (class, o)));
+        }
+        out
+    }
 }
 
 /// The models the analysis stage runs.
@@ -366,9 +390,7 @@ impl Analysis<'_> {
                 score: p.locator_score,
             })
             .collect();
-        state.plate_tracker.skip_ids_to(state.tracker.next_id());
         let outputs = state.plate_tracker.update(&dets, f.capture_ms);
-        state.tracker.skip_ids_to(state.plate_tracker.next_id());
         for o in &outputs {
             if let Some(p) = o.detection.and_then(|i| read.get(i)) {
                 state
@@ -388,19 +410,8 @@ impl Analysis<'_> {
     fn expire(&mut self, now_ms: i64) -> bool {
         for cam in 0..self.cams.len() {
             let s = &mut self.cams[cam];
-            if s.tracker.live() + s.plate_tracker.live() > 0
-                && now_ms - s.last_ms > self.cfg.tracker.max_age_ms
-            {
-                let mut outputs: Vec<(ObjectClass, TrackOutput)> = (s.tracker.update(&[], now_ms))
-                    .into_iter()
-                    .map(|o| (ObjectClass::Face, o))
-                    .collect();
-                outputs.extend(
-                    s.plate_tracker
-                        .update(&[], now_ms)
-                        .into_iter()
-                        .map(|o| (ObjectClass::Plate, o)),
-                );
+            if s.live() > 0 && now_ms - s.last_ms > self.cfg.tracker.max_age_ms {
+                let outputs = s.without_detections(Some(now_ms));
                 if !outputs.is_empty() && !self.send(cam, None, outputs) {
                     return false;
                 }
@@ -412,17 +423,7 @@ impl Analysis<'_> {
     /// Ends every track.
     fn flush(&mut self) {
         for cam in 0..self.cams.len() {
-            let s = &mut self.cams[cam];
-            let mut outputs: Vec<(ObjectClass, TrackOutput)> = (s.tracker.flush())
-                .into_iter()
-                .map(|o| (ObjectClass::Face, o))
-                .collect();
-            outputs.extend(
-                s.plate_tracker
-                    .flush()
-                    .into_iter()
-                    .map(|o| (ObjectClass::Plate, o)),
-            );
+            let outputs = self.cams[cam].without_detections(None);
             if !outputs.is_empty() {
                 self.send(cam, None, outputs);
             }
@@ -447,11 +448,10 @@ impl Analysis<'_> {
                     false => s.best.get(&o.track).map(|b| b.1.clone()),
                 };
                 let vote = match end {
-                    true => s.votes.remove(&o.track),
-                    false => s.votes.get(&o.track).cloned(),
+                    true => s.votes.remove(&o.track).and_then(|v| v.best()),
+                    false => s.votes.get(&o.track).and_then(PlateVote::best),
                 };
                 let plate = vote
-                    .and_then(|v| v.best())
                     .map(|(text, confidence)| sharpeyes_wire::PlateReading { text, confidence });
                 Output {
                     class,
@@ -486,9 +486,10 @@ fn analysis_loop(
     let cams = cfg
         .cameras
         .iter()
-        .map(|_| CameraState {
-            tracker: ByteTracker::new(cfg.tracker.clone(), first_id),
-            plate_tracker: ByteTracker::new(cfg.tracker.clone(), first_id),
+        .map(|_| TrackIds::new(first_id))
+        .map(|ids| CameraState {
+            tracker: ByteTracker::with_ids(cfg.tracker.clone(), ids.clone()),
+            plate_tracker: ByteTracker::with_ids(cfg.tracker.clone(), ids),
             votes: HashMap::new(),
             last_plate_ms: None,
             size: (0, 0),

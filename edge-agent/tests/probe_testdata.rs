@@ -146,14 +146,12 @@ fn face_detection_recall_and_precision_on_annotated_images() {
     );
 }
 
-#[test]
-fn probe_command_prints_the_documented_json() {
+/// Runs `edge-agent probe` on a testdata image; its JSON output.
+fn probe_json(image: &str) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
         .current_dir(root())
-        .args([
-            "probe",
-            testdata().join("street/astronaut.png").to_str().unwrap(),
-        ])
+        .arg("probe")
+        .arg(testdata().join(image))
         .output()
         .unwrap();
     assert!(
@@ -161,7 +159,12 @@ fn probe_command_prints_the_documented_json() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn probe_command_prints_the_documented_json() {
+    let v = probe_json("street/astronaut.png");
     let faces = v["faces"].as_array().unwrap();
     assert_eq!(faces.len(), 1);
     let b = boxes(&Value::Array(vec![faces[0]["box"].clone()]))[0].clone();
@@ -180,20 +183,7 @@ fn probe_command_prints_the_documented_json() {
 
 #[test]
 fn probe_reads_a_plate_into_the_documented_json() {
-    let out = Command::new(env!("CARGO_BIN_EXE_edge-agent"))
-        .current_dir(root())
-        .args([
-            "probe",
-            testdata().join("plates/hyperlpr_2.jpg").to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = probe_json("plates/hyperlpr_2.jpg");
     let plates = v["plates"].as_array().unwrap();
     assert_eq!(plates.len(), 1, "{v}");
     assert_eq!(plates[0]["text"], "藏DT5022");

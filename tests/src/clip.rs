@@ -178,8 +178,9 @@ pub fn demo_plates() -> Vec<PlateAppearance> {
 }
 
 /// A vehicle seen from behind: dark body, rear window, the plate low in the middle.
-fn vehicle_sprite(font: &ab_glyph::FontVec, p: &PlateAppearance) -> RgbImage {
-    let plate = crate::plate::render_plate(font, &p.text, p.style);
+fn vehicle_sprite(font: &ab_glyph::FontVec, p: &PlateAppearance) -> Result<RgbImage, ClipError> {
+    let plate = crate::plate::render_plate(font, &p.text, p.style)
+        .map_err(|e| ClipError::Encode(format!("plate {}: {e}", p.text)))?;
     let pw = p.plate_px;
     let ph = (pw as f32 * plate.height() as f32 / plate.width() as f32).round() as u32;
     let plate = imageops::resize(&plate, pw, ph, imageops::FilterType::Triangle);
@@ -198,7 +199,7 @@ fn vehicle_sprite(font: &ab_glyph::FontVec, p: &PlateAppearance) -> RgbImage {
         ((w - pw) / 2) as i64,
         (h - ph - h / 10) as i64,
     );
-    img
+    Ok(img)
 }
 
 fn cutout(path: &Path, face_px: u32, models: &ModelsConfig) -> Result<Cutout, ClipError> {
@@ -288,7 +289,7 @@ pub fn make_clip(
         spec.plates
             .iter()
             .map(|p| vehicle_sprite(&font, p))
-            .collect()
+            .collect::<Result<_, _>>()?
     };
 
     let pipeline = gst::parse::launch(&format!(

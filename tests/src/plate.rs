@@ -4,7 +4,7 @@
 //! drawn with a CJK font from Debian (`fonts-wqy-zenhei`, installed by scripts/setup.sh), and
 //! pasted into scenes through a perspective transform.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ab_glyph::{Font, FontVec, PxScale, ScaleFont};
 use edge_agent::infer::align::Homography;
@@ -20,19 +20,6 @@ pub enum PlateStyle {
 }
 
 impl PlateStyle {
-    /// Characters on a plate of this style.
-    pub fn len(self) -> usize {
-        match self {
-            PlateStyle::Blue => 7,
-            PlateStyle::Green => 8,
-        }
-    }
-
-    /// Never empty.
-    pub fn is_empty(self) -> bool {
-        false
-    }
-
     /// Plate size in pixels at 1 px per mm.
     pub fn size(self) -> (u32, u32) {
         match self {
@@ -57,13 +44,17 @@ pub fn load_font() -> Result<FontVec, String> {
         )
     })?;
     FontVec::try_from_vec_and_index(bytes, 0)
-        .map_err(|e| format!("{}: not a usable font: {e}", Path::new(&path).display()))
+        .map_err(|e| format!("{}: not a usable font: {e}", path.display()))
 }
 
-/// Draws `text` (7 or 8 characters, no separator) as a plate of `style` at 1 px per mm.
-pub fn render_plate(font: &FontVec, text: &str, style: PlateStyle) -> RgbImage {
+/// Draws `text` (7 or 8 characters, no separator) as a plate of `style` at 1 px per mm;
+/// fails if the font lacks one of its characters.
+pub fn render_plate(font: &FontVec, text: &str, style: PlateStyle) -> Result<RgbImage, String> {
     let (w, h) = style.size();
     let chars: Vec<char> = text.chars().collect();
+    if let Some(c) = chars.iter().find(|c| font.glyph_id(**c).0 == 0) {
+        return Err(format!("the font has no glyph for {c:?}"));
+    }
     let (bg_top, bg_bottom, ink) = match style {
         PlateStyle::Blue => ([18u8, 58, 160], [12u8, 45, 135], [245u8, 245, 245]),
         PlateStyle::Green => ([236u8, 246, 236], [60u8, 185, 90], [15u8, 15, 15]),
@@ -110,7 +101,7 @@ pub fn render_plate(font: &FontVec, text: &str, style: PlateStyle) -> RgbImage {
             x += gap;
         }
     }
-    img
+    Ok(img)
 }
 
 /// Draws one character filling a `cw`×`ch` cell at (`x`, `y`): scaled to the cell's height,
@@ -156,13 +147,16 @@ fn draw_glyph(
 }
 
 /// Pastes `plate` into `scene` so that its corners land on `corners` (top-left, top-right,
-/// bottom-right, bottom-left), bilinearly sampled.
-pub fn paste_quad(scene: &mut RgbImage, plate: &RgbImage, corners: &[[f32; 2]; 4]) {
+/// bottom-right, bottom-left), bilinearly sampled; fails for a degenerate quadrilateral.
+pub fn paste_quad(
+    scene: &mut RgbImage,
+    plate: &RgbImage,
+    corners: &[[f32; 2]; 4],
+) -> Result<(), String> {
     let (pw, ph) = (plate.width() as f32, plate.height() as f32);
     let rect = [[0.0, 0.0], [pw, 0.0], [pw, ph], [0.0, ph]];
-    let Some(back) = Homography::from_points(corners, &rect) else {
-        return;
-    };
+    let back = Homography::from_points(corners, &rect)
+        .ok_or_else(|| format!("degenerate plate corners {corners:?}"))?;
     let xs = corners.iter().map(|c| c[0]);
     let ys = corners.iter().map(|c| c[1]);
     let x0 = xs.clone().fold(f32::MAX, f32::min).floor().max(0.0) as u32;
@@ -193,6 +187,7 @@ pub fn paste_quad(scene: &mut RgbImage, plate: &RgbImage, corners: &[[f32; 2]; 4
             scene.put_pixel(x, y, px);
         }
     }
+    Ok(())
 }
 
 /// Corners of a plate `width` px wide (height from its style's aspect) centred at (`cx`, `cy`),
@@ -266,7 +261,8 @@ pub fn random_plate(rng: &mut Rng, provinces: &[char], style: PlateStyle) -> Str
     s
 }
 
-/// Box blur of radius `r` (a cheap stand-in for defocus and motion).
+/// Gaussian blur of about `r` pixels (σ = 0.8·r; 0 leaves the image as it is), a stand-in for
+/// defocus and motion.
 pub fn blur(img: &RgbImage, r: u32) -> RgbImage {
     if r == 0 {
         return img.clone();
@@ -275,13 +271,12 @@ pub fn blur(img: &RgbImage, r: u32) -> RgbImage {
 }
 
 /// JPEG round trip at `quality` (1..=100), as a camera's encoder leaves it.
-pub fn jpeg_round_trip(img: &RgbImage, quality: u8) -> RgbImage {
+pub fn jpeg_round_trip(img: &RgbImage, quality: u8) -> Result<RgbImage, String> {
     let mut buf = Vec::new();
-    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality);
-    if enc.encode_image(img).is_err() {
-        return img.clone();
-    }
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality)
+        .encode_image(img)
+        .map_err(|e| format!("JPEG encoding: {e}"))?;
     image::load_from_memory(&buf)
         .map(|i| i.to_rgb8())
-        .unwrap_or_else(|_| img.clone())
+        .map_err(|e| format!("JPEG decoding: {e}"))
 }

@@ -89,7 +89,7 @@ fn rendered_plates_by_width() {
             for k in 0..PER_CELL {
                 let text = random_plate(&mut rng, &provinces, style);
                 let mut scene = backgrounds[k % backgrounds.len()].clone();
-                let plate = render_plate(&font, &text, style);
+                let plate = render_plate(&font, &text, style).unwrap();
                 let (cx, cy) = (rng.range(400.0, 1520.0), rng.range(300.0, 800.0));
                 let corners = plate_corners(
                     style,
@@ -99,9 +99,9 @@ fn rendered_plates_by_width() {
                     rng.range(-6.0, 6.0),
                     rng.range(0.9, 1.1),
                 );
-                paste_quad(&mut scene, &plate, &corners);
+                paste_quad(&mut scene, &plate, &corners).unwrap();
                 let scene = blur(&scene, (k % 2) as u32);
-                let scene = jpeg_round_trip(&scene, 50 + rng.below(36) as u8);
+                let scene = jpeg_round_trip(&scene, 50 + rng.below(36) as u8).unwrap();
                 let img = BgrImage::from_rgb(&scene);
                 // The whole frame, then the region a vehicle box would give (the plate sits
                 // low in a vehicle about 2.2 plate widths wide).

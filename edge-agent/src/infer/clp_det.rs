@@ -6,7 +6,6 @@
 //! against SSD priors: for stride 8, 16, 32 with minimum sizes (24, 48), (96, 192), (384, 768),
 //! row-major over the cells, one prior per size; decoded with variances (0.1, 0.2).
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use ort::environment::Environment;
@@ -58,13 +57,13 @@ impl ClpDet {
                 .iter()
                 .all(|n| outputs.contains(n))
         {
-            return Err(InferError::Signature {
-                path: path.to_path_buf(),
-                family: FAMILY,
-                reason: format!(
+            return Err(InferError::signature(
+                path,
+                FAMILY,
+                format!(
                     "expected input `image` and outputs loc, conf, landms; found {inputs:?} → {outputs:?}"
                 ),
-            });
+            ));
         }
         Ok(Self {
             session,
@@ -74,27 +73,6 @@ impl ClpDet {
             max_side,
             input: Vec::new(),
         })
-    }
-
-    /// Fills the NCHW input (mean-subtracted, padded to multiples of 32); returns (H, W).
-    fn fill_input(&mut self, img: &BgrImage) -> (usize, usize) {
-        let (w, h) = (img.width as usize, img.height as usize);
-        let (pw, ph) = (w.div_ceil(32) * 32, h.div_ceil(32) * 32);
-        let plane = pw * ph;
-        self.input.clear();
-        self.input.resize(3 * plane, 0.0);
-        let (b, rest) = self.input.split_at_mut(plane);
-        let (g, r) = rest.split_at_mut(plane);
-        for (y, row) in img.data.chunks_exact(w * 3).enumerate() {
-            let o = y * pw;
-            let (bo, go, ro) = (&mut b[o..o + w], &mut g[o..o + w], &mut r[o..o + w]);
-            for (x, px) in row.chunks_exact(3).enumerate() {
-                bo[x] = px[0] as f32 - MEAN_BGR[0];
-                go[x] = px[1] as f32 - MEAN_BGR[1];
-                ro[x] = px[2] as f32 - MEAN_BGR[2];
-            }
-        }
-        (ph, pw)
     }
 }
 
@@ -108,18 +86,8 @@ fn prior_count(w: usize, h: usize) -> usize {
 
 impl PlateLocator for ClpDet {
     fn locate(&mut self, img: &BgrImage) -> Result<Vec<PlateLocation>, InferError> {
-        let longest = img.width.max(img.height);
-        let (work, scale) = if longest > self.max_side {
-            let s = self.max_side as f32 / longest as f32;
-            let (w, h) = (
-                ((img.width as f32 * s).round() as u32).max(1),
-                ((img.height as f32 * s).round() as u32).max(1),
-            );
-            (Cow::Owned(img.resized(w, h)), s)
-        } else {
-            (Cow::Borrowed(img), 1.0)
-        };
-        let (ph, pw) = self.fill_input(&work);
+        let (work, scale) = img.fit_within(self.max_side);
+        let (ph, pw) = work.fill_padded(32, &mut self.input, |v, c| v as f32 - MEAN_BGR[c]);
         let input = TensorRef::from_array_view(([1usize, 3, ph, pw], &self.input[..]))?;
         let outputs = self.session.run(ort::inputs!["image" => input])?;
         let (_, loc) = outputs["loc"].try_extract_tensor::<f32>()?;
@@ -127,11 +95,11 @@ impl PlateLocator for ClpDet {
         let (_, landms) = outputs["landms"].try_extract_tensor::<f32>()?;
         let n = prior_count(pw, ph);
         if loc.len() != 4 * n || conf.len() != 2 * n || landms.len() != 8 * n {
-            return Err(InferError::Signature {
-                path: self.path.clone(),
-                family: FAMILY,
-                reason: format!("output sizes do not match {n} priors of a {pw}x{ph} input"),
-            });
+            return Err(InferError::signature(
+                &self.path,
+                FAMILY,
+                format!("output sizes do not match {n} priors of a {pw}x{ph} input"),
+            ));
         }
         let (fw, fh) = (pw as f32, ph as f32);
         let (iw, ih) = (img.width as f32, img.height as f32);

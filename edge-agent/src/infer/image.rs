@@ -1,5 +1,6 @@
 //! The frame type every model takes: packed 8-bit BGR, row-major, no padding.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use super::InferError;
@@ -85,6 +86,64 @@ impl BgrImage {
         ))
     }
 
+    /// The image with its longer side at most `max_side` (downscaled if needed, else
+    /// borrowed), and the scale applied (1.0 when borrowed).
+    pub fn fit_within(&self, max_side: u32) -> (Cow<'_, BgrImage>, f32) {
+        let longest = self.width.max(self.height);
+        if longest <= max_side {
+            return (Cow::Borrowed(self), 1.0);
+        }
+        let s = max_side as f32 / longest as f32;
+        let (w, h) = (
+            ((self.width as f32 * s).round() as u32).max(1),
+            ((self.height as f32 * s).round() as u32).max(1),
+        );
+        (Cow::Owned(self.resized(w, h)), s)
+    }
+
+    /// Writes the image as three planes of floats, B then G then R (NCHW for one image),
+    /// into `out`: planes `plane` values apart, rows `row_stride` values apart
+    /// (`row_stride >= width`, `plane >= row_stride * height`); each value is
+    /// `norm(value, channel)` with channel 0 = B. What lies beyond the image (padding) is
+    /// left as it is.
+    pub fn write_planar(
+        &self,
+        out: &mut [f32],
+        row_stride: usize,
+        plane: usize,
+        norm: impl Fn(u8, usize) -> f32,
+    ) {
+        let w = self.width as usize;
+        let (b, rest) = out.split_at_mut(plane);
+        let (g, r) = rest.split_at_mut(plane);
+        for (y, row) in self.data.chunks_exact(w * 3).enumerate() {
+            let o = y * row_stride;
+            let (bo, go, ro) = (&mut b[o..o + w], &mut g[o..o + w], &mut r[o..o + w]);
+            for (x, px) in row.chunks_exact(3).enumerate() {
+                bo[x] = norm(px[0], 0);
+                go[x] = norm(px[1], 1);
+                ro[x] = norm(px[2], 2);
+            }
+        }
+    }
+
+    /// Fills `out` with the image as one NCHW tensor padded right and bottom (with 0.0) to
+    /// multiples of `multiple`, values mapped by `norm` as in [`Self::write_planar`]; returns
+    /// the padded (height, width).
+    pub fn fill_padded(
+        &self,
+        multiple: usize,
+        out: &mut Vec<f32>,
+        norm: impl Fn(u8, usize) -> f32,
+    ) -> (usize, usize) {
+        let ph = (self.height as usize).div_ceil(multiple) * multiple;
+        let pw = (self.width as usize).div_ceil(multiple) * multiple;
+        out.clear();
+        out.resize(3 * ph * pw, 0.0);
+        self.write_planar(out, pw, ph * pw, norm);
+        (ph, pw)
+    }
+
     /// Bilinear resize to `w`×`h`.
     pub fn resized(&self, w: u32, h: u32) -> BgrImage {
         let (sw, sh) = (self.width as usize, self.height as usize);
@@ -140,6 +199,27 @@ mod tests {
         let r = img.resized(3, 5);
         assert_eq!((r.width, r.height, r.data.len()), (3, 5, 45));
         assert!(r.data.chunks_exact(3).all(|p| p == [10, 20, 30]));
+    }
+
+    #[test]
+    fn planar_write_pads_and_normalises() {
+        // 2×1 image: pixels (B,G,R) = (1,2,3), (4,5,6); rows of 3, planes of 6.
+        let img = BgrImage::new(2, 1, vec![1, 2, 3, 4, 5, 6]).unwrap();
+        let mut out = vec![-1.0; 18];
+        img.write_planar(&mut out, 3, 6, |v, c| v as f32 * 10.0 + c as f32);
+        assert_eq!(&out[0..3], &[10.0, 40.0, -1.0]);
+        assert_eq!(&out[6..9], &[21.0, 51.0, -1.0]);
+        assert_eq!(&out[12..15], &[32.0, 62.0, -1.0]);
+        assert!(out[3..6].iter().all(|&v| v == -1.0));
+    }
+
+    #[test]
+    fn fit_within_borrows_small_and_shrinks_large() {
+        let img = BgrImage::new(40, 20, vec![7; 40 * 20 * 3]).unwrap();
+        let (same, s) = img.fit_within(40);
+        assert!(matches!(same, Cow::Borrowed(_)) && s == 1.0);
+        let (small, s) = img.fit_within(10);
+        assert_eq!((small.width, small.height, s), (10, 5, 0.25));
     }
 
     #[test]

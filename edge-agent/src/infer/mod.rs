@@ -65,6 +65,17 @@ pub enum InferError {
     BadImage(String),
 }
 
+impl InferError {
+    /// The model at `path` does not have the inputs or outputs `family` expects.
+    pub(crate) fn signature(path: &Path, family: &'static str, reason: impl Into<String>) -> Self {
+        InferError::Signature {
+            path: path.to_path_buf(),
+            family,
+            reason: reason.into(),
+        }
+    }
+}
+
 static RUNTIME: OnceLock<Result<Environment, (PathBuf, String)>> = OnceLock::new();
 
 /// Loads the ONNX Runtime library (once per process) and returns its environment.
@@ -219,6 +230,7 @@ pub fn plate_reader(
     Ok(PlateReader::new(
         locator,
         recognizer,
+        cfg.locator_nms_iou,
         cfg.min_char_confidence,
     ))
 }

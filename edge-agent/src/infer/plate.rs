@@ -120,6 +120,7 @@ pub struct PlateReading {
 pub struct PlateReader {
     locator: Box<dyn PlateLocator>,
     recognizer: Box<dyn TextRecognizer>,
+    nms_iou: f32,
     min_char_confidence: f32,
 }
 
@@ -167,15 +168,19 @@ fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
 }
 
 impl PlateReader {
-    /// Combines a localiser and a recogniser (built for the plate alphabet).
+    /// Combines a localiser and a recogniser (built for the plate alphabet); plates found
+    /// in overlapping regions are merged above `nms_iou`, readings whose weakest character is
+    /// below `min_char_confidence` are dropped.
     pub fn new(
         locator: Box<dyn PlateLocator>,
         recognizer: Box<dyn TextRecognizer>,
+        nms_iou: f32,
         min_char_confidence: f32,
     ) -> Self {
         Self {
             locator,
             recognizer,
+            nms_iou,
             min_char_confidence,
         }
     }
@@ -221,7 +226,7 @@ impl PlateReader {
                     found.push(p);
                 }
             }
-            found = nms(found, 0.4, |p| p.bbox, |p| p.score);
+            found = nms(found, self.nms_iou, |p| p.bbox, |p| p.score);
         }
         let h = self.recognizer.input_height();
         let mut crops = Vec::with_capacity(found.len());

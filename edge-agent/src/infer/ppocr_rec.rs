@@ -52,11 +52,7 @@ impl PpOcrRec {
         threads: usize,
     ) -> Result<Self, InferError> {
         let session = load_session(env, path, threads)?;
-        let sig = |reason: String| InferError::Signature {
-            path: path.to_path_buf(),
-            family: FAMILY,
-            reason,
-        };
+        let sig = |reason: String| InferError::signature(path, FAMILY, reason);
         if session.inputs().len() != 1 || session.outputs().len() != 1 {
             return Err(sig("expected one input and one output".into()));
         }
@@ -156,16 +152,13 @@ impl TextRecognizer for PpOcrRec {
                 resized = crop.resized(w, HEIGHT);
                 &resized
             };
-            let w = w as usize;
             let base = k * 3 * plane;
-            for (y, row) in img.data.chunks_exact(w * 3).enumerate() {
-                for (x, px) in row.chunks_exact(3).enumerate() {
-                    for (c, &v) in px.iter().enumerate() {
-                        self.input[base + c * plane + y * wmax + x] =
-                            (v as f32 / 255.0 - 0.5) / 0.5;
-                    }
-                }
-            }
+            img.write_planar(
+                &mut self.input[base..base + 3 * plane],
+                wmax,
+                plane,
+                |v, _| (v as f32 / 255.0 - 0.5) / 0.5,
+            );
         }
         let input = TensorRef::from_array_view(([n, 3, h, wmax], &self.input[..]))?;
         let outputs = self
@@ -175,14 +168,14 @@ impl TextRecognizer for PpOcrRec {
         let (labels, allowed) = (&self.labels, &self.allowed);
         let classes = shape.get(2).copied().unwrap_or(0) as usize;
         if shape.len() != 3 || shape[0] as usize != n || classes != self.labels.len() {
-            return Err(InferError::Signature {
-                path: self.path.clone(),
-                family: FAMILY,
-                reason: format!(
+            return Err(InferError::signature(
+                &self.path,
+                FAMILY,
+                format!(
                     "output shape {shape:?} does not fit {n} crops and {} classes",
                     self.labels.len()
                 ),
-            });
+            ));
         }
         let per = probs.len() / n;
         Ok(probs

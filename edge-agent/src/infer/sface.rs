@@ -35,11 +35,7 @@ impl SFace {
     /// Loads the model and checks its signature.
     pub fn load(env: &Environment, path: &Path, threads: usize) -> Result<Self, InferError> {
         let session = load_session(env, path, threads)?;
-        let sig = |reason: String| InferError::Signature {
-            path: path.to_path_buf(),
-            family: FAMILY,
-            reason,
-        };
+        let sig = |reason: String| InferError::signature(path, FAMILY, reason);
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         if inputs != ["data"] {
             return Err(sig(format!(

@@ -5,7 +5,6 @@
 //! full resolution). Outputs per stride s ∈ {8,16,32}: `cls_s`, `obj_s` `[1,N,1]` (0..1),
 //! `bbox_s` `[1,N,4]`, `kps_s` `[1,N,10]`, one prior per cell, row-major.
 
-use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use ort::environment::Environment;
@@ -37,10 +36,6 @@ impl std::fmt::Debug for YuNet {
     }
 }
 
-fn round_up(v: usize, m: usize) -> usize {
-    v.div_ceil(m) * m
-}
-
 impl YuNet {
     /// Loads the model and checks its signature.
     pub fn load(
@@ -50,11 +45,7 @@ impl YuNet {
         threads: usize,
     ) -> Result<Self, InferError> {
         let session = load_session(env, path, threads)?;
-        let sig = |reason: String| InferError::Signature {
-            path: path.to_path_buf(),
-            family: FAMILY,
-            reason,
-        };
+        let sig = |reason: String| InferError::signature(path, FAMILY, reason);
         if session.inputs().len() != 1 {
             return Err(sig(format!(
                 "expected 1 input, found {}",
@@ -78,43 +69,12 @@ impl YuNet {
             input: Vec::new(),
         })
     }
-
-    /// Fills the NCHW input from `img`, padding to multiples of 32; returns (H, W).
-    fn fill_input(&mut self, img: &BgrImage) -> (usize, usize) {
-        let (w, h) = (img.width as usize, img.height as usize);
-        let (pw, ph) = (round_up(w, 32), round_up(h, 32));
-        let plane = pw * ph;
-        self.input.clear();
-        self.input.resize(3 * plane, 0.0);
-        let (b, rest) = self.input.split_at_mut(plane);
-        let (g, r) = rest.split_at_mut(plane);
-        for (y, row) in img.data.chunks_exact(w * 3).enumerate() {
-            let o = y * pw;
-            let (bo, go, ro) = (&mut b[o..o + w], &mut g[o..o + w], &mut r[o..o + w]);
-            for (x, px) in row.chunks_exact(3).enumerate() {
-                bo[x] = px[0] as f32;
-                go[x] = px[1] as f32;
-                ro[x] = px[2] as f32;
-            }
-        }
-        (ph, pw)
-    }
 }
 
 impl FaceDetector for YuNet {
     fn detect(&mut self, img: &BgrImage) -> Result<Vec<FaceDetection>, InferError> {
-        let longest = img.width.max(img.height);
-        let (work, scale) = if longest > self.max_side {
-            let s = self.max_side as f32 / longest as f32;
-            let (w, h) = (
-                (img.width as f32 * s).round() as u32,
-                (img.height as f32 * s).round() as u32,
-            );
-            (Cow::Owned(img.resized(w, h)), s)
-        } else {
-            (Cow::Borrowed(img), 1.0)
-        };
-        let (ph, pw) = self.fill_input(&work);
+        let (work, scale) = img.fit_within(self.max_side);
+        let (ph, pw) = work.fill_padded(32, &mut self.input, |v, _| v as f32);
         let input = TensorRef::from_array_view(([1usize, 3, ph, pw], &self.input[..]))?;
         let outputs = self.session.run(ort::inputs!["input" => input])?;
         let mut faces = Vec::new();
@@ -130,11 +90,11 @@ impl FaceDetector for YuNet {
             let cols = pw / s;
             let n = cols * (ph / s);
             if cls.len() != n || obj.len() != n || bbox.len() != 4 * n || kps.len() != 10 * n {
-                return Err(InferError::Signature {
-                    path: self.path.clone(),
-                    family: FAMILY,
-                    reason: format!("stride {s}: output sizes do not match a {pw}x{ph} input"),
-                });
+                return Err(InferError::signature(
+                    &self.path,
+                    FAMILY,
+                    format!("stride {s}: output sizes do not match a {pw}x{ph} input"),
+                ));
             }
             let sf = s as f32;
             for i in 0..n {

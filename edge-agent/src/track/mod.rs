@@ -19,6 +19,9 @@ mod vote;
 
 pub use self::vote::PlateVote;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use sharpeyes_wire::TrackEvent;
 
 use crate::config::TrackerConfig;
@@ -68,11 +71,27 @@ struct Track {
     missed: u32,
 }
 
+/// The track ids of one camera: its trackers (one per class) draw from one counter, so a
+/// track id is unique per camera whatever its class. Clones share the counter.
+#[derive(Debug, Clone)]
+pub struct TrackIds(Arc<AtomicU64>);
+
+impl TrackIds {
+    /// Ids from `first` on (make it unique across restarts, e.g. derived from the start time).
+    pub fn new(first: u64) -> Self {
+        Self(Arc::new(AtomicU64::new(first)))
+    }
+
+    fn take(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
 /// ByteTrack-style tracker of one camera and class.
 #[derive(Debug, Clone)]
 pub struct ByteTracker {
     cfg: TrackerConfig,
-    next_id: u64,
+    ids: TrackIds,
     tracks: Vec<Track>,
 }
 
@@ -129,25 +148,18 @@ fn centre_similarity(t: &Track, d: &Detection, max_dist: f32) -> f32 {
 }
 
 impl ByteTracker {
-    /// A tracker whose first track id is `first_id` (make it unique across restarts, e.g.
-    /// derived from the start time).
+    /// A tracker with its own ids, the first being `first_id`.
     pub fn new(cfg: TrackerConfig, first_id: u64) -> Self {
+        Self::with_ids(cfg, TrackIds::new(first_id))
+    }
+
+    /// A tracker drawing its ids from `ids` (shared with the camera's other trackers).
+    pub fn with_ids(cfg: TrackerConfig, ids: TrackIds) -> Self {
         Self {
             cfg,
-            next_id: first_id,
+            ids,
             tracks: Vec::new(),
         }
-    }
-
-    /// The id the next new track will get.
-    pub fn next_id(&self) -> u64 {
-        self.next_id
-    }
-
-    /// Makes new tracks take ids from `id` on (if that is ahead): trackers of one camera
-    /// (one per class) share an id space this way.
-    pub fn skip_ids_to(&mut self, id: u64) {
-        self.next_id = self.next_id.max(id);
     }
 
     /// Number of live tracks (confirmed or not, tracked or lost).
@@ -253,7 +265,7 @@ impl ByteTracker {
             }
             let d = dets[di];
             let mut t = Track {
-                id: self.next_id,
+                id: self.ids.take(),
                 kf: kalman::Kalman::new(&d.bbox),
                 bbox: d.bbox,
                 score: d.score,
@@ -266,7 +278,6 @@ impl ByteTracker {
                 matched: true,
                 missed: 0,
             };
-            self.next_id += 1;
             if cfg.min_hits <= 1 {
                 t.confirmed = true;
                 out.push(output(&t, TrackEvent::Start, now_ms, di));
@@ -360,6 +371,40 @@ mod tests {
         let end = all.last().unwrap();
         assert_eq!(end.ts_ms, 24 * 200, "end carries the last sighting time");
         assert_eq!(t.live(), 0);
+    }
+
+    #[test]
+    fn trackers_sharing_ids_never_reuse_one() {
+        use std::collections::BTreeSet;
+        let ids = TrackIds::new(100);
+        let mut faces = ByteTracker::with_ids(cfg(), ids.clone());
+        let mut plates = ByteTracker::with_ids(cfg(), ids);
+        let (mut face_ids, mut plate_ids) = (BTreeSet::new(), BTreeSet::new());
+        // The same box in both trackers, then a second object in each after the first ended.
+        for (t0, x) in [(0, 100.0), (5_000, 600.0)] {
+            for i in 0..4 {
+                face_ids.extend(
+                    faces
+                        .update(&[det(x)], t0 + i * 200)
+                        .iter()
+                        .map(|o| o.track),
+                );
+                plate_ids.extend(
+                    plates
+                        .update(&[det(x)], t0 + i * 200)
+                        .iter()
+                        .map(|o| o.track),
+                );
+            }
+            face_ids.extend(faces.flush().iter().map(|o| o.track));
+            plate_ids.extend(plates.flush().iter().map(|o| o.track));
+        }
+        assert_eq!((face_ids.len(), plate_ids.len()), (2, 2));
+        assert!(
+            face_ids.is_disjoint(&plate_ids),
+            "{face_ids:?} {plate_ids:?}"
+        );
+        assert!(face_ids.iter().chain(&plate_ids).all(|&id| id >= 100));
     }
 
     #[test]

@@ -173,18 +173,19 @@ proptest! {
     }
 }
 
+/// A 1 000-byte cap over 300-byte segments, synced.
+fn small_limits() -> SpoolLimits {
+    SpoolLimits {
+        max_bytes: 1_000,
+        segment_bytes: 300,
+        fsync: Fsync::Always,
+    }
+}
+
 #[test]
 fn alerts_are_evicted_last_and_counted() {
     let dir = tempfile::tempdir().unwrap();
-    let mut s = Spool::open(
-        dir.path(),
-        SpoolLimits {
-            max_bytes: 1_000,
-            segment_bytes: 300,
-            fsync: Fsync::Always,
-        },
-    )
-    .unwrap();
+    let mut s = Spool::open(dir.path(), small_limits()).unwrap();
     let alert = s.append("a", &[1; 100], true).unwrap();
     for i in 0..20 {
         s.append("t", &[i; 100], false).unwrap();
@@ -198,15 +199,7 @@ fn alerts_are_evicted_last_and_counted() {
     let ids = s.pending();
     assert!(ids.windows(2).all(|w| w[0] < w[1]));
     drop(s);
-    let s = Spool::open(
-        dir.path(),
-        SpoolLimits {
-            max_bytes: 1_000,
-            segment_bytes: 300,
-            fsync: Fsync::Always,
-        },
-    )
-    .unwrap();
+    let s = Spool::open(dir.path(), small_limits()).unwrap();
     assert_eq!(s.pending(), ids, "the same records after a restart");
     assert!(matches!(s.read(alert), Ok(r) if r.alert && r.topic == "a"));
 }
