@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tarfile
@@ -70,6 +71,23 @@ def download(entry, cache):
 NPM_REGISTRY = "https://registry.npmjs.org"
 
 
+def tls_context():
+    """The system's trusted certificates plus those pip trusts (PIP_CERT, else the bundle
+    vendored with pip), so that a network where pip reaches PyPI reaches the npm registry too
+    (e.g. behind a TLS-inspecting proxy whose CA only pip's bundle carries)."""
+    ctx = ssl.create_default_context()
+    extra = os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE")
+    if not extra:
+        try:
+            from pip._vendor import certifi
+            extra = certifi.where()
+        except Exception:
+            extra = None
+    if extra and os.path.exists(extra):
+        ctx.load_verify_locations(cafile=extra)
+    return ctx
+
+
 def download_npm(entry, archive):
     """The npm tarball of `entry` (package@version), streamed from the registry into the cache."""
     pkg, version = entry["package"], entry["version"]
@@ -77,7 +95,7 @@ def download_npm(entry, archive):
     say(f"downloading {pkg}@{version} from the npm registry ...")
     tmp = archive.with_suffix(archive.suffix + ".part")
     try:
-        with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+        with urllib.request.urlopen(url, timeout=60, context=tls_context()) as r, open(tmp, "wb") as f:
             shutil.copyfileobj(r, f, 1 << 20)
     except OSError as e:
         raise FetchError(f"could not download {url}: {e} (is the npm registry reachable?)")
