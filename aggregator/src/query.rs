@@ -105,11 +105,13 @@ mod tests {
             frame_h: 10,
             plate: None,
             plate_confidence: None,
+            link: None,
         };
         let plate_row = TrackRow {
             class: "plate".into(),
             plate: Some("川A12345".into()),
             plate_confidence: Some(0.97),
+            link: None,
             ..row.clone()
         };
         assert!(tracks_table(&[plate_row]).contains("川A12345 (0.97)"));

@@ -45,6 +45,7 @@ fn batch(agent: &str, camera: &str, seq: u64, track: u64) -> Envelope {
                 score: 0.9,
                 embedding: None,
                 plate: None,
+                link: None,
             }],
         }),
     )

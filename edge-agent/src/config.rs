@@ -3,13 +3,13 @@
 //! `edge-agent print-default-config` prints is `configs/edge-agent.toml`; a test checks that
 //! it parses and equals [`AgentConfig::default`] plus its one example camera.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 pub use sharpeyes_common::config::{ConfigError, ConfigFile};
 use sharpeyes_common::config::{in_range, invalid};
-use sharpeyes_wire::Topics;
+use sharpeyes_wire::{ObjectClass, Topics};
 
 /// The commented default configuration.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../configs/edge-agent.toml");
@@ -30,6 +30,8 @@ pub struct AgentConfig {
     pub face_detector: FaceDetectorConfig,
     /// Face embeddings (what identifies a face across frames, cameras and watchlists).
     pub face_embedder: FaceEmbedderConfig,
+    /// Person and vehicle detection.
+    pub object_detector: ObjectDetectorConfig,
     /// Licence plate reading (localiser + Chinese OCR + plate grammar).
     pub plate_reader: PlateReaderConfig,
     /// Per-camera tracking.
@@ -49,6 +51,7 @@ impl Default for AgentConfig {
             models: ModelsConfig::default(),
             face_detector: FaceDetectorConfig::default(),
             face_embedder: FaceEmbedderConfig::default(),
+            object_detector: ObjectDetectorConfig::default(),
             plate_reader: PlateReaderConfig::default(),
             tracker: TrackerConfig::default(),
             publish: PublishConfig::default(),
@@ -173,6 +176,78 @@ impl Default for FaceDetectorConfig {
     }
 }
 
+/// How a region is fitted into a detector's fixed square input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMode {
+    /// Aspect kept, the rest padded (better on landscape CCTV frames, MODELS.md §7).
+    Letterbox,
+    /// Stretched to the square.
+    Stretch,
+}
+
+/// Person and vehicle detection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectDetectorConfig {
+    /// Detect persons and vehicles (person tracks, the face cascade and plate regions use
+    /// them). Default `true`.
+    pub enabled: bool,
+    /// Model family. Default `nanodet` (the only one so far).
+    pub family: String,
+    /// Model file, relative to `models.dir`. Default `nanodet_m_416.onnx`.
+    pub model: PathBuf,
+    /// The classes reported and each one's minimum score (0..1); a class left out is not
+    /// reported. Keys: person, bicycle, car, motorcycle, bus, truck. Default 0.35 for each
+    /// (MODELS.md §7: NanoDet-m's scores are low, 0.3–0.8).
+    pub thresholds: BTreeMap<ObjectClass, f32>,
+    /// IoU above which overlapping objects of one class are merged by NMS (0..1). Default `0.6`.
+    pub nms_iou: f32,
+    /// How a region is fitted into the 416×416 input: `letterbox` or `stretch`. Default
+    /// `letterbox`.
+    pub resize: ResizeMode,
+    /// Analyse the frame in a grid of `[columns, rows]` tiles (1..=8 each) as well, so that
+    /// distant persons keep enough pixels (a 1080p frame letterboxed to 416 shrinks 4.6×).
+    /// Each tile costs one more model run. Default `[1, 1]` (whole frame only).
+    pub tiles: [u32; 2],
+    /// Overlap of neighbouring tiles, as a fraction of a tile (0..=0.5). Default `0.15`.
+    pub tile_overlap: f32,
+    /// With tiles, also analyse the whole frame (large, close objects span tiles). Default
+    /// `true`.
+    pub full_frame: bool,
+    /// Object tracks start from detections scoring at least this (they continue down to the
+    /// class threshold); 0..1. Default `0.45`.
+    pub track_score: f32,
+}
+
+impl Default for ObjectDetectorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            family: "nanodet".into(),
+            model: "nanodet_m_416.onnx".into(),
+            thresholds: ObjectClass::ALL
+                .into_iter()
+                .filter(|c| c.is_detected_object())
+                .map(|c| (c, 0.35))
+                .collect(),
+            nms_iou: 0.6,
+            resize: ResizeMode::Letterbox,
+            tiles: [1, 1],
+            tile_overlap: 0.15,
+            full_frame: true,
+            track_score: 0.45,
+        }
+    }
+}
+
+impl ObjectDetectorConfig {
+    /// The minimum score of `class`, if it is reported.
+    pub fn threshold(&self, class: ObjectClass) -> Option<f32> {
+        self.thresholds.get(&class).copied()
+    }
+}
+
 /// Face embeddings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -183,6 +258,9 @@ pub struct FaceEmbedderConfig {
     pub family: String,
     /// Model file, relative to `models.dir`. Default `sface_2021dec_fp32fold.onnx`.
     pub model: PathBuf,
+    /// A face track is re-embedded when a face at least 10 % better (size, sharpness,
+    /// frontal pose, score) appears, but at most this often, ms (0..=60000). Default `500`.
+    pub min_interval_ms: i64,
 }
 
 impl Default for FaceEmbedderConfig {
@@ -191,6 +269,7 @@ impl Default for FaceEmbedderConfig {
             enabled: true,
             family: "sface".into(),
             model: "sface_2021dec_fp32fold.onnx".into(),
+            min_interval_ms: 500,
         }
     }
 }
@@ -211,6 +290,10 @@ pub struct PlateReaderConfig {
     pub locator_score: f32,
     /// IoU above which overlapping plates are merged by NMS (0..1). Default `0.4`.
     pub locator_nms_iou: f32,
+    /// Also search the whole frame, not only inside the vehicles the object detector found
+    /// (it misses some and boxes some wrongly). `false` is cheaper: the whole frame is then
+    /// searched only when no vehicle is found. Default `true`.
+    pub whole_frame: bool,
     /// Images (or regions) whose longer side exceeds this are downscaled before localising
     /// (64..=4096). Default `1920`: a 1080p frame runs at full resolution.
     pub max_side: u32,
@@ -235,6 +318,7 @@ impl Default for PlateReaderConfig {
             locator_model: "clp_det.onnx".into(),
             locator_score: 0.7,
             locator_nms_iou: 0.4,
+            whole_frame: true,
             max_side: 1920,
             reader_family: "ppocr_rec".into(),
             reader_model: "ch_PP-OCRv4_rec_infer.onnx".into(),
@@ -458,6 +542,30 @@ impl ConfigFile for AgentConfig {
         in_range("face_detector.nms_iou", f.nms_iou, 0.0, 1.0)?;
         in_range("face_detector.max_side", f.max_side, 64, 4096)?;
         check_family("face_embedder.family", &self.face_embedder.family, "sface")?;
+        in_range(
+            "face_embedder.min_interval_ms",
+            self.face_embedder.min_interval_ms,
+            0,
+            60_000,
+        )?;
+        let od = &self.object_detector;
+        check_family("object_detector.family", &od.family, "nanodet")?;
+        for (class, t) in &od.thresholds {
+            if !class.is_detected_object() {
+                return Err(invalid(
+                    "object_detector.thresholds",
+                    format!(
+                        "{class:?} is not an object class (person, bicycle, car, motorcycle, bus, truck)"
+                    ),
+                ));
+            }
+            in_range("object_detector.thresholds", *t, 0.0, 1.0)?;
+        }
+        in_range("object_detector.nms_iou", od.nms_iou, 0.0, 1.0)?;
+        in_range("object_detector.tiles", od.tiles[0], 1, 8)?;
+        in_range("object_detector.tiles", od.tiles[1], 1, 8)?;
+        in_range("object_detector.tile_overlap", od.tile_overlap, 0.0, 0.5)?;
+        in_range("object_detector.track_score", od.track_score, 0.0, 1.0)?;
         let pr = &self.plate_reader;
         check_family("plate_reader.locator_family", &pr.locator_family, "clp_det")?;
         check_family("plate_reader.reader_family", &pr.reader_family, "ppocr_rec")?;

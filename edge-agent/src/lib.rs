@@ -28,8 +28,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, info_span, warn};
 
 pub use crate::config::AgentConfig;
-use crate::config::ConfigFile;
-use crate::infer::{FaceDetection, FaceDetector, FaceEmbedder, PlateReader};
+use crate::config::{ConfigFile, TrackerConfig};
+use crate::infer::{
+    BgrImage, FaceDetection, FaceDetector, FaceEmbedder, FaceQuality, ObjectDetection,
+    ObjectDetector, PlateReader, face_quality,
+};
 use crate::ingest::{Frame, FrameSlots, Take};
 use crate::metrics::{Metrics, add, get, inc};
 use crate::publish::{Analysed, Output};
@@ -68,6 +71,16 @@ pub struct RunSummary {
     pub detect_ms_mean: f64,
     /// Analysed frames per second of wall time.
     pub analysed_fps: f64,
+    /// Mean person / vehicle detection time per analysed frame, ms.
+    pub object_ms_mean: f64,
+    /// Mean time per analysed frame spent on face quality and embeddings, ms.
+    pub embed_ms_mean: f64,
+    /// Face embeddings computed, all cameras.
+    pub embeddings: u64,
+    /// Mean tracking and linking time per analysed frame, ms.
+    pub track_ms_mean: f64,
+    /// Time spent batching, encoding, spooling and handing batches to MQTT, ms in all.
+    pub publish_ms: f64,
     /// Frames the plate reader ran on, all cameras.
     pub plate_frames: u64,
     /// Plates read (grammatical readings, before voting), all cameras.
@@ -114,9 +127,17 @@ pub async fn run(
         true => Some(infer::plate_reader(&config.models, &config.plate_reader)?),
         false => None,
     };
+    let objects = match config.object_detector.enabled {
+        true => Some(infer::object_detector(
+            &config.models,
+            &config.object_detector,
+        )?),
+        false => None,
+    };
     let models = Models {
         detector,
         embedder,
+        objects,
         plates,
     };
     let metrics = Arc::new(Metrics::new(config.cameras.iter().map(|c| c.id.as_str())));
@@ -201,7 +222,11 @@ pub async fn run(
         .iter()
         .map(|c| get(&c.frames_analysed))
         .sum();
-    let detect_us: u64 = metrics.cameras.iter().map(|c| get(&c.detect_us)).sum();
+    let sum = |f: fn(&metrics::CameraMetrics) -> &std::sync::atomic::AtomicU64| -> u64 {
+        metrics.cameras.iter().map(|c| get(f(c))).sum()
+    };
+    let per_frame_ms = |us: u64| us as f64 / analysed.max(1) as f64 / 1000.0;
+    let detect_us = sum(|c| &c.detect_us);
     let plate_frames: u64 = metrics.cameras.iter().map(|c| get(&c.plate_frames)).sum();
     let plate_us: u64 = metrics.cameras.iter().map(|c| get(&c.plate_us)).sum();
     let summary = RunSummary {
@@ -214,6 +239,11 @@ pub async fn run(
             0.0
         },
         analysed_fps: analysed as f64 / started.elapsed().as_secs_f64().max(1e-9),
+        object_ms_mean: per_frame_ms(sum(|c| &c.object_us)),
+        embed_ms_mean: per_frame_ms(sum(|c| &c.embed_us)),
+        embeddings: sum(|c| &c.embeddings),
+        track_ms_mean: per_frame_ms(sum(|c| &c.track_us)),
+        publish_ms: get(&metrics.publish_us) as f64 / 1000.0,
         plate_frames,
         plates_read: metrics.cameras.iter().map(|c| get(&c.plates_read)).sum(),
         plate_ms_mean: plate_us as f64 / plate_frames.max(1) as f64 / 1000.0,
@@ -228,11 +258,26 @@ pub async fn run(
     Ok(summary)
 }
 
-/// Per-camera analysis state.
+/// A face track's best face so far (what identifies it): chosen by [`FaceQuality`].
+#[derive(Debug, Clone)]
+pub struct BestFace {
+    /// Its quality.
+    pub quality: FaceQuality,
+    /// Its embedding (quantised as on the wire), when the embedder is enabled.
+    pub embedding: Option<QEmbedding>,
+    /// The face, cropped with a margin (evidence and review).
+    pub crop: BgrImage,
+    /// Capture time of its frame.
+    pub ts_ms: i64,
+}
+
+/// Per-camera analysis state: one tracker per class (all drawing ids from one counter).
 struct CameraState {
-    tracker: ByteTracker,
-    /// Plate tracks (their own tracker; ids drawn with `tracker`'s).
-    plate_tracker: ByteTracker,
+    faces: ByteTracker,
+    /// Person and vehicle trackers, one per reported class.
+    objects: Vec<(ObjectClass, ByteTracker)>,
+    /// Plate tracks.
+    plates: ByteTracker,
     /// Each live plate track's readings.
     votes: HashMap<u64, PlateVote>,
     /// Capture time of the last frame the plate reader ran on.
@@ -241,24 +286,65 @@ struct CameraState {
     size: (u32, u32),
     /// Capture time of the camera's last analysed frame.
     last_ms: i64,
-    /// Each live track's best face so far: (quality, embedding).
-    best: HashMap<u64, (f32, QEmbedding)>,
+    /// Each live face track's best face.
+    best: HashMap<u64, BestFace>,
+    /// Links between tracks of different classes, both ways (person ↔ face, vehicle ↔ plate).
+    links: HashMap<u64, u64>,
 }
 
 impl CameraState {
+    fn new(cfg: &AgentConfig, ids: TrackIds) -> Self {
+        let od = &cfg.object_detector;
+        // Object tracks start from `track_score` and continue down to the class threshold.
+        let object_tracker = |class| TrackerConfig {
+            high_score: od.track_score,
+            low_score: od
+                .threshold(class)
+                .unwrap_or(od.track_score)
+                .min(od.track_score),
+            ..cfg.tracker.clone()
+        };
+        let objects = match od.enabled {
+            true => od
+                .thresholds
+                .keys()
+                .map(|&c| (c, ByteTracker::with_ids(object_tracker(c), ids.clone())))
+                .collect(),
+            false => Vec::new(),
+        };
+        Self {
+            faces: ByteTracker::with_ids(cfg.tracker.clone(), ids.clone()),
+            objects,
+            plates: ByteTracker::with_ids(cfg.tracker.clone(), ids),
+            votes: HashMap::new(),
+            last_plate_ms: None,
+            size: (0, 0),
+            last_ms: 0,
+            best: HashMap::new(),
+            links: HashMap::new(),
+        }
+    }
+
+    /// Every tracker with the class it tracks.
+    fn trackers(&mut self) -> impl Iterator<Item = (ObjectClass, &mut ByteTracker)> {
+        [
+            (ObjectClass::Face, &mut self.faces),
+            (ObjectClass::Plate, &mut self.plates),
+        ]
+        .into_iter()
+        .chain(self.objects.iter_mut().map(|(c, t)| (*c, t)))
+    }
+
     /// Live tracks of every class.
-    fn live(&self) -> usize {
-        self.tracker.live() + self.plate_tracker.live()
+    fn live(&mut self) -> usize {
+        self.trackers().map(|(_, t)| t.live()).sum()
     }
 
     /// What every tracker says when a frame brings nothing: at `now_ms` (lost tracks age and
     /// may end), or, with none, at shutdown (every track ends).
     fn without_detections(&mut self, now_ms: Option<i64>) -> Vec<(ObjectClass, TrackOutput)> {
         let mut out = Vec::new();
-        for (class, t) in [
-            (ObjectClass::Face, &mut self.tracker),
-            (ObjectClass::Plate, &mut self.plate_tracker),
-        ] {
+        for (class, t) in self.trackers() {
             let o = match now_ms {
                 Some(now) => t.update(&[], now),
                 None => t.flush(),
@@ -267,99 +353,209 @@ impl CameraState {
         }
         out
     }
+
+    /// Links each face seen this frame with the person whose head region holds it, and each
+    /// plate with the vehicle around it (the smallest enclosing one when several qualify).
+    fn link(
+        &mut self,
+        inner: &[(u64, [f32; 4])],
+        outer: &[(u64, [f32; 4])],
+        holds: impl Fn(&[f32; 4], &[f32; 4]) -> bool,
+    ) {
+        for &(i, ib) in inner {
+            let area = |b: &[f32; 4]| (b[2] - b[0]) * (b[3] - b[1]);
+            let Some(&(o, _)) = outer
+                .iter()
+                .filter(|(_, ob)| holds(&ib, ob))
+                .min_by(|a, b| area(&a.1).total_cmp(&area(&b.1)))
+            else {
+                continue;
+            };
+            // A new partner replaces the old one on both sides.
+            for t in [i, o] {
+                if let Some(old) = self.links.remove(&t) {
+                    self.links.remove(&old);
+                }
+            }
+            self.links.insert(i, o);
+            self.links.insert(o, i);
+        }
+    }
+}
+
+/// Whether face box `f` lies in the head region of person box `p`: its centre inside the
+/// person's width and upper 40 %, and no wider than the person.
+fn face_in_person(f: &[f32; 4], p: &[f32; 4]) -> bool {
+    let (cx, cy) = ((f[0] + f[2]) / 2.0, (f[1] + f[3]) / 2.0);
+    cx >= p[0]
+        && cx <= p[2]
+        && cy >= p[1]
+        && cy <= p[1] + 0.4 * (p[3] - p[1])
+        && f[2] - f[0] <= p[2] - p[0]
+}
+
+/// Whether plate box `pl` lies inside vehicle box `v` (its centre, with a 10 % margin).
+fn plate_on_vehicle(pl: &[f32; 4], v: &[f32; 4]) -> bool {
+    let (cx, cy) = ((pl[0] + pl[2]) / 2.0, (pl[1] + pl[3]) / 2.0);
+    let (mx, my) = ((v[2] - v[0]) * 0.1, (v[3] - v[1]) * 0.1);
+    cx >= v[0] - mx && cx <= v[2] + mx && cy >= v[1] - my && cy <= v[3] + my
 }
 
 /// The models the analysis stage runs.
 struct Models {
     detector: Box<dyn FaceDetector>,
     embedder: Option<Box<dyn FaceEmbedder>>,
+    objects: Option<Box<dyn ObjectDetector>>,
     plates: Option<PlateReader>,
 }
 
 /// The analysis stage: models and per-camera trackers; hands outputs on.
 struct Analysis<'a> {
     cfg: &'a AgentConfig,
-    detector: Box<dyn FaceDetector>,
-    embedder: Option<Box<dyn FaceEmbedder>>,
-    plates: Option<PlateReader>,
+    models: Models,
     cams: Vec<CameraState>,
     tx: &'a mpsc::Sender<Analysed>,
     metrics: &'a Metrics,
 }
 
-/// How good a face is for identification: bigger and more confident is better.
-fn face_quality(d: &FaceDetection) -> f32 {
-    let side = (d.bbox[2] - d.bbox[0]).min(d.bbox[3] - d.bbox[1]).max(0.0);
-    side * d.score
+/// The boxes of `dets` for the tracker.
+fn detections<T>(dets: &[T], f: impl Fn(&T) -> ([f32; 4], f32)) -> Vec<Detection> {
+    dets.iter()
+        .map(|d| {
+            let (bbox, score) = f(d);
+            Detection { bbox, score }
+        })
+        .collect()
 }
 
 impl Analysis<'_> {
-    /// Detects, tracks and embeds one frame; false once the publisher is gone.
+    /// Detects, tracks, links and embeds one frame; false once the publisher is gone.
     fn frame(&mut self, f: Frame) -> bool {
         let cam = f.camera;
         let _span = info_span!("analyse", camera = %self.cfg.cameras[cam].id).entered();
         let m = &self.metrics.cameras[cam];
         let t0 = Instant::now();
-        let faces = match self.detector.detect(&f.image) {
+        let faces = match self.models.detector.detect(&f.image) {
             Ok(v) => v,
             Err(e) => {
-                warn!(error = %e, "detection failed on a frame; skipped");
+                warn!(error = %e, "face detection failed on a frame; skipped");
                 return true;
             }
         };
         add(&m.detect_us, t0.elapsed().as_micros() as u64);
-        inc(&m.frames_analysed);
         add(&m.detections, faces.len() as u64);
-        let dets: Vec<Detection> = faces
-            .iter()
-            .map(|d| Detection {
-                bbox: d.bbox,
-                score: d.score,
-            })
-            .collect();
+        let objects = match self.models.objects.as_mut() {
+            Some(d) => {
+                let t0 = Instant::now();
+                let r = d.detect(&f.image);
+                add(&m.object_us, t0.elapsed().as_micros() as u64);
+                r.unwrap_or_else(|e| {
+                    warn!(error = %e, "object detection failed on a frame; faces only");
+                    Vec::new()
+                })
+            }
+            None => Vec::new(),
+        };
+        add(&m.objects, objects.len() as u64);
+        inc(&m.frames_analysed);
+
+        let t0 = Instant::now();
         let state = &mut self.cams[cam];
-        let outputs = state.tracker.update(&dets, f.capture_ms);
         state.size = (f.image.width, f.image.height);
         state.last_ms = f.capture_ms;
-        // Embed a track's face when it is better than the best one seen so far (start and
-        // about once a second after: the tracker's outputs).
-        if let Some(embedder) = self.embedder.as_mut() {
-            let t0 = Instant::now();
-            for o in &outputs {
-                let Some(face) = o.detection.and_then(|i| faces.get(i)) else {
-                    continue;
-                };
-                let q = face_quality(face);
-                if state
-                    .best
-                    .get(&o.track)
-                    .is_some_and(|(best, _)| q <= *best * 1.1)
-                {
-                    continue;
-                }
-                match embedder.embed(&f.image, &face.landmarks) {
-                    Ok(e) => {
-                        state.best.insert(o.track, (q, QEmbedding::quantize(&e)));
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "embedding failed; the track keeps its previous one")
-                    }
-                }
-            }
-            add(&m.embed_us, t0.elapsed().as_micros() as u64);
-        }
-        let mut outputs: Vec<(ObjectClass, TrackOutput)> = outputs
+        let mut outputs: Vec<(ObjectClass, TrackOutput)> = state
+            .faces
+            .update(&detections(&faces, |d| (d.bbox, d.score)), f.capture_ms)
             .into_iter()
             .map(|o| (ObjectClass::Face, o))
             .collect();
-        outputs.extend(self.read_plates(cam, &f));
+        let (mut persons, mut vehicles) = (Vec::new(), Vec::new());
+        for (class, tracker) in &mut state.objects {
+            let idx: Vec<usize> = (0..objects.len())
+                .filter(|&i| objects[i].class == *class)
+                .collect();
+            let dets = detections(&idx, |&i| (objects[i].bbox, objects[i].score));
+            let o = tracker.update(&dets, f.capture_ms);
+            outputs.extend(o.into_iter().map(|o| (*class, o)));
+            let seen = tracker.assigned().map(|(t, d)| (t, dets[d].bbox));
+            match class {
+                ObjectClass::Person => persons.extend(seen),
+                _ => vehicles.extend(seen),
+            }
+        }
+        let seen_faces: Vec<(u64, [f32; 4])> = state
+            .faces
+            .assigned()
+            .map(|(t, d)| (t, faces[d].bbox))
+            .collect();
+        state.link(&seen_faces, &persons, face_in_person);
+        add(&m.track_us, t0.elapsed().as_micros() as u64);
+
+        self.choose_best_faces(cam, &f, &faces);
+        outputs.extend(self.read_plates(cam, &f, &objects, &vehicles));
         self.send(cam, Some(f.capture_ms), outputs)
     }
 
-    /// Reads plates on `f` (at most every `plate_reader.interval_ms` per camera), tracks them
-    /// and adds the readings to their tracks' votes.
-    fn read_plates(&mut self, cam: usize, f: &Frame) -> Vec<(ObjectClass, TrackOutput)> {
-        let Some(reader) = self.plates.as_mut() else {
+    /// Keeps each face track's best face (by [`FaceQuality`]), embedding it when it beats the
+    /// previous best by 10 % and `face_embedder.min_interval_ms` has passed.
+    fn choose_best_faces(&mut self, cam: usize, f: &Frame, faces: &[FaceDetection]) {
+        let m = &self.metrics.cameras[cam];
+        let state = &mut self.cams[cam];
+        let min_interval = self.cfg.face_embedder.min_interval_ms;
+        let t0 = Instant::now();
+        let assigned: Vec<(u64, usize)> = state.faces.assigned().collect();
+        for (track, di) in assigned {
+            let face = &faces[di];
+            let quality = face_quality(&f.image, face);
+            if state.best.get(&track).is_some_and(|b| {
+                quality.total() <= b.quality.total() * 1.1 || f.capture_ms - b.ts_ms < min_interval
+            }) {
+                continue;
+            }
+            let embedding = match self.models.embedder.as_mut() {
+                Some(e) => match e.embed(&f.image, &face.landmarks) {
+                    Ok(v) => {
+                        inc(&m.embeddings);
+                        Some(QEmbedding::quantize(&v))
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "embedding failed; the track keeps its previous face");
+                        continue;
+                    }
+                },
+                None => None,
+            };
+            let b = face.bbox;
+            let (mx, my) = ((b[2] - b[0]) * 0.2, (b[3] - b[1]) * 0.2);
+            let Some((crop, _, _)) = f.image.crop([b[0] - mx, b[1] - my, b[2] + mx, b[3] + my])
+            else {
+                continue;
+            };
+            state.best.insert(
+                track,
+                BestFace {
+                    quality,
+                    embedding,
+                    crop,
+                    ts_ms: f.capture_ms,
+                },
+            );
+        }
+        add(&m.embed_us, t0.elapsed().as_micros() as u64);
+    }
+
+    /// Reads plates on `f` (at most every `plate_reader.interval_ms` per camera) inside the
+    /// vehicles found and, with `plate_reader.whole_frame` or when there are none, in the
+    /// whole frame; tracks them, adds the readings to
+    /// their tracks' votes and links each plate with its vehicle.
+    fn read_plates(
+        &mut self,
+        cam: usize,
+        f: &Frame,
+        objects: &[ObjectDetection],
+        vehicles: &[(u64, [f32; 4])],
+    ) -> Vec<(ObjectClass, TrackOutput)> {
+        let Some(reader) = self.models.plates.as_mut() else {
             return Vec::new();
         };
         let state = &mut self.cams[cam];
@@ -373,7 +569,11 @@ impl Analysis<'_> {
         let m = &self.metrics.cameras[cam];
         let _span = info_span!("plates").entered();
         let t0 = Instant::now();
-        let read = match reader.read(&f.image, &[]) {
+        let read = match reader.read(
+            &f.image,
+            &infer::plate_regions(objects),
+            self.cfg.plate_reader.whole_frame,
+        ) {
             Ok(v) => v,
             Err(e) => {
                 warn!(error = %e, "plate reading failed on a frame; skipped");
@@ -383,23 +583,20 @@ impl Analysis<'_> {
         add(&m.plate_us, t0.elapsed().as_micros() as u64);
         inc(&m.plate_frames);
         add(&m.plates_read, read.len() as u64);
-        let dets: Vec<Detection> = read
-            .iter()
-            .map(|p| Detection {
-                bbox: p.bbox,
-                score: p.locator_score,
-            })
-            .collect();
-        let outputs = state.plate_tracker.update(&dets, f.capture_ms);
-        for o in &outputs {
-            if let Some(p) = o.detection.and_then(|i| read.get(i)) {
-                state
-                    .votes
-                    .entry(o.track)
-                    .or_default()
-                    .add(&p.text, &p.char_confidences);
-            }
+        let outputs = state.plates.update(
+            &detections(&read, |p| (p.bbox, p.locator_score)),
+            f.capture_ms,
+        );
+        let seen: Vec<(u64, usize)> = state.plates.assigned().collect();
+        for &(track, di) in &seen {
+            state
+                .votes
+                .entry(track)
+                .or_default()
+                .add(&read[di].text, &read[di].char_confidences);
         }
+        let plates: Vec<(u64, [f32; 4])> = seen.iter().map(|&(t, d)| (t, read[d].bbox)).collect();
+        state.link(&plates, vehicles, plate_on_vehicle);
         outputs
             .into_iter()
             .map(|o| (ObjectClass::Plate, o))
@@ -430,8 +627,9 @@ impl Analysis<'_> {
         }
     }
 
-    /// Attaches each track's best embedding or voted plate and hands the outputs to the
-    /// publisher.
+    /// Attaches to each output its link, its best embedding (a person's comes from its face)
+    /// and its voted plate (a vehicle's comes from its plate), hands the outputs to the
+    /// publisher and forgets the state of ended tracks.
     fn send(
         &mut self,
         cam: usize,
@@ -439,28 +637,47 @@ impl Analysis<'_> {
         outputs: Vec<(ObjectClass, TrackOutput)>,
     ) -> bool {
         let s = &mut self.cams[cam];
-        let outputs = outputs
+        let outputs: Vec<Output> = outputs
             .into_iter()
             .map(|(class, o)| {
-                let end = o.event == sharpeyes_wire::TrackEvent::End;
-                let embedding = match end {
-                    true => s.best.remove(&o.track).map(|b| b.1),
-                    false => s.best.get(&o.track).map(|b| b.1.clone()),
+                let link = s.links.get(&o.track).copied();
+                let face = match class {
+                    ObjectClass::Face => Some(o.track),
+                    ObjectClass::Person => link,
+                    _ => None,
                 };
-                let vote = match end {
-                    true => s.votes.remove(&o.track).and_then(|v| v.best()),
-                    false => s.votes.get(&o.track).and_then(PlateVote::best),
+                let plate = match class {
+                    ObjectClass::Plate => Some(o.track),
+                    c if c.is_vehicle() => link,
+                    _ => None,
                 };
-                let plate = vote
-                    .map(|(text, confidence)| sharpeyes_wire::PlateReading { text, confidence });
                 Output {
                     class,
                     track: o,
-                    embedding,
-                    plate,
+                    embedding: face
+                        .and_then(|t| s.best.get(&t))
+                        .and_then(|b| b.embedding.clone()),
+                    plate: plate
+                        .and_then(|t| s.votes.get(&t))
+                        .and_then(PlateVote::best)
+                        .map(|(text, confidence)| sharpeyes_wire::PlateReading {
+                            text,
+                            confidence,
+                        }),
+                    link,
                 }
             })
             .collect();
+        for o in &outputs {
+            if o.track.event == sharpeyes_wire::TrackEvent::End {
+                let t = o.track.track;
+                s.best.remove(&t);
+                s.votes.remove(&t);
+                if let Some(other) = s.links.remove(&t) {
+                    s.links.remove(&other);
+                }
+            }
+        }
         let (frame_w, frame_h) = s.size;
         self.tx
             .blocking_send(Analysed {
@@ -486,22 +703,11 @@ fn analysis_loop(
     let cams = cfg
         .cameras
         .iter()
-        .map(|_| TrackIds::new(first_id))
-        .map(|ids| CameraState {
-            tracker: ByteTracker::with_ids(cfg.tracker.clone(), ids.clone()),
-            plate_tracker: ByteTracker::with_ids(cfg.tracker.clone(), ids),
-            votes: HashMap::new(),
-            last_plate_ms: None,
-            size: (0, 0),
-            last_ms: 0,
-            best: HashMap::new(),
-        })
+        .map(|_| CameraState::new(cfg, TrackIds::new(first_id)))
         .collect();
     let mut a = Analysis {
         cfg,
-        detector: models.detector,
-        embedder: models.embedder,
-        plates: models.plates,
+        models,
         cams,
         tx,
         metrics,

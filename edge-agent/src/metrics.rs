@@ -26,6 +26,14 @@ pub struct CameraMetrics {
     pub detect_us: AtomicU64,
     /// Microseconds spent computing face embeddings, summed.
     pub embed_us: AtomicU64,
+    /// Face embeddings computed.
+    pub embeddings: AtomicU64,
+    /// Persons and vehicles detected.
+    pub objects: AtomicU64,
+    /// Microseconds spent in person / vehicle detection, summed.
+    pub object_us: AtomicU64,
+    /// Microseconds spent tracking and linking, summed.
+    pub track_us: AtomicU64,
     /// Frames the plate reader ran on.
     pub plate_frames: AtomicU64,
     /// Plates read (grammatical readings).
@@ -92,6 +100,9 @@ pub struct Metrics {
     pub track_updates: AtomicU64,
     /// Bytes of track-batch payloads sent.
     pub track_bytes: AtomicU64,
+    /// Microseconds spent batching, encoding, spooling and handing track batches to the MQTT
+    /// client, summed.
+    pub publish_us: AtomicU64,
 }
 
 /// Adds one to a counter.

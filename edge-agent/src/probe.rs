@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::AgentError;
 use crate::config::AgentConfig;
-use crate::infer::{self, BgrImage, FaceDetection, PlateReading};
+use crate::infer::{self, BgrImage, FaceDetection, ObjectDetection, PlateReading};
 
 /// The findings in one image. Boxes are `[x1, y1, x2, y2]` in pixels of the image.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +26,11 @@ pub struct ProbeReport {
     /// Time spent computing every face's embedding, ms (with `--embeddings`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub face_embed_ms: Option<f64>,
+    /// Persons and vehicles (when `object_detector.enabled`), best first.
+    pub objects: Vec<ObjectDetection>,
+    /// Time spent in person / vehicle detection, ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_detect_ms: Option<f64>,
     /// Licence plates read (when `plate_reader.enabled`), best first.
     pub plates: Vec<PlateReading>,
     /// Time spent finding and reading plates, ms.
@@ -54,11 +59,22 @@ pub fn probe(
         }
         face_embed_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
     }
+    let (mut objects, mut object_detect_ms) = (Vec::new(), None);
+    if config.object_detector.enabled {
+        let mut detector = infer::object_detector(&config.models, &config.object_detector)?;
+        let t0 = Instant::now();
+        objects = detector.detect(&img)?;
+        object_detect_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
+    }
     let (mut plates, mut plate_ms) = (Vec::new(), None);
     if config.plate_reader.enabled {
         let mut reader = infer::plate_reader(&config.models, &config.plate_reader)?;
         let t0 = Instant::now();
-        plates = reader.read(&img, &[])?;
+        plates = reader.read(
+            &img,
+            &infer::plate_regions(&objects),
+            config.plate_reader.whole_frame,
+        )?;
         plate_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
     }
     Ok(ProbeReport {
@@ -68,6 +84,8 @@ pub fn probe(
         faces,
         face_detect_ms,
         face_embed_ms,
+        objects,
+        object_detect_ms,
         plates,
         plate_ms,
     })

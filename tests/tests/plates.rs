@@ -54,7 +54,7 @@ fn real_plates_in_testdata_are_read_exactly() {
         };
         let file = im["file"].as_str().unwrap();
         let img = BgrImage::open(&dir.join(file)).unwrap();
-        let read = reader.read(&img, &[]).unwrap();
+        let read = reader.read(&img, &[], true).unwrap();
         for p in plates {
             total += 1;
             let want = p["text"].as_str().unwrap();
@@ -108,7 +108,7 @@ fn rendered_plates_by_width() {
                 let w = width as f32;
                 let vehicle = [cx - 1.1 * w, cy - 1.3 * w, cx + 1.1 * w, cy + 0.4 * w];
                 for (mode, regions) in [(Mode::Frame, vec![]), (Mode::Vehicle, vec![vehicle])] {
-                    let read = reader.read(&img, &regions).unwrap();
+                    let read = reader.read(&img, &regions, false).unwrap();
                     // The reading whose box holds the plate's centre.
                     let hit = read.iter().find(|r| {
                         r.bbox[0] <= cx && cx <= r.bbox[2] && r.bbox[1] <= cy && cy <= r.bbox[3]

@@ -132,6 +132,23 @@ pub enum ObjectClass {
 }
 
 impl ObjectClass {
+    /// Whether the object detector reports this class (person or vehicle; not face or plate).
+    pub fn is_detected_object(self) -> bool {
+        !matches!(self, ObjectClass::Face | ObjectClass::Plate)
+    }
+
+    /// Whether this is a vehicle class.
+    pub fn is_vehicle(self) -> bool {
+        matches!(
+            self,
+            ObjectClass::Bicycle
+                | ObjectClass::Car
+                | ObjectClass::Motorcycle
+                | ObjectClass::Bus
+                | ObjectClass::Truck
+        )
+    }
+
     /// Every class, in declaration order.
     pub const ALL: [ObjectClass; 8] = [
         ObjectClass::Face,
@@ -186,6 +203,10 @@ pub struct TrackUpdate {
     /// Voted plate reading so far, for vehicles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plate: Option<PlateReading>,
+    /// The camera's track of another class this one belongs with, as last seen: a person's
+    /// face track, a face's person track, a plate's vehicle track, a vehicle's plate track.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<u64>,
 }
 
 /// A plate string with its confidence.

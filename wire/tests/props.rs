@@ -33,9 +33,10 @@ fn update() -> impl Strategy<Value = TrackUpdate> {
         0.0f32..1.0,
         proptest::option::of(qemb()),
         proptest::option::of(("\\PC{0,9}", 0.0f32..1.0)),
+        proptest::option::of(any::<u64>()),
     )
         .prop_map(
-            |(track, class, event, ts_ms, b, score, embedding, plate)| TrackUpdate {
+            |(track, class, event, ts_ms, b, score, embedding, plate, link)| TrackUpdate {
                 track,
                 class,
                 event,
@@ -44,6 +45,7 @@ fn update() -> impl Strategy<Value = TrackUpdate> {
                 score,
                 embedding,
                 plate: plate.map(|(text, confidence)| PlateReading { text, confidence }),
+                link,
             },
         )
 }

@@ -50,6 +50,7 @@ fn documented_python_lines_decode_a_payload() {
                 score: 0.5,
                 embedding: Some(QEmbedding::quantize(&[0.5, -0.25])),
                 plate: None,
+                link: None,
             }],
         }),
     );

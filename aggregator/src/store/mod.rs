@@ -33,11 +33,14 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
-const MIGRATIONS: &[&str] = &["ALTER TABLE tracks ADD COLUMN plate TEXT;
-     ALTER TABLE tracks ADD COLUMN plate_confidence REAL;"];
+const MIGRATIONS: &[&str] = &[
+    "ALTER TABLE tracks ADD COLUMN plate TEXT;
+     ALTER TABLE tracks ADD COLUMN plate_confidence REAL;",
+    "ALTER TABLE tracks ADD COLUMN link INTEGER;",
+];
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -66,6 +69,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
     plate            TEXT,
     plate_confidence REAL,
+    link             INTEGER,
     PRIMARY KEY (agent, camera, track)
 );
 CREATE INDEX IF NOT EXISTS tracks_by_camera_time ON tracks (camera, last_ms);
@@ -136,6 +140,10 @@ pub struct TrackRow {
     /// Confidence of `plate` (0..1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plate_confidence: Option<f64>,
+    /// The same camera's track of another class this one belongs with, as last reported (a
+    /// person's face, a face's person, a plate's vehicle, a vehicle's plate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<u64>,
 }
 
 /// Which tracks a query wants.
@@ -209,7 +217,7 @@ impl Store {
     pub fn tracks(&self, f: &TrackFilter) -> Result<Vec<TrackRow>, StoreError> {
         let mut sql = String::from(
             "SELECT agent, site, camera, track, class, first_ms, last_ms, ended, updates, best_score,
-                    x1, y1, x2, y2, frame_w, frame_h, plate, plate_confidence FROM tracks WHERE 1=1",
+                    x1, y1, x2, y2, frame_w, frame_h, plate, plate_confidence, link FROM tracks WHERE 1=1",
         );
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         if let Some(c) = &f.camera {
@@ -243,6 +251,7 @@ impl Store {
                     frame_h: r.get(15)?,
                     plate: r.get(16)?,
                     plate_confidence: r.get(17)?,
+                    link: r.get::<_, Option<i64>>(18)?.map(|l| l as u64),
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -340,8 +349,8 @@ fn apply(
 fn store_tracks(tx: &Transaction<'_>, agent: &str, b: &TrackBatch) -> Result<(), StoreError> {
     let mut upsert = tx.prepare_cached(
         "INSERT INTO tracks (agent, camera, track, site, class, first_ms, last_ms, ended, updates, best_score,
-                             frame_w, frame_h, x1, y1, x2, y2, plate, plate_confidence)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
+                             frame_w, frame_h, x1, y1, x2, y2, plate, plate_confidence, link)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
          ON CONFLICT (agent, camera, track) DO UPDATE SET
             first_ms = min(first_ms, excluded.first_ms),
             ended = max(ended, excluded.ended),
@@ -357,6 +366,8 @@ fn store_tracks(tx: &Transaction<'_>, agent: &str, b: &TrackBatch) -> Result<(),
                          THEN excluded.plate ELSE plate END,
             plate_confidence = CASE WHEN excluded.plate IS NOT NULL AND excluded.last_ms >= last_ms
                          THEN excluded.plate_confidence ELSE plate_confidence END,
+            link = CASE WHEN excluded.link IS NOT NULL AND excluded.last_ms >= last_ms
+                         THEN excluded.link ELSE link END,
             last_ms = max(last_ms, excluded.last_ms)",
     )?;
     let mut point = tx.prepare_cached(
@@ -382,6 +393,7 @@ fn store_tracks(tx: &Transaction<'_>, agent: &str, b: &TrackBatch) -> Result<(),
             y2 as f64,
             u.plate.as_ref().map(|p| p.text.as_str()),
             u.plate.as_ref().map(|p| p.confidence as f64),
+            u.link.map(|l| l as i64),
         ])?;
         point.execute(params![
             agent,
@@ -444,6 +456,7 @@ mod tests {
                     score: 0.5 + x / 10_000.0,
                     embedding: None,
                     plate: None,
+                    link: None,
                 }],
             }),
         )
@@ -502,20 +515,21 @@ mod tests {
             let c = Connection::open(&path).unwrap();
             let v1 = SCHEMA
                 .replace("    plate            TEXT,\n", "")
-                .replace("    plate_confidence REAL,\n", "");
-            assert!(!v1.contains("plate"));
+                .replace("    plate_confidence REAL,\n", "")
+                .replace("    link             INTEGER,\n", "");
+            assert!(!v1.contains("plate") && !v1.contains("link"));
             c.execute_batch(&v1).unwrap();
             c.pragma_update(None, "user_version", 1).unwrap();
         }
         let mut s = Store::open(&path).unwrap();
-        s.apply(
-            &with_plate(batch(1, 9, TrackEvent::Start, 1000, 0.0), "京N8M2Q7", 0.8),
-            "t",
-            1,
-        )
-        .unwrap();
+        let mut b = with_plate(batch(1, 9, TrackEvent::Start, 1000, 0.0), "京N8M2Q7", 0.8);
+        if let Body::Tracks(t) = &mut b.body {
+            t.updates[0].link = Some(4);
+        }
+        s.apply(&b, "t", 1).unwrap();
         let t = s.tracks(&TrackFilter::default()).unwrap();
         assert_eq!(t[0].plate.as_deref(), Some("京N8M2Q7"));
+        assert_eq!(t[0].link, Some(4));
     }
 
     #[test]

@@ -6,8 +6,10 @@
 pub mod align;
 mod clp_det;
 mod image;
+pub mod nanodet;
 pub mod plate;
 mod ppocr_rec;
+pub mod quality;
 mod sface;
 mod yunet;
 
@@ -20,11 +22,17 @@ use thiserror::Error;
 
 pub use self::clp_det::ClpDet;
 pub use self::image::BgrImage;
+pub use self::nanodet::NanoDet;
 pub use self::plate::{PlateReader, PlateReading};
 pub use self::ppocr_rec::PpOcrRec;
+pub use self::quality::{FaceQuality, face_quality};
 pub use self::sface::{SFace, cosine};
 pub use self::yunet::YuNet;
-use crate::config::{FaceDetectorConfig, FaceEmbedderConfig, ModelsConfig, PlateReaderConfig};
+use sharpeyes_wire::ObjectClass;
+
+use crate::config::{
+    FaceDetectorConfig, FaceEmbedderConfig, ModelsConfig, ObjectDetectorConfig, PlateReaderConfig,
+};
 
 /// Inference failures.
 #[derive(Debug, Error)]
@@ -124,7 +132,41 @@ pub trait FaceEmbedder: Send {
     fn embed(&mut self, img: &BgrImage, landmarks: &[[f32; 2]; 5]) -> Result<Vec<f32>, InferError>;
 }
 
-/// Opens an ONNX model with full graph optimisation and `threads` intra-op threads.
+/// A detected person or vehicle, in pixels of the input image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectDetection {
+    /// Person, bicycle, car, motorcycle, bus or truck.
+    pub class: ObjectClass,
+    /// `[x1, y1, x2, y2]` in pixels.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    /// Score (0..1).
+    pub score: f32,
+}
+
+/// A person / vehicle detector family.
+pub trait ObjectDetector: Send {
+    /// Objects in `img` of the configured classes, best first.
+    fn detect(&mut self, img: &BgrImage) -> Result<Vec<ObjectDetection>, InferError>;
+}
+
+/// The execution providers compiled in (cargo features `tensorrt`, `cuda`, `openvino`), in
+/// order of preference; ONNX Runtime falls back to the next, and finally to the CPU, when one
+/// is not available at run time.
+fn execution_providers() -> Vec<ort::ep::ExecutionProviderDispatch> {
+    #[allow(unused_mut)]
+    let mut eps = Vec::new();
+    #[cfg(feature = "tensorrt")]
+    eps.push(ort::ep::TensorRT::default().build());
+    #[cfg(feature = "cuda")]
+    eps.push(ort::ep::CUDA::default().build());
+    #[cfg(feature = "openvino")]
+    eps.push(ort::ep::OpenVINO::default().build());
+    eps
+}
+
+/// Opens an ONNX model with full graph optimisation, `threads` intra-op threads and the
+/// compiled-in execution providers (CPU when none).
 pub(crate) fn load_session(
     env: &Environment,
     path: &Path,
@@ -143,6 +185,13 @@ pub(crate) fn load_session(
                 .map_err(Into::into)
         })
         .and_then(|b| b.with_intra_threads(threads).map_err(Into::into))
+        .and_then(|b| {
+            let eps = execution_providers();
+            match eps.is_empty() {
+                true => Ok(b),
+                false => b.with_execution_providers(eps).map_err(Into::into),
+            }
+        })
         .and_then(|mut b| b.commit_from_file(path))
         .map_err(|e| InferError::Model {
             path: path.to_path_buf(),
@@ -185,6 +234,37 @@ pub fn face_detector(
             reason: format!("unknown face detector family {other:?}"),
         }),
     }
+}
+
+/// The person / vehicle detector the configuration names.
+pub fn object_detector(
+    models: &ModelsConfig,
+    cfg: &ObjectDetectorConfig,
+) -> Result<Box<dyn ObjectDetector>, InferError> {
+    let env = init_runtime(&models.onnxruntime_path())?;
+    let path = models.model_path(&cfg.model);
+    match cfg.family.as_str() {
+        "nanodet" => Ok(Box::new(NanoDet::load(
+            env,
+            &path,
+            cfg,
+            models.intra_threads,
+        )?)),
+        other => Err(InferError::Model {
+            path,
+            reason: format!("unknown object detector family {other:?}"),
+        }),
+    }
+}
+
+/// Where to look for plates: the boxes of the vehicles that carry them (cars, buses, trucks,
+/// motorcycles). Empty (the reader then searches the whole frame) when there are none.
+pub fn plate_regions(objects: &[ObjectDetection]) -> Vec<[f32; 4]> {
+    objects
+        .iter()
+        .filter(|o| o.class.is_vehicle() && o.class != ObjectClass::Bicycle)
+        .map(|o| o.bbox)
+        .collect()
 }
 
 /// The plate reader (localiser + recogniser restricted to the plate alphabet) the

@@ -185,18 +185,21 @@ impl PlateReader {
         }
     }
 
-    /// Plates in `img`. With `regions` (vehicle boxes, or configured areas such as a gate
-    /// lane), only inside them: each widened by 10 % and, when small, enlarged so that
-    /// distant plates are found; with none, in the whole image at its own resolution.
+    /// Plates in `img`: inside each of `regions` (vehicle boxes, or configured areas such as
+    /// a gate lane), each widened by 10 % and, when small, enlarged so that distant plates
+    /// are found; and in the whole image at its own resolution when `whole_image` or when
+    /// there are no regions. Plates found twice are merged before reading.
     pub fn read(
         &mut self,
         img: &BgrImage,
         regions: &[[f32; 4]],
+        whole_image: bool,
     ) -> Result<Vec<PlateReading>, InferError> {
         let mut found = Vec::new();
-        if regions.is_empty() {
+        if whole_image || regions.is_empty() {
             found = self.locator.locate(img)?;
-        } else {
+        }
+        {
             for r in regions {
                 let (mx, my) = ((r[2] - r[0]) * 0.1, (r[3] - r[1]) * 0.1);
                 let Some((crop, ox, oy)) = img.crop([r[0] - mx, r[1] - my, r[2] + mx, r[3] + my])

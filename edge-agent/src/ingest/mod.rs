@@ -358,3 +358,65 @@ fn to_image(sample: &gst::Sample) -> Option<BgrImage> {
     }
     BgrImage::new(w as u32, h as u32, out).ok()
 }
+
+/// How long decoding a file takes, for the agent benchmark's decode and convert shares.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodeTiming {
+    /// Frames that came out of the pipeline.
+    pub frames: u64,
+    /// Wall time from play to end of stream.
+    pub wall: Duration,
+}
+
+/// Decodes the video file at `path` as fast as possible (no clock), to raw frames in the
+/// decoder's format, or, with `to_bgr`, converted to packed BGR as the agent's pipeline does
+/// for every analysed frame; counts the frames and times the run.
+pub fn time_decode(path: &std::path::Path, to_bgr: bool) -> Result<DecodeTiming, IngestError> {
+    init()?;
+    let location = path.display().to_string().replace('"', "\\\"");
+    let convert = match to_bgr {
+        true => "! videoconvert ! video/x-raw,format=BGR ",
+        false => "",
+    };
+    let desc = format!(
+        "filesrc location=\"{location}\" ! decodebin ! video/x-raw {convert}! fakesink name=sink sync=false"
+    );
+    let pipeline = gst::parse::launch(&desc).map_err(build_error)?;
+    let bin = pipeline
+        .clone()
+        .downcast::<gst::Bin>()
+        .map_err(|_| IngestError::Build("not a bin".into()))?;
+    let sink = bin
+        .by_name("sink")
+        .ok_or_else(|| IngestError::Build("no sink".into()))?;
+    let frames = Arc::new(AtomicI64::new(0));
+    let counter = frames.clone();
+    sink.static_pad("sink")
+        .ok_or_else(|| IngestError::Build("sink has no pad".into()))?
+        .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| IngestError::Build("no bus".into()))?;
+    let started = Instant::now();
+    pipeline.set_state(gst::State::Playing)?;
+    let mut result = Ok(());
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                result = Err(stream_error(&msg, &e));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let wall = started.elapsed();
+    let _ = pipeline.set_state(gst::State::Null);
+    result.map(|()| DecodeTiming {
+        frames: frames.load(Ordering::Relaxed).max(0) as u64,
+        wall,
+    })
+}

@@ -99,6 +99,8 @@ pub struct Output {
     pub embedding: Option<QEmbedding>,
     /// The track's voted plate, if it has one.
     pub plate: Option<sharpeyes_wire::PlateReading>,
+    /// The linked track of another class (a person's face, a plate's vehicle...).
+    pub link: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -303,6 +305,7 @@ impl Publisher {
             track: o,
             embedding,
             plate,
+            link,
         } in a.outputs
         {
             b.from_ms.get_or_insert(o.ts_ms);
@@ -316,12 +319,20 @@ impl Publisher {
                 score: o.score,
                 embedding,
                 plate,
+                link,
             });
         }
     }
 
     /// Publishes every camera batch that holds updates.
     pub fn flush(&mut self) -> Result<(), PublishError> {
+        let t0 = std::time::Instant::now();
+        let r = self.flush_batches();
+        crate::metrics::add(&self.metrics.publish_us, t0.elapsed().as_micros() as u64);
+        r
+    }
+
+    fn flush_batches(&mut self) -> Result<(), PublishError> {
         for cam in 0..self.batches.len() {
             if self.batches[cam].updates.is_empty() {
                 continue;

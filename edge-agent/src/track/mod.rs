@@ -69,6 +69,8 @@ struct Track {
     matched: bool,
     /// Consecutive frames without a detection.
     missed: u32,
+    /// Index of this frame's detection assigned to the track.
+    detection: Option<usize>,
 }
 
 /// The track ids of one camera: its trackers (one per class) draw from one counter, so a
@@ -175,6 +177,7 @@ impl ByteTracker {
             t.kf.predict((now_ms - t.last_predict_ms) as f32 / 1000.0);
             t.last_predict_ms = now_ms;
             t.matched = false;
+            t.detection = None;
         }
         let high: Vec<usize> = (0..dets.len())
             .filter(|&i| dets[i].score >= cfg.high_score)
@@ -248,6 +251,7 @@ impl ByteTracker {
             t.hits += 1;
             t.last_seen_ms = now_ms;
             t.matched = true;
+            t.detection = Some(di);
             if !t.confirmed && t.hits >= cfg.min_hits {
                 t.confirmed = true;
                 t.last_emit_ms = now_ms;
@@ -277,6 +281,7 @@ impl ByteTracker {
                 confirmed: false,
                 matched: true,
                 missed: 0,
+                detection: Some(di),
             };
             if cfg.min_hits <= 1 {
                 t.confirmed = true;
@@ -296,6 +301,16 @@ impl ByteTracker {
             !expired
         });
         out
+    }
+
+    /// The confirmed tracks given a detection by the last `update`: (track id, index of the
+    /// detection). Every frame, not only when outputs are due (linking and best-face choice
+    /// use it).
+    pub fn assigned(&self) -> impl Iterator<Item = (u64, usize)> + '_ {
+        self.tracks
+            .iter()
+            .filter(|t| t.confirmed)
+            .filter_map(|t| t.detection.map(|d| (t.id, d)))
     }
 
     /// Ends every track (stream ended or agent stopping); returns the `end`s of confirmed ones.
