@@ -422,6 +422,11 @@ pub struct CameraConfig {
     /// For files: play at the file's own speed like a live camera (`true`) or as fast as it
     /// decodes (`false`). Ignored for live streams. Default `true`.
     pub realtime: bool,
+    /// For files played with `realtime = false`: hand every offered frame (after
+    /// `analysis_fps` decimation) to analysis, holding decoding back while analysis is busy,
+    /// instead of keeping only the newest frame. For evaluating and benchmarking on recorded
+    /// footage. Ignored for live streams and real-time files. Default `false`.
+    pub lossless: bool,
     /// What to do when the stream ends: `auto` (stop for files, reconnect for live streams),
     /// `stop`, or `restart`. Default `auto`.
     pub at_end: AtEnd,
@@ -441,6 +446,7 @@ impl Default for CameraConfig {
             analysis_fps: 5.0,
             enabled: true,
             realtime: true,
+            lossless: false,
             at_end: AtEnd::Auto,
             stall_timeout_s: 10,
             reconnect_min_ms: 500,

@@ -148,6 +148,7 @@ fn run_once(
     shutdown: &CancellationToken,
 ) -> Result<Ended, IngestError> {
     let m: &CameraMetrics = &metrics.cameras[index];
+    let lossless = cfg.lossless && !cfg.realtime && cfg.is_file();
     let pipeline = gst::Pipeline::with_name(&format!("camera-{}", cfg.id));
     let src = gst::ElementFactory::make("uridecodebin")
         .property("uri", &cfg.uri)
@@ -248,7 +249,9 @@ fn run_once(
                         };
                         let cm = &metrics_cb.cameras[index];
                         inc(&cm.frames_decoded);
-                        if slots_cb.put(frame) {
+                        if lossless {
+                            slots_cb.put_when_free(frame);
+                        } else if slots_cb.put(frame) {
                             inc(&cm.frames_dropped);
                         }
                     }
@@ -407,7 +410,7 @@ pub fn time_decode(path: &std::path::Path, to_bgr: bool) -> Result<DecodeTiming,
         match msg.view() {
             gst::MessageView::Eos(_) => break,
             gst::MessageView::Error(e) => {
-                result = Err(stream_error(&msg, &e));
+                result = Err(stream_error(&msg, e));
                 break;
             }
             _ => {}

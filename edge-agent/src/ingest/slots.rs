@@ -73,6 +73,24 @@ impl FrameSlots {
         replaced
     }
 
+    /// Puts a frame once its camera's slot is empty (the previous frame taken): nothing is
+    /// dropped, the stream is held back to the analysis rate instead (recorded footage).
+    /// False if the slots were closed meanwhile (the frame is discarded).
+    pub fn put_when_free(&self, frame: Frame) -> bool {
+        let i = frame.camera;
+        let mut s = self.lock();
+        while s.slots[i].is_some() && !s.closed {
+            s = self.ready.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        if s.closed {
+            return false;
+        }
+        s.slots[i] = Some(frame);
+        drop(s);
+        self.ready.notify_all();
+        true
+    }
+
     /// Marks a camera as finished: it will put no more frames.
     pub fn finish(&self, camera: usize) {
         self.lock().finished[camera] = true;
@@ -98,6 +116,9 @@ impl FrameSlots {
                 let i = (s.next + k) % n;
                 if let Some(f) = s.slots[i].take() {
                     s.next = (i + 1) % n;
+                    drop(s);
+                    // Wakes an ingest thread waiting in `put_when_free`.
+                    self.ready.notify_all();
                     return Take::Frame(f);
                 }
             }
@@ -120,6 +141,40 @@ impl FrameSlots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn put_when_free_waits_for_the_taker_and_loses_nothing() {
+        let slots = std::sync::Arc::new(FrameSlots::new(1));
+        let producer = {
+            let slots = slots.clone();
+            std::thread::spawn(move || {
+                for i in 0..20 {
+                    assert!(slots.put_when_free(frame(0, i)));
+                }
+                slots.finish(0);
+            })
+        };
+        let mut seen = Vec::new();
+        loop {
+            match slots.take(Duration::from_secs(5)) {
+                Take::Frame(f) => seen.push(f.capture_ms),
+                Take::Timeout => panic!("producer stuck"),
+                Take::Finished => break,
+            }
+        }
+        producer.join().unwrap();
+        assert_eq!(seen, (0..20).collect::<Vec<i64>>());
+        // Closing releases a waiting producer.
+        let slots = std::sync::Arc::new(FrameSlots::new(1));
+        assert!(slots.put_when_free(frame(0, 1)));
+        let waiting = {
+            let slots = slots.clone();
+            std::thread::spawn(move || slots.put_when_free(frame(0, 2)))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        slots.close();
+        assert!(!waiting.join().unwrap());
+    }
 
     fn frame(camera: usize, t: i64) -> Frame {
         Frame {
