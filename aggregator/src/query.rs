@@ -24,9 +24,10 @@ pub fn tracks_table(rows: &[TrackRow]) -> String {
         "best",
         "ended",
         "last box (px)",
+        "linked",
         "plate",
     ];
-    let cells: Vec<[String; 12]> = rows
+    let cells: Vec<[String; 13]> = rows
         .iter()
         .map(|r| {
             [
@@ -44,6 +45,7 @@ pub fn tracks_table(rows: &[TrackRow]) -> String {
                     "{:.0},{:.0},{:.0},{:.0}",
                     r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3]
                 ),
+                r.link.map(|l| l.to_string()).unwrap_or_default(),
                 match (&r.plate, r.plate_confidence) {
                     (Some(p), Some(c)) => format!("{p} ({c:.2})"),
                     (Some(p), None) => p.clone(),
@@ -111,10 +113,11 @@ mod tests {
             class: "plate".into(),
             plate: Some("川A12345".into()),
             plate_confidence: Some(0.97),
-            link: None,
+            link: Some(77),
             ..row.clone()
         };
-        assert!(tracks_table(&[plate_row]).contains("川A12345 (0.97)"));
+        let t = tracks_table(&[plate_row]);
+        assert!(t.contains("川A12345 (0.97)") && t.contains("  77  "), "{t}");
         let t = tracks_table(&[row]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines.len(), 3);

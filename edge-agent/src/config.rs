@@ -162,6 +162,10 @@ pub struct FaceDetectorConfig {
     /// Frames whose longer side exceeds this are downscaled before detection (64..=4096).
     /// Default `1920`: a 1080p frame runs at full resolution, which small faces need.
     pub max_side: u32,
+    /// Small-face cascade: for each detected person whose face would be under 20 px and that
+    /// has none, search its head region again, enlarged (needs `object_detector`). Default
+    /// `true`.
+    pub cascade: bool,
 }
 
 impl Default for FaceDetectorConfig {
@@ -172,6 +176,7 @@ impl Default for FaceDetectorConfig {
             score_threshold: 0.6,
             nms_iou: 0.3,
             max_side: 1920,
+            cascade: true,
         }
     }
 }
@@ -436,6 +441,10 @@ pub struct CameraConfig {
     pub reconnect_min_ms: u64,
     /// Longest reconnect delay, in ms. Default `30000`.
     pub reconnect_max_ms: u64,
+    /// Areas where plates are read besides the detected vehicles, `[x1, y1, x2, y2]` in pixels
+    /// of the camera's frames (a gate lane, a car park entry): small ones are enlarged like
+    /// distant vehicles. Default: none.
+    pub plate_regions: Vec<[f32; 4]>,
 }
 
 impl Default for CameraConfig {
@@ -451,6 +460,7 @@ impl Default for CameraConfig {
             stall_timeout_s: 10,
             reconnect_min_ms: 500,
             reconnect_max_ms: 30_000,
+            plate_regions: Vec::new(),
         }
     }
 }
@@ -643,6 +653,14 @@ impl ConfigFile for AgentConfig {
             }
             in_range(&field("analysis_fps"), c.analysis_fps, 0.1, 60.0)?;
             in_range(&field("stall_timeout_s"), c.stall_timeout_s, 2, 600)?;
+            for r in &c.plate_regions {
+                if !(r.iter().all(|v| v.is_finite() && *v >= 0.0) && r[0] < r[2] && r[1] < r[3]) {
+                    return Err(invalid(
+                        &field("plate_regions"),
+                        format!("{r:?} is not [x1, y1, x2, y2] with 0 <= x1 < x2 and 0 <= y1 < y2"),
+                    ));
+                }
+            }
             in_range(&field("reconnect_min_ms"), c.reconnect_min_ms, 10, 600_000)?;
             in_range(
                 &field("reconnect_max_ms"),
@@ -708,5 +726,38 @@ mod tests {
             "[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\n[[cameras]]\nid = 'c'\nuri = 'rtsp://y'";
         assert!(err(dup).contains("duplicate camera id"));
         assert!(err("[tracker]\nmax_age_ms = 'long'").contains("invalid type"));
+        assert!(
+            err(
+                "[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\nplate_regions = [[10.0, 10.0, 5.0, 20.0]]"
+            )
+            .contains("cameras[0].plate_regions")
+        );
+        assert!(err("[object_detector]\nfamily = 'yolo'").contains("object_detector.family"));
+        assert!(
+            err("[object_detector.thresholds]\nface = 0.5").contains("object_detector.thresholds")
+        );
+        assert!(
+            err("[object_detector.thresholds]\nperson = 1.5")
+                .contains("object_detector.thresholds")
+        );
+        assert!(err("[object_detector]\ntiles = [0, 1]").contains("object_detector.tiles"));
+        assert!(
+            err("[object_detector]\ntile_overlap = 0.9").contains("object_detector.tile_overlap")
+        );
+        assert!(err("[object_detector]\nresize = 'crop'").contains("unknown variant"));
+        assert!(
+            err("[face_embedder]\nmin_interval_ms = -1").contains("face_embedder.min_interval_ms")
+        );
+        // Listing classes chooses them: only persons.
+        let only_persons =
+            AgentConfig::from_toml("[object_detector.thresholds]\nperson = 0.4").unwrap();
+        assert_eq!(
+            only_persons.object_detector.threshold(ObjectClass::Person),
+            Some(0.4)
+        );
+        assert_eq!(
+            only_persons.object_detector.threshold(ObjectClass::Car),
+            None
+        );
     }
 }

@@ -31,7 +31,7 @@ pub use crate::config::AgentConfig;
 use crate::config::{ConfigFile, TrackerConfig};
 use crate::infer::{
     BgrImage, FaceDetection, FaceDetector, FaceEmbedder, FaceQuality, ObjectDetection,
-    ObjectDetector, PlateReader, face_quality,
+    ObjectDetector, PlateReader, cascade, face_quality,
 };
 use crate::ingest::{Frame, FrameSlots, Take};
 use crate::metrics::{Metrics, add, get, inc};
@@ -435,7 +435,7 @@ impl Analysis<'_> {
         let _span = info_span!("analyse", camera = %self.cfg.cameras[cam].id).entered();
         let m = &self.metrics.cameras[cam];
         let t0 = Instant::now();
-        let faces = match self.models.detector.detect(&f.image) {
+        let mut faces = match self.models.detector.detect(&f.image) {
             Ok(v) => v,
             Err(e) => {
                 warn!(error = %e, "face detection failed on a frame; skipped");
@@ -443,7 +443,6 @@ impl Analysis<'_> {
             }
         };
         add(&m.detect_us, t0.elapsed().as_micros() as u64);
-        add(&m.detections, faces.len() as u64);
         let objects = match self.models.objects.as_mut() {
             Some(d) => {
                 let t0 = Instant::now();
@@ -457,6 +456,19 @@ impl Analysis<'_> {
             None => Vec::new(),
         };
         add(&m.objects, objects.len() as u64);
+        if self.cfg.face_detector.cascade {
+            let t0 = Instant::now();
+            let persons = infer::person_boxes(&objects);
+            match cascade::head_faces(self.models.detector.as_mut(), &f.image, &persons, &faces) {
+                Ok(extra) => {
+                    add(&m.cascade_faces, extra.len() as u64);
+                    faces.extend(extra);
+                }
+                Err(e) => warn!(error = %e, "small-face cascade failed on a frame"),
+            }
+            add(&m.detect_us, t0.elapsed().as_micros() as u64);
+        }
+        add(&m.detections, faces.len() as u64);
         inc(&m.frames_analysed);
 
         let t0 = Instant::now();
@@ -545,7 +557,7 @@ impl Analysis<'_> {
     }
 
     /// Reads plates on `f` (at most every `plate_reader.interval_ms` per camera) inside the
-    /// vehicles found and, with `plate_reader.whole_frame` or when there are none, in the
+    /// vehicles found and the camera's `plate_regions`, and, with `plate_reader.whole_frame` or when there are none, in the
     /// whole frame; tracks them, adds the readings to
     /// their tracks' votes and links each plate with its vehicle.
     fn read_plates(
@@ -569,11 +581,9 @@ impl Analysis<'_> {
         let m = &self.metrics.cameras[cam];
         let _span = info_span!("plates").entered();
         let t0 = Instant::now();
-        let read = match reader.read(
-            &f.image,
-            &infer::plate_regions(objects),
-            self.cfg.plate_reader.whole_frame,
-        ) {
+        let mut regions = infer::plate_regions(objects);
+        regions.extend_from_slice(&self.cfg.cameras[cam].plate_regions);
+        let read = match reader.read(&f.image, &regions, self.cfg.plate_reader.whole_frame) {
             Ok(v) => v,
             Err(e) => {
                 warn!(error = %e, "plate reading failed on a frame; skipped");
@@ -723,4 +733,86 @@ fn analysis_loop(
         }
     }
     a.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faces_link_to_the_person_whose_head_region_holds_them() {
+        let person = [100.0, 100.0, 200.0, 400.0];
+        assert!(face_in_person(&[130.0, 110.0, 170.0, 160.0], &person));
+        // At the person's feet, beside the person, or wider than the person: not theirs.
+        assert!(!face_in_person(&[130.0, 330.0, 170.0, 380.0], &person));
+        assert!(!face_in_person(&[210.0, 110.0, 250.0, 160.0], &person));
+        assert!(!face_in_person(&[50.0, 110.0, 260.0, 160.0], &person));
+        // Plates link to the vehicle around them (a little outside the box still counts).
+        let car = [0.0, 0.0, 400.0, 300.0];
+        assert!(plate_on_vehicle(&[150.0, 250.0, 250.0, 310.0], &car));
+        assert!(!plate_on_vehicle(&[500.0, 250.0, 600.0, 310.0], &car));
+    }
+
+    #[test]
+    fn links_are_mutual_and_a_new_partner_replaces_the_old() {
+        let cfg = AgentConfig::default();
+        let mut s = CameraState::new(&cfg, TrackIds::new(1));
+        assert_eq!(s.objects.len(), 6, "one tracker per reported class");
+        let (p1, p2) = ([0.0, 0.0, 100.0, 300.0], [200.0, 0.0, 300.0, 300.0]);
+        // Face 10 inside person 1; face 11 inside person 2; the smaller of two nested persons wins.
+        s.link(
+            &[
+                (10, [30.0, 10.0, 70.0, 50.0]),
+                (11, [230.0, 10.0, 270.0, 50.0]),
+            ],
+            &[(1, p1), (2, p2), (3, [0.0, 0.0, 150.0, 900.0])],
+            face_in_person,
+        );
+        assert_eq!(s.links.get(&10), Some(&1));
+        assert_eq!(s.links.get(&1), Some(&10));
+        assert_eq!(s.links.get(&11), Some(&2));
+        // Face 10 now shows up in person 2's head region: 2 drops face 11, 1 drops face 10.
+        s.link(
+            &[(10, [230.0, 10.0, 270.0, 50.0])],
+            &[(2, p2)],
+            face_in_person,
+        );
+        assert_eq!(s.links.get(&10), Some(&2));
+        assert_eq!(s.links.get(&2), Some(&10));
+        assert_eq!(s.links.get(&1), None);
+        assert_eq!(s.links.get(&11), None);
+        // A face outside every person links to nothing.
+        s.link(
+            &[(12, [900.0, 900.0, 950.0, 950.0])],
+            &[(2, p2)],
+            face_in_person,
+        );
+        assert_eq!(s.links.get(&12), None);
+    }
+
+    #[test]
+    fn object_trackers_start_at_track_score_and_continue_down_to_the_class_threshold() {
+        let mut cfg = AgentConfig::default();
+        cfg.object_detector.thresholds = [(ObjectClass::Person, 0.3)].into_iter().collect();
+        cfg.object_detector.track_score = 0.5;
+        cfg.tracker.min_hits = 1;
+        let mut s = CameraState::new(&cfg, TrackIds::new(1));
+        assert_eq!(s.objects.len(), 1);
+        let t = &mut s.objects[0].1;
+        let d = |score| Detection {
+            bbox: [0.0, 0.0, 50.0, 150.0],
+            score,
+        };
+        assert!(
+            t.update(&[d(0.4)], 0).is_empty(),
+            "0.4 < track_score starts nothing"
+        );
+        assert_eq!(t.update(&[d(0.6)], 200).len(), 1);
+        t.update(&[d(0.35)], 400);
+        assert_eq!(
+            t.assigned().count(),
+            1,
+            "0.35 ≥ the class threshold continues it"
+        );
+    }
 }

@@ -20,8 +20,10 @@ pub struct CameraMetrics {
     pub frames_dropped: AtomicU64,
     /// Stream (re)starts after an error, a stall or an end of stream.
     pub reconnects: AtomicU64,
-    /// Faces detected.
+    /// Faces detected (the whole-frame pass and the cascade).
     pub detections: AtomicU64,
+    /// Faces only the small-face cascade found.
+    pub cascade_faces: AtomicU64,
     /// Microseconds spent in detection, summed.
     pub detect_us: AtomicU64,
     /// Microseconds spent computing face embeddings, summed.

@@ -47,8 +47,20 @@ pub fn probe(
 ) -> Result<ProbeReport, AgentError> {
     let img = BgrImage::open(image)?;
     let mut detector = infer::face_detector(&config.models, &config.face_detector)?;
+    let (mut objects, mut object_detect_ms) = (Vec::new(), None);
+    if config.object_detector.enabled {
+        let mut od = infer::object_detector(&config.models, &config.object_detector)?;
+        let t0 = Instant::now();
+        objects = od.detect(&img)?;
+        object_detect_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
+    }
     let t0 = Instant::now();
     let mut faces = detector.detect(&img)?;
+    if config.face_detector.cascade {
+        let persons = infer::person_boxes(&objects);
+        let extra = infer::cascade::head_faces(detector.as_mut(), &img, &persons, &faces)?;
+        faces.extend(extra);
+    }
     let face_detect_ms = t0.elapsed().as_secs_f64() * 1000.0;
     let mut face_embed_ms = None;
     if embeddings {
@@ -59,13 +71,7 @@ pub fn probe(
         }
         face_embed_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
     }
-    let (mut objects, mut object_detect_ms) = (Vec::new(), None);
-    if config.object_detector.enabled {
-        let mut detector = infer::object_detector(&config.models, &config.object_detector)?;
-        let t0 = Instant::now();
-        objects = detector.detect(&img)?;
-        object_detect_ms = Some(t0.elapsed().as_secs_f64() * 1000.0);
-    }
+
     let (mut plates, mut plate_ms) = (Vec::new(), None);
     if config.plate_reader.enabled {
         let mut reader = infer::plate_reader(&config.models, &config.plate_reader)?;

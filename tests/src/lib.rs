@@ -303,6 +303,36 @@ pub fn check_plate_tracks(truth: &[PlateAppearance], tracks: &[TrackRow]) -> Vec
     problems
 }
 
+/// The clip's people are head-and-shoulders photos, which the person detector finds: each
+/// face track should be linked with a person track that links back (measured: 3 of 3; at
+/// least all but one are required, NanoDet-m's person scores on these cutouts are 0.5–0.8).
+pub fn check_person_links(tracks: &[TrackRow]) -> Vec<String> {
+    let faces: Vec<&TrackRow> = tracks.iter().filter(|t| t.class == "face").collect();
+    let linked = faces
+        .iter()
+        .filter(|f| {
+            tracks.iter().any(|p| {
+                p.class == "person"
+                    && p.camera == f.camera
+                    && p.link == Some(f.track)
+                    && f.link == Some(p.track)
+            })
+        })
+        .count();
+    if linked + 1 < faces.len() {
+        vec![format!(
+            "only {linked} of {} face tracks are linked with a person track (links: {:?})",
+            faces.len(),
+            tracks
+                .iter()
+                .map(|t| (t.class.as_str(), t.track, t.link))
+                .collect::<Vec<_>>()
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Checks stored face tracks against the clip's ground truth; returns the problems found.
 /// One track per appearance, in order; each lasting about as long as the appearance; the
 /// gaps between them about as long as the clip's; each box where the face was.

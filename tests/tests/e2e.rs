@@ -5,7 +5,8 @@
 //! `mosquitto_sub` must decode.
 
 use sharpeyes_e2e::{
-    BrokerKind, ScenarioOptions, check_plate_tracks, check_tracks, run_face_scenario,
+    BrokerKind, ScenarioOptions, check_person_links, check_plate_tracks, check_tracks,
+    run_face_scenario,
 };
 use sharpeyes_wire::{Body, Codec};
 
@@ -25,6 +26,7 @@ fn scenario(broker: BrokerKind) {
 
     let mut problems = check_tracks(&r.truth, &r.tracks);
     problems.extend(check_plate_tracks(&r.plates, &r.tracks));
+    problems.extend(check_person_links(&r.tracks));
     assert!(problems.is_empty(), "{problems:#?}");
 
     // Exactly once: every acknowledged payload stored, none twice, no rejection.

@@ -4,6 +4,7 @@
 //! struct implementing its kind's trait, chosen by configuration (`family` + `model`).
 
 pub mod align;
+pub mod cascade;
 mod clp_det;
 mod image;
 pub mod nanodet;
@@ -255,6 +256,15 @@ pub fn object_detector(
             reason: format!("unknown object detector family {other:?}"),
         }),
     }
+}
+
+/// The boxes of the persons among `objects`.
+pub fn person_boxes(objects: &[ObjectDetection]) -> Vec<[f32; 4]> {
+    objects
+        .iter()
+        .filter(|o| o.class == ObjectClass::Person)
+        .map(|o| o.bbox)
+        .collect()
 }
 
 /// Where to look for plates: the boxes of the vehicles that carry them (cars, buses, trucks,

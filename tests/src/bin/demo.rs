@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use sharpeyes_e2e::{
-    BrokerKind, ScenarioOptions, check_plate_tracks, check_tracks, run_face_scenario,
+    BrokerKind, ScenarioOptions, check_person_links, check_plate_tracks, check_tracks,
+    run_face_scenario,
 };
 
 /// Run the Sharp Eyes walking-skeleton demo end to end.
@@ -106,6 +107,7 @@ fn main() -> anyhow::Result<()> {
     );
     let mut problems = check_tracks(&r.truth, &r.tracks);
     problems.extend(check_plate_tracks(&r.plates, &r.tracks));
+    problems.extend(check_person_links(&r.tracks));
     if problems.is_empty() {
         println!(
             "Check: the stored tracks match the {} faces and the {} plates in the clip.",
