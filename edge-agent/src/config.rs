@@ -656,7 +656,7 @@ impl ConfigFile for AgentConfig {
             for r in &c.plate_regions {
                 if !(r.iter().all(|v| v.is_finite() && *v >= 0.0) && r[0] < r[2] && r[1] < r[3]) {
                     return Err(invalid(
-                        &field("plate_regions"),
+                        field("plate_regions"),
                         format!("{r:?} is not [x1, y1, x2, y2] with 0 <= x1 < x2 and 0 <= y1 < y2"),
                     ));
                 }
