@@ -7,6 +7,8 @@ scripts/setup.sh
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/.deps/onnxruntime/libonnxruntime.so.1.31.1}"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The execution-provider features (off by default) must keep compiling.
+cargo clippy -p edge-agent --features cuda,tensorrt,openvino --locked -- -D warnings
 if command -v cargo-nextest >/dev/null; then
   # nextest does not run doc tests; run them first so the run ends on nextest's summary.
   cargo test --workspace --locked --doc -q

@@ -651,9 +651,13 @@ impl Analysis<'_> {
             .into_iter()
             .map(|(class, o)| {
                 let link = s.links.get(&o.track).copied();
+                // A person shows its linked face's best, else the one it kept from an
+                // earlier face track that ended.
                 let face = match class {
                     ObjectClass::Face => Some(o.track),
-                    ObjectClass::Person => link,
+                    ObjectClass::Person => {
+                        link.filter(|f| s.best.contains_key(f)).or(Some(o.track))
+                    }
                     _ => None,
                 };
                 let plate = match class {
@@ -681,10 +685,19 @@ impl Analysis<'_> {
         for o in &outputs {
             if o.track.event == sharpeyes_wire::TrackEvent::End {
                 let t = o.track.track;
-                s.best.remove(&t);
+                let best = s.best.remove(&t);
                 s.votes.remove(&t);
                 if let Some(other) = s.links.remove(&t) {
                     s.links.remove(&other);
+                    // The person outlives its face track (the head turned away): it keeps the
+                    // face's best if that beats what it holds.
+                    if let Some(b) = best.filter(|_| o.class == ObjectClass::Face)
+                        && s.best
+                            .get(&other)
+                            .is_none_or(|p| p.quality.total() < b.quality.total())
+                    {
+                        s.best.insert(other, b);
+                    }
                 }
             }
         }

@@ -155,15 +155,14 @@ pub trait ObjectDetector: Send {
 /// order of preference; ONNX Runtime falls back to the next, and finally to the CPU, when one
 /// is not available at run time.
 fn execution_providers() -> Vec<ort::ep::ExecutionProviderDispatch> {
-    #[allow(unused_mut)]
-    let mut eps = Vec::new();
-    #[cfg(feature = "tensorrt")]
-    eps.push(ort::ep::TensorRT::default().build());
-    #[cfg(feature = "cuda")]
-    eps.push(ort::ep::CUDA::default().build());
-    #[cfg(feature = "openvino")]
-    eps.push(ort::ep::OpenVINO::default().build());
-    eps
+    vec![
+        #[cfg(feature = "tensorrt")]
+        ort::ep::TensorRT::default().build(),
+        #[cfg(feature = "cuda")]
+        ort::ep::CUDA::default().build(),
+        #[cfg(feature = "openvino")]
+        ort::ep::OpenVINO::default().build(),
+    ]
 }
 
 /// Opens an ONNX model with full graph optimisation, `threads` intra-op threads and the
