@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use sharpeyes_common::config::invalid;
 pub use sharpeyes_common::config::{ConfigError, ConfigFile};
+pub use sharpeyes_common::ops::OpsConfig;
 
 /// The commented default configuration.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../configs/aggregator.toml");
@@ -20,7 +21,12 @@ pub struct AggregatorConfig {
     pub broker: BrokerConfig,
     /// The store.
     pub store: StoreConfig,
+    /// The operations endpoint: `/metrics` (Prometheus) and `/health`; port 0 means 9465.
+    pub ops: OpsConfig,
 }
+
+/// The aggregator's default ops port.
+pub const OPS_PORT: u16 = 9465;
 
 /// MQTT broker and subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -21,6 +21,12 @@ pub struct Metrics {
     pub broker_errors: AtomicU64,
     /// Subscriptions the broker confirmed (SUBACKs; three per connection).
     pub subscribed: AtomicU64,
+    /// Store transactions run (each commits up to `store.max_batch` messages).
+    pub commits: AtomicU64,
+    /// Microseconds spent in store transactions, summed.
+    pub commit_us: AtomicU64,
+    /// 1 while connected to the broker (a gauge).
+    pub broker_connected: AtomicU64,
     /// Rejected payloads by reason (`bad_magic`, `corrupt`, `agent_mismatch`, `topic`...).
     rejected: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -47,6 +53,88 @@ impl Metrics {
     /// All rejections.
     pub fn rejected_total(&self) -> u64 {
         self.rejected().values().sum()
+    }
+
+    /// The Prometheus exposition of every counter (the ops endpoint's `/metrics`).
+    pub fn prometheus(&self) -> String {
+        use sharpeyes_common::ops::{Exposition, Kind};
+        let mut e = Exposition::new();
+        for (name, help, kind, c) in [
+            (
+                "sharpeyes_aggregator_received_total",
+                "Publishes received from the broker.",
+                Kind::Counter,
+                &self.received,
+            ),
+            (
+                "sharpeyes_aggregator_stored_total",
+                "Messages stored (first time seen).",
+                Kind::Counter,
+                &self.stored,
+            ),
+            (
+                "sharpeyes_aggregator_duplicates_total",
+                "Messages whose (agent, seq) was already stored.",
+                Kind::Counter,
+                &self.duplicates,
+            ),
+            (
+                "sharpeyes_aggregator_acked_total",
+                "Messages acknowledged to the broker after their commit.",
+                Kind::Counter,
+                &self.acked,
+            ),
+            (
+                "sharpeyes_aggregator_store_errors_total",
+                "Store transactions that failed (retried; nothing acknowledged).",
+                Kind::Counter,
+                &self.store_errors,
+            ),
+            (
+                "sharpeyes_aggregator_broker_errors_total",
+                "Broker connection errors.",
+                Kind::Counter,
+                &self.broker_errors,
+            ),
+            (
+                "sharpeyes_aggregator_broker_connected",
+                "1 while connected to the broker.",
+                Kind::Gauge,
+                &self.broker_connected,
+            ),
+            (
+                "sharpeyes_aggregator_store_commits_total",
+                "Store transactions run.",
+                Kind::Counter,
+                &self.commits,
+            ),
+        ] {
+            e.single(name, help, kind, get(c) as f64);
+        }
+        e.single(
+            "sharpeyes_aggregator_store_commit_seconds_total",
+            "Time spent in store transactions.",
+            Kind::Counter,
+            get(&self.commit_us) as f64 / 1e6,
+        );
+        e.family(
+            "sharpeyes_aggregator_rejected_total",
+            "Payloads rejected, by reason.",
+            Kind::Counter,
+            self.rejected()
+                .into_iter()
+                .map(|(reason, n)| (vec![("reason", reason.to_string())], n as f64)),
+        );
+        e.finish()
+    }
+
+    /// Healthy while connected to the broker and the store commits.
+    pub fn health(&self) -> sharpeyes_common::ops::Health {
+        use sharpeyes_common::ops::Health;
+        if get(&self.broker_connected) == 0 {
+            return Health::Unhealthy("not connected to the broker".into());
+        }
+        Health::Ok
     }
 }
 

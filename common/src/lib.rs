@@ -1,7 +1,9 @@
 //! What every Sharp Eyes binary shares, in one place: configuration files (TOML, validated,
-//! errors that name the field), logging set-up, and shutdown on SIGINT / SIGTERM.
+//! errors that name the field), logging set-up, shutdown on SIGINT / SIGTERM, and the
+//! operations endpoint (`/metrics`, `/health`).
 
 pub mod config;
+pub mod ops;
 
 use tokio_util::sync::CancellationToken;
 

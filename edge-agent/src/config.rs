@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 pub use sharpeyes_common::config::{ConfigError, ConfigFile};
 use sharpeyes_common::config::{in_range, invalid};
+pub use sharpeyes_common::ops::OpsConfig;
 use sharpeyes_wire::{ObjectClass, Topics};
 
 /// The commented default configuration.
@@ -38,9 +39,14 @@ pub struct AgentConfig {
     pub tracker: TrackerConfig,
     /// Batching and publishing.
     pub publish: PublishConfig,
+    /// The operations endpoint: `/metrics` (Prometheus) and `/health`; port 0 means 9464.
+    pub ops: OpsConfig,
     /// The cameras. Default: none (the agent then only publishes its status).
     pub cameras: Vec<CameraConfig>,
 }
+
+/// The agent's default ops port.
+pub const OPS_PORT: u16 = 9464;
 
 impl Default for AgentConfig {
     fn default() -> Self {
@@ -55,6 +61,7 @@ impl Default for AgentConfig {
             plate_reader: PlateReaderConfig::default(),
             tracker: TrackerConfig::default(),
             publish: PublishConfig::default(),
+            ops: OpsConfig::default(),
             cameras: Vec::new(),
         }
     }

@@ -141,6 +141,17 @@ pub async fn run(
         plates,
     };
     let metrics = Arc::new(Metrics::new(config.cameras.iter().map(|c| c.id.as_str())));
+    let ops_stop = CancellationToken::new();
+    if config.ops.enabled {
+        let addr = config.ops.addr(config::OPS_PORT);
+        match sharpeyes_common::ops::serve(addr, Arc::new(Ops(metrics.clone())), ops_stop.clone())
+            .await
+        {
+            Ok(a) => info!(addr = %a, "serving /metrics and /health"),
+            Err(e) => warn!(error = %e, "running without the ops endpoint"),
+        }
+    }
+    let _ops_guard = ops_stop.drop_guard();
     let slots = Arc::new(FrameSlots::new(config.cameras.len()));
     let started = Instant::now();
 
@@ -269,6 +280,19 @@ pub struct BestFace {
     pub crop: BgrImage,
     /// Capture time of its frame.
     pub ts_ms: i64,
+}
+
+/// The ops endpoint's view of the agent.
+struct Ops(Arc<Metrics>);
+
+impl sharpeyes_common::ops::OpsSource for Ops {
+    fn metrics(&self) -> String {
+        self.0.prometheus()
+    }
+
+    fn health(&self) -> sharpeyes_common::ops::Health {
+        self.0.health()
+    }
 }
 
 /// Per-camera analysis state: one tracker per class (all drawing ids from one counter).

@@ -94,6 +94,10 @@ pub struct Metrics {
     pub spool_evicted: AtomicU64,
     /// Track batches in the spool, not yet acknowledged (a gauge).
     pub spool_pending: AtomicU64,
+    /// Bytes of the spool's unacknowledged batches (a gauge).
+    pub spool_bytes: AtomicU64,
+    /// 1 while connected to the broker (a gauge).
+    pub broker_connected: AtomicU64,
     /// Messages that could not be encoded.
     pub encode_errors: AtomicU64,
     /// Broker connection errors.
@@ -123,6 +127,221 @@ pub fn get(c: &AtomicU64) -> u64 {
 }
 
 impl Metrics {
+    /// Updates the spool gauges from the spool.
+    pub fn spool_gauges(&self, spool: &crate::publish::spool::Spool) {
+        self.spool_pending
+            .store(spool.len() as u64, Ordering::Relaxed);
+        self.spool_bytes
+            .store(spool.pending_bytes(), Ordering::Relaxed);
+    }
+
+    /// The Prometheus exposition of every counter (the ops endpoint's `/metrics`).
+    pub fn prometheus(&self) -> String {
+        use sharpeyes_common::ops::{Exposition, Kind};
+        let mut e = Exposition::new();
+        let per_camera = |f: fn(&CameraMetrics) -> f64| {
+            self.cameras
+                .iter()
+                .map(move |c| (vec![("camera", c.id.clone())], f(c)))
+                .collect::<Vec<_>>()
+        };
+        fn n(c: &AtomicU64) -> f64 {
+            get(c) as f64
+        }
+        fn secs(us: &AtomicU64) -> f64 {
+            get(us) as f64 / 1e6
+        }
+        for (name, help, f) in [
+            (
+                "sharpeyes_agent_frames_decoded_total",
+                "Frames that reached the analysis input.",
+                (|c| n(&c.frames_decoded)) as fn(&CameraMetrics) -> f64,
+            ),
+            (
+                "sharpeyes_agent_frames_analysed_total",
+                "Frames analysed.",
+                |c| n(&c.frames_analysed),
+            ),
+            (
+                "sharpeyes_agent_frames_dropped_total",
+                "Frames replaced before analysis because analysis was behind.",
+                |c| n(&c.frames_dropped),
+            ),
+            (
+                "sharpeyes_agent_stream_restarts_total",
+                "Stream restarts after an error, a stall or an end.",
+                |c| n(&c.reconnects),
+            ),
+            (
+                "sharpeyes_agent_faces_total",
+                "Faces detected (whole frame and cascade).",
+                |c| n(&c.detections),
+            ),
+            (
+                "sharpeyes_agent_cascade_faces_total",
+                "Faces only the small-face cascade found.",
+                |c| n(&c.cascade_faces),
+            ),
+            (
+                "sharpeyes_agent_objects_total",
+                "Persons and vehicles detected.",
+                |c| n(&c.objects),
+            ),
+            (
+                "sharpeyes_agent_embeddings_total",
+                "Face embeddings computed.",
+                |c| n(&c.embeddings),
+            ),
+            (
+                "sharpeyes_agent_plates_read_total",
+                "Plates read (grammatical readings).",
+                |c| n(&c.plates_read),
+            ),
+            (
+                "sharpeyes_agent_face_detect_seconds_total",
+                "Time in face detection.",
+                |c| secs(&c.detect_us),
+            ),
+            (
+                "sharpeyes_agent_object_detect_seconds_total",
+                "Time in person / vehicle detection.",
+                |c| secs(&c.object_us),
+            ),
+            (
+                "sharpeyes_agent_embed_seconds_total",
+                "Time in face quality and embeddings.",
+                |c| secs(&c.embed_us),
+            ),
+            (
+                "sharpeyes_agent_plate_seconds_total",
+                "Time finding and reading plates.",
+                |c| secs(&c.plate_us),
+            ),
+            (
+                "sharpeyes_agent_track_seconds_total",
+                "Time tracking and linking.",
+                |c| secs(&c.track_us),
+            ),
+        ] {
+            e.family(name, help, Kind::Counter, per_camera(f));
+        }
+        e.family(
+            "sharpeyes_agent_camera_playing",
+            "1 while the camera's stream is playing.",
+            Kind::Gauge,
+            self.cameras.iter().map(|c| {
+                (
+                    vec![("camera", c.id.clone())],
+                    (c.state() == "playing") as u8 as f64,
+                )
+            }),
+        );
+        for (name, help, kind, c) in [
+            (
+                "sharpeyes_agent_published_total",
+                "Payloads the broker acknowledged.",
+                Kind::Counter,
+                &self.published,
+            ),
+            (
+                "sharpeyes_agent_sent_total",
+                "Payloads handed to the MQTT client (retransmissions included).",
+                Kind::Counter,
+                &self.sent,
+            ),
+            (
+                "sharpeyes_agent_spooled_total",
+                "Track batches appended to the spool.",
+                Kind::Counter,
+                &self.spooled,
+            ),
+            (
+                "sharpeyes_agent_spool_evicted_total",
+                "Track batches evicted from the full spool.",
+                Kind::Counter,
+                &self.spool_evicted,
+            ),
+            (
+                "sharpeyes_agent_spool_pending",
+                "Track batches in the spool awaiting acknowledgement.",
+                Kind::Gauge,
+                &self.spool_pending,
+            ),
+            (
+                "sharpeyes_agent_spool_bytes",
+                "Bytes of the spool's unacknowledged batches.",
+                Kind::Gauge,
+                &self.spool_bytes,
+            ),
+            (
+                "sharpeyes_agent_broker_errors_total",
+                "Broker connection errors (each one a reconnect attempt).",
+                Kind::Counter,
+                &self.broker_errors,
+            ),
+            (
+                "sharpeyes_agent_broker_connected",
+                "1 while connected to the broker.",
+                Kind::Gauge,
+                &self.broker_connected,
+            ),
+            (
+                "sharpeyes_agent_encode_errors_total",
+                "Messages that could not be encoded.",
+                Kind::Counter,
+                &self.encode_errors,
+            ),
+            (
+                "sharpeyes_agent_status_dropped_total",
+                "Status messages dropped because the MQTT queue was full.",
+                Kind::Counter,
+                &self.dropped_pending,
+            ),
+            (
+                "sharpeyes_agent_track_updates_total",
+                "Track updates produced.",
+                Kind::Counter,
+                &self.track_updates,
+            ),
+            (
+                "sharpeyes_agent_track_bytes_total",
+                "Bytes of track-batch payloads.",
+                Kind::Counter,
+                &self.track_bytes,
+            ),
+        ] {
+            e.single(name, help, kind, get(c) as f64);
+        }
+        e.single(
+            "sharpeyes_agent_publish_seconds_total",
+            "Time batching, encoding, spooling and handing batches to MQTT.",
+            Kind::Counter,
+            get(&self.publish_us) as f64 / 1e6,
+        );
+        e.finish()
+    }
+
+    /// Healthy while connected to the broker (the spool covers short outages, but a field
+    /// engineer must hear of long ones) and while some enabled camera plays.
+    pub fn health(&self) -> sharpeyes_common::ops::Health {
+        use sharpeyes_common::ops::Health;
+        if get(&self.broker_connected) == 0 {
+            return Health::Unhealthy(format!(
+                "not connected to the broker ({} batches spooled)",
+                get(&self.spool_pending)
+            ));
+        }
+        let enabled: Vec<&CameraMetrics> = self
+            .cameras
+            .iter()
+            .filter(|c| c.state() != "disabled")
+            .collect();
+        if !enabled.is_empty() && enabled.iter().all(|c| c.state() != "playing") {
+            return Health::Unhealthy("no camera is playing".into());
+        }
+        Health::Ok
+    }
+
     /// Counters for these cameras.
     pub fn new<'a>(camera_ids: impl IntoIterator<Item = &'a str>) -> Self {
         Self {

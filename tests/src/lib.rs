@@ -83,6 +83,9 @@ pub struct FaceScenario {
     pub wall: Duration,
     /// The database file.
     pub db: PathBuf,
+    /// HTTP responses scraped while the clip played: the agent's `/metrics` and `/health`,
+    /// then the aggregator's (empty if the agent's endpoint never came up).
+    pub ops: Vec<String>,
 }
 
 /// Options of [`run_face_scenario`].
@@ -141,6 +144,8 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
             port
         }
     };
+    let agg_ops = free_port();
+    agg_cfg.ops.port = agg_ops;
     let agg_metrics = Arc::new(AggMetrics::default());
     let agg_stop = CancellationToken::new();
     let agg = tokio::spawn(aggregator::run_with_metrics(
@@ -173,6 +178,34 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     agent_cfg.broker.port = broker_port;
     agent_cfg.publish.status_interval_s = 5;
     agent_cfg.publish.spool_dir = spool_dir.clone();
+    // Scrape the agent's and the aggregator's ops endpoints while the clip plays, as
+    // Prometheus and a field engineer's curl would.
+    let agent_ops = free_port();
+    agent_cfg.ops.port = agent_ops;
+    let scrape = tokio::spawn(async move {
+        let agent_up = wait_until(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", agent_ops)).is_ok()
+        })
+        .await;
+        // Let a few frames through first.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let mut out = Vec::new();
+        if agent_up {
+            for (port, path) in [
+                (agent_ops, "/metrics"),
+                (agent_ops, "/health"),
+                (agg_ops, "/metrics"),
+                (agg_ops, "/health"),
+            ] {
+                out.push(
+                    http_get(port, path)
+                        .await
+                        .unwrap_or_else(|e| format!("error: {e}")),
+                );
+            }
+        }
+        out
+    });
     let mut capture = match &opts.capture {
         Some(path) => Some(capture_one(broker_port, path).await?),
         None => None,
@@ -193,6 +226,7 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     })
     .await;
     let wall = started.elapsed();
+    let ops = scrape.await.unwrap_or_default();
     agg_stop.cancel();
     agg.await??;
     if !done {
@@ -215,6 +249,7 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
         stored_keys,
         wall,
         db,
+        ops,
     })
 }
 
@@ -244,6 +279,21 @@ async fn capture_one(port: u16, path: &Path) -> anyhow::Result<std::process::Chi
     // mosquitto_sub says nothing when subscribed: give it a moment.
     tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(child)
+}
+
+/// `GET path` on 127.0.0.1:`port` (HTTP/1.1, connection closed after): the whole response.
+pub async fn http_get(port: u16, path: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut out))
+        .await
+        .map_err(|_| std::io::Error::other("no answer within 10 s"))??;
+    Ok(out)
 }
 
 /// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).

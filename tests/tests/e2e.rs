@@ -29,6 +29,27 @@ fn scenario(broker: BrokerKind) {
     problems.extend(check_person_links(&r.tracks));
     assert!(problems.is_empty(), "{problems:#?}");
 
+    // The ops endpoints answered while the clip played.
+    assert_eq!(r.ops.len(), 4, "agent ops endpoint never came up");
+    let (am, ah, gm, gh) = (&r.ops[0], &r.ops[1], &r.ops[2], &r.ops[3]);
+    assert!(am.starts_with("HTTP/1.1 200"), "{am}");
+    let analysed = am
+        .lines()
+        .find(|l| l.starts_with("sharpeyes_agent_frames_analysed_total{camera=\"cam-1\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert!(analysed.is_some_and(|n| n > 0.0), "{am}");
+    assert!(am.contains("sharpeyes_agent_broker_connected 1"), "{am}");
+    assert!(
+        ah.starts_with("HTTP/1.1 200") && ah.ends_with("ok\n"),
+        "{ah}"
+    );
+    assert!(
+        gm.starts_with("HTTP/1.1 200")
+            && gm.contains("sharpeyes_aggregator_store_commit_seconds_total"),
+        "{gm}"
+    );
+    assert!(gh.starts_with("HTTP/1.1 200"), "{gh}");
+
     // Exactly once: every acknowledged payload stored, none twice, no rejection.
     let agg = &r.aggregator;
     let stored = aggregator::metrics::get(&agg.stored);

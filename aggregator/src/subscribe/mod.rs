@@ -173,6 +173,9 @@ pub async fn subscribe_loop(
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 backoff = min;
+                metrics
+                    .broker_connected
+                    .store(1, std::sync::atomic::Ordering::Relaxed);
                 info!(
                     session_present = ack.session_present,
                     "connected to broker; subscribing"
@@ -193,6 +196,9 @@ pub async fn subscribe_loop(
             Ok(_) => {}
             Err(e) => {
                 inc(&metrics.broker_errors);
+                metrics
+                    .broker_connected
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
                 warn!(error = %e, "broker connection lost; retrying in {backoff:?}");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -294,7 +300,14 @@ fn writer_loop(
             }
         }
         loop {
-            match store.apply_all(&valid) {
+            let t0 = std::time::Instant::now();
+            let result = store.apply_all(&valid);
+            metrics.commit_us.fetch_add(
+                t0.elapsed().as_micros() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            inc(&metrics.commits);
+            match result {
                 Ok(applied) => {
                     for a in applied {
                         match a {

@@ -242,6 +242,9 @@ pub async fn drive(
         match ev {
             Ok(Event::Incoming(Packet::ConnAck(_))) => {
                 info!(host = %cfg.broker.host, port = cfg.broker.port, "connected to broker");
+                metrics
+                    .broker_connected
+                    .store(1, std::sync::atomic::Ordering::Relaxed);
                 backoff = min;
                 let _ = connected.send(());
             }
@@ -265,14 +268,15 @@ pub async fn drive(
                     {
                         warn!(error = %e, "could not remove an acknowledged batch from the spool");
                     }
-                    metrics
-                        .spool_pending
-                        .store(l.spool.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    metrics.spool_gauges(&l.spool);
                 }
             }
             Ok(_) => {}
             Err(e) => {
                 inc(&metrics.broker_errors);
+                metrics
+                    .broker_connected
+                    .store(0, std::sync::atomic::Ordering::Relaxed);
                 warn!(error = %e, "broker connection lost; retrying in {backoff:?}");
                 tokio::select! {
                     _ = stop.cancelled() => break,
@@ -454,9 +458,7 @@ impl Publisher {
                 }
             }
         }
-        self.metrics
-            .spool_pending
-            .store(l.spool.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.spool_gauges(&l.spool);
         Ok(())
     }
 
