@@ -9,9 +9,11 @@ use gstreamer::glib;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
 
-/// A running RTSP server; stops when dropped.
+/// A running RTSP server; stops when dropped, closing every client session (as a camera
+/// that loses power does).
 pub struct RtspServer {
     port: u16,
+    server: rtsp::RTSPServer,
     main_loop: glib::MainLoop,
     thread: Option<JoinHandle<()>>,
 }
@@ -46,6 +48,7 @@ impl RtspServer {
         let main_loop = glib::MainLoop::new(Some(&ctx), false);
         let (tx, rx) = mpsc::channel();
         let ml = main_loop.clone();
+        let handle = server.clone();
         let thread = std::thread::Builder::new()
             .name("rtsp-server".into())
             .spawn(move || {
@@ -70,6 +73,7 @@ impl RtspServer {
         let port = rx.recv().map_err(|e| e.to_string())??;
         Ok(Self {
             port,
+            server: handle,
             main_loop,
             thread: Some(thread),
         })
@@ -88,6 +92,9 @@ impl RtspServer {
 
 impl Drop for RtspServer {
     fn drop(&mut self) {
+        // Tear every client's session down (its media stops), then stop serving.
+        self.server
+            .client_filter(Some(&mut |_, _| rtsp::RTSPFilterResult::Remove));
         self.main_loop.quit();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
