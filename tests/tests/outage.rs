@@ -126,3 +126,115 @@ fn broker_outage_loses_nothing() {
     let problems = check_tracks(&truth, &tracks);
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// The fault: the broker is stopped for 2 minutes while 4 cameras stream, then
+/// restarted. `SHARPEYES_OUTAGE_S` sets the outage (the benchmark runs 600). Every
+/// (agent, seq) the agent produced must be stored once.
+#[test]
+fn four_cameras_through_a_long_broker_outage_lose_nothing() {
+    let outage = Duration::from_secs(
+        std::env::var("SHARPEYES_OUTAGE_S")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(120),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("clip.mp4");
+    make_clip(
+        &demo_spec(&default_photos(&testdata_dir())),
+        &clip,
+        &models_config(),
+    )
+    .unwrap();
+    let mounts = ["cam-1", "cam-2", "cam-3", "cam-4"];
+    let files: Vec<(&str, &std::path::Path)> =
+        mounts.iter().map(|m| (*m, clip.as_path())).collect();
+    let server = RtspServer::start(&files).unwrap();
+    let port = free_port();
+    let broker_dir = dir.path().join("broker");
+    std::fs::create_dir_all(&broker_dir).unwrap();
+    let mut broker = Some(Mosquitto::start_on(&broker_dir, port, true).unwrap());
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut agg_cfg = AggregatorConfig::default();
+    agg_cfg.broker.url = format!("mqtt://127.0.0.1:{port}");
+    agg_cfg.broker.reconnect_max_ms = 500;
+    agg_cfg.broker.shared_group.clear();
+    agg_cfg.store.path = dir.path().join("agg.db");
+    agg_cfg.ops.enabled = false;
+    let metrics = Arc::new(Metrics::default());
+    let agg_stop = CancellationToken::new();
+    let agg = rt.spawn(aggregator::run_with_metrics(
+        agg_cfg.clone(),
+        agg_stop.clone(),
+        metrics.clone(),
+    ));
+    assert!(rt.block_on(wait_until(Duration::from_secs(20), || get(
+        &metrics.subscribed
+    ) >= 3)));
+
+    // Live cameras: each replays the clip (a new RTSP session) when it ends.
+    let mut agent_cfg = AgentConfig {
+        models: models_config(),
+        cameras: mounts
+            .iter()
+            .map(|m| CameraConfig {
+                id: (*m).into(),
+                uri: server.url(m),
+                analysis_fps: 2.0,
+                reconnect_min_ms: 200,
+                reconnect_max_ms: 1000,
+                ..CameraConfig::default()
+            })
+            .collect(),
+        publish: PublishConfig {
+            spool_dir: dir.path().join("spool"),
+            ..PublishConfig::default()
+        },
+        ..AgentConfig::default()
+    };
+    agent_cfg.broker.port = port;
+    agent_cfg.broker.reconnect_max_ms = 1000;
+    agent_cfg.ops.enabled = false;
+    // Plates are not what this test is about; leave the CPU to four cameras' faces and persons.
+    agent_cfg.plate_reader.enabled = false;
+    let stop = CancellationToken::new();
+    let agent = rt.spawn(edge_agent::run(agent_cfg, stop.clone()));
+
+    std::thread::sleep(Duration::from_secs(5));
+    broker.take().unwrap().stop();
+    std::thread::sleep(outage);
+    let _broker = Mosquitto::start_on(&broker_dir, port, true).unwrap();
+    std::thread::sleep(Duration::from_secs(5));
+    stop.cancel();
+    let summary = rt.block_on(agent).unwrap().unwrap();
+    let done = rt.block_on(wait_until(Duration::from_secs(60), || {
+        Store::open(&agg_cfg.store.path)
+            .and_then(|s| s.message_keys_of("tracks"))
+            .map(|k| k.len() as u64 >= summary.spooled)
+            .unwrap_or(false)
+    }));
+    agg_stop.cancel();
+    rt.block_on(agg).unwrap().unwrap();
+    drop(server);
+    let keys = Store::open(&agg_cfg.store.path)
+        .unwrap()
+        .message_keys_of("tracks")
+        .unwrap();
+    println!(
+        "{} s outage, 4 cameras: {} frames analysed, produced {} track batches, stored {}, duplicates ignored {}, spool left {}",
+        outage.as_secs(),
+        summary.frames_analysed,
+        summary.spooled,
+        keys.len(),
+        get(&metrics.duplicates),
+        summary.spool_pending
+    );
+    assert_eq!(
+        summary.spool_pending, 0,
+        "the agent left batches unacknowledged"
+    );
+    assert!(done, "stored {} of {}", keys.len(), summary.spooled);
+    assert_eq!(keys.len() as u64, summary.spooled, "0 lost, 0 stored twice");
+    assert!(summary.broker_errors >= 1);
+}
