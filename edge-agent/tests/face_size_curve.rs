@@ -3,10 +3,13 @@
 //! 22–64 px, exact boxes) rescaled so their faces span 8–64 px, detected at full resolution.
 //! Prints the curve; thresholds are stated below.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
 
-use edge_agent::config::{AgentConfig, ModelsConfig};
+use common::{models, testdata};
+
+use std::collections::BTreeMap;
+
+use edge_agent::config::AgentConfig;
 use edge_agent::infer::{self, BgrImage, iou};
 use serde_json::Value;
 
@@ -16,26 +19,9 @@ const MIN_RECALL_16_TO_23PX: f64 = 0.7;
 /// Detections match annotated faces at this IoU (as in probe_testdata.rs).
 const MATCH_IOU: f32 = 0.4;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn testdata() -> PathBuf {
-    std::env::var_os("SHARPEYES_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/testdata"))
-}
-
 #[test]
 fn recall_by_face_height_from_8_to_64_px() {
-    let models = ModelsConfig {
-        dir: root().join("models/files"),
-        onnxruntime: root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
-        intra_threads: 1,
-    };
+    let models = models();
     let mut detector =
         infer::face_detector(&models, &AgentConfig::default().face_detector).unwrap();
     let ann: Value = serde_json::from_str(
@@ -124,11 +110,7 @@ fn recall_by_face_height_from_8_to_64_px() {
 /// all sizes.
 #[test]
 fn cascade_finds_faces_too_small_for_the_whole_frame_pass() {
-    let models = ModelsConfig {
-        dir: root().join("models/files"),
-        onnxruntime: root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
-        intra_threads: 1,
-    };
+    let models = models();
     let cfg = AgentConfig::default();
     let mut faces = infer::face_detector(&models, &cfg.face_detector).unwrap();
     let mut objects = infer::object_detector(&models, &cfg.object_detector).unwrap();

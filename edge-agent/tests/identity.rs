@@ -2,10 +2,13 @@
 //! prominent face, SFace embeds it (landmark-aligned), and same-person pairs must score
 //! clearly above different-person pairs. Thresholds are stated here.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
 
-use edge_agent::config::{AgentConfig, ModelsConfig};
+use common::{models, testdata};
+
+use std::collections::BTreeMap;
+
+use edge_agent::config::AgentConfig;
 use edge_agent::infer::cosine;
 
 /// The operating threshold MODELS.md suggests for SFace (OpenCV's default).
@@ -17,19 +20,6 @@ const MAX_FALSE_ACCEPT: f64 = 0.005;
 /// Photos in which a face must be found, at least.
 const MIN_FACE_FOUND: f64 = 0.9;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn testdata() -> PathBuf {
-    std::env::var_os("SHARPEYES_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/testdata"))
-}
-
 fn percentile(v: &mut [f32], p: f64) -> f32 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() - 1) as f64 * p).round() as usize]
@@ -38,11 +28,7 @@ fn percentile(v: &mut [f32], p: f64) -> f32 {
 #[test]
 fn same_person_pairs_separate_from_different_person_pairs() {
     let cfg = AgentConfig {
-        models: ModelsConfig {
-            dir: root().join("models/files"),
-            onnxruntime: root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
-            intra_threads: 1,
-        },
+        models: models(),
         ..AgentConfig::default()
     };
     let mut gallery: Vec<(String, Vec<f32>)> = Vec::new();

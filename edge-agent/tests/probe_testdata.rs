@@ -1,10 +1,13 @@
 //! `edge-agent probe` against the annotated images of ../shared/testdata: face detection
 //! recall and precision, per image set and per face height. Thresholds are stated here.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{models, root, testdata};
+
 use std::process::Command;
 
-use edge_agent::config::{AgentConfig, ConfigFile, ModelsConfig};
+use edge_agent::config::{AgentConfig, ConfigFile};
 use serde_json::Value;
 
 /// A detection matches an annotated face at this IoU (dlib's boxes are tight brow-to-chin
@@ -16,26 +19,9 @@ const MIN_PRECISION: f64 = 0.95;
 /// Required recall for the CCTV-like 1080p frames with 24–64 px faces, per size (measured: 1.00).
 const MIN_SMALL_RECALL: f64 = 0.9;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn testdata() -> PathBuf {
-    std::env::var_os("SHARPEYES_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/testdata"))
-}
-
 fn config() -> AgentConfig {
     AgentConfig {
-        models: ModelsConfig {
-            dir: root().join("models/files"),
-            onnxruntime: root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
-            intra_threads: 1,
-        },
+        models: models(),
         ..AgentConfig::default()
     }
 }

@@ -47,6 +47,34 @@ pub fn models_config() -> edge_agent::config::ModelsConfig {
     }
 }
 
+/// A workspace binary (`edge-agent`, `aggregator`) from the target folder this test runs
+/// from (building the workspace's tests builds them: their own tests need them).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target folder")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "{} not built: build the workspace first (cargo build --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+/// Makes the demo clip (real face photos, rendered plates; 1280×720, 25 fps, 17 s) at `path`;
+/// its faces' ground truth.
+pub fn demo_clip(path: &Path) -> Result<Vec<FaceTruth>, clip::ClipError> {
+    clip::make_clip(
+        &clip::demo_spec(&clip::default_photos(&testdata_dir())),
+        path,
+        &models_config(),
+    )
+}
+
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -8,7 +8,6 @@
 //! plays it to the end and stops. Every batch the first run left behind must be in the store,
 //! and the second run must leave nothing unacknowledged.
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,25 +17,11 @@ use aggregator::metrics::{Metrics, get};
 use aggregator::store::Store;
 use edge_agent::config::{AgentConfig, AtEnd, CameraConfig, PublishConfig};
 use edge_agent::publish::spool::{Fsync, Spool, SpoolLimits};
-use sharpeyes_e2e::clip::{default_photos, demo_spec, make_clip};
-use sharpeyes_e2e::{free_port, models_config, testdata_dir, wait_until};
+use sharpeyes_e2e::{demo_clip, free_port, models_config, wait_until, workspace_bin};
 use sharpeyes_wire::Codec;
 use tokio_util::sync::CancellationToken;
 
 const AGENT: &str = "agent-kill";
-
-/// The `edge-agent` binary next to this test's (the workspace's binaries are built with it).
-fn agent_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap();
-    let bin = dir.join("edge-agent");
-    assert!(
-        bin.exists(),
-        "{} not built: build the workspace binaries first (cargo build --workspace)",
-        bin.display()
-    );
-    bin
-}
 
 /// (agent, seq) of every batch in the agent's spool.
 fn spooled(spool_dir: &std::path::Path) -> Vec<(String, u64)> {
@@ -64,12 +49,7 @@ fn spooled(spool_dir: &std::path::Path) -> Vec<(String, u64)> {
 fn sigkilled_agent_replays_its_spool_after_restart() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
-    make_clip(
-        &demo_spec(&default_photos(&testdata_dir())),
-        &clip,
-        &models_config(),
-    )
-    .unwrap();
+    demo_clip(&clip).unwrap();
     let port = free_port();
     let spool_dir = dir.path().join("spool");
     let mut cfg = AgentConfig {
@@ -95,7 +75,7 @@ fn sigkilled_agent_replays_its_spool_after_restart() {
     let cfg_path = dir.path().join("agent.toml");
     std::fs::write(&cfg_path, toml::to_string(&cfg).unwrap()).unwrap();
     let run = || {
-        Command::new(agent_binary())
+        Command::new(workspace_bin("edge-agent"))
             .args(["run", "--config"])
             .arg(&cfg_path)
             .env("RUST_LOG", "warn")

@@ -6,47 +6,24 @@
 //! kill between commit and acknowledgement leads to a redelivery that the store recognises by
 //! `(agent, seq)` and ignores. The agent runs in-process; its summary says what it produced.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use aggregator::AggregatorConfig;
 use aggregator::store::Store;
 use edge_agent::config::{AgentConfig, AtEnd, CameraConfig, PublishConfig};
-use sharpeyes_e2e::clip::{default_photos, demo_spec, make_clip};
 use sharpeyes_e2e::mosquitto::Mosquitto;
-use sharpeyes_e2e::{free_port, models_config, testdata_dir, wait_until};
+use sharpeyes_e2e::{demo_clip, free_port, models_config, wait_until, workspace_bin};
 use tokio_util::sync::CancellationToken;
 
 /// How many times the aggregator is killed during the clip.
 const KILLS: usize = 3;
 
-/// The `aggregator` binary next to this test's (the workspace's binaries are built with it).
-fn aggregator_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("aggregator");
-    assert!(
-        bin.exists(),
-        "{} not built: build the workspace binaries first (cargo build --workspace)",
-        bin.display()
-    );
-    bin
-}
-
 #[test]
 fn sigkilled_aggregator_loses_nothing_and_stores_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
-    make_clip(
-        &demo_spec(&default_photos(&testdata_dir())),
-        &clip,
-        &models_config(),
-    )
-    .unwrap();
+    demo_clip(&clip).unwrap();
     let port = free_port();
     let broker_dir = dir.path().join("broker");
     std::fs::create_dir_all(&broker_dir).unwrap();
@@ -62,7 +39,7 @@ fn sigkilled_aggregator_loses_nothing_and_stores_nothing_twice() {
     let agg_toml = dir.path().join("aggregator.toml");
     std::fs::write(&agg_toml, toml::to_string(&agg_cfg).unwrap()).unwrap();
     let start = || -> Child {
-        Command::new(aggregator_binary())
+        Command::new(workspace_bin("aggregator"))
             .args(["run", "--config"])
             .arg(&agg_toml)
             .env("RUST_LOG", "warn")

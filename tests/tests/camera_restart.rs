@@ -6,9 +6,8 @@
 use std::time::{Duration, Instant};
 
 use edge_agent::config::{AgentConfig, CameraConfig};
-use sharpeyes_e2e::clip::{default_photos, demo_spec, make_clip};
 use sharpeyes_e2e::rtsp::RtspServer;
-use sharpeyes_e2e::{free_port, http_get, models_config, testdata_dir};
+use sharpeyes_e2e::{demo_clip, free_port, http_get, models_config};
 use tokio_util::sync::CancellationToken;
 
 /// How long camera `a` is away.
@@ -30,12 +29,7 @@ fn analysed(rt: &tokio::runtime::Runtime, port: u16, camera: &str) -> f64 {
 fn a_camera_that_restarts_is_analysed_again_and_the_other_is_unaffected() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
-    make_clip(
-        &demo_spec(&default_photos(&testdata_dir())),
-        &clip,
-        &models_config(),
-    )
-    .unwrap();
+    demo_clip(&clip).unwrap();
     let (port_a, port_b) = (free_port(), free_port());
     let server_a = RtspServer::start_on(port_a, &[("a", &clip)]).unwrap();
     let _server_b = RtspServer::start_on(port_b, &[("b", &clip)]).unwrap();

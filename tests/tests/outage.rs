@@ -10,10 +10,9 @@ use aggregator::AggregatorConfig;
 use aggregator::metrics::{Metrics, get};
 use aggregator::store::{Store, TrackFilter};
 use edge_agent::config::{AgentConfig, AtEnd, CameraConfig, PublishConfig};
-use sharpeyes_e2e::clip::{default_photos, demo_spec, make_clip};
 use sharpeyes_e2e::mosquitto::Mosquitto;
 use sharpeyes_e2e::rtsp::RtspServer;
-use sharpeyes_e2e::{check_tracks, free_port, models_config, testdata_dir, wait_until};
+use sharpeyes_e2e::{check_tracks, demo_clip, free_port, models_config, wait_until};
 use tokio_util::sync::CancellationToken;
 
 /// How long the broker is away (the fault suite runs longer outages).
@@ -23,12 +22,7 @@ const OUTAGE: Duration = Duration::from_secs(6);
 fn broker_outage_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
-    let truth = make_clip(
-        &demo_spec(&default_photos(&testdata_dir())),
-        &clip,
-        &models_config(),
-    )
-    .unwrap();
+    let truth = demo_clip(&clip).unwrap();
     let server = RtspServer::start(&[("cam-1", &clip)]).unwrap();
     let port = free_port();
     let broker_dir = dir.path().join("broker");
@@ -140,12 +134,7 @@ fn four_cameras_through_a_long_broker_outage_lose_nothing() {
     );
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("clip.mp4");
-    make_clip(
-        &demo_spec(&default_photos(&testdata_dir())),
-        &clip,
-        &models_config(),
-    )
-    .unwrap();
+    demo_clip(&clip).unwrap();
     let mounts = ["cam-1", "cam-2", "cam-3", "cam-4"];
     let files: Vec<(&str, &std::path::Path)> =
         mounts.iter().map(|m| (*m, clip.as_path())).collect();
