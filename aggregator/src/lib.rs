@@ -52,19 +52,6 @@ pub async fn run(
     run_with_metrics(config, shutdown, Arc::new(Metrics::default())).await
 }
 
-/// The ops endpoint's view of the aggregator.
-struct Ops(Arc<Metrics>);
-
-impl sharpeyes_common::ops::OpsSource for Ops {
-    fn metrics(&self) -> String {
-        self.0.prometheus()
-    }
-
-    fn health(&self) -> sharpeyes_common::ops::Health {
-        self.0.health()
-    }
-}
-
 /// [`run`], counting into `metrics` (tests and benchmarks read them).
 pub async fn run_with_metrics(
     config: AggregatorConfig,
@@ -73,17 +60,7 @@ pub async fn run_with_metrics(
 ) -> Result<(), AggregatorError> {
     config.validate()?;
     let store = Store::open(&config.store.path)?;
-    let ops_stop = CancellationToken::new();
-    if config.ops.enabled {
-        let addr = config.ops.addr(config::OPS_PORT);
-        match sharpeyes_common::ops::serve(addr, Arc::new(Ops(metrics.clone())), ops_stop.clone())
-            .await
-        {
-            Ok(a) => info!(addr = %a, "serving /metrics and /health"),
-            Err(e) => tracing::warn!(error = %e, "running without the ops endpoint"),
-        }
-    }
-    let _ops_guard = ops_stop.drop_guard();
+    let _ops = sharpeyes_common::ops::start(&config.ops, config::OPS_PORT, metrics.clone()).await;
     if config.broker.embedded() {
         let (listen, max) = (config.broker.listen, config.broker.max_payload_bytes);
         tokio::task::spawn_blocking(move || broker::start(listen, max))

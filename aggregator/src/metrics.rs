@@ -54,9 +54,12 @@ impl Metrics {
     pub fn rejected_total(&self) -> u64 {
         self.rejected().values().sum()
     }
+}
 
-    /// The Prometheus exposition of every counter (the ops endpoint's `/metrics`).
-    pub fn prometheus(&self) -> String {
+/// The ops endpoint shows these counters (`/metrics`) and the health they imply (`/health`).
+impl sharpeyes_common::ops::OpsSource for Metrics {
+    /// The Prometheus exposition of every counter.
+    fn metrics(&self) -> String {
         use sharpeyes_common::ops::{Exposition, Kind};
         let mut e = Exposition::new();
         for (name, help, kind, c) in [
@@ -128,8 +131,8 @@ impl Metrics {
         e.finish()
     }
 
-    /// Healthy while connected to the broker and the store commits.
-    pub fn health(&self) -> sharpeyes_common::ops::Health {
+    /// Healthy while connected to the broker.
+    fn health(&self) -> sharpeyes_common::ops::Health {
         use sharpeyes_common::ops::Health;
         if get(&self.broker_connected) == 0 {
             return Health::Unhealthy("not connected to the broker".into());

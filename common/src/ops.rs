@@ -121,11 +121,32 @@ pub async fn serve(
             }),
         );
     tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
+        if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
+            .await
+        {
+            tracing::error!(error = %e, "the ops endpoint stopped");
+        }
     });
     Ok(addr)
+}
+
+/// What a binary does with its `[ops]` section: serves `source` on `cfg.addr(default_port)`
+/// when enabled, logging where, or why not (a taken port does not stop the binary). The
+/// endpoint stops when the returned guard is dropped.
+pub async fn start(
+    cfg: &OpsConfig,
+    default_port: u16,
+    source: Arc<dyn OpsSource>,
+) -> tokio_util::sync::DropGuard {
+    let stop = CancellationToken::new();
+    if cfg.enabled {
+        match serve(cfg.addr(default_port), source, stop.clone()).await {
+            Ok(a) => tracing::info!(addr = %a, "serving /metrics and /health"),
+            Err(e) => tracing::warn!(error = %e, "running without the ops endpoint"),
+        }
+    }
+    stop.drop_guard()
 }
 
 /// Writes metrics in the Prometheus text format, one family at a time.

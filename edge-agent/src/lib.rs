@@ -141,17 +141,7 @@ pub async fn run(
         plates,
     };
     let metrics = Arc::new(Metrics::new(config.cameras.iter().map(|c| c.id.as_str())));
-    let ops_stop = CancellationToken::new();
-    if config.ops.enabled {
-        let addr = config.ops.addr(config::OPS_PORT);
-        match sharpeyes_common::ops::serve(addr, Arc::new(Ops(metrics.clone())), ops_stop.clone())
-            .await
-        {
-            Ok(a) => info!(addr = %a, "serving /metrics and /health"),
-            Err(e) => warn!(error = %e, "running without the ops endpoint"),
-        }
-    }
-    let _ops_guard = ops_stop.drop_guard();
+    let _ops = sharpeyes_common::ops::start(&config.ops, config::OPS_PORT, metrics.clone()).await;
     let slots = Arc::new(FrameSlots::new(config.cameras.len()));
     let started = Instant::now();
 
@@ -282,19 +272,6 @@ pub struct BestFace {
     pub ts_ms: i64,
 }
 
-/// The ops endpoint's view of the agent.
-struct Ops(Arc<Metrics>);
-
-impl sharpeyes_common::ops::OpsSource for Ops {
-    fn metrics(&self) -> String {
-        self.0.prometheus()
-    }
-
-    fn health(&self) -> sharpeyes_common::ops::Health {
-        self.0.health()
-    }
-}
-
 /// Per-camera analysis state: one tracker per class (all drawing ids from one counter).
 struct CameraState {
     faces: ByteTracker,
@@ -320,19 +297,18 @@ impl CameraState {
     fn new(cfg: &AgentConfig, ids: TrackIds) -> Self {
         let od = &cfg.object_detector;
         // Object tracks start from `track_score` and continue down to the class threshold.
-        let object_tracker = |class| TrackerConfig {
-            high_score: od.track_score,
-            low_score: od
-                .threshold(class)
-                .unwrap_or(od.track_score)
-                .min(od.track_score),
-            ..cfg.tracker.clone()
-        };
         let objects = match od.enabled {
             true => od
                 .thresholds
-                .keys()
-                .map(|&c| (c, ByteTracker::with_ids(object_tracker(c), ids.clone())))
+                .iter()
+                .map(|(&class, &threshold)| {
+                    let tracker = TrackerConfig {
+                        high_score: od.track_score,
+                        low_score: threshold.min(od.track_score),
+                        ..cfg.tracker.clone()
+                    };
+                    (class, ByteTracker::with_ids(tracker, ids.clone()))
+                })
                 .collect(),
             false => Vec::new(),
         };
@@ -360,8 +336,10 @@ impl CameraState {
     }
 
     /// Live tracks of every class.
-    fn live(&mut self) -> usize {
-        self.trackers().map(|(_, t)| t.live()).sum()
+    fn live(&self) -> usize {
+        self.faces.live()
+            + self.plates.live()
+            + self.objects.iter().map(|(_, t)| t.live()).sum::<usize>()
     }
 
     /// What every tracker says when a frame brings nothing: at `now_ms` (lost tracks age and
@@ -516,36 +494,45 @@ impl Analysis<'_> {
             let seen = tracker.assigned().map(|(t, d)| (t, dets[d].bbox));
             match class {
                 ObjectClass::Person => persons.extend(seen),
-                _ => vehicles.extend(seen),
+                c if c.carries_plate() => vehicles.extend(seen),
+                _ => {}
             }
         }
-        let seen_faces: Vec<(u64, [f32; 4])> = state
-            .faces
-            .assigned()
-            .map(|(t, d)| (t, faces[d].bbox))
+        let seen_faces: Vec<(u64, usize)> = state.faces.assigned().collect();
+        let face_boxes: Vec<(u64, [f32; 4])> = seen_faces
+            .iter()
+            .map(|&(t, d)| (t, faces[d].bbox))
             .collect();
-        state.link(&seen_faces, &persons, face_in_person);
+        state.link(&face_boxes, &persons, face_in_person);
         add(&m.track_us, t0.elapsed().as_micros() as u64);
 
-        self.choose_best_faces(cam, &f, &faces);
+        self.choose_best_faces(cam, &f, &faces, &seen_faces);
         outputs.extend(self.read_plates(cam, &f, &objects, &vehicles));
         self.send(cam, Some(f.capture_ms), outputs)
     }
 
     /// Keeps each face track's best face (by [`FaceQuality`]), embedding it when it beats the
     /// previous best by 10 % and `face_embedder.min_interval_ms` has passed.
-    fn choose_best_faces(&mut self, cam: usize, f: &Frame, faces: &[FaceDetection]) {
+    fn choose_best_faces(
+        &mut self,
+        cam: usize,
+        f: &Frame,
+        faces: &[FaceDetection],
+        seen: &[(u64, usize)],
+    ) {
         let m = &self.metrics.cameras[cam];
         let state = &mut self.cams[cam];
         let min_interval = self.cfg.face_embedder.min_interval_ms;
         let t0 = Instant::now();
-        let assigned: Vec<(u64, usize)> = state.faces.assigned().collect();
-        for (track, di) in assigned {
+        for &(track, di) in seen {
             let face = &faces[di];
+            let previous = state.best.get(&track);
+            // Within the interval nothing can replace the best face: skip the pixel work too.
+            if previous.is_some_and(|b| f.capture_ms - b.ts_ms < min_interval) {
+                continue;
+            }
             let quality = face_quality(&f.image, face);
-            if state.best.get(&track).is_some_and(|b| {
-                quality.total() <= b.quality.total() * 1.1 || f.capture_ms - b.ts_ms < min_interval
-            }) {
+            if previous.is_some_and(|b| quality.total() <= b.quality.total() * 1.1) {
                 continue;
             }
             let embedding = match self.models.embedder.as_mut() {
@@ -686,7 +673,7 @@ impl Analysis<'_> {
                 };
                 let plate = match class {
                     ObjectClass::Plate => Some(o.track),
-                    c if c.is_vehicle() => link,
+                    c if c.carries_plate() => link,
                     _ => None,
                 };
                 Output {

@@ -134,9 +134,12 @@ impl Metrics {
         self.spool_bytes
             .store(spool.pending_bytes(), Ordering::Relaxed);
     }
+}
 
-    /// The Prometheus exposition of every counter (the ops endpoint's `/metrics`).
-    pub fn prometheus(&self) -> String {
+/// The ops endpoint shows these counters (`/metrics`) and the health they imply (`/health`).
+impl sharpeyes_common::ops::OpsSource for Metrics {
+    /// The Prometheus exposition of every counter.
+    fn metrics(&self) -> String {
         use sharpeyes_common::ops::{Exposition, Kind};
         let mut e = Exposition::new();
         let per_camera = |f: fn(&CameraMetrics) -> f64| {
@@ -323,7 +326,7 @@ impl Metrics {
 
     /// Healthy while connected to the broker (the spool covers short outages, but a field
     /// engineer must hear of long ones) and while some enabled camera plays.
-    pub fn health(&self) -> sharpeyes_common::ops::Health {
+    fn health(&self) -> sharpeyes_common::ops::Health {
         use sharpeyes_common::ops::Health;
         if get(&self.broker_connected) == 0 {
             return Health::Unhealthy(format!(
@@ -341,7 +344,9 @@ impl Metrics {
         }
         Health::Ok
     }
+}
 
+impl Metrics {
     /// Counters for these cameras.
     pub fn new<'a>(camera_ids: impl IntoIterator<Item = &'a str>) -> Self {
         Self {

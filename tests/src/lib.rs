@@ -75,6 +75,81 @@ pub fn demo_clip(path: &Path) -> Result<Vec<FaceTruth>, clip::ClipError> {
     )
 }
 
+/// An aggregator in this process (its task, its stop token, its counters).
+pub struct RunningAggregator {
+    /// The aggregator's task.
+    pub task: tokio::task::JoinHandle<Result<(), aggregator::AggregatorError>>,
+    /// Cancel to stop it.
+    pub stop: CancellationToken,
+    /// Its counters.
+    pub metrics: Arc<AggMetrics>,
+}
+
+impl RunningAggregator {
+    /// Stops it and waits for it; its result.
+    pub async fn shut_down(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        Ok(self.task.await??)
+    }
+}
+
+/// Starts the aggregator (in the current Tokio runtime) and waits up to 20 s for its three
+/// subscriptions; an error if it stopped before.
+pub async fn start_aggregator(cfg: AggregatorConfig) -> anyhow::Result<RunningAggregator> {
+    let metrics = Arc::new(AggMetrics::default());
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(aggregator::run_with_metrics(
+        cfg,
+        stop.clone(),
+        metrics.clone(),
+    ));
+    wait_until(Duration::from_secs(20), || {
+        get(&metrics.subscribed) >= 3 || task.is_finished()
+    })
+    .await;
+    if task.is_finished() {
+        anyhow::bail!("aggregator stopped early: {:?}", task.await?);
+    }
+    anyhow::ensure!(
+        get(&metrics.subscribed) >= 3,
+        "aggregator not subscribed within 20 s"
+    );
+    Ok(RunningAggregator {
+        task,
+        stop,
+        metrics,
+    })
+}
+
+/// An aggregator configuration for the external Mosquitto on `port`, storing into `db`: one
+/// plain subscription (Mosquitto 2.0.11 does not restore shared ones from persistence, see
+/// `BrokerConfig::shared_group`), quick reconnects, no ops endpoint.
+pub fn mosquitto_aggregator_config(port: u16, db: &Path) -> AggregatorConfig {
+    let mut cfg = AggregatorConfig::default();
+    cfg.broker.url = format!("mqtt://127.0.0.1:{port}");
+    cfg.broker.reconnect_max_ms = 500;
+    cfg.broker.shared_group.clear();
+    cfg.store.path = db.to_path_buf();
+    cfg.ops.enabled = false;
+    cfg
+}
+
+/// The `(agent, seq)` of the track batches stored in `db`, polled until `done` holds of them
+/// or `timeout` passes; whether it held.
+pub async fn stored_track_batches(
+    db: &Path,
+    timeout: Duration,
+    done: impl Fn(&[(String, u64)]) -> bool,
+) -> (bool, Vec<(String, u64)>) {
+    let read = || {
+        Store::open(db)
+            .and_then(|s| s.message_keys_of("tracks"))
+            .unwrap_or_default()
+    };
+    let held = wait_until(timeout, || done(&read())).await;
+    (held, read())
+}
+
 /// A TCP port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -174,23 +249,8 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     };
     let agg_ops = free_port();
     agg_cfg.ops.port = agg_ops;
-    let agg_metrics = Arc::new(AggMetrics::default());
-    let agg_stop = CancellationToken::new();
-    let agg = tokio::spawn(aggregator::run_with_metrics(
-        agg_cfg,
-        agg_stop.clone(),
-        agg_metrics.clone(),
-    ));
-    wait_until(Duration::from_secs(20), || {
-        get(&agg_metrics.subscribed) >= 3 || agg.is_finished()
-    })
-    .await;
-    if agg.is_finished() {
-        return Err(anyhow::anyhow!(
-            "aggregator stopped early: {:?}",
-            agg.await?
-        ));
-    }
+    let agg = start_aggregator(agg_cfg).await?;
+    let agg_metrics = agg.metrics.clone();
 
     let mut agent_cfg = AgentConfig {
         models,
@@ -254,9 +314,8 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     })
     .await;
     let wall = started.elapsed();
-    let ops = scrape.await.unwrap_or_default();
-    agg_stop.cancel();
-    agg.await??;
+    let ops = scrape.await?;
+    agg.shut_down().await?;
     if !done {
         anyhow::bail!(
             "aggregator stored {} of {} acknowledged payloads",

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use edge_agent::config::{AgentConfig, CameraConfig};
 use sharpeyes_e2e::rtsp::RtspServer;
-use sharpeyes_e2e::{demo_clip, free_port, http_get, models_config};
+use sharpeyes_e2e::{demo_clip, free_port, http_get, models_config, wait_until};
 use tokio_util::sync::CancellationToken;
 
 /// How long camera `a` is away.
@@ -15,14 +15,17 @@ const OUTAGE: Duration = Duration::from_secs(4);
 /// The bound: analysed again within this long after the camera returns.
 const BACK_WITHIN: Duration = Duration::from_secs(5);
 
-/// Frames analysed per camera, from the agent's `/metrics`.
+/// Frames analysed by `camera`, from the agent's `/metrics` (which lists every camera, 0 until
+/// its first frame). Fails the test if the endpoint does not answer.
 fn analysed(rt: &tokio::runtime::Runtime, port: u16, camera: &str) -> f64 {
-    let text = rt.block_on(http_get(port, "/metrics")).unwrap_or_default();
+    let text = rt
+        .block_on(http_get(port, "/metrics"))
+        .expect("the agent's /metrics answers");
     let prefix = format!("sharpeyes_agent_frames_analysed_total{{camera=\"{camera}\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(prefix.as_str()))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("no frame count for camera {camera} in:\n{text}"))
 }
 
 #[test]
@@ -55,6 +58,12 @@ fn a_camera_that_restarts_is_analysed_again_and_the_other_is_unaffected() {
     let stop = CancellationToken::new();
     let agent = rt.spawn(edge_agent::run(cfg, stop.clone()));
 
+    assert!(
+        rt.block_on(wait_until(Duration::from_secs(30), || {
+            std::net::TcpStream::connect(("127.0.0.1", ops)).is_ok()
+        })),
+        "the agent's ops endpoint did not come up"
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline
         && (analysed(&rt, ops, "a") < 4.0 || analysed(&rt, ops, "b") < 4.0)

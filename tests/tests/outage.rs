@@ -3,16 +3,17 @@
 //! and the stored tracks still match the clip. Mosquitto runs with persistence, as a
 //! production broker does, so the aggregator's session survives the restart.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use aggregator::AggregatorConfig;
-use aggregator::metrics::{Metrics, get};
+use aggregator::metrics::get;
 use aggregator::store::{Store, TrackFilter};
 use edge_agent::config::{AgentConfig, AtEnd, CameraConfig, PublishConfig};
 use sharpeyes_e2e::mosquitto::Mosquitto;
 use sharpeyes_e2e::rtsp::RtspServer;
-use sharpeyes_e2e::{check_tracks, demo_clip, free_port, models_config, wait_until};
+use sharpeyes_e2e::{
+    check_tracks, demo_clip, free_port, models_config, mosquitto_aggregator_config,
+    start_aggregator, stored_track_batches,
+};
 use tokio_util::sync::CancellationToken;
 
 /// How long the broker is away (the fault suite runs longer outages).
@@ -30,23 +31,11 @@ fn broker_outage_loses_nothing() {
     let mut broker = Some(Mosquitto::start_on(&broker_dir, port, true).unwrap());
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut agg_cfg = AggregatorConfig::default();
-    agg_cfg.broker.url = format!("mqtt://127.0.0.1:{port}");
-    agg_cfg.broker.reconnect_max_ms = 500;
-    // Mosquitto does not restore shared subscriptions from persistence: one aggregator
-    // subscribes plainly (see `BrokerConfig::shared_group`).
-    agg_cfg.broker.shared_group.clear();
-    agg_cfg.store.path = dir.path().join("agg.db");
-    let metrics = Arc::new(Metrics::default());
-    let agg_stop = CancellationToken::new();
-    let agg = rt.spawn(aggregator::run_with_metrics(
-        agg_cfg.clone(),
-        agg_stop.clone(),
-        metrics.clone(),
-    ));
-    assert!(rt.block_on(wait_until(Duration::from_secs(20), || get(
-        &metrics.subscribed
-    ) >= 3)));
+    let db = dir.path().join("agg.db");
+    let agg = rt
+        .block_on(start_aggregator(mosquitto_aggregator_config(port, &db)))
+        .unwrap();
+    let metrics = agg.metrics.clone();
 
     let mut agent_cfg = AgentConfig {
         models: models_config(),
@@ -82,18 +71,11 @@ fn broker_outage_loses_nothing() {
         summary.spool_pending, 0,
         "the agent left batches unacknowledged"
     );
-    let done = rt.block_on(wait_until(Duration::from_secs(30), || {
-        Store::open(&agg_cfg.store.path)
-            .and_then(|s| s.message_keys_of("tracks"))
-            .map(|k| k.len() as u64 >= summary.spooled)
-            .unwrap_or(false)
+    let (done, keys) = rt.block_on(stored_track_batches(&db, Duration::from_secs(30), |k| {
+        k.len() as u64 >= summary.spooled
     }));
-    agg_stop.cancel();
-    rt.block_on(agg).unwrap().unwrap();
+    rt.block_on(agg.shut_down()).unwrap();
     drop(server);
-
-    let store = Store::open(&agg_cfg.store.path).unwrap();
-    let keys = store.message_keys_of("tracks").unwrap();
     println!(
         "produced {} track batches; stored {}; duplicates ignored {}; aggregator broker errors {}",
         summary.spooled,
@@ -116,7 +98,10 @@ fn broker_outage_loses_nothing() {
         get(&metrics.broker_errors) >= 1,
         "the aggregator saw the outage too"
     );
-    let tracks = store.tracks(&TrackFilter::default()).unwrap();
+    let tracks = Store::open(&db)
+        .unwrap()
+        .tracks(&TrackFilter::default())
+        .unwrap();
     let problems = check_tracks(&truth, &tracks);
     assert!(problems.is_empty(), "{problems:#?}");
 }
@@ -145,22 +130,11 @@ fn four_cameras_through_a_long_broker_outage_lose_nothing() {
     let mut broker = Some(Mosquitto::start_on(&broker_dir, port, true).unwrap());
 
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let mut agg_cfg = AggregatorConfig::default();
-    agg_cfg.broker.url = format!("mqtt://127.0.0.1:{port}");
-    agg_cfg.broker.reconnect_max_ms = 500;
-    agg_cfg.broker.shared_group.clear();
-    agg_cfg.store.path = dir.path().join("agg.db");
-    agg_cfg.ops.enabled = false;
-    let metrics = Arc::new(Metrics::default());
-    let agg_stop = CancellationToken::new();
-    let agg = rt.spawn(aggregator::run_with_metrics(
-        agg_cfg.clone(),
-        agg_stop.clone(),
-        metrics.clone(),
-    ));
-    assert!(rt.block_on(wait_until(Duration::from_secs(20), || get(
-        &metrics.subscribed
-    ) >= 3)));
+    let db = dir.path().join("agg.db");
+    let agg = rt
+        .block_on(start_aggregator(mosquitto_aggregator_config(port, &db)))
+        .unwrap();
+    let metrics = agg.metrics.clone();
 
     // Live cameras: each replays the clip (a new RTSP session) when it ends.
     let mut agent_cfg = AgentConfig {
@@ -197,19 +171,11 @@ fn four_cameras_through_a_long_broker_outage_lose_nothing() {
     std::thread::sleep(Duration::from_secs(5));
     stop.cancel();
     let summary = rt.block_on(agent).unwrap().unwrap();
-    let done = rt.block_on(wait_until(Duration::from_secs(60), || {
-        Store::open(&agg_cfg.store.path)
-            .and_then(|s| s.message_keys_of("tracks"))
-            .map(|k| k.len() as u64 >= summary.spooled)
-            .unwrap_or(false)
+    let (done, keys) = rt.block_on(stored_track_batches(&db, Duration::from_secs(60), |k| {
+        k.len() as u64 >= summary.spooled
     }));
-    agg_stop.cancel();
-    rt.block_on(agg).unwrap().unwrap();
+    rt.block_on(agg.shut_down()).unwrap();
     drop(server);
-    let keys = Store::open(&agg_cfg.store.path)
-        .unwrap()
-        .message_keys_of("tracks")
-        .unwrap();
     println!(
         "{} s outage, 4 cameras: {} frames analysed, produced {} track batches, stored {}, duplicates ignored {}, spool left {}",
         outage.as_secs(),

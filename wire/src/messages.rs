@@ -139,13 +139,14 @@ impl ObjectClass {
 
     /// Whether this is a vehicle class.
     pub fn is_vehicle(self) -> bool {
+        self == ObjectClass::Bicycle || self.carries_plate()
+    }
+
+    /// Whether vehicles of this class carry a licence plate (every vehicle but the bicycle).
+    pub fn carries_plate(self) -> bool {
         matches!(
             self,
-            ObjectClass::Bicycle
-                | ObjectClass::Car
-                | ObjectClass::Motorcycle
-                | ObjectClass::Bus
-                | ObjectClass::Truck
+            ObjectClass::Car | ObjectClass::Motorcycle | ObjectClass::Bus | ObjectClass::Truck
         )
     }
 

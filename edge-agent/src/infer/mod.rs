@@ -271,7 +271,7 @@ pub fn person_boxes(objects: &[ObjectDetection]) -> Vec<[f32; 4]> {
 pub fn plate_regions(objects: &[ObjectDetection]) -> Vec<[f32; 4]> {
     objects
         .iter()
-        .filter(|o| o.class.is_vehicle() && o.class != ObjectClass::Bicycle)
+        .filter(|o| o.class.carries_plate())
         .map(|o| o.bbox)
         .collect()
 }

@@ -319,18 +319,11 @@ impl ObjectDetector for NanoDet {
             self.tile_overlap,
             self.full_frame,
         ) {
-            let from = found.len();
-            self.detect_region(img, r, &mut found)?;
+            let mut here = Vec::new();
+            self.detect_region(img, r, &mut here)?;
             // A box touching a tile's inner edge is an object cut by the tile: its whole lies
             // in a neighbouring tile (the overlap) or in the full frame. Drop the fragment.
-            let mut i = from;
-            while i < found.len() {
-                if cut_by_tile(&found[i].bbox, &r, w, h) {
-                    found.swap_remove(i);
-                } else {
-                    i += 1;
-                }
-            }
+            found.extend(here.into_iter().filter(|d| !cut_by_tile(&d.bbox, &r, w, h)));
         }
         // Class-wise NMS: sort by class, suppress within each class.
         found.sort_by_key(|d| d.class);

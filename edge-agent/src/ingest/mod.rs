@@ -250,6 +250,7 @@ fn run_once(
                         let cm = &metrics_cb.cameras[index];
                         inc(&cm.frames_decoded);
                         if lossless {
+                            // False only once the agent is stopping: the frame is not wanted.
                             slots_cb.put_when_free(frame);
                         } else if slots_cb.put(frame) {
                             inc(&cm.frames_dropped);
@@ -392,7 +393,7 @@ pub fn time_decode(path: &std::path::Path, to_bgr: bool) -> Result<DecodeTiming,
     let sink = bin
         .by_name("sink")
         .ok_or_else(|| IngestError::Build("no sink".into()))?;
-    let frames = Arc::new(AtomicI64::new(0));
+    let frames = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let counter = frames.clone();
     sink.static_pad("sink")
         .ok_or_else(|| IngestError::Build("sink has no pad".into()))?
@@ -419,7 +420,7 @@ pub fn time_decode(path: &std::path::Path, to_bgr: bool) -> Result<DecodeTiming,
     let wall = started.elapsed();
     let _ = pipeline.set_state(gst::State::Null);
     result.map(|()| DecodeTiming {
-        frames: frames.load(Ordering::Relaxed).max(0) as u64,
+        frames: frames.load(Ordering::Relaxed),
         wall,
     })
 }

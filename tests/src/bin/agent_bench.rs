@@ -8,15 +8,13 @@
 //! broker, and prints frames/s and the share of each stage.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aggregator::AggregatorConfig;
-use aggregator::metrics::Metrics as AggMetrics;
 use anyhow::Context;
 use clap::Parser;
 use edge_agent::config::{AgentConfig, AtEnd, CameraConfig};
-use sharpeyes_e2e::{clip, free_port, models_config, testdata_dir, wait_until};
+use sharpeyes_e2e::{demo_clip, free_port, models_config, start_aggregator};
 use tokio_util::sync::CancellationToken;
 
 /// Benchmark the edge agent on a clip.
@@ -47,8 +45,7 @@ fn main() -> anyhow::Result<()> {
         None => {
             let p = args.out.join("clip.mp4");
             if !p.exists() {
-                let spec = clip::demo_spec(&clip::default_photos(&testdata_dir()));
-                clip::make_clip(&spec, &p, &models).context("making the demo clip")?;
+                demo_clip(&p).context("making the demo clip")?;
             }
             p
         }
@@ -66,17 +63,7 @@ fn main() -> anyhow::Result<()> {
             let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
         }
         agg_cfg.store.path = db;
-        let agg_metrics = Arc::new(AggMetrics::default());
-        let agg_stop = CancellationToken::new();
-        let agg = tokio::spawn(aggregator::run_with_metrics(
-            agg_cfg,
-            agg_stop.clone(),
-            agg_metrics.clone(),
-        ));
-        wait_until(Duration::from_secs(20), || {
-            aggregator::metrics::get(&agg_metrics.subscribed) >= 3
-        })
-        .await;
+        let agg = start_aggregator(agg_cfg).await?;
         let spool = args.out.join("spool");
         let _ = std::fs::remove_dir_all(&spool);
         let mut cfg = AgentConfig {
@@ -97,8 +84,7 @@ fn main() -> anyhow::Result<()> {
         let t0 = Instant::now();
         let s = edge_agent::run(cfg, CancellationToken::new()).await?;
         let wall = t0.elapsed();
-        agg_stop.cancel();
-        let _ = agg.await;
+        agg.shut_down().await?;
         anyhow::Ok((s, wall))
     })?;
     let (s, wall) = summary;
