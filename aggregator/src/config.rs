@@ -32,12 +32,31 @@ pub const OPS_PORT: u16 = 9465;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
-    /// External broker as `mqtt://host:port`; empty runs the embedded broker. Default: empty.
+    /// External broker as `mqtt://host:port`, or `mqtts://host:port` for MQTT over TLS
+    /// (port 8883 when left out; needs `ca_file`); empty runs the embedded broker.
+    /// Default: empty.
     pub url: String,
+    /// CA certificate (PEM) trusted when connecting to an external broker over TLS.
+    /// Default: none.
+    pub ca_file: Option<PathBuf>,
     /// Listen address of the embedded broker. Default `127.0.0.1:1883`.
     pub listen: SocketAddr,
     /// Largest payload the embedded broker accepts, bytes. Default `16777216` (16 MiB).
     pub max_payload_bytes: usize,
+    /// Certificate chain (PEM, server first) of the embedded broker: with `tls_key`, `listen`
+    /// speaks MQTT over TLS only (`aggregator gen-certs` makes a CA and one for a demo).
+    /// Default: none (plain TCP).
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `tls_cert`. Default: none.
+    pub tls_key: Option<PathBuf>,
+    /// Password file of the embedded broker, Mosquitto format (`mosquitto_passwd` or
+    /// `aggregator passwd` write it): clients must log in with a user in it. Default: none
+    /// (anyone may connect: keep `listen` on loopback).
+    pub password_file: Option<PathBuf>,
+    /// ACL file of the embedded broker, Mosquitto format: what each user may publish and
+    /// read (`configs/mosquitto/acl` confines each agent to its own topics). Needs
+    /// `password_file`. Default: none (every client may use every topic).
+    pub acl_file: Option<PathBuf>,
     /// Topic prefix. Default `sharpeyes/v1`.
     pub topic_prefix: String,
     /// MQTT client id of this aggregator (unique per aggregator). Default `aggregator-1`.
@@ -64,8 +83,13 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
             url: String::new(),
+            ca_file: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             max_payload_bytes: 16 << 20,
+            tls_cert: None,
+            tls_key: None,
+            password_file: None,
+            acl_file: None,
             topic_prefix: sharpeyes_wire::DEFAULT_PREFIX.into(),
             client_id: "aggregator-1".into(),
             shared_group: "aggregators".into(),
@@ -88,17 +112,22 @@ impl BrokerConfig {
             };
             return Ok((host, self.listen.port()));
         }
-        let rest = self
-            .url
-            .strip_prefix("mqtt://")
-            .or_else(|| self.url.strip_prefix("tcp://"))
-            .ok_or_else(|| {
-                invalid(
-                    "broker.url",
-                    format!("{:?} must look like mqtt://host:port", self.url),
-                )
-            })?;
-        let (host, port) = rest.rsplit_once(':').unwrap_or((rest, "1883"));
+        let (rest, default_port) = if let Some(rest) = self.url.strip_prefix("mqtts://") {
+            (rest, "8883")
+        } else {
+            let rest = self
+                .url
+                .strip_prefix("mqtt://")
+                .or_else(|| self.url.strip_prefix("tcp://"))
+                .ok_or_else(|| {
+                    invalid(
+                        "broker.url",
+                        format!("{:?} must look like mqtt://host:port", self.url),
+                    )
+                })?;
+            (rest, "1883")
+        };
+        let (host, port) = rest.rsplit_once(':').unwrap_or((rest, default_port));
         let port: u16 = port
             .trim_end_matches('/')
             .parse()
@@ -120,6 +149,16 @@ impl BrokerConfig {
     /// Whether the embedded broker runs.
     pub fn embedded(&self) -> bool {
         self.url.is_empty()
+    }
+
+    /// Whether the external broker is reached over TLS (`mqtts://`).
+    pub fn external_tls(&self) -> bool {
+        self.url.starts_with("mqtts://")
+    }
+
+    /// Whether the embedded broker runs behind the gate (TLS, log-in or ACL).
+    pub fn gated(&self) -> bool {
+        self.tls_cert.is_some() || self.password_file.is_some() || self.acl_file.is_some()
     }
 }
 
@@ -150,6 +189,30 @@ impl ConfigFile for AggregatorConfig {
             return Err(invalid(
                 "broker.topic_prefix",
                 "must be non-empty and free of '+' and '#'",
+            ));
+        }
+        if b.external_tls() && b.ca_file.is_none() {
+            return Err(invalid(
+                "broker.ca_file",
+                "an mqtts:// broker needs the CA certificate to trust",
+            ));
+        }
+        if b.tls_cert.is_some() != b.tls_key.is_some() {
+            return Err(invalid(
+                "broker.tls_cert",
+                "tls_cert and tls_key go together",
+            ));
+        }
+        if b.acl_file.is_some() && b.password_file.is_none() {
+            return Err(invalid(
+                "broker.acl_file",
+                "an ACL needs users: set broker.password_file too",
+            ));
+        }
+        if !b.embedded() && b.gated() {
+            return Err(invalid(
+                "broker.url",
+                "tls_cert, password_file and acl_file configure the embedded broker; with an external broker configure them there",
             ));
         }
         if b.client_id.is_empty() {
@@ -214,6 +277,9 @@ mod tests {
         assert!(b.endpoint().is_err());
         b.url = "mqtt://x:99999".into();
         assert!(b.endpoint().is_err());
+        b.url = "mqtts://broker.local".into();
+        assert_eq!(b.endpoint().unwrap(), ("broker.local".into(), 8883));
+        assert!(b.external_tls());
     }
 
     #[test]
@@ -224,5 +290,9 @@ mod tests {
         assert!(e("[store]\nmax_batch = 0").contains("store.max_batch"));
         assert!(e("[store]\npth = 'x'").contains("unknown field"));
         assert!(e("[broker]\nlisten = 'nowhere'").contains("listen"));
+        assert!(e("[broker]\nurl = 'mqtts://x'").contains("broker.ca_file"));
+        assert!(e("[broker]\ntls_cert = 'c.pem'").contains("broker.tls_cert"));
+        assert!(e("[broker]\nacl_file = 'acl'").contains("broker.acl_file"));
+        assert!(e("[broker]\nurl = 'mqtt://x'\npassword_file = 'p'").contains("broker.url"));
     }
 }

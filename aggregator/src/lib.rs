@@ -8,6 +8,7 @@
 pub mod broker;
 pub mod config;
 pub mod metrics;
+pub mod pki;
 pub mod query;
 pub mod store;
 pub mod subscribe;
@@ -33,6 +34,9 @@ pub enum AggregatorError {
     /// Bad configuration.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    /// The CA file of an external TLS broker cannot be used.
+    #[error("broker.ca_file: {0}")]
+    Tls(#[from] sharpeyes_common::tls::TlsError),
     /// The store could not be opened.
     #[error(transparent)]
     Store(#[from] store::StoreError),
@@ -61,13 +65,13 @@ pub async fn run_with_metrics(
     config.validate()?;
     let store = Store::open(&config.store.path)?;
     let _ops = sharpeyes_common::ops::start(&config.ops, config::OPS_PORT, metrics.clone()).await;
-    if config.broker.embedded() {
-        let (listen, max) = (config.broker.listen, config.broker.max_payload_bytes);
-        tokio::task::spawn_blocking(move || broker::start(listen, max))
-            .await
-            .map_err(|e| AggregatorError::Internal(e.to_string()))??;
-    }
-    let (client, eventloop) = AsyncClient::new(subscribe::mqtt_options(&config)?, 1024);
+    let embedded = if config.broker.embedded() {
+        Some(broker::start(&config.broker, metrics.clone(), shutdown.clone()).await?)
+    } else {
+        None
+    };
+    let (client, eventloop) =
+        AsyncClient::new(subscribe::mqtt_options(&config, embedded.as_ref())?, 1024);
     let (tx, rx) = mpsc::unbounded_channel();
     let writer = {
         let writer = subscribe::Writer {
@@ -123,7 +127,8 @@ fn log_stats(m: &Metrics) {
         received = get(&m.received),
         stored = get(&m.stored),
         duplicates = get(&m.duplicates),
-        rejected = ?m.rejected(),
+        rejected = ?m.rejected.snapshot(),
+        refused = ?m.refused.snapshot(),
         store_errors = get(&m.store_errors),
         "aggregator counters"
     );

@@ -53,6 +53,34 @@ enum Cmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Make a site CA and the embedded broker's TLS certificate (ca.pem, ca.key, server.pem,
+    /// server.key); agents trust ca.pem.
+    GenCerts {
+        /// Directory to write them to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Host names or addresses agents use to reach the broker (repeatable);
+        /// localhost and 127.0.0.1 are always included.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Replace an existing CA (every agent then needs the new ca.pem).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Set a user's password in a Mosquitto-format password file (created if missing).
+    Passwd {
+        /// The password file (broker.password_file).
+        #[arg(long)]
+        file: PathBuf,
+        /// The user: an agent's id, or `aggregator`.
+        user: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long, conflicts_with = "generate")]
+        stdin: bool,
+        /// Make a random 24-character password and print it.
+        #[arg(long)]
+        generate: bool,
+    },
     /// Print a captured payload (file, or - for stdin) as JSON.
     Decode {
         /// The payload file, or - for standard input.
@@ -77,6 +105,42 @@ fn main() -> anyhow::Result<()> {
         Cmd::CheckConfig { config } => {
             AggregatorConfig::load(&config)?;
             println!("{}: ok", config.display());
+        }
+        Cmd::GenCerts { out, hosts, force } => {
+            let f = aggregator::pki::generate(&out, &hosts, force)?;
+            println!(
+                "CA certificate   {}\nCA key           {}  (keep offline)\nbroker cert      {}\nbroker key       {}",
+                f.ca_cert.display(),
+                f.ca_key.display(),
+                f.server_cert.display(),
+                f.server_key.display()
+            );
+        }
+        Cmd::Passwd {
+            file,
+            user,
+            stdin,
+            generate,
+        } => {
+            use aggregator::broker::passwd;
+            let password = if generate {
+                passwd::random_password(24)?
+            } else if stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from stdin")?;
+                line.trim_end_matches(['\r', '\n']).to_string()
+            } else {
+                bail!("give --stdin (password on standard input) or --generate");
+            };
+            if password.is_empty() {
+                bail!("empty password");
+            }
+            passwd::set_password(&file, &user, &password)?;
+            if generate {
+                println!("{password}");
+            }
         }
         Cmd::Decode { input, compact } => {
             let bytes = if input == "-" {

@@ -27,32 +27,43 @@ pub struct Metrics {
     pub commit_us: AtomicU64,
     /// 1 while connected to the broker (a gauge).
     pub broker_connected: AtomicU64,
+    /// Client connections the embedded broker's gate let through.
+    pub gate_connections: AtomicU64,
+    /// Clients the embedded broker's gate turned away, by reason (see `broker::gate::Refusal`).
+    pub refused: ByReason,
     /// Rejected payloads by reason (`bad_magic`, `corrupt`, `agent_mismatch`, `topic`...).
-    rejected: Mutex<BTreeMap<&'static str, u64>>,
+    pub rejected: ByReason,
 }
 
-impl Metrics {
-    /// Counts one rejected payload.
-    pub fn reject(&self, reason: &'static str) {
+/// A counter per reason (the `reason` label of a Prometheus family).
+#[derive(Debug, Default)]
+pub struct ByReason(Mutex<BTreeMap<&'static str, u64>>);
+
+impl ByReason {
+    /// Counts one for `reason`.
+    pub fn inc(&self, reason: &'static str) {
         *self
-            .rejected
+            .0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(reason)
             .or_default() += 1;
     }
 
-    /// Rejections by reason.
-    pub fn rejected(&self) -> BTreeMap<&'static str, u64> {
-        self.rejected
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The counts by reason.
+    pub fn snapshot(&self) -> BTreeMap<&'static str, u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// All rejections.
-    pub fn rejected_total(&self) -> u64 {
-        self.rejected().values().sum()
+    /// The sum over reasons.
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+
+    fn samples(&self) -> impl Iterator<Item = (Vec<(&'static str, String)>, f64)> {
+        self.snapshot()
+            .into_iter()
+            .map(|(reason, n)| (vec![("reason", reason.to_string())], n as f64))
     }
 }
 
@@ -106,6 +117,12 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
                 &self.broker_connected,
             ),
             (
+                "sharpeyes_aggregator_broker_gate_connections_total",
+                "Client connections the embedded broker's gate let through.",
+                Kind::Counter,
+                &self.gate_connections,
+            ),
+            (
                 "sharpeyes_aggregator_store_commits_total",
                 "Store transactions run.",
                 Kind::Counter,
@@ -124,9 +141,13 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
             "sharpeyes_aggregator_rejected_total",
             "Payloads rejected, by reason.",
             Kind::Counter,
-            self.rejected()
-                .into_iter()
-                .map(|(reason, n)| (vec![("reason", reason.to_string())], n as f64)),
+            self.rejected.samples(),
+        );
+        e.family(
+            "sharpeyes_aggregator_broker_refused_total",
+            "Clients the embedded broker's gate turned away, by reason.",
+            Kind::Counter,
+            self.refused.samples(),
         );
         e.finish()
     }

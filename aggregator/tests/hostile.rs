@@ -139,12 +139,12 @@ async fn hostile_payloads_are_rejected_counted_and_never_stored() {
         "acked {} of {total}, received {}, rejected {:?}",
         get(&metrics.acked),
         get(&metrics.received),
-        metrics.rejected()
+        metrics.rejected.snapshot()
     );
     stop.cancel();
     agg.await.unwrap().unwrap();
 
-    let rejected = metrics.rejected();
+    let rejected = metrics.rejected.snapshot();
     println!("rejected: {rejected:?}");
     assert_eq!(get(&metrics.stored), 2);
     assert_eq!(get(&metrics.duplicates), 1);
@@ -161,7 +161,7 @@ async fn hostile_payloads_are_rejected_counted_and_never_stored() {
             "no {reason} in {rejected:?}"
         );
     }
-    assert_eq!(metrics.rejected_total(), 8, "{rejected:?}");
+    assert_eq!(metrics.rejected.total(), 8, "{rejected:?}");
     let store = Store::open(&cfg.store.path).unwrap();
     assert_eq!(
         store.message_keys().unwrap(),

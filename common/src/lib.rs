@@ -1,9 +1,10 @@
 //! What every Sharp Eyes binary shares, in one place: configuration files (TOML, validated,
 //! errors that name the field), logging set-up, shutdown on SIGINT / SIGTERM, and the
-//! operations endpoint (`/metrics`, `/health`).
+//! operations endpoint (`/metrics`, `/health`), TLS for MQTT.
 
 pub mod config;
 pub mod ops;
+pub mod tls;
 
 use tokio_util::sync::CancellationToken;
 

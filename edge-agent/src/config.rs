@@ -73,13 +73,20 @@ impl Default for AgentConfig {
 pub struct BrokerConfig {
     /// Broker host name or address. Default `127.0.0.1`.
     pub host: String,
-    /// Broker TCP port. Default `1883`.
+    /// Broker TCP port. Default `1883` (use `8883`, the MQTT-over-TLS port, with `tls`).
     pub port: u16,
+    /// Speak MQTT over TLS, trusting only `ca_file`. Default `false`.
+    pub tls: bool,
+    /// CA certificate (PEM) that signed the broker's certificate; needed with `tls`.
+    /// Default: none.
+    pub ca_file: Option<PathBuf>,
     /// Topic prefix. Default `sharpeyes/v1`.
     pub topic_prefix: String,
     /// MQTT client id. Default: empty, meaning `edge-{agent_id}`.
     pub client_id: String,
-    /// User name, if the broker requires one. Default: none.
+    /// User name, if the broker requires one: the agent id, for the shipped ACL
+    /// (`configs/mosquitto/acl`) lets a user publish only under its own agent id.
+    /// Default: none.
     pub username: Option<String>,
     /// Password, if the broker requires one. Default: none.
     pub password: Option<String>,
@@ -96,6 +103,8 @@ impl Default for BrokerConfig {
         Self {
             host: "127.0.0.1".into(),
             port: 1883,
+            tls: false,
+            ca_file: None,
             topic_prefix: sharpeyes_wire::DEFAULT_PREFIX.into(),
             client_id: String::new(),
             username: None,
@@ -548,6 +557,18 @@ impl ConfigFile for AgentConfig {
             return Err(invalid(
                 "broker.topic_prefix",
                 "must be non-empty and free of '+' and '#'",
+            ));
+        }
+        if b.tls && b.ca_file.is_none() {
+            return Err(invalid(
+                "broker.ca_file",
+                "broker.tls needs the CA certificate that signed the broker's",
+            ));
+        }
+        if b.username.is_some() != b.password.is_some() {
+            return Err(invalid(
+                "broker.username",
+                "username and password go together",
             ));
         }
         in_range("broker.keep_alive_s", b.keep_alive_s, 5, 600)?;

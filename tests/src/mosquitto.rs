@@ -19,7 +19,6 @@ impl Mosquitto {
     /// Starts Mosquitto on `port`; with `persistent`, sessions and queued messages are saved in
     /// `dir` when it stops and restored when it starts again (as a production broker does).
     pub fn start_on(dir: &Path, port: u16, persistent: bool) -> Result<Self, String> {
-        let conf = dir.join("mosquitto.conf");
         let persistence = if persistent {
             format!(
                 "persistence true\npersistence_location {}/\n",
@@ -28,6 +27,16 @@ impl Mosquitto {
         } else {
             "persistence false\n".to_string()
         };
+        let conf = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\n{persistence}\
+             max_inflight_messages 100\nmax_queued_messages 100000\n"
+        );
+        Self::start_with(dir, port, &conf)
+    }
+
+    /// Starts Mosquitto with the configuration `conf` (which must listen on `port`), logging
+    /// into `dir`.
+    pub fn start_with(dir: &Path, port: u16, conf: &str) -> Result<Self, String> {
         // Started as root, Mosquitto would switch to the `mosquitto` user, which cannot write
         // its log and persistence file into the test's private directory: stay who we are.
         let user = Command::new("id")
@@ -38,11 +47,11 @@ impl Mosquitto {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .ok_or("cannot tell the current user name (`id -un`)")?;
+        let path = dir.join("mosquitto.conf");
         std::fs::write(
-            &conf,
+            &path,
             format!(
-                "user {user}\nlistener {port} 127.0.0.1\nallow_anonymous true\n{persistence}\
-                 max_inflight_messages 100\nmax_queued_messages 100000\nlog_dest file {}\n",
+                "user {user}\nlog_dest file {}\n{conf}",
                 dir.join("mosquitto.log").display()
             ),
         )
@@ -53,7 +62,7 @@ impl Mosquitto {
             .unwrap_or("mosquitto");
         let child = Command::new(bin)
             .arg("-c")
-            .arg(&conf)
+            .arg(&path)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -65,7 +74,10 @@ impl Mosquitto {
                 return Ok(m);
             }
             if let Ok(Some(status)) = m.child.try_wait() {
-                return Err(format!("mosquitto exited: {status}"));
+                return Err(format!(
+                    "mosquitto exited: {status}; its log: {}",
+                    std::fs::read_to_string(dir.join("mosquitto.log")).unwrap_or_default()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -62,7 +62,7 @@ fn scenario(broker: BrokerKind) {
     let mut keys = r.stored_keys.clone();
     keys.dedup();
     assert_eq!(keys.len(), r.stored_keys.len());
-    assert_eq!(agg.rejected_total(), 0, "{:?}", agg.rejected());
+    assert_eq!(agg.rejected.total(), 0, "{:?}", agg.rejected.snapshot());
     assert!(
         r.agent.frames_analysed >= 50,
         "only {} frames analysed",

@@ -113,17 +113,34 @@ pub fn check(
     Ok(env)
 }
 
-/// MQTT options of the aggregator: persistent session, manual acknowledgements.
-pub fn mqtt_options(cfg: &AggregatorConfig) -> Result<MqttOptions, crate::config::ConfigError> {
+/// MQTT options of the aggregator: persistent session, manual acknowledgements; to the
+/// `embedded` broker's internal listener when it runs, else to `broker.url`.
+pub fn mqtt_options(
+    cfg: &AggregatorConfig,
+    embedded: Option<&crate::broker::Embedded>,
+) -> Result<MqttOptions, crate::AggregatorError> {
     let b = &cfg.broker;
-    let (host, port) = b.endpoint()?;
+    let (host, port) = match embedded {
+        Some(e) => e.endpoint.clone(),
+        None => b.endpoint()?,
+    };
     let mut o = MqttOptions::new(b.client_id.clone(), host, port);
+    if embedded.is_none() && b.external_tls() {
+        o.set_transport(sharpeyes_common::tls::mqtt_transport(b.ca_file.as_deref())?);
+    }
     o.set_keep_alive(Duration::from_secs(b.keep_alive_s));
     o.set_clean_session(false);
     o.set_manual_acks(true);
     o.set_max_packet_size(b.max_payload_bytes + 4096, 64 << 10);
-    if let (Some(u), Some(p)) = (&b.username, &b.password) {
-        o.set_credentials(u.clone(), p.clone());
+    match embedded.and_then(|e| e.login.as_ref()) {
+        Some((u, p)) => {
+            o.set_credentials(u.clone(), p.clone());
+        }
+        None => {
+            if let (Some(u), Some(p)) = (&b.username, &b.password) {
+                o.set_credentials(u.clone(), p.clone());
+            }
+        }
     }
     Ok(o)
 }
@@ -294,7 +311,7 @@ fn writer_loop(
             match check(codec, topics, &p.topic, &p.payload) {
                 Ok(env) => valid.push((env, p.topic.clone(), p.payload.len())),
                 Err(r) => {
-                    metrics.reject(r.kind());
+                    metrics.rejected.inc(r.kind());
                     warn!(topic = %p.topic, bytes = p.payload.len(), reason = %r, "rejected payload");
                 }
             }

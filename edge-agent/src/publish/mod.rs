@@ -43,6 +43,9 @@ pub enum PublishError {
     /// The spool failed (disk full, permissions...).
     #[error(transparent)]
     Spool(#[from] spool::SpoolError),
+    /// The broker's CA file cannot be used.
+    #[error("broker.ca_file: {0}")]
+    Tls(#[from] sharpeyes_common::tls::TlsError),
 }
 
 /// What links spool records to the MQTT client's packets; shared by the publisher and the
@@ -143,6 +146,9 @@ fn mqtt_options(
     o.set_keep_alive(Duration::from_secs(b.keep_alive_s));
     o.set_max_packet_size(8 << 20, 8 << 20);
     o.set_clean_session(false);
+    if b.tls {
+        o.set_transport(sharpeyes_common::tls::mqtt_transport(b.ca_file.as_deref())?);
+    }
     if let (Some(u), Some(p)) = (&b.username, &b.password) {
         o.set_credentials(u.clone(), p.clone());
     }

@@ -96,7 +96,7 @@ fn main() -> anyhow::Result<()> {
         a.published,
         aggregator::metrics::get(&r.aggregator.stored),
         aggregator::metrics::get(&r.aggregator.duplicates),
-        r.aggregator.rejected_total()
+        r.aggregator.rejected.total()
     );
     println!(
         "  wall time            {:.1} s from agent start to everything stored",
