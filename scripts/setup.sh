@@ -3,7 +3,10 @@
 #   1. Debian packages: GStreamer (decode, RTSP server, x264), Mosquitto (for tests), a CJK font
 #      (WenQuanYi Zen Hei, for the rendered test plates), Python pip;
 #   2. the ONNX Runtime library and the models of models/manifest.toml (pinned, checked,
-#      converted where MODELS.md says so) via models/fetch.py, cached in ~/.cache/sharpeyes.
+#      converted where MODELS.md says so) via models/fetch.py, cached in ~/.cache/sharpeyes;
+#   3. the demo's site PKI in .deps/pki (openssl): a CA and the embedded broker's certificate
+#      for localhost / 127.0.0.1, so the demo and the tests speak MQTT over TLS. (On a real
+#      site, `aggregator gen-certs` makes them without openssl.)
 # Idempotent: a second run installs nothing and says so. Used by both README commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +20,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   mosquitto mosquitto-clients
+  openssl
   fonts-wqy-zenhei
 )
 
@@ -46,4 +50,32 @@ for el in x264enc rtph264pay avdec_h264 h264parse uridecodebin videoconvert apps
 done
 
 python3 models/fetch.py || die "models/fetch.py failed (see the message above)"
+
+PKI=.deps/pki
+if [ -s "$PKI/ca.pem" ] && [ -s "$PKI/server.pem" ] && [ -s "$PKI/server.key" ] \
+   && openssl verify -CAfile "$PKI/ca.pem" "$PKI/server.pem" >/dev/null 2>&1 \
+   && openssl x509 -checkend 86400 -noout -in "$PKI/server.pem" >/dev/null 2>&1; then
+  say "demo PKI: $PKI present"
+else
+  say "demo PKI: making a CA and the broker certificate in $PKI"
+  rm -rf "$PKI"
+  mkdir -p "$PKI"
+  (
+    umask 077
+    cd "$PKI"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/O=Sharp Eyes/CN=Sharp Eyes demo CA" -keyout ca.key -out ca.pem \
+      -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/O=Sharp Eyes/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+      "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out server.pem 2>/dev/null
+    rm -f server.csr server.ext ca.srl
+    chmod 644 ca.pem server.pem
+  ) || die "openssl could not make the demo PKI in $PKI"
+  openssl verify -CAfile "$PKI/ca.pem" "$PKI/server.pem" >/dev/null || die "the demo PKI does not verify"
+fi
 say "ready"

@@ -205,6 +205,23 @@ pub struct ScenarioOptions {
     /// Capture the first track payload with `mosquitto_sub` into this file, as an operator
     /// would, to decode it with `aggregator decode` or the Python lines of the wire docs.
     pub capture: Option<PathBuf>,
+    /// With the embedded broker: MQTT over TLS with this site PKI (`ca.pem`, `server.pem`,
+    /// `server.key`; [`demo_pki`] is the one `scripts/setup.sh` makes), per-agent passwords
+    /// and the shipped ACL.
+    pub secure: Option<PathBuf>,
+}
+
+/// The demo's site PKI, made by `scripts/setup.sh` with openssl (a CA and the broker's
+/// certificate for localhost / 127.0.0.1).
+pub fn demo_pki() -> PathBuf {
+    workspace_root().join(".deps/pki")
+}
+
+/// Log-ins of a secured scenario.
+struct Secure {
+    ca: PathBuf,
+    agent_password: String,
+    aggregator_password: String,
 }
 
 /// Makes the face clip (if `out/clip.mp4` is missing), serves it over RTSP, runs the
@@ -229,6 +246,36 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     let spool_dir = opts.out.join("spool");
     let _ = std::fs::remove_dir_all(&spool_dir);
     agg_cfg.store.path = db.clone();
+    let secure = match (&opts.secure, opts.broker) {
+        (Some(pki), BrokerKind::Embedded) => {
+            let ca = pki.join("ca.pem");
+            anyhow::ensure!(
+                ca.exists(),
+                "{} missing: run scripts/setup.sh (it makes the demo's CA)",
+                ca.display()
+            );
+            use aggregator::broker::passwd;
+            let file = opts.out.join("passwd");
+            let _ = std::fs::remove_file(&file);
+            let agent_password = passwd::random_password(24)?;
+            let aggregator_password = passwd::random_password(24)?;
+            passwd::set_password(&file, "agent-1", &agent_password)?;
+            passwd::set_password(&file, "aggregator", &aggregator_password)?;
+            agg_cfg.broker.tls_cert = Some(pki.join("server.pem"));
+            agg_cfg.broker.tls_key = Some(pki.join("server.key"));
+            agg_cfg.broker.password_file = Some(file);
+            agg_cfg.broker.acl_file = Some(workspace_root().join("configs/mosquitto/acl"));
+            Some(Secure {
+                ca,
+                agent_password,
+                aggregator_password,
+            })
+        }
+        (Some(_), BrokerKind::Mosquitto) => {
+            anyhow::bail!("a secured scenario runs on the embedded broker")
+        }
+        (None, _) => None,
+    };
     let broker_port = match opts.broker {
         BrokerKind::Embedded => {
             let port = if opts.embedded_port == 0 {
@@ -264,6 +311,12 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
         ..AgentConfig::default()
     };
     agent_cfg.broker.port = broker_port;
+    if let Some(sec) = &secure {
+        agent_cfg.broker.tls = true;
+        agent_cfg.broker.ca_file = Some(sec.ca.clone());
+        agent_cfg.broker.username = Some(agent_cfg.agent_id.clone());
+        agent_cfg.broker.password = Some(sec.agent_password.clone());
+    }
     agent_cfg.publish.status_interval_s = 5;
     agent_cfg.publish.spool_dir = spool_dir.clone();
     // Scrape the agent's and the aggregator's ops endpoints while the clip plays, as
@@ -295,7 +348,7 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
         out
     });
     let mut capture = match &opts.capture {
-        Some(path) => Some(capture_one(broker_port, path).await?),
+        Some(path) => Some(capture_one(broker_port, path, secure.as_ref()).await?),
         None => None,
     };
     let started = Instant::now();
@@ -341,9 +394,20 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
 }
 
 /// Starts `mosquitto_sub` for one track payload of any camera, written raw to `path`.
-async fn capture_one(port: u16, path: &Path) -> anyhow::Result<std::process::Child> {
+async fn capture_one(
+    port: u16,
+    path: &Path,
+    secure: Option<&Secure>,
+) -> anyhow::Result<std::process::Child> {
     let file = std::fs::File::create(path)?;
-    let child = std::process::Command::new("mosquitto_sub")
+    let mut cmd = std::process::Command::new("mosquitto_sub");
+    if let Some(sec) = secure {
+        // As an operator would: the site CA, the aggregator's log-in (it may read all).
+        cmd.arg("--cafile")
+            .arg(&sec.ca)
+            .args(["-u", "aggregator", "-P", &sec.aggregator_password]);
+    }
+    let child = cmd
         .args([
             "-h",
             "127.0.0.1",

@@ -18,6 +18,8 @@ fn scenario(broker: BrokerKind) {
         embedded_port: 0,
         analysis_fps: 5.0,
         capture: Some(dir.path().join("payload.bin")),
+        // The embedded broker runs as the demo's does: TLS with setup's CA, log-ins, the ACL.
+        secure: (broker == BrokerKind::Embedded).then(sharpeyes_e2e::demo_pki),
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let r = rt.block_on(run_face_scenario(&opts)).unwrap();

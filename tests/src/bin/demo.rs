@@ -30,7 +30,7 @@ fn main() -> anyhow::Result<()> {
     sharpeyes_common::init_logging("info,rumqttd=warn");
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     println!(
-        "Sharp Eyes demo: clip from real face photos and rendered plates -> RTSP -> edge-agent (YuNet, SFace, NanoDet, clp_det + PP-OCRv4) -> MQTT -> aggregator -> SQLite"
+        "Sharp Eyes demo: clip from real face photos and rendered plates -> RTSP -> edge-agent (YuNet, SFace, NanoDet, clp_det + PP-OCRv4) -> MQTT over TLS (site CA from scripts/setup.sh, per-agent log-in, ACL) -> aggregator -> SQLite"
     );
     let opts = ScenarioOptions {
         out: args.out.clone(),
@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
         embedded_port: args.port,
         analysis_fps: args.fps,
         capture: Some(args.out.join("payload.bin")),
+        secure: Some(sharpeyes_e2e::demo_pki()),
     };
     let r = rt.block_on(run_face_scenario(&opts))?;
 
