@@ -23,6 +23,37 @@ pub struct AggregatorConfig {
     pub store: StoreConfig,
     /// The operations endpoint: `/metrics` (Prometheus) and `/health`; port 0 means 9465.
     pub ops: OpsConfig,
+    /// What happens when a new alert arrives.
+    pub alerts: AlertsConfig,
+}
+
+/// What happens when a new alert arrives (updates of an open alert run nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Command run once per new alert, e.g. an SMS gateway's client, as a program and its
+    /// arguments (no shell). It gets the alert as JSON on standard input (evidence left out:
+    /// `aggregator alerts evidence` fetches it) and `SHARPEYES_ALERT_AGENT`, `_ID`, `_KIND`,
+    /// `_PRIORITY`, `_CAMERA`, `_SUMMARY` in its environment. A webhook:
+    /// `["curl", "-sf", "-H", "Content-Type: application/json", "--data-binary", "@-", URL]`.
+    /// Hooks run one at a time, off the store path; a failure is logged and counted. Default:
+    /// none.
+    pub hook: Vec<String>,
+    /// Longest a hook may run before it is killed, ms (100..=600000). Default `10000`.
+    pub hook_timeout_ms: u64,
+    /// New alerts waiting for the hook at most; beyond, they are counted and skipped
+    /// (they are stored all the same) (1..=100000). Default `1000`.
+    pub hook_queue: usize,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            hook: Vec::new(),
+            hook_timeout_ms: 10_000,
+            hook_queue: 1000,
+        }
+    }
 }
 
 /// The aggregator's default ops port.
@@ -238,6 +269,22 @@ impl ConfigFile for AggregatorConfig {
                 "broker.reconnect_max_ms",
                 "must be within 200..=600000",
             ));
+        }
+        let a = &self.alerts;
+        if a.hook.first().is_some_and(|p| p.trim().is_empty()) {
+            return Err(invalid(
+                "alerts.hook",
+                "the program (first element) is empty",
+            ));
+        }
+        if !(100..=600_000).contains(&a.hook_timeout_ms) {
+            return Err(invalid(
+                "alerts.hook_timeout_ms",
+                "must be within 100..=600000",
+            ));
+        }
+        if !(1..=100_000).contains(&a.hook_queue) {
+            return Err(invalid("alerts.hook_queue", "must be within 1..=100000"));
         }
         if self.store.path.as_os_str().is_empty() {
             return Err(invalid("store.path", "must not be empty"));

@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod hook;
 pub mod metrics;
 pub mod pki;
 pub mod query;
@@ -83,6 +84,7 @@ pub async fn run_with_metrics(
             max_batch: config.store.max_batch,
             runtime: tokio::runtime::Handle::current(),
             shutdown: shutdown.clone(),
+            hook: hook::Hook::start(&config.alerts, metrics.clone()),
         };
         std::thread::Builder::new()
             .name("store-writer".into())

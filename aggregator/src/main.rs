@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aggregator::config::{AggregatorConfig, ConfigFile, DEFAULT_CONFIG_TOML};
-use aggregator::store::{Store, TrackFilter};
+use aggregator::store::{AlertFilter, Store, TrackFilter};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use sharpeyes_wire::Codec;
@@ -46,12 +46,16 @@ enum Cmd {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// Database file (default: store.path of --config, else sharpeyes.db).
-        #[arg(long)]
-        db: Option<PathBuf>,
-        /// Configuration file to take the database path from.
-        #[arg(long, short)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List alerts (newest first), acknowledge one, or save its evidence.
+    #[command(args_conflicts_with_subcommands = true)]
+    Alerts {
+        #[command(subcommand)]
+        action: Option<AlertsCmd>,
+        #[command(flatten)]
+        list: AlertList,
     },
     /// Make a site CA and the embedded broker's TLS certificate (ca.pem, ca.key, server.pem,
     /// server.key); agents trust ca.pem.
@@ -91,6 +95,93 @@ enum Cmd {
     },
 }
 
+/// Where the database is: `--db`, else `store.path` of `--config`, else the default.
+#[derive(clap::Args)]
+struct DbArgs {
+    /// Database file (default: store.path of --config, else sharpeyes.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Configuration file to take the database path from.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+impl DbArgs {
+    fn open(&self) -> anyhow::Result<Store> {
+        let path = match &self.db {
+            Some(p) => p.clone(),
+            None => load_config(self.config.as_ref())?.store.path,
+        };
+        if !path.exists() {
+            bail!(
+                "database {} does not exist (run the aggregator first, or pass --db)",
+                path.display()
+            );
+        }
+        Ok(Store::open(&path)?)
+    }
+}
+
+#[derive(clap::Args)]
+struct AlertList {
+    /// Only alerts nobody acknowledged yet.
+    #[arg(long)]
+    open: bool,
+    /// Only this rule: loitering, face_watchlist, plate_watchlist.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only alerts reported within this long before now (e.g. 90s, 10m, 2h, 1d).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<Duration>,
+    /// At most this many (the newest).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+#[derive(Subcommand)]
+enum AlertsCmd {
+    /// Acknowledge an alert: who handled it and how.
+    Ack {
+        /// AGENT/ALERT_ID, as the list shows it.
+        id: String,
+        /// Who acknowledges it.
+        #[arg(long)]
+        by: String,
+        /// What was done.
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Save an alert's evidence image (JPEG).
+    Evidence {
+        /// AGENT/ALERT_ID, as the list shows it.
+        id: String,
+        /// Which image: crop (the person, face or vehicle), frame (the scene), or another
+        /// role the list shows.
+        #[arg(long, default_value = "crop")]
+        role: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn split_alert_id(id: &str) -> anyhow::Result<(&str, &str)> {
+    id.split_once('/')
+        .filter(|(a, i)| !a.is_empty() && !i.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!("{id:?}: expected AGENT/ALERT_ID (as `aggregator alerts` lists it)")
+        })
+}
+
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<AggregatorConfig> {
     Ok(match path {
         Some(p) => AggregatorConfig::load(p)?,
@@ -106,6 +197,43 @@ fn main() -> anyhow::Result<()> {
             AggregatorConfig::load(&config)?;
             println!("{}: ok", config.display());
         }
+        Cmd::Alerts { action, list } => match action {
+            None => {
+                let store = list.db.open()?;
+                let rows = store.alerts(&AlertFilter {
+                    open_only: list.open,
+                    since_ms: list
+                        .since
+                        .map(|d| sharpeyes_wire::now_ms() - d.as_millis() as i64),
+                    kind: list.kind,
+                    limit: list.limit,
+                })?;
+                if list.json {
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    print!("{}", aggregator::query::alerts_table(&rows));
+                }
+            }
+            Some(AlertsCmd::Ack { id, by, note, db }) => {
+                let (agent, alert) = split_alert_id(&id)?;
+                if by.trim().is_empty() {
+                    bail!("--by must name who acknowledges");
+                }
+                if !db.open()?.ack_alert(agent, alert, &by, &note)? {
+                    bail!("no open alert {id} (see `aggregator alerts --open`)");
+                }
+                println!("{id} acknowledged by {by}");
+            }
+            Some(AlertsCmd::Evidence { id, role, out, db }) => {
+                let (agent, alert) = split_alert_id(&id)?;
+                let Some((mime, data)) = db.open()?.alert_evidence(agent, alert, &role)? else {
+                    bail!("alert {id} has no {role:?} evidence (see `aggregator alerts`)");
+                };
+                std::fs::write(&out, &data)
+                    .with_context(|| format!("writing {}", out.display()))?;
+                println!("{} ({mime}, {} bytes)", out.display(), data.len());
+            }
+        },
         Cmd::GenCerts { out, hosts, force } => {
             let f = aggregator::pki::generate(&out, &hosts, force)?;
             println!(
@@ -168,19 +296,8 @@ fn main() -> anyhow::Result<()> {
             limit,
             json,
             db,
-            config,
         } => {
-            let path = match db {
-                Some(p) => p,
-                None => load_config(config.as_ref())?.store.path,
-            };
-            if !path.exists() {
-                bail!(
-                    "database {} does not exist (run the aggregator first, or pass --db)",
-                    path.display()
-                );
-            }
-            let store = Store::open(&path)?;
+            let store = db.open()?;
             let since_ms = since.map(|d| sharpeyes_wire::now_ms() - d.as_millis() as i64);
             let rows = store.tracks(&TrackFilter {
                 camera,

@@ -11,6 +11,14 @@ pub struct Metrics {
     pub received: AtomicU64,
     /// Messages stored (first time seen).
     pub stored: AtomicU64,
+    /// New alerts stored (updates of an open alert not counted).
+    pub alerts: AtomicU64,
+    /// Alert hook runs.
+    pub hook_runs: AtomicU64,
+    /// Alert hook runs that failed (non-zero exit, timeout, could not start).
+    pub hook_failures: AtomicU64,
+    /// New alerts not passed to the hook because its queue was full.
+    pub hook_skipped: AtomicU64,
     /// Messages whose `(agent, seq)` was already stored.
     pub duplicates: AtomicU64,
     /// Messages acknowledged to the broker.
@@ -85,6 +93,30 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
                 "Messages stored (first time seen).",
                 Kind::Counter,
                 &self.stored,
+            ),
+            (
+                "sharpeyes_aggregator_alerts_total",
+                "New alerts stored (updates of an open alert not counted).",
+                Kind::Counter,
+                &self.alerts,
+            ),
+            (
+                "sharpeyes_aggregator_alert_hook_runs_total",
+                "Alert hook runs.",
+                Kind::Counter,
+                &self.hook_runs,
+            ),
+            (
+                "sharpeyes_aggregator_alert_hook_failures_total",
+                "Alert hook runs that failed (non-zero exit, timeout, could not start).",
+                Kind::Counter,
+                &self.hook_failures,
+            ),
+            (
+                "sharpeyes_aggregator_alert_hook_skipped_total",
+                "New alerts not passed to the hook because its queue was full.",
+                Kind::Counter,
+                &self.hook_skipped,
             ),
             (
                 "sharpeyes_aggregator_duplicates_total",

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::store::TrackRow;
+use crate::store::{AlertRow, TrackRow};
 
 /// `2026-11-23T10:15:00.123Z` for UTC milliseconds.
 pub fn utc(ms: i64) -> String {
@@ -54,8 +54,50 @@ pub fn tracks_table(rows: &[TrackRow]) -> String {
             ]
         })
         .collect();
+    table(&header, &cells, "track(s)")
+}
+
+/// A plain-text table of alerts, newest first.
+pub fn alerts_table(rows: &[AlertRow]) -> String {
+    let header = [
+        "id",
+        "kind",
+        "priority",
+        "camera",
+        "first (UTC)",
+        "last (UTC)",
+        "seen",
+        "summary",
+        "evidence",
+        "acknowledged",
+    ];
+    let cells: Vec<[String; 10]> = rows
+        .iter()
+        .map(|r| {
+            [
+                format!("{}/{}", r.agent, r.alert_id),
+                r.kind.clone(),
+                r.priority.clone(),
+                r.camera.clone(),
+                utc(r.first_ms),
+                utc(r.last_ms),
+                r.sightings.to_string(),
+                r.summary.clone(),
+                r.evidence.join(","),
+                match (&r.acked_by, r.acked_ms) {
+                    (Some(by), Some(ms)) => format!("{by} {}", utc(ms)),
+                    _ => "no".into(),
+                },
+            ]
+        })
+        .collect();
+    table(&header, &cells, "alert(s)")
+}
+
+/// Left-aligned columns, two spaces apart, then a count line.
+fn table<const N: usize>(header: &[&str; N], cells: &[[String; N]], what: &str) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &cells {
+    for row in cells {
         for (w, c) in widths.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
@@ -71,11 +113,11 @@ pub fn tracks_table(rows: &[TrackRow]) -> String {
     };
     let mut out = line(header.to_vec());
     out.push('\n');
-    for row in &cells {
+    for row in cells {
         out.push_str(&line(row.iter().map(String::as_str).collect()));
         out.push('\n');
     }
-    out.push_str(&format!("{} track(s)\n", rows.len()));
+    out.push_str(&format!("{} {what}\n", cells.len()));
     out
 }
 

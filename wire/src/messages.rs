@@ -231,6 +231,17 @@ pub enum Priority {
     High,
 }
 
+impl Priority {
+    /// The name used on the wire (`low`, `normal`, `high`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+        }
+    }
+}
+
 /// What rule raised an alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -241,6 +252,17 @@ pub enum AlertKind {
     FaceWatchlist,
     /// A plate matched the plate watchlist.
     PlateWatchlist,
+}
+
+impl AlertKind {
+    /// The name used on the wire (`loitering`, `face_watchlist`, `plate_watchlist`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Loitering => "loitering",
+            AlertKind::FaceWatchlist => "face_watchlist",
+            AlertKind::PlateWatchlist => "plate_watchlist",
+        }
+    }
 }
 
 /// An alert, with optional evidence.

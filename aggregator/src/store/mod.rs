@@ -33,13 +33,15 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
 const MIGRATIONS: &[&str] = &[
     "ALTER TABLE tracks ADD COLUMN plate TEXT;
      ALTER TABLE tracks ADD COLUMN plate_confidence REAL;",
     "ALTER TABLE tracks ADD COLUMN link INTEGER;",
+    // 3 → 4: the alert tables, which SCHEMA creates.
+    "",
 ];
 
 const SCHEMA: &str = "
@@ -84,6 +86,35 @@ CREATE TABLE IF NOT EXISTS track_points (
     x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
     PRIMARY KEY (agent, camera, track, ts_ms, event)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS alerts (
+    agent        TEXT    NOT NULL,
+    alert_id     TEXT    NOT NULL,
+    site         TEXT    NOT NULL,
+    camera       TEXT    NOT NULL,
+    kind         TEXT    NOT NULL,
+    priority     TEXT    NOT NULL,
+    first_ms     INTEGER NOT NULL,
+    last_ms      INTEGER NOT NULL,
+    sightings    INTEGER NOT NULL DEFAULT 1,
+    track        INTEGER,
+    summary      TEXT    NOT NULL,
+    details_json TEXT    NOT NULL,
+    received_ms  INTEGER NOT NULL,
+    acked_ms     INTEGER,
+    acked_by     TEXT,
+    ack_note     TEXT,
+    PRIMARY KEY (agent, alert_id)
+);
+CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (last_ms);
+CREATE TABLE IF NOT EXISTS alert_evidence (
+    agent    TEXT    NOT NULL,
+    alert_id TEXT    NOT NULL,
+    role     TEXT    NOT NULL,
+    mime     TEXT    NOT NULL,
+    ts_ms    INTEGER NOT NULL,
+    data     BLOB    NOT NULL,
+    PRIMARY KEY (agent, alert_id, role)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agents (
     agent       TEXT PRIMARY KEY,
     site        TEXT    NOT NULL,
@@ -100,8 +131,66 @@ CREATE TABLE IF NOT EXISTS agents (
 pub enum Applied {
     /// Stored.
     Stored,
+    /// Stored, and it raised an alert not seen before (not an update of an open one).
+    NewAlert,
     /// Its `(agent, seq)` was already stored; nothing changed.
     Duplicate,
+}
+
+/// One stored alert, as the queries return it (evidence listed, not included).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertRow {
+    /// Agent id.
+    pub agent: String,
+    /// Alert id (unique per agent).
+    pub alert_id: String,
+    /// Site id.
+    pub site: String,
+    /// Camera id.
+    pub camera: String,
+    /// Rule: `loitering`, `face_watchlist`, `plate_watchlist`.
+    pub kind: String,
+    /// `low`, `normal`, `high` (as last reported).
+    pub priority: String,
+    /// First report, capture time, UTC ms.
+    pub first_ms: i64,
+    /// Last report (updates within the rule's cool-down), UTC ms.
+    pub last_ms: i64,
+    /// Reports received (the first and its updates).
+    pub sightings: u64,
+    /// The track that raised it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<u64>,
+    /// One human-readable line, as last reported.
+    pub summary: String,
+    /// Rule-specific details, as last reported.
+    pub details: std::collections::BTreeMap<String, String>,
+    /// Roles of the evidence images held (`crop`, `frame`).
+    pub evidence: Vec<String>,
+    /// When it arrived at the aggregator, UTC ms.
+    pub received_ms: i64,
+    /// When an operator acknowledged it, UTC ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acked_ms: Option<i64>,
+    /// Who acknowledged it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acked_by: Option<String>,
+    /// The acknowledgement's note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack_note: Option<String>,
+}
+
+/// Which alerts a query wants.
+#[derive(Debug, Clone, Default)]
+pub struct AlertFilter {
+    /// Only alerts not yet acknowledged.
+    pub open_only: bool,
+    /// Only alerts last reported at or after this time (UTC ms).
+    pub since_ms: Option<i64>,
+    /// Only this rule (`loitering`, `face_watchlist`, `plate_watchlist`).
+    pub kind: Option<String>,
+    /// At most this many (the newest).
+    pub limit: Option<usize>,
 }
 
 /// One stored track, as the queries return it.
@@ -259,6 +348,96 @@ impl Store {
         Ok(rows)
     }
 
+    /// Stored alerts matching `f`, newest first.
+    pub fn alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
+        let mut sql = String::from(
+            "SELECT a.agent, a.alert_id, site, camera, kind, priority, first_ms, last_ms, sightings,
+                    track, summary, details_json, received_ms, acked_ms, acked_by, ack_note,
+                    (SELECT group_concat(role, ',') FROM alert_evidence e
+                      WHERE e.agent = a.agent AND e.alert_id = a.alert_id)
+             FROM alerts a WHERE 1=1",
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if f.open_only {
+            sql.push_str(" AND acked_ms IS NULL");
+        }
+        if let Some(s) = f.since_ms {
+            sql.push_str(" AND last_ms >= ?");
+            args.push(s.into());
+        }
+        if let Some(k) = &f.kind {
+            sql.push_str(" AND kind = ?");
+            args.push(k.clone().into());
+        }
+        sql.push_str(" ORDER BY last_ms DESC, a.agent, a.alert_id");
+        if let Some(l) = f.limit {
+            sql.push_str(&format!(" LIMIT {l}"));
+        }
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                let details: String = r.get(11)?;
+                let evidence: Option<String> = r.get(16)?;
+                Ok(AlertRow {
+                    agent: r.get(0)?,
+                    alert_id: r.get(1)?,
+                    site: r.get(2)?,
+                    camera: r.get(3)?,
+                    kind: r.get(4)?,
+                    priority: r.get(5)?,
+                    first_ms: r.get(6)?,
+                    last_ms: r.get(7)?,
+                    sightings: r.get::<_, i64>(8)? as u64,
+                    track: r.get::<_, Option<i64>>(9)?.map(|t| t as u64),
+                    summary: r.get(10)?,
+                    details: serde_json::from_str(&details).unwrap_or_default(),
+                    evidence: evidence
+                        .map(|e| e.split(',').map(str::to_string).collect())
+                        .unwrap_or_default(),
+                    received_ms: r.get(12)?,
+                    acked_ms: r.get(13)?,
+                    acked_by: r.get(14)?,
+                    ack_note: r.get(15)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// One evidence image of an alert: its media type and bytes.
+    pub fn alert_evidence(
+        &self,
+        agent: &str,
+        alert_id: &str,
+        role: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT mime, data FROM alert_evidence WHERE agent = ? AND alert_id = ? AND role = ?",
+                params![agent, alert_id, role],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Acknowledges an alert (`by` whom, with a note); false if there is no such alert or it
+    /// was acknowledged already.
+    pub fn ack_alert(
+        &self,
+        agent: &str,
+        alert_id: &str,
+        by: &str,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        let n = self.conn.execute(
+            "UPDATE alerts SET acked_ms = ?, acked_by = ?, ack_note = ?
+             WHERE agent = ? AND alert_id = ? AND acked_ms IS NULL",
+            params![sharpeyes_wire::now_ms(), by, note, agent, alert_id],
+        )?;
+        Ok(n == 1)
+    }
+
     /// Number of stored messages (all kinds).
     pub fn message_count(&self) -> Result<u64, StoreError> {
         Ok(self
@@ -340,10 +519,75 @@ fn apply(
     match &env.body {
         Body::Tracks(b) => store_tracks(tx, &env.agent, b)?,
         Body::Status(s) => store_status(tx, &env.agent, s, now)?,
-        // Alerts and watchlists are stored by later releases; the message row records them.
-        Body::Alert(_) | Body::Watchlists(_) => {}
+        Body::Alert(a) => {
+            if store_alert(tx, &env.agent, a, now)? {
+                return Ok(Applied::NewAlert);
+            }
+        }
+        // The aggregator publishes the watchlists; its own store holds them (the message row
+        // records a copy that came back).
+        Body::Watchlists(_) => {}
     }
     Ok(Applied::Stored)
+}
+
+/// Inserts an alert, or updates the open one with the same id (a repeated sighting within the
+/// rule's cool-down); whether it was new.
+fn store_alert(
+    tx: &Transaction<'_>,
+    agent: &str,
+    a: &sharpeyes_wire::Alert,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let kind = a.kind.as_str();
+    let priority = a.priority.as_str();
+    let details = serde_json::to_string(&a.details).unwrap_or_else(|_| "{}".into());
+    let existed: bool = tx
+        .query_row(
+            "SELECT 1 FROM alerts WHERE agent = ? AND alert_id = ?",
+            params![agent, a.alert_id],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    tx.execute(
+        "INSERT INTO alerts (agent, alert_id, site, camera, kind, priority, first_ms, last_ms,
+                             track, summary, details_json, received_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (agent, alert_id) DO UPDATE SET
+            sightings = sightings + 1,
+            first_ms = min(first_ms, excluded.first_ms),
+            priority = CASE WHEN excluded.last_ms >= last_ms THEN excluded.priority ELSE priority END,
+            summary = CASE WHEN excluded.last_ms >= last_ms THEN excluded.summary ELSE summary END,
+            details_json = CASE WHEN excluded.last_ms >= last_ms
+                                THEN excluded.details_json ELSE details_json END,
+            track = coalesce(excluded.track, track),
+            last_ms = max(last_ms, excluded.last_ms)",
+        params![
+            agent,
+            a.alert_id,
+            a.site,
+            a.camera,
+            kind,
+            priority,
+            a.ts_ms,
+            a.track.map(|t| t as i64),
+            a.summary,
+            details,
+            now
+        ],
+    )?;
+    let mut evidence = tx.prepare_cached(
+        "INSERT INTO alert_evidence (agent, alert_id, role, mime, ts_ms, data)
+         VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (agent, alert_id, role) DO UPDATE SET
+            mime = excluded.mime, data = excluded.data, ts_ms = excluded.ts_ms
+         WHERE excluded.ts_ms >= ts_ms",
+    )?;
+    for e in &a.evidence {
+        evidence.execute(params![agent, a.alert_id, e.role, e.mime, a.ts_ms, e.data])?;
+    }
+    Ok(!existed)
 }
 
 fn store_tracks(tx: &Transaction<'_>, agent: &str, b: &TrackBatch) -> Result<(), StoreError> {

@@ -257,6 +257,8 @@ pub struct Writer {
     pub runtime: tokio::runtime::Handle,
     /// Stops retrying failed transactions.
     pub shutdown: CancellationToken,
+    /// Runs the alert hook for new alerts, if one is configured.
+    pub hook: Option<crate::hook::Hook>,
 }
 
 impl Writer {
@@ -273,9 +275,19 @@ impl Writer {
             max_batch,
             runtime,
             shutdown,
+            hook,
         } = self;
         writer_loop(
-            store, rx, &client, &topics, &codec, &metrics, max_batch, &runtime, &shutdown,
+            store,
+            rx,
+            &client,
+            &topics,
+            &codec,
+            &metrics,
+            max_batch,
+            &runtime,
+            &shutdown,
+            hook.as_ref(),
         )
     }
 }
@@ -291,6 +303,7 @@ fn writer_loop(
     max_batch: usize,
     runtime: &tokio::runtime::Handle,
     shutdown: &CancellationToken,
+    hook: Option<&crate::hook::Hook>,
 ) {
     let ack = |p: &Publish| {
         if client.try_ack(p).is_err() {
@@ -326,9 +339,16 @@ fn writer_loop(
             inc(&metrics.commits);
             match result {
                 Ok(applied) => {
-                    for a in applied {
+                    for (a, (env, _, _)) in applied.into_iter().zip(&valid) {
                         match a {
                             Applied::Stored => inc(&metrics.stored),
+                            Applied::NewAlert => {
+                                inc(&metrics.stored);
+                                inc(&metrics.alerts);
+                                if let (Some(h), Body::Alert(alert)) = (hook, &env.body) {
+                                    h.send(&env.agent, alert);
+                                }
+                            }
                             Applied::Duplicate => inc(&metrics.duplicates),
                         }
                     }

@@ -1,0 +1,86 @@
+//! The fuzz target `aggregator_config`'s inputs, replayed by the test suite: every seed of
+//! `fuzz/seeds/aggregator_config/` loads (`ok-*`) or is refused (`bad-*`) as its name says, and
+//! every input of `fuzz/regressions/aggregator_config/` (crashes the fuzzer found, kept once
+//! fixed) is parsed without panicking; so is every truncation of the seeds. See fuzz/README.md.
+//! (The property run over arbitrary text is in edge-agent/tests/fuzz_regressions.rs; both
+//! configs go through the same `ConfigFile::from_toml`.)
+
+use std::fs;
+use std::path::Path;
+
+use aggregator::config::{AggregatorConfig, ConfigFile, DEFAULT_CONFIG_TOML};
+
+/// The files of `fuzz/<kind>/aggregator_config/` (none if it does not exist), dotfiles left out.
+fn inputs(kind: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz")
+        .join(kind)
+        .join("aggregator_config");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(String, Vec<u8>)> = entries
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, fs::read(&p).expect("readable input"))
+        })
+        .filter(|(name, _)| !name.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// What the fuzz target does: load the bytes as a config file; a valid config must come back
+/// the same through TOML, and name a broker to connect to.
+fn load(data: &[u8]) -> Option<AggregatorConfig> {
+    let text = std::str::from_utf8(data).ok()?;
+    let cfg = match AggregatorConfig::from_toml(text) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            let _ = e.to_string();
+            return None;
+        }
+    };
+    let written = toml::to_string(&cfg).expect("a valid config serialises");
+    let back = AggregatorConfig::from_toml(&written).expect("a serialised valid config loads");
+    assert_eq!(toml::to_string(&back).unwrap(), written);
+    let (host, port) = cfg.broker.endpoint().expect("validated");
+    assert!(!host.is_empty() && port != 0, "{:?}", cfg.broker.url);
+    Some(cfg)
+}
+
+#[test]
+fn seeds_load_as_named() {
+    let seeds = inputs("seeds");
+    assert!(
+        seeds.iter().any(|(n, _)| n.starts_with("ok-"))
+            && seeds.iter().any(|(n, _)| n.starts_with("bad-")),
+        "fuzz/seeds/aggregator_config/ needs ok-* and bad-* seeds"
+    );
+    for (name, data) in &seeds {
+        assert_eq!(
+            load(data).is_some(),
+            name.starts_with("ok-"),
+            "seed {name}: ok-* must load, bad-* must be refused"
+        );
+    }
+}
+
+#[test]
+fn regressions_do_not_panic() {
+    for (_name, data) in inputs("regressions") {
+        load(&data);
+    }
+}
+
+#[test]
+fn truncated_seeds_do_not_panic() {
+    let live = DEFAULT_CONFIG_TOML.as_bytes().to_vec();
+    for data in inputs("seeds").into_iter().map(|(_, d)| d).chain([live]) {
+        for cut in 0..data.len() {
+            load(&data[..cut]);
+        }
+    }
+}
