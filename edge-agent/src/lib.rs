@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod probe;
 pub mod publish;
+pub mod rules;
 pub mod track;
 
 use std::collections::HashMap;

@@ -40,6 +40,7 @@
 
 mod codec;
 mod messages;
+pub mod plate;
 mod quant;
 mod topics;
 
