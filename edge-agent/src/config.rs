@@ -41,6 +41,8 @@ pub struct AgentConfig {
     pub publish: PublishConfig,
     /// The operations endpoint: `/metrics` (Prometheus) and `/health`; port 0 means 9464.
     pub ops: OpsConfig,
+    /// Alert rules: loitering, the face and plate watchlists, police units.
+    pub rules: crate::rules::RulesConfig,
     /// The cameras. Default: none (the agent then only publishes its status).
     pub cameras: Vec<CameraConfig>,
 }
@@ -62,6 +64,7 @@ impl Default for AgentConfig {
             tracker: TrackerConfig::default(),
             publish: PublishConfig::default(),
             ops: OpsConfig::default(),
+            rules: crate::rules::RulesConfig::default(),
             cameras: Vec::new(),
         }
     }
@@ -461,6 +464,23 @@ pub struct CameraConfig {
     /// of the camera's frames (a gate lane, a car park entry): small ones are enlarged like
     /// distant vehicles. Default: none.
     pub plate_regions: Vec<[f32; 4]>,
+    /// The camera's position `[lat, lon]` (WGS 84 degrees): alerts carry it and name the
+    /// nearest of `rules.police_units`. Default: none.
+    pub geo: Option<[f64; 2]>,
+    /// Loitering zones of this camera (e.g. a fishing-ban bank): `[[cameras.zones]]` with
+    /// `id`, `polygon` (pixels of the analysed frames), optional `geo` and `threshold_s`.
+    /// Default: none.
+    pub zones: Vec<crate::rules::ZoneConfig>,
+}
+
+impl CameraConfig {
+    /// The camera's part of the rules configuration.
+    pub fn rules(&self) -> crate::rules::CameraRulesConfig {
+        crate::rules::CameraRulesConfig {
+            geo: self.geo,
+            zones: self.zones.clone(),
+        }
+    }
 }
 
 impl Default for CameraConfig {
@@ -477,6 +497,8 @@ impl Default for CameraConfig {
             reconnect_min_ms: 500,
             reconnect_max_ms: 30_000,
             plate_regions: Vec::new(),
+            geo: None,
+            zones: Vec::new(),
         }
     }
 }
@@ -651,6 +673,8 @@ impl ConfigFile for AgentConfig {
         if p.spool_dir.as_os_str().is_empty() {
             return Err(invalid("publish.spool_dir", "must not be empty"));
         }
+        self.rules.validate()?;
+        self.rules.face_threshold(&self.face_embedder.family)?;
         let mut seen = HashSet::new();
         for (i, c) in self.cameras.iter().enumerate() {
             let field = |name: &str| format!("cameras[{i}].{name}");
@@ -689,6 +713,7 @@ impl ConfigFile for AgentConfig {
                     ));
                 }
             }
+            c.rules().validate(&format!("cameras[{i}]"))?;
             in_range(&field("reconnect_min_ms"), c.reconnect_min_ms, 10, 600_000)?;
             in_range(
                 &field("reconnect_max_ms"),

@@ -1,8 +1,10 @@
 //! # edge-agent
 //!
 //! Runs on a camera gateway: decodes each camera's stream (GStreamer, `ingest`), detects
-//! faces (ONNX Runtime, `infer`), tracks them per camera (`track`), and publishes compact
-//! track batches over MQTT (`publish`). [`run`] is the whole agent; `main.rs` only parses
+//! faces, persons, vehicles and plates (ONNX Runtime, `infer`), tracks them per camera
+//! (`track`), applies the alert rules (`rules`: loitering, face and plate watchlists, the
+//! watchlists arriving live over MQTT), and publishes compact track batches and alerts with
+//! evidence over MQTT (`publish`). [`run`] is the whole agent; `main.rs` only parses
 //! the command line.
 //!
 //! Stages and threads: one ingest thread per camera → newest-frame slots (bounded, drops
@@ -22,7 +24,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sharpeyes_wire::{ObjectClass, QEmbedding};
+use sharpeyes_wire::{Alert, Evidence, ObjectClass, QEmbedding};
 use thiserror::Error;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -36,7 +38,8 @@ use crate::infer::{
 };
 use crate::ingest::{Frame, FrameSlots, Take};
 use crate::metrics::{Metrics, add, get, inc};
-use crate::publish::{Analysed, Output};
+use crate::publish::{Analysed, Output, WatchlistFeed};
+use crate::rules::{FaceSeen, PlateSeen, RuleOutput, Rules, TrackedObject};
 use crate::track::{ByteTracker, Detection, PlateVote, TrackIds, TrackOutput};
 
 /// Why the agent could not run.
@@ -146,6 +149,24 @@ pub async fn run(
     let slots = Arc::new(FrameSlots::new(config.cameras.len()));
     let started = Instant::now();
 
+    // Alert ids count from the start time, so a restarted agent never reuses one.
+    let first_alert_n = sharpeyes_wire::now_ms().max(0) as u64;
+    let rules = config
+        .cameras
+        .iter()
+        .map(|c| {
+            Rules::new(
+                &config.rules,
+                &config.site,
+                &c.id,
+                &c.rules(),
+                &config.face_embedder.family,
+                first_alert_n,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (watchlists_tx, watchlists) = tokio::sync::watch::channel(None);
+
     let (publisher, eventloop) = publish::connect(&config, metrics.clone())?;
     let (conn_tx, conn_rx) = mpsc::unbounded_channel();
     let mqtt_stop = CancellationToken::new();
@@ -155,6 +176,7 @@ pub async fn run(
         metrics.clone(),
         publisher.link(),
         conn_tx,
+        watchlists_tx,
         mqtt_stop.clone(),
     ));
     let (tx, rx) = mpsc::channel(256);
@@ -187,7 +209,7 @@ pub async fn run(
         let (cfg, slots, metrics) = (config.clone(), slots.clone(), metrics.clone());
         std::thread::Builder::new()
             .name("analysis".into())
-            .spawn(move || analysis_loop(&cfg, models, &slots, &tx, &metrics))
+            .spawn(move || analysis_loop(&cfg, models, rules, watchlists, &slots, &tx, &metrics))
             .map_err(|e| AgentError::Thread(e.to_string()))?
     };
     // Shutdown closes the slots so analysis stops at once (ingest threads see the token too).
@@ -292,10 +314,17 @@ struct CameraState {
     best: HashMap<u64, BestFace>,
     /// Links between tracks of different classes, both ways (person ↔ face, vehicle ↔ plate).
     links: HashMap<u64, u64>,
+    /// The camera's alert rules.
+    rules: Rules,
+    /// Plate tracks seen in this frame (when the plate reader ran on it), with their boxes.
+    plates_seen: Vec<(u64, [f32; 4])>,
+    /// Evidence encoded for alerts not sent yet (a face alert waits for the companion check),
+    /// by alert id, with the capture time of the newest image.
+    evidence: HashMap<String, (i64, Vec<Evidence>)>,
 }
 
 impl CameraState {
-    fn new(cfg: &AgentConfig, ids: TrackIds) -> Self {
+    fn new(cfg: &AgentConfig, ids: TrackIds, rules: Rules) -> Self {
         let od = &cfg.object_detector;
         // Object tracks start from `track_score` and continue down to the class threshold.
         let objects = match od.enabled {
@@ -323,6 +352,9 @@ impl CameraState {
             last_ms: 0,
             best: HashMap::new(),
             links: HashMap::new(),
+            rules,
+            plates_seen: Vec::new(),
+            evidence: HashMap::new(),
         }
     }
 
@@ -404,6 +436,11 @@ fn plate_on_vehicle(pl: &[f32; 4], v: &[f32; 4]) -> bool {
     cx >= v[0] - mx && cx <= v[2] + mx && cy >= v[1] - my && cy <= v[3] + my
 }
 
+/// Longer side of an evidence crop (object, face), pixels at most.
+const EVIDENCE_CROP_SIDE: u32 = 480;
+/// Longer side of the evidence scene thumbnail, pixels at most.
+const EVIDENCE_FRAME_SIDE: u32 = 960;
+
 /// The models the analysis stage runs.
 struct Models {
     detector: Box<dyn FaceDetector>,
@@ -419,6 +456,10 @@ struct Analysis<'a> {
     cams: Vec<CameraState>,
     tx: &'a mpsc::Sender<Analysed>,
     metrics: &'a Metrics,
+    /// The watchlists as they arrive from the aggregator.
+    watchlists: WatchlistFeed,
+    /// Reused buffer of the rules' outputs.
+    rule_out: Vec<RuleOutput>,
 }
 
 /// The boxes of `dets` for the tracker.
@@ -434,6 +475,7 @@ fn detections<T>(dets: &[T], f: impl Fn(&T) -> ([f32; 4], f32)) -> Vec<Detection
 impl Analysis<'_> {
     /// Detects, tracks, links and embeds one frame; false once the publisher is gone.
     fn frame(&mut self, f: Frame) -> bool {
+        self.take_watchlists();
         let cam = f.camera;
         let _span = info_span!("analyse", camera = %self.cfg.cameras[cam].id).entered();
         let m = &self.metrics.cameras[cam];
@@ -485,6 +527,7 @@ impl Analysis<'_> {
             .map(|o| (ObjectClass::Face, o))
             .collect();
         let (mut persons, mut vehicles) = (Vec::new(), Vec::new());
+        let mut tracked: Vec<(ObjectClass, u64, [f32; 4])> = Vec::new();
         for (class, tracker) in &mut state.objects {
             let idx: Vec<usize> = (0..objects.len())
                 .filter(|&i| objects[i].class == *class)
@@ -493,6 +536,7 @@ impl Analysis<'_> {
             let o = tracker.update(&dets, f.capture_ms);
             outputs.extend(o.into_iter().map(|o| (*class, o)));
             let seen = tracker.assigned().map(|(t, d)| (t, dets[d].bbox));
+            tracked.extend(tracker.assigned().map(|(t, d)| (*class, t, dets[d].bbox)));
             match class {
                 ObjectClass::Person => persons.extend(seen),
                 c if c.carries_plate() => vehicles.extend(seen),
@@ -509,7 +553,162 @@ impl Analysis<'_> {
 
         self.choose_best_faces(cam, &f, &faces, &seen_faces);
         outputs.extend(self.read_plates(cam, &f, &objects, &vehicles));
-        self.send(cam, Some(f.capture_ms), outputs)
+        let alerts = self.apply_rules(cam, f.capture_ms, Some(&f), &face_boxes, &tracked);
+        self.send(cam, Some(f.capture_ms), outputs, alerts)
+    }
+
+    /// Applies new watchlists, if the aggregator published some, to every camera's rules.
+    fn take_watchlists(&mut self) {
+        if !self.watchlists.has_changed().unwrap_or(false) {
+            return;
+        }
+        let Some(w) = self.watchlists.borrow_and_update().clone() else {
+            return;
+        };
+        for c in &mut self.cams {
+            c.rules.set_watchlists(w.clone());
+        }
+        self.metrics.watchlist_version_plus_one.store(
+            w.version().saturating_add(1),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        info!(version = w.version(), "watchlists applied");
+    }
+
+    /// Feeds the rules this frame's tracked objects (faces, persons, vehicles, plates, with
+    /// their best faces and voted plates); encodes the evidence they ask for from `f` and
+    /// returns the alerts to publish, evidence attached. Without a frame (a camera that
+    /// stopped) the rules only see time pass.
+    fn apply_rules(
+        &mut self,
+        cam: usize,
+        now_ms: i64,
+        f: Option<&Frame>,
+        faces: &[(u64, [f32; 4])],
+        tracked: &[(ObjectClass, u64, [f32; 4])],
+    ) -> Vec<Alert> {
+        let s = &mut self.cams[cam];
+        let (best, links, votes) = (&s.best, &s.links, &s.votes);
+        let face_of = |t: u64| {
+            best.get(&t).and_then(|b| {
+                b.embedding.as_ref().map(|e| FaceSeen {
+                    embedding: e.into(),
+                    version: b.ts_ms,
+                })
+            })
+        };
+        let readings: Vec<(u64, [f32; 4], String, f32)> = s
+            .plates_seen
+            .iter()
+            .filter_map(|&(t, b)| {
+                votes
+                    .get(&t)
+                    .and_then(PlateVote::best)
+                    .map(|(text, c)| (t, b, text, c))
+            })
+            .collect();
+        let mut objects: Vec<TrackedObject<'_>> =
+            Vec::with_capacity(faces.len() + tracked.len() + readings.len());
+        objects.extend(faces.iter().map(|&(t, bbox)| TrackedObject {
+            track: t,
+            class: ObjectClass::Face,
+            bbox,
+            face: face_of(t),
+            plate: None,
+            link: links.get(&t).copied(),
+        }));
+        objects.extend(tracked.iter().map(|&(class, t, bbox)| {
+            let link = links.get(&t).copied();
+            TrackedObject {
+                track: t,
+                class,
+                bbox,
+                // A person carries its face's best, else the one it kept.
+                face: match class {
+                    ObjectClass::Person => link.and_then(face_of).or_else(|| face_of(t)),
+                    _ => None,
+                },
+                plate: None,
+                link,
+            }
+        }));
+        objects.extend(readings.iter().map(|(t, bbox, text, c)| TrackedObject {
+            track: *t,
+            class: ObjectClass::Plate,
+            bbox: *bbox,
+            face: None,
+            plate: Some(PlateSeen {
+                text,
+                confidence: *c,
+            }),
+            link: links.get(t).copied(),
+        }));
+        self.rule_out.clear();
+        s.rules.update_into(&objects, now_ms, &mut self.rule_out);
+        drop(objects);
+        let mut alerts = Vec::new();
+        for out in self.rule_out.drain(..) {
+            match out {
+                RuleOutput::Evidence(req) => {
+                    let Some(f) = f else { continue };
+                    let entry = s
+                        .evidence
+                        .entry(req.alert_id.clone())
+                        .or_insert_with(|| (req.ts_ms, Vec::new()));
+                    entry.0 = req.ts_ms;
+                    let crop_role = if entry.1.iter().any(|e| e.role == "crop") {
+                        "linked"
+                    } else {
+                        "crop"
+                    };
+                    let b = req.bbox;
+                    let (mx, my) = ((b[2] - b[0]) * 0.15, (b[3] - b[1]) * 0.15);
+                    let mut images: Vec<(&str, Result<Vec<u8>, infer::InferError>)> =
+                        Vec::with_capacity(3);
+                    if let Some((crop, _, _)) =
+                        f.image.crop([b[0] - mx, b[1] - my, b[2] + mx, b[3] + my])
+                    {
+                        images.push((crop_role, crop.to_jpeg(EVIDENCE_CROP_SIDE, 85)));
+                    }
+                    if !entry.1.iter().any(|e| e.role == "frame") {
+                        images.push(("frame", f.image.to_jpeg(EVIDENCE_FRAME_SIDE, 75)));
+                    }
+                    if req.best_face {
+                        let own = best.get(&req.track);
+                        let linked = links.get(&req.track).and_then(|l| best.get(l));
+                        if let Some(bf) = own.or(linked) {
+                            images.push(("face", bf.crop.to_jpeg(EVIDENCE_CROP_SIDE, 90)));
+                        }
+                    }
+                    for (role, jpeg) in images {
+                        match jpeg {
+                            Ok(data) => {
+                                entry.1.retain(|e| e.role != role);
+                                entry.1.push(Evidence {
+                                    role: role.into(),
+                                    mime: "image/jpeg".into(),
+                                    data,
+                                });
+                            }
+                            Err(e) => warn!(error = %e, "evidence image could not be encoded"),
+                        }
+                    }
+                }
+                RuleOutput::Alert(mut a) => {
+                    a.evidence = s
+                        .evidence
+                        .remove(&a.alert_id)
+                        .map(|(_, e)| e)
+                        .unwrap_or_default();
+                    alerts.push(a);
+                }
+            }
+        }
+        // Evidence of a decision the rules dropped (e.g. the patient's entry was removed)
+        // never finds its alert: forget it after a while.
+        let keep_ms = 2 * 1000 * self.cfg.rules.face_watchlist.companion_window_s as i64 + 10_000;
+        s.evidence.retain(|_, (ts, _)| now_ms - *ts <= keep_ms);
+        alerts
     }
 
     /// Keeps each face track's best face (by [`FaceQuality`]), embedding it when it beats the
@@ -579,6 +778,7 @@ impl Analysis<'_> {
         objects: &[ObjectDetection],
         vehicles: &[(u64, [f32; 4])],
     ) -> Vec<(ObjectClass, TrackOutput)> {
+        self.cams[cam].plates_seen.clear();
         let Some(reader) = self.models.plates.as_mut() else {
             return Vec::new();
         };
@@ -619,6 +819,7 @@ impl Analysis<'_> {
         }
         let plates: Vec<(u64, [f32; 4])> = seen.iter().map(|&(t, d)| (t, read[d].bbox)).collect();
         state.link(&plates, vehicles, plate_on_vehicle);
+        state.plates_seen = plates;
         outputs
             .into_iter()
             .map(|o| (ObjectClass::Plate, o))
@@ -627,11 +828,22 @@ impl Analysis<'_> {
 
     /// Ends the tracks of cameras that stopped delivering frames; false once the publisher is gone.
     fn expire(&mut self, now_ms: i64) -> bool {
+        self.take_watchlists();
         for cam in 0..self.cams.len() {
             let s = &mut self.cams[cam];
-            if s.live() > 0 && now_ms - s.last_ms > self.cfg.tracker.max_age_ms {
-                let outputs = s.without_detections(Some(now_ms));
-                if !outputs.is_empty() && !self.send(cam, None, outputs) {
+            if now_ms - s.last_ms > self.cfg.tracker.max_age_ms {
+                let outputs = if s.live() > 0 {
+                    s.without_detections(Some(now_ms))
+                } else {
+                    Vec::new()
+                };
+                // The rules see time pass (never backwards: a file analysed faster than real
+                // time runs ahead of the wall clock), so a waiting face decision goes out.
+                let rules_ms = now_ms.max(s.last_ms);
+                let alerts = self.apply_rules(cam, rules_ms, None, &[], &[]);
+                if (!outputs.is_empty() || !alerts.is_empty())
+                    && !self.send(cam, None, outputs, alerts)
+                {
                     return false;
                 }
             }
@@ -644,7 +856,7 @@ impl Analysis<'_> {
         for cam in 0..self.cams.len() {
             let outputs = self.cams[cam].without_detections(None);
             if !outputs.is_empty() {
-                self.send(cam, None, outputs);
+                self.send(cam, None, outputs, Vec::new());
             }
         }
     }
@@ -657,6 +869,7 @@ impl Analysis<'_> {
         cam: usize,
         capture_ms: Option<i64>,
         outputs: Vec<(ObjectClass, TrackOutput)>,
+        alerts: Vec<Alert>,
     ) -> bool {
         let s = &mut self.cams[cam];
         let outputs: Vec<Output> = outputs
@@ -721,6 +934,7 @@ impl Analysis<'_> {
                 frame_h,
                 capture_ms,
                 outputs,
+                alerts,
             })
             .is_ok()
     }
@@ -730,15 +944,16 @@ impl Analysis<'_> {
 fn analysis_loop(
     cfg: &AgentConfig,
     models: Models,
+    rules: Vec<Rules>,
+    watchlists: WatchlistFeed,
     slots: &FrameSlots,
     tx: &mpsc::Sender<Analysed>,
     metrics: &Metrics,
 ) {
     let first_id = sharpeyes_wire::now_ms().max(0) as u64 * 1000;
-    let cams = cfg
-        .cameras
-        .iter()
-        .map(|_| CameraState::new(cfg, TrackIds::new(first_id)))
+    let cams = rules
+        .into_iter()
+        .map(|r| CameraState::new(cfg, TrackIds::new(first_id), r))
         .collect();
     let mut a = Analysis {
         cfg,
@@ -746,6 +961,8 @@ fn analysis_loop(
         cams,
         tx,
         metrics,
+        watchlists,
+        rule_out: Vec::new(),
     };
     loop {
         let open = match slots.take(Duration::from_millis(250)) {
@@ -778,10 +995,14 @@ mod tests {
         assert!(!plate_on_vehicle(&[500.0, 250.0, 600.0, 310.0], &car));
     }
 
+    fn test_rules(cfg: &AgentConfig) -> Rules {
+        Rules::new(&cfg.rules, "s", "cam", &Default::default(), "sface", 1).unwrap()
+    }
+
     #[test]
     fn links_are_mutual_and_a_new_partner_replaces_the_old() {
         let cfg = AgentConfig::default();
-        let mut s = CameraState::new(&cfg, TrackIds::new(1));
+        let mut s = CameraState::new(&cfg, TrackIds::new(1), test_rules(&cfg));
         assert_eq!(s.objects.len(), 6, "one tracker per reported class");
         let (p1, p2) = ([0.0, 0.0, 100.0, 300.0], [200.0, 0.0, 300.0, 300.0]);
         // Face 10 inside person 1; face 11 inside person 2; the smaller of two nested persons wins.
@@ -821,7 +1042,7 @@ mod tests {
         cfg.object_detector.thresholds = [(ObjectClass::Person, 0.3)].into_iter().collect();
         cfg.object_detector.track_score = 0.5;
         cfg.tracker.min_hits = 1;
-        let mut s = CameraState::new(&cfg, TrackIds::new(1));
+        let mut s = CameraState::new(&cfg, TrackIds::new(1), test_rules(&cfg));
         assert_eq!(s.objects.len(), 1);
         let t = &mut s.objects[0].1;
         let d = |score| Detection {

@@ -109,6 +109,12 @@ pub struct Metrics {
     /// Microseconds spent batching, encoding, spooling and handing track batches to the MQTT
     /// client, summed.
     pub publish_us: AtomicU64,
+    /// Alerts (and alert updates) published.
+    pub alerts: AtomicU64,
+    /// Messages on the watchlist topic that were not valid watchlists (ignored).
+    pub watchlists_rejected: AtomicU64,
+    /// Version of the watchlists the rules apply, plus one (0: none received yet).
+    pub watchlist_version_plus_one: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -312,6 +318,18 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
                 Kind::Counter,
                 &self.track_bytes,
             ),
+            (
+                "sharpeyes_agent_alerts_total",
+                "Alerts and alert updates published.",
+                Kind::Counter,
+                &self.alerts,
+            ),
+            (
+                "sharpeyes_agent_watchlists_rejected_total",
+                "Messages on the watchlist topic that were not valid watchlists (ignored).",
+                Kind::Counter,
+                &self.watchlists_rejected,
+            ),
         ] {
             e.single(name, help, kind, get(c) as f64);
         }
@@ -320,6 +338,12 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
             "Time batching, encoding, spooling and handing batches to MQTT.",
             Kind::Counter,
             get(&self.publish_us) as f64 / 1e6,
+        );
+        e.single(
+            "sharpeyes_agent_watchlist_version",
+            "Version of the watchlists the rules apply (-1: none received yet).",
+            Kind::Gauge,
+            self.watchlist_version().map_or(-1.0, |v| v as f64),
         );
         e.finish()
     }
@@ -355,6 +379,11 @@ impl Metrics {
         }
     }
 
+    /// Version of the watchlists the rules apply, if any arrived.
+    pub fn watchlist_version(&self) -> Option<u64> {
+        get(&self.watchlist_version_plus_one).checked_sub(1)
+    }
+
     /// Agent-wide counters by name, for the status message.
     pub fn counters(&self) -> BTreeMap<String, u64> {
         [
@@ -368,6 +397,8 @@ impl Metrics {
             ("broker_errors", &self.broker_errors),
             ("track_updates", &self.track_updates),
             ("track_bytes", &self.track_bytes),
+            ("alerts", &self.alerts),
+            ("watchlists_rejected", &self.watchlists_rejected),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), get(v)))

@@ -48,6 +48,37 @@ impl BgrImage {
         }
     }
 
+    /// The image as a JPEG of `quality` (1..=100), scaled down to at most `max_side` pixels
+    /// on its longer side (evidence: crops and scene thumbnails).
+    pub fn to_jpeg(&self, max_side: u32, quality: u8) -> Result<Vec<u8>, InferError> {
+        let long = self.width.max(self.height);
+        let scaled;
+        let img = if long > max_side && max_side > 0 {
+            let f = max_side as f32 / long as f32;
+            scaled = self.resized(
+                ((self.width as f32 * f).round() as u32).max(1),
+                ((self.height as f32 * f).round() as u32).max(1),
+            );
+            &scaled
+        } else {
+            self
+        };
+        let mut rgb = img.data.clone();
+        for px in rgb.chunks_exact_mut(3) {
+            px.swap(0, 2);
+        }
+        let mut out = Vec::new();
+        ::image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100))
+            .encode(
+                &rgb,
+                img.width,
+                img.height,
+                ::image::ExtendedColorType::Rgb8,
+            )
+            .map_err(|e| InferError::BadImage(format!("JPEG encoding: {e}")))?;
+        Ok(out)
+    }
+
     /// Reads a JPEG or PNG file.
     pub fn open(path: &Path) -> Result<Self, InferError> {
         let img = ::image::ImageReader::open(path)
@@ -220,6 +251,17 @@ mod tests {
         assert!(matches!(same, Cow::Borrowed(_)) && s == 1.0);
         let (small, s) = img.fit_within(10);
         assert_eq!((small.width, small.height, s), (10, 5, 0.25));
+    }
+
+    #[test]
+    fn jpeg_round_trips_at_the_capped_size() {
+        let img = BgrImage::new(400, 200, vec![90; 400 * 200 * 3]).unwrap();
+        let jpg = img.to_jpeg(100, 85).unwrap();
+        let back = ::image::load_from_memory(&jpg).unwrap();
+        assert_eq!((back.width(), back.height()), (100, 50));
+        let small = img.to_jpeg(1000, 85).unwrap();
+        let back = ::image::load_from_memory(&small).unwrap();
+        assert_eq!((back.width(), back.height()), (400, 200));
     }
 
     #[test]

@@ -89,7 +89,14 @@ pub struct Analysed {
     pub capture_ms: Option<i64>,
     /// Track outputs of that frame.
     pub outputs: Vec<Output>,
+    /// Alerts the rules raised or updated on that frame, evidence attached.
+    pub alerts: Vec<sharpeyes_wire::Alert>,
 }
+
+/// The watchlists the agent applies, as the aggregator last published them (None until the
+/// first arrives); the analysis stage watches it.
+pub type WatchlistFeed =
+    tokio::sync::watch::Receiver<Option<Arc<crate::rules::PreparedWatchlists>>>;
 
 /// One track output with what the track has gathered so far.
 #[derive(Debug, Clone)]
@@ -114,6 +121,17 @@ struct PendingBatch {
     to_ms: i64,
     frames: u32,
     updates: Vec<TrackUpdate>,
+}
+
+/// How a message is kept until the broker has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spool {
+    /// Not spooled (status: only the newest matters, and it is retained).
+    No,
+    /// Spooled; evicted first when the spool is full.
+    Batch,
+    /// Spooled; evicted last.
+    Alert,
 }
 
 /// Batches, encodes and publishes; owns the MQTT client.
@@ -235,8 +253,11 @@ pub async fn drive(
     metrics: Arc<Metrics>,
     link: SharedLink,
     connected: mpsc::UnboundedSender<()>,
+    watchlists: tokio::sync::watch::Sender<Option<Arc<crate::rules::PreparedWatchlists>>>,
     stop: CancellationToken,
 ) {
+    let codec = Codec::default();
+    let watchlist_topic = Topics::new(&cfg.broker.topic_prefix).watchlists();
     let min = Duration::from_millis(cfg.broker.reconnect_min_ms);
     let max = Duration::from_millis(cfg.broker.reconnect_max_ms);
     let mut backoff = min;
@@ -253,6 +274,13 @@ pub async fn drive(
                     .store(1, std::sync::atomic::Ordering::Relaxed);
                 backoff = min;
                 let _ = connected.send(());
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if p.topic == watchlist_topic {
+                    receive_watchlists(&codec, &p.payload, &watchlists, &metrics);
+                } else {
+                    warn!(topic = %p.topic, "message on a topic the agent did not subscribe to; ignored");
+                }
             }
             Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid))) => {
                 let mut l = lock(&link);
@@ -294,14 +322,61 @@ pub async fn drive(
     }
 }
 
+/// Decodes a watchlists message and hands it to the analysis stage (prepared once for all
+/// cameras); anything else is counted and ignored, keeping the watchlists applied.
+fn receive_watchlists(
+    codec: &Codec,
+    payload: &[u8],
+    feed: &tokio::sync::watch::Sender<Option<Arc<crate::rules::PreparedWatchlists>>>,
+    metrics: &Metrics,
+) {
+    match codec.decode(payload) {
+        Ok(Envelope {
+            body: Body::Watchlists(w),
+            ..
+        }) => {
+            if feed
+                .borrow()
+                .as_ref()
+                .is_some_and(|old| old.version() == w.version)
+            {
+                return; // the retained copy again, after a reconnect
+            }
+            let prepared = crate::rules::PreparedWatchlists::new(&w);
+            info!(version = w.version, summary = ?prepared.summary(), "watchlists received");
+            feed.send_replace(Some(Arc::new(prepared)));
+        }
+        Ok(env) => {
+            inc(&metrics.watchlists_rejected);
+            warn!(
+                kind = env.body.kind(),
+                "not a watchlist on the watchlist topic; ignored"
+            );
+        }
+        Err(e) => {
+            inc(&metrics.watchlists_rejected);
+            warn!(error = %e, bytes = payload.len(), "undecodable watchlist message; the previous watchlists stay");
+        }
+    }
+}
+
 impl Publisher {
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
     }
 
-    /// Adds one analysed frame's outputs to its camera's batch.
-    pub fn add(&mut self, a: Analysed) {
+    /// Adds one analysed frame's outputs to its camera's batch and publishes its alerts at
+    /// once (spooled, evicted last).
+    pub fn add(&mut self, a: Analysed) -> Result<(), PublishError> {
+        for alert in a.alerts {
+            let topic = self
+                .topics
+                .alerts(&self.cfg.site, &self.cfg.agent_id, &alert.camera);
+            info!(alert = %alert.alert_id, kind = alert.kind.as_str(), priority = alert.priority.as_str(), summary = %alert.summary, "alert");
+            self.send(topic, Body::Alert(alert), false, Spool::Alert)?;
+            inc(&self.metrics.alerts);
+        }
         let b = &mut self.batches[a.camera];
         b.frame_w = a.frame_w;
         b.frame_h = a.frame_h;
@@ -332,6 +407,7 @@ impl Publisher {
                 link,
             });
         }
+        Ok(())
     }
 
     /// Publishes every camera batch that holds updates.
@@ -363,7 +439,7 @@ impl Publisher {
             let topic = self
                 .topics
                 .tracks(&self.cfg.site, &self.cfg.agent_id, &camera);
-            let len = self.send(topic, body, false, true)?;
+            let len = self.send(topic, body, false, Spool::Batch)?;
             add(&self.metrics.track_updates, n);
             add(&self.metrics.track_bytes, len as u64);
         }
@@ -378,11 +454,11 @@ impl Publisher {
             version: env!("CARGO_PKG_VERSION").into(),
             started_ms: self.started_ms,
             cameras: self.metrics.cameras.iter().map(|c| c.status()).collect(),
-            watchlist_version: None,
+            watchlist_version: self.metrics.watchlist_version(),
             counters: self.metrics.counters(),
         });
         let topic = self.topics.status(&self.cfg.site, &self.cfg.agent_id);
-        self.send(topic, body, true, false).map(|_| ())
+        self.send(topic, body, true, Spool::No).map(|_| ())
     }
 
     /// Encodes one message; a spooled one is appended to the spool, then everything the spool
@@ -392,7 +468,7 @@ impl Publisher {
         topic: String,
         body: Body,
         retain: bool,
-        spooled: bool,
+        spool: Spool,
     ) -> Result<usize, PublishError> {
         let seq = self.next_seq();
         let env = Envelope::new(
@@ -409,10 +485,10 @@ impl Publisher {
             }
         };
         let len = payload.len();
-        if spooled {
+        if spool != Spool::No {
             let mut l = lock(&self.link);
             let before = l.spool.evicted();
-            l.spool.append(&topic, &payload, false)?;
+            l.spool.append(&topic, &payload, spool == Spool::Alert)?;
             inc(&self.metrics.spooled);
             let evicted = l.spool.evicted() - before;
             if evicted > 0 {
@@ -468,6 +544,15 @@ impl Publisher {
         Ok(())
     }
 
+    /// Subscribes to the retained watchlists (again on every connection: the broker then
+    /// sends the current copy).
+    pub fn subscribe_watchlists(&mut self) {
+        let topic = self.topics.watchlists();
+        if let Err(e) = self.client.try_subscribe(topic, QoS::AtLeastOnce) {
+            warn!(error = %e, "could not subscribe to the watchlists; retried at the next connection");
+        }
+    }
+
     /// The link the event loop needs ([`drive`]).
     pub fn link(&self) -> SharedLink {
         self.link.clone()
@@ -513,7 +598,7 @@ pub async fn publish_loop(
         loop {
             tokio::select! {
                 a = input.recv() => match a {
-                    Some(a) => publisher.add(a),
+                    Some(a) => publisher.add(a)?,
                     None => break,
                 },
                 _ = batch_tick.tick() => {
@@ -521,7 +606,10 @@ pub async fn publish_loop(
                     publisher.pump()?;
                 }
                 _ = status_tick.tick() => publisher.publish_status(true)?,
-                Some(()) = connected.recv() => publisher.publish_status(true)?,
+                Some(()) = connected.recv() => {
+                    publisher.subscribe_watchlists();
+                    publisher.publish_status(true)?;
+                }
             }
         }
         publisher.flush()?;
