@@ -5,9 +5,11 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use edge_agent::config::ModelsConfig;
+use edge_agent::config::{FaceDetectorConfig, FaceEmbedderConfig};
 use serde::{Deserialize, Serialize};
-use sharpeyes_common::config::invalid;
 pub use sharpeyes_common::config::{ConfigError, ConfigFile};
+use sharpeyes_common::config::{in_range, invalid};
 pub use sharpeyes_common::ops::OpsConfig;
 
 /// The commented default configuration.
@@ -25,6 +27,128 @@ pub struct AggregatorConfig {
     pub ops: OpsConfig,
     /// What happens when a new alert arrives.
     pub alerts: AlertsConfig,
+    /// Watchlist enrollment (the models that embed the photos) and publishing.
+    pub watchlist: WatchlistConfig,
+}
+
+/// Watchlist enrollment and publishing. Enrollment embeds the photos with the agents' face
+/// detector and embedder, so keep these in step with the agents' configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchlistConfig {
+    /// How often the running aggregator checks the store's watchlist version, ms; a changed
+    /// version is published (retained) at the next check (100..=600000). Default `2000`.
+    pub publish_poll_ms: u64,
+    /// A detection counts as a face of its own when its box is at least this share of the
+    /// largest face's height (0..=1); smaller ones (people far behind, spurious detections)
+    /// are ignored. Default `0.4`.
+    pub min_face_ratio: f32,
+    /// Photos whose face is smaller than this many pixels high are refused (8..=1024).
+    /// Default `40`.
+    pub min_face_px: u32,
+    /// The second and later photos of one person must have at least this cosine similarity
+    /// with the first (-1..=1); below it they are refused as showing someone else. A low
+    /// sanity bar: same-person pairs of the test photos score at least 0.52, different
+    /// people at most 0.36. Default `0.3`.
+    pub min_same_person: f32,
+    /// Model files and the ONNX Runtime library (the agents' `[models]`).
+    pub models: ModelsConfig,
+    /// The face detector (the agents' `[face_detector]`).
+    pub face_detector: EnrollDetectorConfig,
+    /// The face embedder (the agents' `[face_embedder]`).
+    pub face_embedder: EnrollEmbedderConfig,
+}
+
+impl Default for WatchlistConfig {
+    fn default() -> Self {
+        Self {
+            publish_poll_ms: 2000,
+            min_face_ratio: 0.4,
+            min_face_px: 40,
+            min_same_person: 0.3,
+            models: ModelsConfig::default(),
+            face_detector: EnrollDetectorConfig::default(),
+            face_embedder: EnrollEmbedderConfig::default(),
+        }
+    }
+}
+
+/// The face detector enrollment runs: the agents' settings (their defaults are these
+/// defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnrollDetectorConfig {
+    /// Model family. Default `yunet` (the only one so far).
+    pub family: String,
+    /// Model file, relative to `models.dir`. Default `yunet_2023mar_dynamic.onnx`.
+    pub model: PathBuf,
+    /// Minimum face score (0..1). Default `0.6`.
+    pub score_threshold: f32,
+    /// IoU above which overlapping faces are merged by NMS (0..1). Default `0.3`.
+    pub nms_iou: f32,
+    /// Photos whose longer side exceeds this are downscaled before detection (64..=4096).
+    /// Default `1920`.
+    pub max_side: u32,
+}
+
+impl Default for EnrollDetectorConfig {
+    fn default() -> Self {
+        let a = FaceDetectorConfig::default();
+        Self {
+            family: a.family,
+            model: a.model,
+            score_threshold: a.score_threshold,
+            nms_iou: a.nms_iou,
+            max_side: a.max_side,
+        }
+    }
+}
+
+impl EnrollDetectorConfig {
+    /// The agent's detector configuration with these settings (no cascade: enrollment
+    /// photos are close-ups).
+    pub fn to_agent(&self) -> FaceDetectorConfig {
+        FaceDetectorConfig {
+            family: self.family.clone(),
+            model: self.model.clone(),
+            score_threshold: self.score_threshold,
+            nms_iou: self.nms_iou,
+            max_side: self.max_side,
+            cascade: false,
+        }
+    }
+}
+
+/// The face embedder enrollment runs: the agents' family and model (their defaults are these
+/// defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnrollEmbedderConfig {
+    /// Model family. Default `sface` (the only one so far).
+    pub family: String,
+    /// Model file, relative to `models.dir`. Default `sface_2021dec_fp32fold.onnx`.
+    pub model: PathBuf,
+}
+
+impl Default for EnrollEmbedderConfig {
+    fn default() -> Self {
+        let a = FaceEmbedderConfig::default();
+        Self {
+            family: a.family,
+            model: a.model,
+        }
+    }
+}
+
+impl EnrollEmbedderConfig {
+    /// The agent's embedder configuration with this family and model.
+    pub fn to_agent(&self) -> FaceEmbedderConfig {
+        FaceEmbedderConfig {
+            family: self.family.clone(),
+            model: self.model.clone(),
+            ..FaceEmbedderConfig::default()
+        }
+    }
 }
 
 /// What happens when a new alert arrives (updates of an open alert run nothing).
@@ -163,18 +287,15 @@ impl BrokerConfig {
             .trim_end_matches('/')
             .parse()
             .map_err(|_| invalid("broker.url", format!("bad port in {:?}", self.url)))?;
+        // `[::1]` is an IPv6 host; brackets alone (`tcp://[:4`, found by fuzzing) name none.
+        let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || port == 0 {
             return Err(invalid(
                 "broker.url",
                 format!("{:?} must look like mqtt://host:port", self.url),
             ));
         }
-        Ok((
-            host.trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
-            port,
-        ))
+        Ok((host.to_string(), port))
     }
 
     /// Whether the embedded broker runs.
@@ -292,6 +413,41 @@ impl ConfigFile for AggregatorConfig {
         if !(1..=10_000).contains(&self.store.max_batch) {
             return Err(invalid("store.max_batch", "must be within 1..=10000"));
         }
+        let w = &self.watchlist;
+        in_range("watchlist.publish_poll_ms", w.publish_poll_ms, 100, 600_000)?;
+        in_range("watchlist.min_face_ratio", w.min_face_ratio, 0.0, 1.0)?;
+        in_range("watchlist.min_face_px", w.min_face_px, 8, 1024)?;
+        in_range("watchlist.min_same_person", w.min_same_person, -1.0, 1.0)?;
+        in_range(
+            "watchlist.models.intra_threads",
+            w.models.intra_threads,
+            1,
+            64,
+        )?;
+        if w.models.dir.as_os_str().is_empty() {
+            return Err(invalid("watchlist.models.dir", "must not be empty"));
+        }
+        let d = &w.face_detector;
+        if d.family != "yunet" {
+            return Err(invalid(
+                "watchlist.face_detector.family",
+                format!("unknown family {:?} (known: yunet)", d.family),
+            ));
+        }
+        in_range(
+            "watchlist.face_detector.score_threshold",
+            d.score_threshold,
+            0.0,
+            1.0,
+        )?;
+        in_range("watchlist.face_detector.nms_iou", d.nms_iou, 0.0, 1.0)?;
+        in_range("watchlist.face_detector.max_side", d.max_side, 64, 4096)?;
+        if w.face_embedder.family != "sface" {
+            return Err(invalid(
+                "watchlist.face_embedder.family",
+                format!("unknown family {:?} (known: sface)", w.face_embedder.family),
+            ));
+        }
         Ok(())
     }
 }
@@ -324,6 +480,10 @@ mod tests {
         assert!(b.endpoint().is_err());
         b.url = "mqtt://x:99999".into();
         assert!(b.endpoint().is_err());
+        b.url = "tcp://]:4".into();
+        assert!(b.endpoint().is_err(), "brackets alone name no host");
+        b.url = "mqtt://[::1]:1884".into();
+        assert_eq!(b.endpoint().unwrap(), ("::1".into(), 1884));
         b.url = "mqtts://broker.local".into();
         assert_eq!(b.endpoint().unwrap(), ("broker.local".into(), 8883));
         assert!(b.external_tls());
@@ -341,5 +501,24 @@ mod tests {
         assert!(e("[broker]\ntls_cert = 'c.pem'").contains("broker.tls_cert"));
         assert!(e("[broker]\nacl_file = 'acl'").contains("broker.acl_file"));
         assert!(e("[broker]\nurl = 'mqtt://x'\npassword_file = 'p'").contains("broker.url"));
+        assert!(e("[watchlist]\npublish_poll_ms = 0").contains("watchlist.publish_poll_ms"));
+        assert!(
+            e("[watchlist.face_detector]\nfamily = 'mtcnn'")
+                .contains("watchlist.face_detector.family")
+        );
+        assert!(e("[watchlist.models]\nintra_threads = 0").contains("intra_threads"));
+        assert!(e("[watchlist.face_embedder]\nenabled = true").contains("unknown field"));
+    }
+
+    #[test]
+    fn enrollment_models_default_to_the_agents() {
+        let w = WatchlistConfig::default();
+        assert_eq!(w.models, ModelsConfig::default());
+        let agent_detector = FaceDetectorConfig {
+            cascade: false,
+            ..FaceDetectorConfig::default()
+        };
+        assert_eq!(w.face_detector.to_agent(), agent_detector);
+        assert_eq!(w.face_embedder.to_agent(), FaceEmbedderConfig::default());
     }
 }

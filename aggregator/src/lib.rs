@@ -2,8 +2,8 @@
 //!
 //! Receives the edge agents' payloads over MQTT (an embedded rumqttd broker by default, or
 //! an external broker), checks and deduplicates them, and stores them in SQLite; answers
-//! queries (`aggregator tracks`). [`run`] is the whole service; `main.rs` only parses the
-//! command line.
+//! queries (`aggregator tracks`); enrolls watchlists and publishes them to the agents
+//! ([`watchlist`]). [`run`] is the whole service; `main.rs` only parses the command line.
 
 pub mod broker;
 pub mod config;
@@ -13,6 +13,7 @@ pub mod pki;
 pub mod query;
 pub mod store;
 pub mod subscribe;
+pub mod watchlist;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,6 +106,18 @@ pub async fn run_with_metrics(
             }
         })
     };
+    let publisher = tokio::spawn(watchlist::publish_loop(
+        watchlist::Publisher {
+            store_path: config.store.path.clone(),
+            client: client.clone(),
+            topic: Topics::new(&config.broker.topic_prefix).watchlists(),
+            agent: config.broker.client_id.clone(),
+            poll: Duration::from_millis(config.watchlist.publish_poll_ms),
+            max_payload: config.broker.max_payload_bytes,
+            metrics: metrics.clone(),
+        },
+        shutdown.clone(),
+    ));
     // The subscribe loop ends on shutdown; it drops the writer's channel, so the writer drains
     // what it has, commits, acknowledges and exits.
     let (txc, stop_sub) = (tx.clone(), shutdown.clone());
@@ -120,6 +133,7 @@ pub async fn run_with_metrics(
     let _ = sub.await;
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     stats.abort();
+    publisher.abort();
     log_stats(&metrics);
     Ok(())
 }

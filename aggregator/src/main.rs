@@ -3,10 +3,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aggregator::config::{AggregatorConfig, ConfigFile, DEFAULT_CONFIG_TOML};
-use aggregator::store::{AlertFilter, Store, TrackFilter};
+use aggregator::store::watchlist::role_name;
+use aggregator::store::{AlertFilter, Contact, Store, TrackFilter};
+use aggregator::watchlist::{Enroller, FaceRequest};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use sharpeyes_wire::Codec;
+use sharpeyes_wire::{Codec, FaceRole};
 use tokio_util::sync::CancellationToken;
 
 /// Sharp Eyes aggregator: embedded MQTT broker, store, queries.
@@ -85,6 +87,24 @@ enum Cmd {
         #[arg(long)]
         generate: bool,
     },
+    /// Enroll a patient, a guardian or a wanted plate in the watchlist (the running
+    /// aggregator publishes every change to the agents).
+    Enroll {
+        #[command(subcommand)]
+        what: EnrollCmd,
+    },
+    /// Show the watchlist (faces without their embeddings, plates, version), or remove an
+    /// entry.
+    #[command(args_conflicts_with_subcommands = true)]
+    Watchlist {
+        #[command(subcommand)]
+        action: Option<WatchlistCmd>,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Print a captured payload (file, or - for stdin) as JSON.
     Decode {
         /// The payload file, or - for standard input.
@@ -101,12 +121,22 @@ struct DbArgs {
     /// Database file (default: store.path of --config, else sharpeyes.db).
     #[arg(long)]
     db: Option<PathBuf>,
-    /// Configuration file to take the database path from.
+    /// Configuration file to take the database path from (and, for enroll, the face models:
+    /// [watchlist]).
     #[arg(long, short)]
     config: Option<PathBuf>,
 }
 
 impl DbArgs {
+    /// Opens the database, creating it if missing (enrollment may come before the first run).
+    fn open_or_create(&self) -> anyhow::Result<Store> {
+        let path = match &self.db {
+            Some(p) => p.clone(),
+            None => load_config(self.config.as_ref())?.store.path,
+        };
+        Store::open(&path).with_context(|| format!("opening database {}", path.display()))
+    }
+
     fn open(&self) -> anyhow::Result<Store> {
         let path = match &self.db {
             Some(p) => p.clone(),
@@ -120,6 +150,103 @@ impl DbArgs {
         }
         Ok(Store::open(&path)?)
     }
+}
+
+#[derive(Subcommand)]
+enum EnrollCmd {
+    /// Enroll (or replace) a patient: photos of the face alone, a consent record reference.
+    Patient {
+        /// Enrollment id (e.g. P-0042; no spaces or '/').
+        #[arg(long)]
+        id: String,
+        /// Name shown in alerts.
+        #[arg(long)]
+        name: String,
+        /// A photo (JPEG or PNG) showing the patient's face alone; repeat for several
+        /// (different days, light, angles help).
+        #[arg(long = "photo", required = true)]
+        photos: Vec<PathBuf>,
+        /// Reference of the consent record (required).
+        #[arg(long)]
+        consent: String,
+        /// Whom to call, as NAME:PHONE (repeatable).
+        #[arg(long = "contact", value_parser = parse_contact)]
+        contacts: Vec<Contact>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Enroll (or replace) a guardian of enrolled patients: seen with one of them, the
+    /// patient's alert is "accompanied" (low priority).
+    Guardian {
+        /// Enrollment id (e.g. G-0007; no spaces or '/').
+        #[arg(long)]
+        id: String,
+        /// Name shown in alerts.
+        #[arg(long)]
+        name: String,
+        /// A photo (JPEG or PNG) showing the guardian's face alone; repeatable.
+        #[arg(long = "photo", required = true)]
+        photos: Vec<PathBuf>,
+        /// Id of an enrolled patient this guardian accompanies (repeatable).
+        #[arg(long = "of", required = true)]
+        of: Vec<String>,
+        /// Reference of the guardian's consent record.
+        #[arg(long)]
+        consent: Option<String>,
+        /// Whom to call, as NAME:PHONE (repeatable).
+        #[arg(long = "contact", value_parser = parse_contact)]
+        contacts: Vec<Contact>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Add a wanted plate (or change its reason).
+    Plate {
+        /// The plate, e.g. 京A12345 (separators and case do not matter).
+        #[arg(long)]
+        plate: String,
+        /// Why it is wanted (shown in alerts).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum WatchlistCmd {
+    /// Remove an enrolled patient or guardian (a patient's guardians who accompany nobody
+    /// else go with it).
+    Remove {
+        /// The enrollment id.
+        id: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Remove a wanted plate.
+    RemovePlate {
+        /// The plate.
+        plate: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn parse_contact(s: &str) -> Result<Contact, aggregator::watchlist::WatchlistError> {
+    aggregator::watchlist::parse_contact(s)
+}
+
+fn enroll_face(db: &DbArgs, req: FaceRequest) -> anyhow::Result<()> {
+    let cfg = load_config(db.config.as_ref())?;
+    let mut store = db.open_or_create()?;
+    let mut enroller = Enroller::new(&cfg.watchlist);
+    let version = aggregator::watchlist::enroll_face(&mut store, &mut enroller, &req)?;
+    println!(
+        "enrolled {} {} ({} photo(s)); watchlist version {version}",
+        role_name(req.role),
+        req.id,
+        req.photos.len()
+    );
+    Ok(())
 }
 
 #[derive(clap::Args)]
@@ -270,6 +397,91 @@ fn main() -> anyhow::Result<()> {
                 println!("{password}");
             }
         }
+        Cmd::Enroll { what } => match what {
+            EnrollCmd::Patient {
+                id,
+                name,
+                photos,
+                consent,
+                contacts,
+                db,
+            } => enroll_face(
+                &db,
+                FaceRequest {
+                    id,
+                    role: FaceRole::Patient,
+                    name,
+                    photos,
+                    guardian_of: Vec::new(),
+                    contacts,
+                    consent: Some(consent),
+                },
+            )?,
+            EnrollCmd::Guardian {
+                id,
+                name,
+                photos,
+                of,
+                consent,
+                contacts,
+                db,
+            } => enroll_face(
+                &db,
+                FaceRequest {
+                    id,
+                    role: FaceRole::Guardian,
+                    name,
+                    photos,
+                    guardian_of: of,
+                    contacts,
+                    consent,
+                },
+            )?,
+            EnrollCmd::Plate { plate, reason, db } => {
+                let mut store = db.open_or_create()?;
+                let (plate, version) =
+                    aggregator::watchlist::enroll_plate(&mut store, &plate, &reason)?;
+                println!("plate {plate} enrolled; watchlist version {version}");
+            }
+        },
+        Cmd::Watchlist { action, json, db } => match action {
+            None => {
+                let listing = db.open()?.watchlist_listing()?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&listing)?);
+                } else {
+                    print!("{}", aggregator::query::watchlist_table(&listing));
+                }
+            }
+            Some(WatchlistCmd::Remove { id, db }) => {
+                let Some(r) = db.open()?.remove_face(&id)? else {
+                    bail!("no enrolled face {id:?} (see `aggregator watchlist`)");
+                };
+                println!("removed {} {}", role_name(r.role), r.id);
+                if !r.guardians_removed.is_empty() {
+                    println!(
+                        "removed guardian(s) who accompanied nobody else: {}",
+                        r.guardians_removed.join(", ")
+                    );
+                }
+                if !r.guardians_unlinked.is_empty() {
+                    println!(
+                        "guardian(s) kept for their other patients: {}",
+                        r.guardians_unlinked.join(", ")
+                    );
+                }
+                println!("watchlist version {}", r.version);
+            }
+            Some(WatchlistCmd::RemovePlate { plate, db }) => {
+                let Some(version) = db.open()?.remove_plate(&plate)? else {
+                    bail!("plate {plate:?} is not in the watchlist (see `aggregator watchlist`)");
+                };
+                println!(
+                    "removed plate {}; watchlist version {version}",
+                    sharpeyes_wire::plate::normalize(&plate)
+                );
+            }
+        },
         Cmd::Decode { input, compact } => {
             let bytes = if input == "-" {
                 let mut b = Vec::new();

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub refused: ByReason,
     /// Rejected payloads by reason (`bad_magic`, `corrupt`, `agent_mismatch`, `topic`...).
     pub rejected: ByReason,
+    /// Watchlists published (retained), at start, on every reconnection and on every change.
+    pub watchlist_published: AtomicU64,
+    /// Version of the watchlist last published (a gauge; 0 before the first).
+    pub watchlist_version: AtomicU64,
 }
 
 /// A counter per reason (the `reason` label of a Prometheus family).
@@ -159,6 +163,18 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
                 "Store transactions run.",
                 Kind::Counter,
                 &self.commits,
+            ),
+            (
+                "sharpeyes_aggregator_watchlist_published_total",
+                "Watchlists published (retained): at start, on reconnection, on every change.",
+                Kind::Counter,
+                &self.watchlist_published,
+            ),
+            (
+                "sharpeyes_aggregator_watchlist_version",
+                "Version of the watchlist last published.",
+                Kind::Gauge,
+                &self.watchlist_version,
             ),
         ] {
             e.single(name, help, kind, get(c) as f64);

@@ -2,7 +2,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::store::{AlertRow, TrackRow};
+use crate::store::watchlist::role_name;
+use crate::store::{AlertRow, TrackRow, WatchlistListing};
 
 /// `2026-11-23T10:15:00.123Z` for UTC milliseconds.
 pub fn utc(ms: i64) -> String {
@@ -94,6 +95,64 @@ pub fn alerts_table(rows: &[AlertRow]) -> String {
     table(&header, &cells, "alert(s)")
 }
 
+/// The watchlist: its version, the enrolled faces (never their embeddings), the plates.
+pub fn watchlist_table(l: &WatchlistListing) -> String {
+    let mut out = format!("watchlist version {}", l.version);
+    if let Some(ms) = l.updated_ms {
+        out.push_str(&format!(" (changed {})", utc(ms)));
+    }
+    out.push_str("\n\n");
+    let header = [
+        "id",
+        "role",
+        "name",
+        "photos",
+        "guardians / guardian of",
+        "contacts",
+        "consent",
+        "enrolled (UTC)",
+        "updated (UTC)",
+    ];
+    let faces: Vec<[String; 9]> = l
+        .faces
+        .iter()
+        .map(|f| {
+            [
+                f.id.clone(),
+                role_name(f.role).to_string(),
+                f.name.clone(),
+                f.photos.to_string(),
+                if f.guardian_of.is_empty() {
+                    f.guardians.join(",")
+                } else {
+                    format!("of {}", f.guardian_of.join(","))
+                },
+                f.contacts
+                    .iter()
+                    .map(|c| format!("{}:{}", c.name, c.phone))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                f.consent.clone().unwrap_or_default(),
+                utc(f.enrolled_ms),
+                utc(f.updated_ms),
+            ]
+        })
+        .collect();
+    out.push_str(&table(&header, &faces, "face(s)"));
+    out.push('\n');
+    let plates: Vec<[String; 3]> = l
+        .plates
+        .iter()
+        .map(|p| [p.plate.clone(), p.reason.clone(), utc(p.added_ms)])
+        .collect();
+    out.push_str(&table(
+        &["plate", "reason", "added (UTC)"],
+        &plates,
+        "plate(s)",
+    ));
+    out
+}
+
 /// Left-aligned columns, two spaces apart, then a count line.
 fn table<const N: usize>(header: &[&str; N], cells: &[[String; N]], what: &str) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -168,5 +227,54 @@ mod tests {
             lines[1].contains("cam-1") && lines[1].contains("2.5") && lines[1].contains("0.91")
         );
         assert_eq!(lines[2], "1 track(s)");
+    }
+
+    #[test]
+    fn watchlist_table_lists_entries_and_links() {
+        use crate::store::{Contact, FaceRow, PlateRow, WatchlistListing};
+        use sharpeyes_wire::FaceRole;
+        let face = |id: &str, role, of: &[&str], guardians: &[&str]| FaceRow {
+            id: id.into(),
+            role,
+            name: format!("name of {id}"),
+            guardian_of: of.iter().map(|s| s.to_string()).collect(),
+            guardians: guardians.iter().map(|s| s.to_string()).collect(),
+            contacts: vec![Contact {
+                name: "son".into(),
+                phone: "110".into(),
+            }],
+            consent: (role == FaceRole::Patient).then(|| "C-1".to_string()),
+            photos: 2,
+            enrolled_ms: 0,
+            updated_ms: 0,
+        };
+        let l = WatchlistListing {
+            version: 7,
+            updated_ms: Some(0),
+            faces: vec![
+                face("P1", FaceRole::Patient, &[], &["G1"]),
+                face("G1", FaceRole::Guardian, &["P1"], &[]),
+            ],
+            plates: vec![PlateRow {
+                plate: "京A12345".into(),
+                reason: "stolen".into(),
+                added_ms: 0,
+            }],
+        };
+        let t = watchlist_table(&l);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("watchlist version 7"), "{t}");
+        assert!(
+            lines[3].starts_with("P1  patient") && lines[3].contains("son:110"),
+            "{t}"
+        );
+        assert!(
+            lines[4].contains("of P1") && !lines[4].contains("C-1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("2 face(s)") && t.contains("京A12345  stolen"),
+            "{t}"
+        );
     }
 }

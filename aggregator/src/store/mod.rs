@@ -9,6 +9,9 @@
 //!
 //! Status last-will messages carry `seq` 0 and are not deduplicated (they only set
 //! `online = false`).
+//!
+//! The watchlists (enrolled faces, wanted plates) and their version live here too; see
+//! [`watchlist`] for their invariants.
 
 use std::path::Path;
 
@@ -16,6 +19,12 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::Serialize;
 use sharpeyes_wire::{AgentStatus, Body, Envelope, TrackBatch, TrackEvent};
 use thiserror::Error;
+
+pub mod watchlist;
+
+pub use self::watchlist::{
+    Contact, FaceEnrollment, FaceRow, PlateRow, RemovedFace, WatchlistListing,
+};
 
 /// Store failures.
 #[derive(Debug, Error)]
@@ -31,9 +40,45 @@ pub enum StoreError {
         /// Version this build writes.
         supported: i64,
     },
+    /// A read-only connection found another schema version than this build's (the writer
+    /// migrates; open the database read-write once).
+    #[error(
+        "database schema version {found}, this build reads {supported} (run the aggregator once to migrate)"
+    )]
+    OtherSchema {
+        /// Version in the file.
+        found: i64,
+        /// Version this build reads.
+        supported: i64,
+    },
+    /// A `guardian_of` names no enrolled patient.
+    #[error("no enrolled patient {0:?} (enroll the patient first; see `aggregator watchlist`)")]
+    UnknownPatient(String),
+    /// An id is enrolled already in the other role.
+    #[error("{id:?} is enrolled as a {existing}; remove it first to enroll it as a {wanted}")]
+    RoleConflict {
+        /// The id.
+        id: String,
+        /// Its current role.
+        existing: &'static str,
+        /// The role asked for.
+        wanted: &'static str,
+    },
+    /// An enrollment that breaks a rule of the watchlist (empty id, no embeddings, a patient
+    /// without consent reference...).
+    #[error("{0}")]
+    Invalid(String),
+    /// A stored value does not decode (written by something else than this store).
+    #[error("corrupt watchlist row {id:?}: {reason}")]
+    Corrupt {
+        /// The row's key.
+        id: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
 const MIGRATIONS: &[&str] = &[
@@ -41,6 +86,8 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE tracks ADD COLUMN plate_confidence REAL;",
     "ALTER TABLE tracks ADD COLUMN link INTEGER;",
     // 3 → 4: the alert tables, which SCHEMA creates.
+    "",
+    // 4 → 5: the watchlist tables, which SCHEMA creates.
     "",
 ];
 
@@ -123,6 +170,28 @@ CREATE TABLE IF NOT EXISTS agents (
     started_ms  INTEGER NOT NULL,
     updated_ms  INTEGER NOT NULL,
     status_json TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS watch_faces (
+    id           TEXT PRIMARY KEY,
+    role         TEXT    NOT NULL CHECK (role IN ('patient', 'guardian')),
+    name         TEXT    NOT NULL,
+    guardian_of  TEXT    NOT NULL DEFAULT '[]',
+    contacts     TEXT    NOT NULL DEFAULT '[]',
+    consent      TEXT,
+    embeddings   TEXT    NOT NULL,
+    photos       INTEGER NOT NULL,
+    enrolled_ms  INTEGER NOT NULL,
+    updated_ms   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS watch_plates (
+    plate    TEXT PRIMARY KEY,
+    reason   TEXT    NOT NULL,
+    added_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS watch_version (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    version    INTEGER NOT NULL,
+    updated_ms INTEGER NOT NULL
 );
 ";
 
@@ -273,6 +342,25 @@ impl Store {
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(Self { conn })
+    }
+
+    /// Opens an existing database read-only (a reader beside the writer; WAL lets both
+    /// work at once). Its schema must be this build's.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found != SCHEMA_VERSION {
+            return Err(StoreError::OtherSchema {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
         Ok(Self { conn })
     }
 
@@ -757,7 +845,12 @@ mod tests {
         let path = dir.path().join("old.db");
         {
             let c = Connection::open(&path).unwrap();
-            let v1 = SCHEMA
+            // (The watchlist tables came with version 5.)
+            let before_watchlists = SCHEMA
+                .split("CREATE TABLE IF NOT EXISTS watch_faces")
+                .next();
+            let v1 = before_watchlists
+                .unwrap()
                 .replace("    plate            TEXT,\n", "")
                 .replace("    plate_confidence REAL,\n", "")
                 .replace("    link             INTEGER,\n", "");

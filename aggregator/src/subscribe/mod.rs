@@ -131,7 +131,9 @@ pub fn mqtt_options(
     o.set_keep_alive(Duration::from_secs(b.keep_alive_s));
     o.set_clean_session(false);
     o.set_manual_acks(true);
-    o.set_max_packet_size(b.max_payload_bytes + 4096, 64 << 10);
+    // Outgoing: acknowledgements, subscriptions and the watchlists, which grow with the
+    // enrolled faces (about 150 bytes per photo).
+    o.set_max_packet_size(b.max_payload_bytes + 4096, b.max_payload_bytes + 4096);
     match embedded.and_then(|e| e.login.as_ref()) {
         Some((u, p)) => {
             o.set_credentials(u.clone(), p.clone());
