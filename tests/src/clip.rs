@@ -62,6 +62,10 @@ pub struct ClipSpec {
     pub appearances: Vec<Appearance>,
     /// Vehicles with rendered plates crossing the lower part of the frame.
     pub plates: Vec<PlateAppearance>,
+    /// A photo to use as the scene (scaled to the frame), with per-frame sensor noise so the
+    /// encoder and the detectors see a live camera, not a still; None: a synthetic street
+    /// texture.
+    pub background: Option<PathBuf>,
 }
 
 /// A vehicle with a rendered Chinese plate crossing the frame: also the ground truth of the
@@ -146,6 +150,7 @@ pub fn demo_spec(photos: &[PathBuf]) -> ClipSpec {
         speed_px_s: 60.0,
         appearances,
         plates: demo_plates(),
+        background: None,
     }
 }
 
@@ -281,7 +286,16 @@ pub fn make_clip(
         });
         cutouts.push((c, x0, y0));
     }
-    let bg = background(spec.width, spec.height);
+    let (bg, noisy) = match &spec.background {
+        Some(p) => (
+            image::open(p)
+                .map_err(|e| ClipError::Encode(format!("{}: {e}", p.display())))?
+                .resize_exact(spec.width, spec.height, imageops::FilterType::Triangle)
+                .to_rgb8(),
+            true,
+        ),
+        None => (background(spec.width, spec.height), false),
+    };
     let sprites = if spec.plates.is_empty() {
         Vec::new()
     } else {
@@ -329,6 +343,14 @@ pub fn make_clip(
     for i in 0..frames {
         let t = i as f64 / spec.fps as f64;
         let mut frame = bg.clone();
+        if noisy {
+            // ±2 levels of deterministic noise that changes every frame.
+            let seed = i as u32;
+            for (k, v) in frame.iter_mut().enumerate() {
+                let h = (k as u32 ^ seed.wrapping_mul(0x9e37_79b9)).wrapping_mul(0x85eb_ca6b);
+                *v = v.saturating_add((h >> 29) as u8 & 3).saturating_sub(2);
+            }
+        }
         for (sprite, p) in sprites.iter().zip(&spec.plates) {
             if t >= p.start_s && t < p.end_s {
                 let x = p.x0 + p.speed_px_s * (t - p.start_s);
@@ -342,7 +364,19 @@ pub fn make_clip(
                 imageops::overlay(&mut frame, &c.img, x.round() as i64, *y0 as i64);
             }
         }
-        let mut buf = gst::Buffer::from_mut_slice(frame.into_raw());
+        // GStreamer's RGB rows are padded to 4 bytes.
+        let row = spec.width as usize * 3;
+        let stride = (row + 3) & !3;
+        let raw = if stride == row {
+            frame.into_raw()
+        } else {
+            let mut padded = vec![0u8; stride * spec.height as usize];
+            for (dst, src) in padded.chunks_exact_mut(stride).zip(frame.chunks_exact(row)) {
+                dst[..row].copy_from_slice(src);
+            }
+            padded
+        };
+        let mut buf = gst::Buffer::from_mut_slice(raw);
         {
             let b = buf
                 .get_mut()

@@ -28,6 +28,7 @@ fn camera_that_appears_late_is_picked_up() {
             end_s: 3.5,
         }],
         plates: Vec::new(),
+        background: None,
     };
     make_clip(&spec, &clip, &models_config()).unwrap();
 

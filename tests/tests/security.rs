@@ -149,6 +149,7 @@ async fn run_real_agent(site: &Site, port: u16) -> u64 {
             end_s: 2.7,
         }],
         plates: Vec::new(),
+        background: None,
     };
     let c = clip.clone();
     tokio::task::spawn_blocking(move || make_clip(&spec, &c, &models_config()))

@@ -335,13 +335,9 @@ fn receive_watchlists(
             body: Body::Watchlists(w),
             ..
         }) => {
-            if feed
-                .borrow()
-                .as_ref()
-                .is_some_and(|old| old.version() == w.version)
-            {
-                return; // the retained copy again, after a reconnect
-            }
+            // Applied even when its version is the one held (the retained copy again after a
+            // reconnect, or a rebuilt aggregator store counting from 0 again): re-applying
+            // the same lists keeps every open alert.
             let prepared = crate::rules::PreparedWatchlists::new(&w);
             info!(version = w.version, summary = ?prepared.summary(), "watchlists received");
             feed.send_replace(Some(Arc::new(prepared)));
