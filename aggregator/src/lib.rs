@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod fuse;
 pub mod hook;
 pub mod metrics;
 pub mod pki;

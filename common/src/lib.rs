@@ -3,6 +3,7 @@
 //! operations endpoint (`/metrics`, `/health`), TLS for MQTT.
 
 pub mod config;
+pub mod geo;
 pub mod ops;
 pub mod tls;
 

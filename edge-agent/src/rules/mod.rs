@@ -288,7 +288,7 @@ fn nearest_unit(units: &[PoliceUnit], geo: Option<[f64; 2]>) -> Option<(String, 
     let geo = geo?;
     units
         .iter()
-        .map(|u| (u, geometry::haversine_m(geo, [u.lat, u.lon])))
+        .map(|u| (u, sharpeyes_common::geo::haversine_m(geo, [u.lat, u.lon])))
         .filter(|(_, d)| d.is_finite())
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(u, d)| (u.name.clone(), d))
