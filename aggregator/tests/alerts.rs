@@ -2,10 +2,14 @@
 //! runs the hook once; a repeated sighting (same alert id, later time) updates it and runs
 //! nothing; a redelivered message changes nothing; the CLI lists, acknowledges and exports.
 
+mod common;
+
+use common::{free_port, wait};
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aggregator::AggregatorConfig;
 use aggregator::metrics::{Metrics, get};
@@ -13,14 +17,6 @@ use aggregator::store::{AlertFilter, Store};
 use rumqttc::{AsyncClient, MqttOptions, QoS};
 use sharpeyes_wire::{Alert, AlertKind, Body, Codec, Envelope, Evidence, Priority, Topics};
 use tokio_util::sync::CancellationToken;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn alert(seq: u64, id: &str, ts_ms: i64, priority: Priority, summary: &str) -> Envelope {
     Envelope::new(
@@ -44,17 +40,6 @@ fn alert(seq: u64, id: &str, ts_ms: i64, priority: Priority, summary: &str) -> E
             }],
         }),
     )
-}
-
-async fn wait(timeout: Duration, cond: impl Fn() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

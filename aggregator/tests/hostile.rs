@@ -2,9 +2,13 @@
 //! each is rejected and counted, nothing of it is stored, good payloads around it are stored
 //! exactly once, and the CLI reads and decodes what was stored.
 
+mod common;
+
+use common::{free_port, wait};
+
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aggregator::AggregatorConfig;
 use aggregator::metrics::{Metrics, get};
@@ -14,14 +18,6 @@ use sharpeyes_wire::{
     Body, Codec, Envelope, ObjectClass, QBox, Topics, TrackBatch, TrackEvent, TrackUpdate,
 };
 use tokio_util::sync::CancellationToken;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn batch(agent: &str, camera: &str, seq: u64, track: u64) -> Envelope {
     Envelope::new(
@@ -49,17 +45,6 @@ fn batch(agent: &str, camera: &str, seq: u64, track: u64) -> Envelope {
             }],
         }),
     )
-}
-
-async fn wait(timeout: Duration, cond: impl Fn() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,10 @@
 //! `{prefix}/config/watchlists` (one embedding per photo) and again within seconds of a change
 //! made by another process; the CLI enrolls, lists and refuses.
 
+mod common;
+
+use common::wait;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -229,17 +233,6 @@ fn bad_photos_plates_and_links_are_refused_with_clear_messages() {
 fn refused_mixed(enroller: &mut Enroller, store: &mut Store) -> WatchlistError {
     let photos = vec![patient_photos()[0].clone(), guardian_photo()];
     watchlist::enroll_face(store, enroller, &patient("P1", photos)).unwrap_err()
-}
-
-async fn wait(timeout: Duration, cond: impl Fn() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    cond()
 }
 
 /// The next watchlist publish (and whether it came retained), within `timeout`.
