@@ -124,8 +124,8 @@ pub fn normalize(text: &str) -> String {
     out
 }
 
-/// A digit or a capital letter other than `I` and `O`.
-fn is_serial_char(c: char) -> bool {
+/// A digit or a capital letter other than `I` and `O` (plates never use those two).
+pub fn is_serial_char(c: char) -> bool {
     c.is_ascii_digit() || (c.is_ascii_uppercase() && c != 'I' && c != 'O')
 }
 

@@ -11,51 +11,26 @@ use serde::Serialize;
 use super::align::warp_quad;
 use super::{BgrImage, InferError, nms};
 
-/// The 31 province-level abbreviations that open a civil plate.
-pub const PROVINCES: &str = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼";
-/// Characters that may close an ordinary plate (trailer, coach, police, Hong Kong, Macau,
-/// consulate).
-pub const SPECIALS: &str = "挂学警港澳领";
-/// Separators a reader may see between the issuing code and the serial.
-const SEPARATORS: &[char] = &['·', '•', '・', '-', ' ', '.'];
-
-/// A digit or a capital letter other than `I` and `O` (plates never use those two).
-fn is_serial_char(c: char) -> bool {
-    c.is_ascii_digit() || (c.is_ascii_uppercase() && c != 'I' && c != 'O')
-}
+pub use sharpeyes_wire::plate::{PROVINCES, SPECIALS};
+use sharpeyes_wire::plate::{SEPARATORS, is_serial_char, shape};
 
 /// Whether `c` can appear on a civil plate (the recogniser's alphabet for plates).
 pub fn in_plate_alphabet(c: char) -> bool {
     is_serial_char(c) || PROVINCES.contains(c) || SPECIALS.contains(c)
 }
 
-/// Checks a reading (characters with their confidences) against plate grammar; returns the
-/// plate without separators and the confidences of its characters.
+/// Checks a reading (characters with their confidences) against plate grammar
+/// ([`sharpeyes_wire::plate::shape`], the one definition the rules and fusion use too);
+/// returns the plate without separators and the confidences of its characters.
 pub fn plate_grammar(chars: &[(char, f32)]) -> Option<(String, Vec<f32>)> {
     let kept: Vec<(char, f32)> = chars
         .iter()
         .copied()
-        .filter(|(c, _)| !SEPARATORS.contains(c))
+        .filter(|(c, _)| *c != ' ' && !SEPARATORS.contains(c))
         .collect();
-    let n = kept.len();
-    if n != 7 && n != 8 {
-        return None;
-    }
-    let (province, letter) = (kept[0].0, kept[1].0);
-    if !PROVINCES.contains(province) || !letter.is_ascii_uppercase() || letter == 'I' {
-        return None;
-    }
-    let serial = &kept[2..];
-    let ok = serial.iter().enumerate().all(|(i, &(c, _))| {
-        is_serial_char(c) || (n == 7 && i == serial.len() - 1 && SPECIALS.contains(c))
-    });
-    if !ok {
-        return None;
-    }
-    Some((
-        kept.iter().map(|(c, _)| *c).collect(),
-        kept.iter().map(|(_, p)| *p).collect(),
-    ))
+    let text: String = kept.iter().map(|(c, _)| *c).collect();
+    shape(&text).ok()?;
+    Some((text, kept.iter().map(|(_, p)| *p).collect()))
 }
 
 /// A plate found by a localiser, in pixels of the image it was given.
