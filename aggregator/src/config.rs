@@ -7,10 +7,15 @@ use std::path::PathBuf;
 
 pub use edge_agent::config::ModelsConfig;
 use edge_agent::config::{FaceDetectorConfig, FaceEmbedderConfig};
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 pub use sharpeyes_common::config::{ConfigError, ConfigFile};
 use sharpeyes_common::config::{in_range, invalid};
 pub use sharpeyes_common::ops::OpsConfig;
+
+pub use crate::fuse::config::FuseConfig;
+use crate::fuse::{CameraCatalog, CameraKey};
 
 /// The commented default configuration.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../configs/aggregator.toml");
@@ -29,6 +34,65 @@ pub struct AggregatorConfig {
     pub alerts: AlertsConfig,
     /// Watchlist enrollment (the models that embed the photos) and publishing.
     pub watchlist: WatchlistConfig,
+    /// Fusion of the agents' tracks into vehicles, persons, links and trajectories.
+    pub fusion: FuseConfig,
+    /// Where the cameras are (`[[cameras]]`, one table per camera). Cameras missing here are
+    /// fused too, but space-time gating cannot judge them (*unknown*: counted as feasible
+    /// with lower confidence). Default: none.
+    pub cameras: Vec<CameraPlace>,
+    /// Shortest plausible travel times between camera pairs (`[[travel]]`), replacing
+    /// distance over `fusion.gate.max_speed_kmh` for the pair (a river between them, a
+    /// one-way street). Both cameras must be in `cameras`. Default: none.
+    pub travel: Vec<TravelTime>,
+}
+
+/// A camera as a place: WGS 84 position, optional heading and field of view, and the grid
+/// (management area) it belongs to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraPlace {
+    /// Site of the camera's agent (as in its topics). Required.
+    pub site: String,
+    /// The agent (gateway) id. Required.
+    pub agent: String,
+    /// Camera id within the agent. Required.
+    pub camera: String,
+    /// Latitude, degrees (-90..=90). Required.
+    pub lat: f64,
+    /// Longitude, degrees (-180..=180). Required.
+    pub lon: f64,
+    /// Direction the camera looks, degrees clockwise from north (0..360). Default: none.
+    #[serde(default)]
+    pub heading_deg: Option<f64>,
+    /// Horizontal field of view, degrees (0 < fov <= 360). Default: none.
+    #[serde(default)]
+    pub fov_deg: Option<f64>,
+    /// The grid or area it belongs to (`aggregator sightings --grid`). Default: none.
+    #[serde(default)]
+    pub grid: Option<String>,
+}
+
+impl CameraPlace {
+    /// Its key, as the topics name it.
+    pub fn key(&self) -> CameraKey {
+        CameraKey::new(
+            self.site.as_str(),
+            self.agent.as_str(),
+            self.camera.as_str(),
+        )
+    }
+}
+
+/// The shortest plausible travel time between two configured cameras (both directions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TravelTime {
+    /// One camera, as `site/agent/camera`. Required.
+    pub from: String,
+    /// The other camera, as `site/agent/camera`. Required.
+    pub to: String,
+    /// Seconds (0 < s <= 86400). Required.
+    pub seconds: f64,
 }
 
 /// Watchlist enrollment and publishing. Enrollment embeds the photos with the agents' face
@@ -448,7 +512,126 @@ impl ConfigFile for AggregatorConfig {
                 format!("unknown family {:?} (known: sface)", w.face_embedder.family),
             ));
         }
+        self.fusion.validate()?;
+        self.camera_catalog()?;
         Ok(())
+    }
+}
+
+/// Whether `s` can be one level of a topic (and of a `site/agent/camera` name).
+fn topic_level(s: &str) -> bool {
+    !s.is_empty() && !s.contains(['/', '+', '#']) && s.trim() == s
+}
+
+impl AggregatorConfig {
+    /// The camera places and travel times as fusion uses them; checks every entry (the
+    /// first problem is returned, named `cameras[i].…` or `travel[i].…`).
+    pub fn camera_catalog(&self) -> Result<CameraCatalog, ConfigError> {
+        let mut catalog = CameraCatalog::new();
+        let mut seen: HashSet<CameraKey> = HashSet::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            let field = |f: &str| format!("cameras[{i}].{f}");
+            for (name, v) in [
+                ("site", &c.site),
+                ("agent", &c.agent),
+                ("camera", &c.camera),
+            ] {
+                if !topic_level(v) {
+                    return Err(invalid(
+                        field(name),
+                        format!(
+                            "{v:?} must be a non-empty topic level without '/', '+', '#' or surrounding spaces"
+                        ),
+                    ));
+                }
+            }
+            in_range(&field("lat"), c.lat, -90.0, 90.0)?;
+            in_range(&field("lon"), c.lon, -180.0, 180.0)?;
+            if let Some(h) = c.heading_deg
+                && !(h.is_finite() && (0.0..360.0).contains(&h))
+            {
+                return Err(invalid(
+                    field("heading_deg"),
+                    format!("{h} is outside 0..360"),
+                ));
+            }
+            if let Some(f) = c.fov_deg
+                && !(f.is_finite() && f > 0.0 && f <= 360.0)
+            {
+                return Err(invalid(
+                    field("fov_deg"),
+                    format!("{f} is outside 0 < fov <= 360"),
+                ));
+            }
+            if let Some(g) = &c.grid
+                && g.trim().is_empty()
+            {
+                return Err(invalid(
+                    field("grid"),
+                    "must not be empty (leave it out instead)",
+                ));
+            }
+            let key = c.key();
+            if !seen.insert(key.clone()) {
+                return Err(invalid(
+                    format!("cameras[{i}]"),
+                    format!("camera {key} is listed twice"),
+                ));
+            }
+            catalog
+                .insert(key, c.lat, c.lon)
+                .map_err(|e| invalid(format!("cameras[{i}]"), e.to_string()))?;
+        }
+        let mut pairs: HashSet<(CameraKey, CameraKey)> = HashSet::new();
+        for (i, t) in self.travel.iter().enumerate() {
+            let camera = |name: &str, v: &str| -> Result<CameraKey, ConfigError> {
+                let field = format!("travel[{i}].{name}");
+                let mut parts = v.split('/');
+                let key = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+                    (Some(s), Some(a), Some(c), None) => CameraKey::new(s, a, c),
+                    _ => {
+                        return Err(invalid(field, format!("{v:?} must be site/agent/camera")));
+                    }
+                };
+                if !seen.contains(&key) {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "camera {v} is not in [[cameras]] (a travel time needs both positions' cameras listed)"
+                        ),
+                    ));
+                }
+                Ok(key)
+            };
+            let (from, to) = (camera("from", &t.from)?, camera("to", &t.to)?);
+            if from == to {
+                return Err(invalid(
+                    format!("travel[{i}].to"),
+                    "a travel time needs two different cameras",
+                ));
+            }
+            if !(t.seconds.is_finite() && t.seconds > 0.0 && t.seconds <= 86_400.0) {
+                return Err(invalid(
+                    format!("travel[{i}].seconds"),
+                    format!("{} is outside 0 < s <= 86400", t.seconds),
+                ));
+            }
+            let pair = if from < to {
+                (from.clone(), to.clone())
+            } else {
+                (to.clone(), from.clone())
+            };
+            if !pairs.insert(pair) {
+                return Err(invalid(
+                    format!("travel[{i}]"),
+                    format!("the pair {from} – {to} is listed twice"),
+                ));
+            }
+            catalog
+                .set_travel_ms(&from, &to, (t.seconds * 1000.0).round() as u64)
+                .map_err(|e| invalid(format!("travel[{i}]"), e.to_string()))?;
+        }
+        Ok(catalog)
     }
 }
 
@@ -508,6 +691,85 @@ mod tests {
         );
         assert!(e("[watchlist.models]\nintra_threads = 0").contains("intra_threads"));
         assert!(e("[watchlist.face_embedder]\nenabled = true").contains("unknown field"));
+    }
+
+    const PLACES: &str = "
+[[cameras]]
+site = 's1'
+agent = 'a1'
+camera = 'cam-1'
+lat = 30.657
+lon = 104.065
+heading_deg = 90.0
+fov_deg = 70.0
+grid = 'jinjiang-07'
+
+[[cameras]]
+site = 's1'
+agent = 'a1'
+camera = 'cam-2'
+lat = 30.68
+lon = 104.08
+
+[[travel]]
+from = 's1/a1/cam-1'
+to = 's1/a1/cam-2'
+seconds = 240
+";
+
+    #[test]
+    fn cameras_and_travel_build_the_catalog() {
+        let cfg = AggregatorConfig::from_toml(PLACES).unwrap();
+        assert_eq!(cfg.cameras.len(), 2);
+        assert_eq!(cfg.cameras[0].grid.as_deref(), Some("jinjiang-07"));
+        assert_eq!(cfg.cameras[1].heading_deg, None);
+        let cat = cfg.camera_catalog().unwrap();
+        assert_eq!(cat.len(), 2);
+        assert_eq!(
+            cat.position(&CameraKey::new("s1", "a1", "cam-2")),
+            Some([30.68, 104.08])
+        );
+        assert!(
+            AggregatorConfig::default()
+                .camera_catalog()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn camera_place_mistakes_name_the_entry() {
+        let e = |t: &str| AggregatorConfig::from_toml(t).unwrap_err().to_string();
+        let swap = |from: &str, to: &str| PLACES.replacen(from, to, 1);
+        assert!(e(&swap("lat = 30.657", "lat = 130.657")).contains("cameras[0].lat"));
+        assert!(e(&swap("lon = 104.08", "lon = -190.0")).contains("cameras[1].lon"));
+        assert!(e(&swap("heading_deg = 90.0", "heading_deg = 360.0")).contains("heading_deg"));
+        assert!(e(&swap("fov_deg = 70.0", "fov_deg = 0.0")).contains("cameras[0].fov_deg"));
+        assert!(e(&swap("grid = 'jinjiang-07'", "grid = ' '")).contains("cameras[0].grid"));
+        assert!(e(&swap("camera = 'cam-1'", "camera = 'cam/1'")).contains("cameras[0].camera"));
+        let twice = e(&swap("camera = 'cam-2'", "camera = 'cam-1'"));
+        assert!(
+            twice.contains("cameras[1]") && twice.contains("listed twice"),
+            "{twice}"
+        );
+        let unknown = e(&swap("to = 's1/a1/cam-2'", "to = 's1/a1/cam-9'"));
+        assert!(
+            unknown.contains("travel[0].to") && unknown.contains("not in [[cameras]]"),
+            "{unknown}"
+        );
+        assert!(e(&swap("to = 's1/a1/cam-2'", "to = 'cam-2'")).contains("site/agent/camera"));
+        assert!(e(&swap("to = 's1/a1/cam-2'", "to = 's1/a1/cam-1'")).contains("travel[0].to"));
+        assert!(e(&swap("seconds = 240", "seconds = 0")).contains("travel[0].seconds"));
+        let dup = format!(
+            "{PLACES}\n[[travel]]\nfrom = 's1/a1/cam-2'\nto = 's1/a1/cam-1'\nseconds = 9\n"
+        );
+        assert!(e(&dup).contains("listed twice"));
+        assert!(e(&swap("lon = 104.08", "lon = 104.08\nheight = 3")).contains("unknown field"));
+        assert!(
+            e(&swap("lat = 30.68\n", "")).contains("lat"),
+            "lat is required"
+        );
+        assert!(e("[fusion.gate]\nmax_speed_kmh = 0.0").contains("fusion.gate.max_speed_kmh"));
     }
 
     #[test]

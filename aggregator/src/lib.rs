@@ -1,9 +1,10 @@
 //! # aggregator
 //!
 //! Receives the edge agents' payloads over MQTT (an embedded rumqttd broker by default, or
-//! an external broker), checks and deduplicates them, and stores them in SQLite; answers
-//! queries (`aggregator tracks`); enrolls watchlists and publishes them to the agents
-//! ([`watchlist`]). [`run`] is the whole service; `main.rs` only parses the command line.
+//! an external broker), checks and deduplicates them, and stores them in SQLite; fuses the
+//! tracks of every camera into vehicles, persons and person–vehicle links ([`fuse`], stored
+//! with the messages); answers queries (`aggregator tracks`, `trajectory`, `links`,
+//! `sightings`); enrolls watchlists and publishes them to the agents ([`watchlist`]). [`run`] is the whole service; `main.rs` only parses the command line.
 
 pub mod broker;
 pub mod config;
@@ -66,7 +67,11 @@ pub async fn run_with_metrics(
     metrics: Arc<Metrics>,
 ) -> Result<(), AggregatorError> {
     config.validate()?;
-    let store = Store::open(&config.store.path)?;
+    let mut store = Store::open(&config.store.path)?;
+    store.sync_cameras(&config.cameras)?;
+    let (next_vehicle, next_person) = store.fusion_next_ids()?;
+    let fuser = fuse::Fuser::new(config.fusion.clone(), config.camera_catalog()?)?
+        .with_next_ids(next_vehicle, next_person);
     let _ops = sharpeyes_common::ops::start(&config.ops, config::OPS_PORT, metrics.clone()).await;
     let embedded = if config.broker.embedded() {
         Some(broker::start(&config.broker, metrics.clone(), shutdown.clone()).await?)
@@ -87,13 +92,21 @@ pub async fn run_with_metrics(
             runtime: tokio::runtime::Handle::current(),
             shutdown: shutdown.clone(),
             hook: hook::Hook::start(&config.alerts, metrics.clone()),
+            fuser,
         };
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(|e| AggregatorError::Internal(e.to_string()))?
     };
-    info!(store = %config.store.path.display(), embedded_broker = config.broker.embedded(), "aggregator started");
+    info!(
+        store = %config.store.path.display(),
+        embedded_broker = config.broker.embedded(),
+        placed_cameras = config.cameras.len(),
+        next_vehicle,
+        next_person,
+        "aggregator started"
+    );
     let stats = {
         let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -147,6 +160,7 @@ fn log_stats(m: &Metrics) {
         rejected = ?m.rejected.snapshot(),
         refused = ?m.refused.snapshot(),
         store_errors = get(&m.store_errors),
+        fusion = ?m.fusion.snapshot(),
         "aggregator counters"
     );
 }

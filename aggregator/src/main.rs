@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aggregator::config::{AggregatorConfig, ConfigFile, DEFAULT_CONFIG_TOML};
 use aggregator::store::watchlist::role_name;
-use aggregator::store::{AlertFilter, Contact, Store, TrackFilter};
+use aggregator::store::{AlertFilter, Area, Contact, Store, TrackFilter};
 use aggregator::watchlist::{Enroller, FaceRequest};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -105,6 +105,63 @@ enum Cmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Where a vehicle (by plate) or a person has been: its sightings across every camera,
+    /// in time order, with camera, position, time span, confidence, why and the evidence
+    /// track.
+    #[command(group(clap::ArgGroup::new("who").required(true).args(["plate", "person"])))]
+    Trajectory {
+        /// The plate (separators and case do not matter); every vehicle with it is shown
+        /// (a possible clone is a vehicle of its own).
+        #[arg(long)]
+        plate: Option<String>,
+        /// Also vehicles whose plate is one OCR-confusable character off (0/D/Q, 8/B, 5/S...).
+        #[arg(long, requires = "plate")]
+        fuzzy: bool,
+        /// The person's id (P-12 or 12); a merged id shows its survivor's trajectory.
+        #[arg(long, value_parser = parse_person)]
+        person: Option<u64>,
+        #[command(flatten)]
+        out: GeoOut,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Person–vehicle links (getting in or out, seen inside), strongest first.
+    #[command(group(clap::ArgGroup::new("who").required(true).args(["plate", "person"])))]
+    Links {
+        /// The person's id (P-12 or 12).
+        #[arg(long, value_parser = parse_person)]
+        person: Option<u64>,
+        /// The vehicles with this plate (exactly, or read so).
+        #[arg(long)]
+        plate: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Sightings (vehicles and persons) in a grid or a latitude/longitude box during a time
+    /// window, in time order. TIME is an RFC 3339 time (2026-11-23T10:15:00Z; UTC when the
+    /// zone is left out) or a duration before now (90s, 10m, 2h, 1d).
+    #[command(group(clap::ArgGroup::new("area").required(true).args(["grid", "bbox"])))]
+    Sightings {
+        /// The grid (`grid` of the configured [[cameras]]).
+        #[arg(long)]
+        grid: Option<String>,
+        /// Two opposite corners: LAT1,LON1,LAT2,LON2 (WGS 84 degrees).
+        #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
+        bbox: Option<[f64; 4]>,
+        /// Start of the window (TIME).
+        #[arg(long)]
+        from: String,
+        /// End of the window (TIME). Default: now.
+        #[arg(long, default_value = "0s")]
+        to: String,
+        #[command(flatten)]
+        out: GeoOut,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Print a captured payload (file, or - for stdin) as JSON.
     Decode {
         /// The payload file, or - for standard input.
@@ -113,6 +170,71 @@ enum Cmd {
         #[arg(long)]
         compact: bool,
     },
+}
+
+/// Output of the queries that return sightings.
+#[derive(clap::Args)]
+struct GeoOut {
+    /// Print JSON instead of a table.
+    #[arg(long, conflicts_with = "geojson")]
+    json: bool,
+    /// Print GeoJSON: a FeatureCollection with a LineString per identity's path and a Point
+    /// per sighting (camera, time span, confidence, evidence).
+    #[arg(long)]
+    geojson: bool,
+}
+
+fn parse_person(s: &str) -> Result<u64, String> {
+    let digits = s
+        .strip_prefix("P-")
+        .or_else(|| s.strip_prefix("p-"))
+        .unwrap_or(s);
+    digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a person id (P-12 or 12)"))
+}
+
+fn parse_bbox(s: &str) -> Result<[f64; 4], String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("{s:?}: expected LAT1,LON1,LAT2,LON2 (numbers)"))?;
+    let [lat1, lon1, lat2, lon2] = v[..] else {
+        return Err(format!("{s:?}: expected four numbers LAT1,LON1,LAT2,LON2"));
+    };
+    for lat in [lat1, lat2] {
+        if !(-90.0..=90.0).contains(&lat) {
+            return Err(format!("latitude {lat} is outside -90..=90"));
+        }
+    }
+    for lon in [lon1, lon2] {
+        if !(-180.0..=180.0).contains(&lon) {
+            return Err(format!("longitude {lon} is outside -180..=180"));
+        }
+    }
+    Ok([lat1, lon1, lat2, lon2])
+}
+
+/// Prints sightings as a table (after `head`), JSON (`json` is the whole document) or
+/// GeoJSON.
+fn print_sightings(
+    out: &GeoOut,
+    head: &str,
+    json: serde_json::Value,
+    rows: &[aggregator::store::SightingRow],
+) -> anyhow::Result<()> {
+    if out.geojson {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&aggregator::query::geojson(rows))?
+        );
+    } else if out.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        print!("{head}{}", aggregator::query::sightings_table(rows));
+    }
+    Ok(())
 }
 
 /// Where the database is: `--db`, else `store.path` of `--config`, else the default.
@@ -482,6 +604,107 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         },
+        Cmd::Trajectory {
+            plate,
+            fuzzy,
+            person,
+            out,
+            db,
+        } => {
+            let store = db.open()?;
+            match (plate, person) {
+                (Some(plate), _) => {
+                    let vehicles = store.vehicles_by_plate(&plate, fuzzy)?;
+                    let ids: Vec<u64> = vehicles.iter().map(|v| v.vehicle).collect();
+                    let flags = store.plate_flags_of(&ids)?;
+                    let rows = store.vehicle_trajectory_by_plate(&plate, fuzzy)?;
+                    let head = if vehicles.is_empty() {
+                        format!(
+                            "no vehicle with plate {}\n",
+                            sharpeyes_wire::plate::normalize(&plate)
+                        )
+                    } else {
+                        format!("{}\n", aggregator::query::vehicles_lines(&vehicles, &flags))
+                    };
+                    let json = serde_json::json!({
+                        "plate": sharpeyes_wire::plate::normalize(&plate),
+                        "fuzzy": fuzzy,
+                        "vehicles": vehicles,
+                        "flags": flags,
+                        "sightings": rows,
+                    });
+                    print_sightings(&out, &head, json, &rows)?;
+                }
+                (None, Some(person)) => {
+                    let resolved = store.resolve_person(person)?;
+                    let rows = store.person_trajectory(person)?;
+                    let head = match resolved {
+                        None => format!("no person P-{person}\n"),
+                        Some(p) if p != person => {
+                            format!("P-{person} was merged into P-{p}\n\n")
+                        }
+                        Some(_) => String::new(),
+                    };
+                    let json = serde_json::json!({
+                        "person": person,
+                        "resolved": resolved,
+                        "sightings": rows,
+                    });
+                    print_sightings(&out, &head, json, &rows)?;
+                }
+                (None, None) => bail!("give --plate or --person"),
+            }
+        }
+        Cmd::Links {
+            person,
+            plate,
+            json,
+            db,
+        } => {
+            let store = db.open()?;
+            let rows = match (person, plate) {
+                (Some(p), _) => store.links_of_person(p)?,
+                (None, Some(plate)) => store.links_of_plate(&plate)?,
+                (None, None) => bail!("give --person or --plate"),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                print!("{}", aggregator::query::links_table(&rows));
+            }
+        }
+        Cmd::Sightings {
+            grid,
+            bbox,
+            from,
+            to,
+            out,
+            db,
+        } => {
+            let now = sharpeyes_wire::now_ms();
+            let from_ms = aggregator::query::parse_time(&from, now).context("--from")?;
+            let to_ms = aggregator::query::parse_time(&to, now).context("--to")?;
+            if from_ms > to_ms {
+                bail!("--from is after --to");
+            }
+            let area = match (grid, bbox) {
+                (Some(g), _) => Area::Grid(g),
+                (None, Some([lat1, lon1, lat2, lon2])) => Area::BBox([lat1, lon1], [lat2, lon2]),
+                (None, None) => bail!("give --grid or --bbox"),
+            };
+            let rows = db.open()?.sightings_in(&area, from_ms, to_ms)?;
+            let head = format!(
+                "{} to {}\n\n",
+                aggregator::query::utc(from_ms),
+                aggregator::query::utc(to_ms)
+            );
+            let json = serde_json::json!({
+                "from_ms": from_ms,
+                "to_ms": to_ms,
+                "sightings": rows,
+            });
+            print_sightings(&out, &head, json, &rows)?;
+        }
         Cmd::Decode { input, compact } => {
             let bytes = if input == "-" {
                 let mut b = Vec::new();

@@ -45,6 +45,11 @@ pub struct Metrics {
     pub watchlist_published: AtomicU64,
     /// Version of the watchlist last published (a gauge; 0 before the first).
     pub watchlist_version: AtomicU64,
+    /// Fusion outputs stored, by kind (`new_vehicle`, `vehicle_sighting`, `link`...; see
+    /// `store::fusion::output_kind`).
+    pub fusion: ByReason,
+    /// Microseconds spent fusing (observations and ticks), summed.
+    pub fusion_us: AtomicU64,
 }
 
 /// A counter per reason (the `reason` label of a Prometheus family).
@@ -73,9 +78,17 @@ impl ByReason {
     }
 
     fn samples(&self) -> impl Iterator<Item = (Vec<(&'static str, String)>, f64)> {
+        self.samples_labelled("reason")
+    }
+
+    /// The counts as samples of a family whose label is `label`.
+    fn samples_labelled(
+        &self,
+        label: &'static str,
+    ) -> impl Iterator<Item = (Vec<(&'static str, String)>, f64)> {
         self.snapshot()
             .into_iter()
-            .map(|(reason, n)| (vec![("reason", reason.to_string())], n as f64))
+            .map(move |(reason, n)| (vec![(label, reason.to_string())], n as f64))
     }
 }
 
@@ -184,6 +197,18 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
             "Time spent in store transactions.",
             Kind::Counter,
             get(&self.commit_us) as f64 / 1e6,
+        );
+        e.single(
+            "sharpeyes_aggregator_fusion_seconds_total",
+            "Time spent fusing tracks into identities (observations and ticks).",
+            Kind::Counter,
+            get(&self.fusion_us) as f64 / 1e6,
+        );
+        e.family(
+            "sharpeyes_aggregator_fusion_outputs_total",
+            "Fusion outputs stored, by kind.",
+            Kind::Counter,
+            self.fusion.samples_labelled("kind"),
         );
         e.family(
             "sharpeyes_aggregator_rejected_total",

@@ -1,9 +1,235 @@
-//! Query output for the CLI: tables and JSON of stored rows.
+//! Query output for the CLI: tables, JSON and GeoJSON of stored rows.
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use serde_json::{Value, json};
+
 use crate::store::watchlist::role_name;
-use crate::store::{AlertRow, TrackRow, WatchlistListing};
+use crate::store::{
+    AlertRow, FlagRow, LinkRow, SightingRow, TrackRow, VehicleRow, WatchlistListing,
+};
+
+/// Why a time argument was refused.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{0:?} is neither an RFC 3339 time (2026-11-23T10:15:00Z) nor a duration before now (90s, 10m, 2h, 1d)"
+)]
+pub struct TimeError(String);
+
+/// A time argument as UTC ms: an RFC 3339 time (`2026-11-23T10:15:00Z`, `2026-11-23
+/// 10:15:00` in UTC), or a duration meaning that long before `now_ms` (`90s`, `10m`, `2h`,
+/// `1d`; `0s` is now).
+pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, TimeError> {
+    let s = s.trim();
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        return match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => Ok(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            Err(e) => Ok(-i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX)),
+        };
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) => Ok(now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
+        Err(_) => Err(TimeError(s.to_string())),
+    }
+}
+
+fn position(r: &SightingRow) -> String {
+    match (r.lat, r.lon) {
+        (Some(lat), Some(lon)) => format!("{lat:.5},{lon:.5}"),
+        _ => "-".into(),
+    }
+}
+
+/// The rule of a sighting's `why`, with its similarity or gating in short.
+fn why_short(why: &Value) -> String {
+    let rule = why["rule"].as_str().unwrap_or("?").to_string();
+    let gate = why["gate"]["result"].as_str();
+    match (why["similarity"].as_f64(), gate) {
+        (Some(s), Some(g)) => format!("{rule} {s:.2} {g}"),
+        (None, Some(g)) => format!("{rule} {g}"),
+        (Some(s), None) => format!("{rule} {s:.2}"),
+        (None, None) => rule,
+    }
+}
+
+/// A plain-text table of sightings (a trajectory, or sightings in an area), in the given
+/// order.
+pub fn sightings_table(rows: &[SightingRow]) -> String {
+    let header = [
+        "identity",
+        "camera",
+        "position",
+        "first (UTC)",
+        "last (UTC)",
+        "secs",
+        "class",
+        "plate",
+        "conf",
+        "why",
+        "evidence",
+    ];
+    let cells: Vec<[String; 11]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.identity_label(),
+                format!("{}/{}/{}", r.site, r.agent, r.camera),
+                position(r),
+                utc(r.first_ms),
+                utc(r.last_ms),
+                format!("{:.1}", (r.last_ms - r.first_ms) as f64 / 1000.0),
+                r.class.clone(),
+                r.plate.clone().unwrap_or_default(),
+                format!("{:.2}", r.confidence),
+                why_short(&r.why),
+                r.evidence.clone(),
+            ]
+        })
+        .collect();
+    table(&header, &cells, "sighting(s)")
+}
+
+/// The vehicles a plate query found and the flags about them, as lines above a trajectory.
+pub fn vehicles_lines(vehicles: &[VehicleRow], flags: &[FlagRow]) -> String {
+    let mut out = String::new();
+    for v in vehicles {
+        out.push_str(&format!(
+            "V-{}  plate {}  ({} match, first seen {})",
+            v.vehicle,
+            v.plate,
+            v.matched.as_str(),
+            utc(v.first_ms)
+        ));
+        if let Some(c) = v.clone_of {
+            out.push_str(&format!("  possible clone of V-{c}"));
+        }
+        out.push('\n');
+    }
+    for f in flags {
+        out.push_str(&format!(
+            "flag: {} read at {} {} kept apart from V-{} ({}): {} {}\n",
+            f.plate,
+            f.evidence,
+            utc(f.ts_ms),
+            f.other,
+            f.other_plate,
+            f.reason,
+            f.gate["result"].as_str().unwrap_or("?"),
+        ));
+    }
+    out
+}
+
+/// A plain-text table of person–vehicle links, strongest first.
+pub fn links_table(rows: &[LinkRow]) -> String {
+    let header = [
+        "person",
+        "vehicle",
+        "plate",
+        "count",
+        "strength",
+        "first (UTC)",
+        "last (UTC)",
+        "evidence",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|l| {
+            let evidence: Vec<String> = l
+                .evidence
+                .iter()
+                .map(|e| {
+                    let track = |t: &Value| {
+                        format!(
+                            "{}/{}/{}",
+                            t["camera"]["agent"].as_str().unwrap_or("?"),
+                            t["camera"]["camera"].as_str().unwrap_or("?"),
+                            t["track"]
+                        )
+                    };
+                    format!(
+                        "{} {}+{}",
+                        e["rule"].as_str().unwrap_or("?"),
+                        track(&e["person_track"]),
+                        e["vehicle_track"]["track"]
+                    )
+                })
+                .collect();
+            [
+                format!("P-{}", l.person),
+                format!("V-{}", l.vehicle),
+                l.plate.clone(),
+                l.count.to_string(),
+                format!("{:.2}", l.strength),
+                utc(l.first_ms),
+                utc(l.last_ms),
+                evidence.join("; "),
+            ]
+        })
+        .collect();
+    table(&header, &cells, "link(s)")
+}
+
+/// GeoJSON of sightings: a `FeatureCollection` with, per identity seen at two or more
+/// placed cameras, a `LineString` of its path in time order, then a `Point` per placed
+/// sighting with its camera, time span, confidence and evidence reference (sightings of
+/// cameras without a position have no geometry and are left out).
+pub fn geojson(rows: &[SightingRow]) -> Value {
+    let mut features: Vec<Value> = Vec::new();
+    let mut identities: Vec<(&str, u64)> = Vec::new();
+    for r in rows {
+        if !identities.contains(&(r.kind.as_str(), r.identity)) {
+            identities.push((r.kind.as_str(), r.identity));
+        }
+    }
+    for (kind, identity) in identities {
+        let mine: Vec<&SightingRow> = rows
+            .iter()
+            .filter(|r| r.kind == kind && r.identity == identity)
+            .collect();
+        let coords: Vec<Value> = mine
+            .iter()
+            .filter_map(|r| Some(json!([r.lon?, r.lat?])))
+            .collect();
+        if coords.len() >= 2 {
+            let (first, last) = (mine[0], mine[mine.len() - 1]);
+            features.push(json!({
+                "type": "Feature",
+                "geometry": {"type": "LineString", "coordinates": coords},
+                "properties": {
+                    "kind": kind,
+                    "identity": first.identity_label(),
+                    "sightings": mine.len(),
+                    "first": utc(first.first_ms),
+                    "last": utc(last.last_ms),
+                },
+            }));
+        }
+    }
+    for r in rows {
+        let (Some(lat), Some(lon)) = (r.lat, r.lon) else {
+            continue;
+        };
+        features.push(json!({
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [lon, lat]},
+            "properties": {
+                "kind": r.kind,
+                "identity": r.identity_label(),
+                "camera": format!("{}/{}/{}", r.site, r.agent, r.camera),
+                "first": utc(r.first_ms),
+                "last": utc(r.last_ms),
+                "first_ms": r.first_ms,
+                "last_ms": r.last_ms,
+                "class": r.class,
+                "plate": r.plate,
+                "confidence": r.confidence,
+                "evidence": r.evidence,
+            },
+        }));
+    }
+    json!({"type": "FeatureCollection", "features": features})
+}
 
 /// `2026-11-23T10:15:00.123Z` for UTC milliseconds.
 pub fn utc(ms: i64) -> String {
@@ -183,6 +409,65 @@ fn table<const N: usize>(header: &[&str; N], cells: &[[String; N]], what: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sighting(identity: u64, camera: &str, t: i64, pos: Option<[f64; 2]>) -> SightingRow {
+        SightingRow {
+            kind: "vehicle".into(),
+            identity,
+            site: "s1".into(),
+            agent: "a1".into(),
+            camera: camera.into(),
+            track: 7,
+            class: "car".into(),
+            first_ms: t,
+            last_ms: t + 1000,
+            lat: pos.map(|p| p[0]),
+            lon: pos.map(|p| p[1]),
+            confidence: 0.9,
+            ended: true,
+            plate: Some("川A12345".into()),
+            why: json!({"rule": "exact_plate", "gate": {"result": "feasible"}}),
+            evidence: format!("a1/{camera}/7"),
+        }
+    }
+
+    #[test]
+    fn times_are_rfc3339_or_durations_ago() {
+        assert_eq!(parse_time("1970-01-01T00:00:01Z", 0).unwrap(), 1000);
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20.123Z", 0).unwrap(),
+            1_700_000_000_123
+        );
+        assert_eq!(parse_time("10m", 1_000_000).unwrap(), 400_000);
+        assert_eq!(parse_time("0s", 5).unwrap(), 5);
+        assert!(parse_time("yesterday", 0).is_err());
+    }
+
+    #[test]
+    fn geojson_has_a_line_per_identity_and_a_point_per_placed_sighting() {
+        let rows = [
+            sighting(1, "cam-1", 0, Some([30.6, 104.0])),
+            sighting(2, "cam-9", 500, Some([31.5, 104.0])),
+            sighting(1, "cam-2", 1000, Some([30.7, 104.1])),
+            sighting(1, "cam-x", 2000, None),
+        ];
+        let g = geojson(&rows);
+        let f = g["features"].as_array().unwrap();
+        assert_eq!(g["type"], "FeatureCollection");
+        assert_eq!(f.len(), 4, "one line (V-2 has one point) and three points");
+        assert_eq!(f[0]["geometry"]["type"], "LineString");
+        assert_eq!(
+            f[0]["geometry"]["coordinates"],
+            json!([[104.0, 30.6], [104.1, 30.7]])
+        );
+        assert_eq!(f[0]["properties"]["identity"], "V-1");
+        assert_eq!(f[1]["properties"]["evidence"], "a1/cam-1/7");
+        let t = sightings_table(&rows);
+        assert!(
+            t.contains("exact_plate feasible") && t.ends_with("4 sighting(s)\n"),
+            "{t}"
+        );
+    }
 
     #[test]
     fn utc_format() {

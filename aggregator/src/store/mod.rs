@@ -11,7 +11,9 @@
 //! `online = false`).
 //!
 //! The watchlists (enrolled faces, wanted plates) and their version live here too; see
-//! [`watchlist`] for their invariants.
+//! [`watchlist`] for their invariants. So do the fusion results (vehicles, persons,
+//! sightings, links), written in the same transaction as the messages they came from; see
+//! [`fusion`].
 
 use std::path::Path;
 
@@ -20,8 +22,10 @@ use serde::Serialize;
 use sharpeyes_wire::{AgentStatus, Body, Envelope, TrackBatch, TrackEvent};
 use thiserror::Error;
 
+pub mod fusion;
 pub mod watchlist;
 
+pub use self::fusion::{Area, FlagRow, LinkRow, PlateMatchKind, SightingRow, VehicleRow};
 pub use self::watchlist::{
     Contact, FaceEnrollment, FaceRow, PlateRow, RemovedFace, WatchlistListing,
 };
@@ -78,7 +82,7 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
 const MIGRATIONS: &[&str] = &[
@@ -88,6 +92,8 @@ const MIGRATIONS: &[&str] = &[
     // 3 → 4: the alert tables, which SCHEMA creates.
     "",
     // 4 → 5: the watchlist tables, which SCHEMA creates.
+    "",
+    // 5 → 6: the fusion tables, which fusion::SCHEMA creates.
     "",
 ];
 
@@ -341,6 +347,7 @@ impl Store {
             }
         }
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(fusion::SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self { conn })
     }
@@ -370,12 +377,23 @@ impl Store {
         &mut self,
         msgs: &[(Envelope, String, usize)],
     ) -> Result<Vec<Applied>, StoreError> {
+        self.apply_all_with_fusion(msgs, &[])
+    }
+
+    /// [`apply_all`](Self::apply_all), and the fusion results computed from these messages
+    /// ([`fusion::apply_fusion`]) in the same transaction: both commit or neither.
+    pub fn apply_all_with_fusion(
+        &mut self,
+        msgs: &[(Envelope, String, usize)],
+        outputs: &[crate::fuse::FuseOutput],
+    ) -> Result<Vec<Applied>, StoreError> {
         let tx = self.conn.transaction()?;
         let now = sharpeyes_wire::now_ms();
         let mut out = Vec::with_capacity(msgs.len());
         for (env, topic, bytes) in msgs {
             out.push(apply(&tx, env, topic, *bytes, now)?);
         }
+        fusion::apply_fusion(&tx, outputs)?;
         tx.commit()?;
         Ok(out)
     }

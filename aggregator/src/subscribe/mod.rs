@@ -1,13 +1,21 @@
 //! Subscribe: receives the agents' payloads (QoS 1, manual acknowledgements), checks them,
 //! stores them, and acknowledges each one only after the transaction holding it committed.
 //!
+//! The writer thread also owns the [`Fuser`]: the track batches of a transaction are fused
+//! before it (each message once: those already stored are redeliveries and skipped), and
+//! the fusion results are written in the same transaction as the messages, so a retried
+//! transaction writes the same results and a crash loses both or neither. When no message
+//! comes for a second the fuser gets a tick (timeouts, eviction, re-clustering), whose
+//! results get a transaction of their own.
+//!
 //! A payload that cannot be used (foreign topic, undecodable, agent id differing from the
 //! topic's, body kind not matching the topic) is rejected: logged, counted by reason,
 //! acknowledged (so the broker does not redeliver it forever) and never stored. Everything
 //! else keeps flowing.
 
+use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use sharpeyes_wire::{Body, Codec, DecodeError, Envelope, Topic, TopicError, Topics};
@@ -17,7 +25,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::AggregatorConfig;
+use crate::fuse::{FuseInput, FuseOutput, Fuser};
 use crate::metrics::{Metrics, inc};
+use crate::store::fusion::output_kind;
 use crate::store::{Applied, Store};
 
 /// Why a payload was rejected.
@@ -261,6 +271,8 @@ pub struct Writer {
     pub shutdown: CancellationToken,
     /// Runs the alert hook for new alerts, if one is configured.
     pub hook: Option<crate::hook::Hook>,
+    /// Fuses the track batches into vehicles, persons and links.
+    pub fuser: Fuser,
 }
 
 impl Writer {
@@ -278,6 +290,7 @@ impl Writer {
             runtime,
             shutdown,
             hook,
+            mut fuser,
         } = self;
         writer_loop(
             store,
@@ -290,8 +303,50 @@ impl Writer {
             &runtime,
             &shutdown,
             hook.as_ref(),
+            &mut fuser,
         )
     }
+}
+
+/// How often the fuser gets a tick when no message keeps it busy.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Fuses the track batches of `valid` that are not stored yet (nor repeated within `valid`)
+/// and, when a tick is due, lets time pass; the outputs to store with them.
+fn fuse(
+    fuser: &mut Fuser,
+    store: &Store,
+    valid: &[(Envelope, String, usize)],
+    tick: bool,
+    metrics: &Metrics,
+) -> Vec<FuseOutput> {
+    let t0 = Instant::now();
+    let now = sharpeyes_wire::now_ms();
+    let mut out = Vec::new();
+    let mut seen: HashSet<(&str, u64)> = HashSet::new();
+    for (env, _, _) in valid {
+        let Body::Tracks(b) = &env.body else {
+            continue;
+        };
+        if !seen.insert((env.agent.as_str(), env.seq)) {
+            continue;
+        }
+        match store.message_stored(&env.agent, env.seq) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            // Fused anyway: the fuser ignores an observation it has seen.
+            Err(e) => warn!(error = %e, "could not check for a stored message before fusing"),
+        }
+        out.extend(fuser.observe_batch(&env.agent, b, now));
+    }
+    if tick {
+        fuser.update_into(FuseInput::Tick, now, &mut out);
+    }
+    metrics.fusion_us.fetch_add(
+        t0.elapsed().as_micros() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -306,6 +361,7 @@ fn writer_loop(
     runtime: &tokio::runtime::Handle,
     shutdown: &CancellationToken,
     hook: Option<&crate::hook::Hook>,
+    fuser: &mut Fuser,
 ) {
     let ack = |p: &Publish| {
         if client.try_ack(p).is_err() {
@@ -313,9 +369,17 @@ fn writer_loop(
         }
         inc(&metrics.acked);
     };
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
-        while batch.len() < max_batch {
+    let mut last_tick = Instant::now();
+    loop {
+        // (The timer is made inside the runtime: it needs its time driver.)
+        let next = runtime.block_on(async { tokio::time::timeout(TICK, rx.recv()).await });
+        let first = match next {
+            Ok(Some(p)) => Some(p),
+            Ok(None) => break,
+            Err(_) => None, // a second without messages
+        };
+        let mut batch: Vec<Publish> = first.into_iter().collect();
+        while !batch.is_empty() && batch.len() < max_batch {
             match rx.try_recv() {
                 Ok(p) => batch.push(p),
                 Err(_) => break,
@@ -331,9 +395,21 @@ fn writer_loop(
                 }
             }
         }
+        let tick = last_tick.elapsed() >= TICK;
+        if tick {
+            last_tick = Instant::now();
+        }
+        // Fused once, before the transaction: a retry writes the same outputs.
+        let outputs = fuse(fuser, &store, &valid, tick, metrics);
+        if valid.is_empty() && outputs.is_empty() {
+            for p in &batch {
+                ack(p);
+            }
+            continue;
+        }
         loop {
             let t0 = std::time::Instant::now();
-            let result = store.apply_all(&valid);
+            let result = store.apply_all_with_fusion(&valid, &outputs);
             metrics.commit_us.fetch_add(
                 t0.elapsed().as_micros() as u64,
                 std::sync::atomic::Ordering::Relaxed,
@@ -354,7 +430,14 @@ fn writer_loop(
                             Applied::Duplicate => inc(&metrics.duplicates),
                         }
                     }
-                    debug!(messages = batch.len(), "committed");
+                    for o in &outputs {
+                        metrics.fusion.inc(output_kind(o));
+                    }
+                    debug!(
+                        messages = batch.len(),
+                        fusion_outputs = outputs.len(),
+                        "committed"
+                    );
                     break;
                 }
                 Err(e) => {
