@@ -357,7 +357,8 @@ async fn mosquitto_with_the_shipped_configuration_refuses() {
 
     let db = dir.path().join("sharpeyes.db");
     let mut cfg = sharpeyes_e2e::mosquitto_aggregator_config(port, &db);
-    cfg.broker.url = format!("mqtts://localhost:{port}");
+    // An address, not a name: a fresh machine may have no /etc/hosts entry for localhost.
+    cfg.broker.url = format!("mqtts://127.0.0.1:{port}");
     cfg.broker.ca_file = Some(site.pki.ca_cert.clone());
     cfg.broker.username = Some("aggregator".into());
     cfg.broker.password = Some(AGGREGATOR_PW.into());
