@@ -8,15 +8,13 @@ use common::{free_port, wait};
 
 use std::collections::BTreeMap;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aggregator::AggregatorConfig;
-use aggregator::metrics::{Metrics, get};
+use aggregator::metrics::get;
 use aggregator::store::{AlertFilter, Store};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::QoS;
 use sharpeyes_wire::{Alert, AlertKind, Body, Codec, Envelope, Evidence, Priority, Topics};
-use tokio_util::sync::CancellationToken;
 
 fn alert(seq: u64, id: &str, ts_ms: i64, priority: Priority, summary: &str) -> Envelope {
     Envelope::new(
@@ -61,17 +59,9 @@ async fn alerts_are_stored_updated_hooked_and_acknowledged() {
             hooked.display()
         ),
     ];
-    let metrics = Arc::new(Metrics::default());
-    let stop = CancellationToken::new();
-    let agg = tokio::spawn(aggregator::run_with_metrics(
-        cfg.clone(),
-        stop.clone(),
-        metrics.clone(),
-    ));
-    assert!(wait(Duration::from_secs(20), || get(&metrics.subscribed) >= 3).await);
+    let (agg, stop, metrics) = common::start(cfg.clone()).await;
 
-    let (client, mut el) = AsyncClient::new(MqttOptions::new("tester", "127.0.0.1", port), 100);
-    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let client = common::client(port);
     let topic = Topics::default().alerts("s1", "agent-1", "cam-1");
     let codec = Codec::default();
     let t0 = 1_790_000_000_000;
@@ -245,16 +235,8 @@ async fn a_failing_or_hanging_hook_is_counted_and_storing_goes_on() {
         "case $SHARPEYES_ALERT_ID in *-1) exit 3;; *) sleep 30;; esac".into(),
     ];
     cfg.alerts.hook_timeout_ms = 300;
-    let metrics = Arc::new(Metrics::default());
-    let stop = CancellationToken::new();
-    let agg = tokio::spawn(aggregator::run_with_metrics(
-        cfg.clone(),
-        stop.clone(),
-        metrics.clone(),
-    ));
-    assert!(wait(Duration::from_secs(20), || get(&metrics.subscribed) >= 3).await);
-    let (client, mut el) = AsyncClient::new(MqttOptions::new("tester", "127.0.0.1", port), 100);
-    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let (agg, stop, metrics) = common::start(cfg.clone()).await;
+    let client = common::client(port);
     let topic = Topics::default().alerts("s1", "agent-1", "cam-1");
     let codec = Codec::default();
     for (seq, id) in [(1, "cam-1-face-1"), (2, "cam-1-face-2")] {

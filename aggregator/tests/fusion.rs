@@ -10,19 +10,17 @@ mod common;
 use common::{free_port, wait};
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 use aggregator::AggregatorConfig;
 use aggregator::config::CameraPlace;
-use aggregator::metrics::{Metrics, get};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use aggregator::metrics::get;
+use rumqttc::QoS;
 use serde_json::Value;
 use sharpeyes_wire::{
     Body, Codec, Envelope, ObjectClass, PlateReading, QBox, QEmbedding, Topics, TrackBatch,
     TrackEvent, TrackUpdate,
 };
-use tokio_util::sync::CancellationToken;
 
 const W: u32 = 1920;
 const H: u32 = 1080;
@@ -190,16 +188,8 @@ async fn cars_and_people_become_trajectories_and_links() {
         place("agent-b", "cam-3", 30.7000, 104.1000, "g-2"),
         place("agent-b", "cam-far", 31.5600, 104.0650, "g-9"),
     ];
-    let metrics = Arc::new(Metrics::default());
-    let stop = CancellationToken::new();
-    let agg = tokio::spawn(aggregator::run_with_metrics(
-        cfg.clone(),
-        stop.clone(),
-        metrics.clone(),
-    ));
-    assert!(wait(Duration::from_secs(20), || get(&metrics.subscribed) >= 3).await);
-    let (client, mut el) = AsyncClient::new(MqttOptions::new("tester", "127.0.0.1", port), 100);
-    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    let (agg, stop, metrics) = common::start(cfg.clone()).await;
+    let client = common::client(port);
 
     let t0 = sharpeyes_wire::now_ms() - 2 * 3600 * 1000;
     let min = 60_000;

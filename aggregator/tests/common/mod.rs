@@ -23,3 +23,35 @@ pub async fn wait(timeout: Duration, cond: impl Fn() -> bool) -> bool {
     }
     cond()
 }
+
+/// Runs the aggregator in this process and waits (up to 20 s) for its three subscriptions:
+/// its task, the token that stops it, its counters.
+pub async fn start(
+    cfg: aggregator::AggregatorConfig,
+) -> (
+    tokio::task::JoinHandle<Result<(), aggregator::AggregatorError>>,
+    tokio_util::sync::CancellationToken,
+    std::sync::Arc<aggregator::metrics::Metrics>,
+) {
+    use aggregator::metrics::{Metrics, get};
+    let metrics = std::sync::Arc::new(Metrics::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(aggregator::run_with_metrics(
+        cfg,
+        stop.clone(),
+        metrics.clone(),
+    ));
+    assert!(
+        wait(Duration::from_secs(20), || get(&metrics.subscribed) >= 3).await,
+        "aggregator did not subscribe within 20 s"
+    );
+    (task, stop, metrics)
+}
+
+/// An MQTT client of the broker on 127.0.0.1:`port`, its event loop driven in the background.
+pub fn client(port: u16) -> rumqttc::AsyncClient {
+    let (client, mut el) =
+        rumqttc::AsyncClient::new(rumqttc::MqttOptions::new("tester", "127.0.0.1", port), 100);
+    tokio::spawn(async move { while el.poll().await.is_ok() {} });
+    client
+}
