@@ -67,11 +67,22 @@ pub async fn run_with_metrics(
     metrics: Arc<Metrics>,
 ) -> Result<(), AggregatorError> {
     config.validate()?;
-    let mut store = Store::open(&config.store.path)?;
+    let at = config.store.location();
+    let mut store = Store::open_at(&at)?;
     store.sync_cameras(&config.cameras)?;
-    let (next_vehicle, next_person) = store.fusion_next_ids()?;
-    let fuser = fuse::Fuser::new(config.fusion.clone(), config.camera_catalog()?)?
-        .with_next_ids(next_vehicle, next_person);
+    // The fuser is made (from the store's next ids) when this writer is, or becomes, the
+    // fusion owner; the catalog is checked now.
+    let catalog = config.camera_catalog()?;
+    fuse::Fuser::new(config.fusion.clone(), catalog.clone())?;
+    let new_fuser: subscribe::NewFuser = {
+        let fusion = config.fusion.clone();
+        Box::new(move |store: &Store| {
+            let (v, p) = store.fusion_next_ids()?;
+            let f = fuse::Fuser::new(fusion.clone(), catalog.clone())
+                .map_err(|e| store::StoreError::Invalid(e.to_string()))?;
+            Ok(f.with_next_ids(v, p))
+        })
+    };
     let _ops = sharpeyes_common::ops::start(&config.ops, config::OPS_PORT, metrics.clone()).await;
     let embedded = if config.broker.embedded() {
         Some(broker::start(&config.broker, metrics.clone(), shutdown.clone()).await?)
@@ -92,7 +103,9 @@ pub async fn run_with_metrics(
             runtime: tokio::runtime::Handle::current(),
             shutdown: shutdown.clone(),
             hook: hook::Hook::start(&config.alerts, metrics.clone()),
-            fuser,
+            fusion: subscribe::FusionStage::new(new_fuser),
+            retention: config.store.retention(),
+            retention_every: Duration::from_secs(config.store.retention_interval_s),
         };
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -100,11 +113,9 @@ pub async fn run_with_metrics(
             .map_err(|e| AggregatorError::Internal(e.to_string()))?
     };
     info!(
-        store = %config.store.path.display(),
+        store = %at.describe(),
         embedded_broker = config.broker.embedded(),
         placed_cameras = config.cameras.len(),
-        next_vehicle,
-        next_person,
         "aggregator started"
     );
     let stats = {
@@ -122,7 +133,7 @@ pub async fn run_with_metrics(
     };
     let publisher = tokio::spawn(watchlist::publish_loop(
         watchlist::Publisher {
-            store_path: config.store.path.clone(),
+            store_at: at.clone(),
             client: client.clone(),
             topic: Topics::new(&config.broker.topic_prefix).watchlists(),
             agent: config.broker.client_id.clone(),

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aggregator::config::{AggregatorConfig, ConfigFile, DEFAULT_CONFIG_TOML};
 use aggregator::store::watchlist::role_name;
-use aggregator::store::{AlertFilter, Area, Contact, Store, TrackFilter};
+use aggregator::store::{AlertFilter, Area, Contact, Location, Store, TrackFilter};
 use aggregator::watchlist::{Enroller, FaceRequest};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -29,6 +29,24 @@ enum Cmd {
     },
     /// Print the commented default configuration.
     PrintDefaultConfig,
+    /// Apply the retention policy of [store] now (bounded chunks until nothing expired is
+    /// left), or with --dry-run only count what it would delete.
+    Retention {
+        /// Count what would be deleted (rows per kind, PostgreSQL partitions); change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Keep sightings, tracks, messages this many days instead of store.retention_days.
+        #[arg(long)]
+        days: Option<u32>,
+        /// Keep alerts this many days instead of store.alert_retention_days.
+        #[arg(long)]
+        alert_days: Option<u32>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Validate a configuration file and exit.
     CheckConfig {
         /// Configuration file (TOML).
@@ -237,12 +255,13 @@ fn print_sightings(
     Ok(())
 }
 
-/// Where the database is: `--db`, else `store.path` of `--config`, else the default.
+/// Where the database is: `--db`, else the `[store]` of `--config`, else the default.
 #[derive(clap::Args)]
 struct DbArgs {
-    /// Database file (default: store.path of --config, else sharpeyes.db).
+    /// SQLite database file, or a PostgreSQL URL `postgres://user:password@host:port/db`
+    /// (default: the [store] of --config, else sharpeyes.db).
     #[arg(long)]
-    db: Option<PathBuf>,
+    db: Option<String>,
     /// Configuration file to take the database path from (and, for enroll, the face models:
     /// [watchlist]).
     #[arg(long, short)]
@@ -250,27 +269,30 @@ struct DbArgs {
 }
 
 impl DbArgs {
+    fn location(&self) -> anyhow::Result<Location> {
+        Ok(match &self.db {
+            Some(p) => Location::parse(p),
+            None => load_config(self.config.as_ref())?.store.location(),
+        })
+    }
+
     /// Opens the database, creating it if missing (enrollment may come before the first run).
     fn open_or_create(&self) -> anyhow::Result<Store> {
-        let path = match &self.db {
-            Some(p) => p.clone(),
-            None => load_config(self.config.as_ref())?.store.path,
-        };
-        Store::open(&path).with_context(|| format!("opening database {}", path.display()))
+        let at = self.location()?;
+        Store::open_at(&at).with_context(|| format!("opening database {}", at.describe()))
     }
 
     fn open(&self) -> anyhow::Result<Store> {
-        let path = match &self.db {
-            Some(p) => p.clone(),
-            None => load_config(self.config.as_ref())?.store.path,
-        };
-        if !path.exists() {
+        let at = self.location()?;
+        if let Location::Sqlite(path) = &at
+            && !path.exists()
+        {
             bail!(
                 "database {} does not exist (run the aggregator first, or pass --db)",
                 path.display()
             );
         }
-        Ok(Store::open(&path)?)
+        Store::open_at(&at).with_context(|| format!("opening database {}", at.describe()))
     }
 }
 
@@ -743,6 +765,57 @@ fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 print!("{}", aggregator::query::tracks_table(&rows));
+            }
+        }
+        Cmd::Retention {
+            dry_run,
+            days,
+            alert_days,
+            json,
+            db,
+        } => {
+            let mut policy = load_config(db.config.as_ref())?.store.retention();
+            if let Some(d) = days {
+                policy.days = d;
+            }
+            if let Some(d) = alert_days {
+                policy.alert_days = d;
+            }
+            let store = db.open()?;
+            let now = sharpeyes_wire::now_ms();
+            let report = if dry_run {
+                store.retention_preview(&policy, now)?
+            } else {
+                let mut total = aggregator::store::RetentionReport::default();
+                loop {
+                    let r = store.retention_step(&policy, now)?;
+                    for (k, n) in r.deleted {
+                        *total.deleted.entry(k).or_default() += n;
+                    }
+                    total.partitions_dropped.extend(r.partitions_dropped);
+                    if r.done {
+                        total.done = true;
+                        break total;
+                    }
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                println!(
+                    "retention (days {}, alert days {}; 0 = forever): {verb}",
+                    policy.days, policy.alert_days
+                );
+                for (k, n) in &report.deleted {
+                    println!("  {k:<14} {n} rows");
+                }
+                if report.deleted.is_empty() {
+                    println!("  nothing");
+                }
+                for p in &report.partitions_dropped {
+                    println!("  partition {p} (whole)");
+                }
             }
         }
         Cmd::Run { config } => {

@@ -50,6 +50,18 @@ pub struct Metrics {
     pub fusion: ByReason,
     /// Microseconds spent fusing (observations and ticks), summed.
     pub fusion_us: AtomicU64,
+    /// 1 while this aggregator is the fusion owner of its store (a gauge; see `store`).
+    pub fusion_owner: AtomicU64,
+    /// Track batches queued in the store's fusion inbox for another aggregator, the owner.
+    pub fusion_queued: AtomicU64,
+    /// Queued track batches this aggregator, as the owner, took from the inbox and fused.
+    pub fusion_dequeued: AtomicU64,
+    /// Rows deleted by retention, by kind (`sightings`, `tracks`, `messages`, `alerts`...).
+    pub retention_deleted: ByReason,
+    /// PostgreSQL time partitions dropped by retention.
+    pub retention_partitions_dropped: AtomicU64,
+    /// Retention steps that failed (retried at the next interval).
+    pub retention_errors: AtomicU64,
 }
 
 /// A counter per reason (the `reason` label of a Prometheus family).
@@ -65,6 +77,16 @@ impl ByReason {
             .unwrap_or_else(|e| e.into_inner())
             .entry(reason)
             .or_default() += 1;
+    }
+
+    /// Counts `n` for `reason`.
+    pub fn add(&self, reason: &'static str, n: u64) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += n;
     }
 
     /// The counts by reason.
@@ -189,6 +211,36 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
                 Kind::Gauge,
                 &self.watchlist_version,
             ),
+            (
+                "sharpeyes_aggregator_fusion_owner",
+                "1 while this aggregator assigns identities for its store.",
+                Kind::Gauge,
+                &self.fusion_owner,
+            ),
+            (
+                "sharpeyes_aggregator_fusion_queued_total",
+                "Track batches queued for the fusion owner (another aggregator).",
+                Kind::Counter,
+                &self.fusion_queued,
+            ),
+            (
+                "sharpeyes_aggregator_fusion_dequeued_total",
+                "Queued track batches fused by this aggregator as the owner.",
+                Kind::Counter,
+                &self.fusion_dequeued,
+            ),
+            (
+                "sharpeyes_aggregator_retention_partitions_dropped_total",
+                "Time partitions dropped by retention (PostgreSQL).",
+                Kind::Counter,
+                &self.retention_partitions_dropped,
+            ),
+            (
+                "sharpeyes_aggregator_retention_errors_total",
+                "Retention steps that failed.",
+                Kind::Counter,
+                &self.retention_errors,
+            ),
         ] {
             e.single(name, help, kind, get(c) as f64);
         }
@@ -209,6 +261,12 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
             "Fusion outputs stored, by kind.",
             Kind::Counter,
             self.fusion.samples_labelled("kind"),
+        );
+        e.family(
+            "sharpeyes_aggregator_retention_deleted_total",
+            "Rows deleted by retention, by kind.",
+            Kind::Counter,
+            self.retention_deleted.samples_labelled("kind"),
         );
         e.family(
             "sharpeyes_aggregator_rejected_total",

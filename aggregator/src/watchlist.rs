@@ -353,8 +353,8 @@ pub fn enroll_plate(
 /// What the publishing task needs.
 #[derive(Debug, Clone)]
 pub struct Publisher {
-    /// The store's database file (opened read-only).
-    pub store_path: PathBuf,
+    /// The store (SQLite: opened read-only; PostgreSQL: a session of its own).
+    pub store_at: crate::store::Location,
     /// The aggregator's MQTT client.
     pub client: AsyncClient,
     /// `{prefix}/config/watchlists`.
@@ -372,15 +372,15 @@ pub struct Publisher {
 /// Runs a blocking store call off the async threads, opening the store first if needed.
 async fn with_store<T: Send + 'static>(
     store: &mut Option<Store>,
-    path: &Path,
+    at: &crate::store::Location,
     f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
     let s = store.take();
-    let path = path.to_path_buf();
+    let at = at.clone();
     let joined = tokio::task::spawn_blocking(move || {
         let s = match s {
             Some(s) => s,
-            None => Store::open_read_only(&path)?,
+            None => Store::open_reader(&at)?,
         };
         let r = f(&s);
         Ok::<_, StoreError>((s, r))
@@ -421,7 +421,7 @@ pub async fn publish_loop(p: Publisher, shutdown: CancellationToken) {
             continue;
         }
         last_check = Some(Instant::now());
-        let version = match with_store(&mut store, &p.store_path, |s| s.watchlist_version()).await {
+        let version = match with_store(&mut store, &p.store_at, |s| s.watchlist_version()).await {
             Ok(v) => v,
             Err(e) => {
                 warn!(error = %e, "watchlist: cannot read the store's version");
@@ -431,7 +431,7 @@ pub async fn publish_loop(p: Publisher, shutdown: CancellationToken) {
         if !reconnected && published.is_some_and(|(_, v)| v == version) {
             continue;
         }
-        let lists = match with_store(&mut store, &p.store_path, |s| s.watchlists()).await {
+        let lists = match with_store(&mut store, &p.store_at, |s| s.watchlists()).await {
             Ok(w) => w,
             Err(e) => {
                 error!(error = %e, "watchlist: cannot read the store");

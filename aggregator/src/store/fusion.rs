@@ -18,11 +18,12 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
 use serde::Serialize;
-use sharpeyes_wire::plate;
+use sharpeyes_wire::{Body, Codec, Envelope, plate};
 
-use super::{Store, StoreError};
+use super::sql::{Row, Value};
+use super::{Db, Store, StoreError};
+use crate::args;
 use crate::config::CameraPlace;
 use crate::fuse::{FuseOutput, Identity, RetireReason, Sighting};
 
@@ -49,28 +50,6 @@ CREATE TABLE IF NOT EXISTS person_aliases (
     merged_ms       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS person_aliases_by_person ON person_aliases (person);
-CREATE TABLE IF NOT EXISTS sightings (
-    agent      TEXT    NOT NULL,
-    camera     TEXT    NOT NULL,
-    track      INTEGER NOT NULL,
-    site       TEXT    NOT NULL,
-    kind       TEXT    NOT NULL CHECK (kind IN ('vehicle', 'person')),
-    identity   INTEGER NOT NULL,
-    class      TEXT    NOT NULL,
-    first_ms   INTEGER NOT NULL,
-    last_ms    INTEGER NOT NULL,
-    lat        REAL,
-    lon        REAL,
-    confidence REAL    NOT NULL,
-    ended      INTEGER NOT NULL,
-    plate      TEXT,
-    why_json   TEXT    NOT NULL,
-    PRIMARY KEY (agent, camera, track)
-);
-CREATE INDEX IF NOT EXISTS sightings_by_identity ON sightings (kind, identity, first_ms);
-CREATE INDEX IF NOT EXISTS sightings_by_time ON sightings (first_ms);
-CREATE INDEX IF NOT EXISTS sightings_by_camera_time ON sightings (agent, camera, first_ms);
-CREATE INDEX IF NOT EXISTS sightings_by_plate ON sightings (plate) WHERE plate IS NOT NULL;
 CREATE TABLE IF NOT EXISTS plate_flags (
     vehicle     INTEGER NOT NULL,
     other       INTEGER NOT NULL,
@@ -116,6 +95,41 @@ CREATE TABLE IF NOT EXISTS cameras (
     PRIMARY KEY (site, agent, camera)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS cameras_by_grid ON cameras (grid);
+CREATE TABLE IF NOT EXISTS fusion_inbox (
+    agent       TEXT    NOT NULL,
+    seq         INTEGER NOT NULL,
+    received_ms INTEGER NOT NULL,
+    payload     BLOB    NOT NULL,
+    PRIMARY KEY (agent, seq)
+);
+CREATE INDEX IF NOT EXISTS fusion_inbox_by_time ON fusion_inbox (received_ms);
+";
+
+/// The sightings table on SQLite (PostgreSQL's is partitioned: `super::PG_SIGHTINGS`).
+pub(super) const SIGHTINGS: &str = "
+CREATE TABLE IF NOT EXISTS sightings (
+    agent      TEXT    NOT NULL,
+    camera     TEXT    NOT NULL,
+    track      INTEGER NOT NULL,
+    site       TEXT    NOT NULL,
+    kind       TEXT    NOT NULL CHECK (kind IN ('vehicle', 'person')),
+    identity   INTEGER NOT NULL,
+    class      TEXT    NOT NULL,
+    first_ms   INTEGER NOT NULL,
+    last_ms    INTEGER NOT NULL,
+    lat        REAL,
+    lon        REAL,
+    confidence REAL    NOT NULL,
+    ended      INTEGER NOT NULL,
+    plate      TEXT,
+    why_json   TEXT    NOT NULL,
+    PRIMARY KEY (agent, camera, track)
+);
+CREATE INDEX IF NOT EXISTS sightings_by_identity ON sightings (kind, identity, first_ms);
+CREATE INDEX IF NOT EXISTS sightings_by_time ON sightings (first_ms);
+CREATE INDEX IF NOT EXISTS sightings_by_camera_time ON sightings (agent, camera, first_ms);
+CREATE INDEX IF NOT EXISTS sightings_by_plate ON sightings (plate) WHERE plate IS NOT NULL;
+CREATE INDEX IF NOT EXISTS sightings_by_place ON sightings (lat, lon, first_ms);
 ";
 
 /// A stable short name of an output's kind (a metrics label).
@@ -141,54 +155,89 @@ fn id(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Applies fusion outputs, in order, inside `tx`.
-pub fn apply_fusion(tx: &Transaction<'_>, outputs: &[FuseOutput]) -> Result<(), StoreError> {
+/// Applies fusion outputs, in order, inside the caller's transaction.
+pub(crate) fn apply_fusion(db: &mut Db, outputs: &[FuseOutput]) -> Result<(), StoreError> {
     for o in outputs {
-        apply_one(tx, o)?;
+        apply_one(db, o)?;
     }
     Ok(())
 }
 
+/// Queues a stored track batch for the fusion owner (another writer stored it).
+pub(crate) fn queue(db: &mut Db, env: &Envelope, now: i64) -> Result<(), StoreError> {
+    let payload = Codec::default()
+        .encode(env)
+        .map_err(|e| StoreError::Invalid(format!("encoding a batch for the fusion inbox: {e}")))?;
+    db.execute(
+        "INSERT INTO fusion_inbox (agent, seq, received_ms, payload) VALUES (?, ?, ?, ?)
+         ON CONFLICT DO NOTHING",
+        args![env.agent, env.seq, now, payload],
+    )?;
+    Ok(())
+}
+
+/// Removes a batch from the fusion inbox (fused).
+pub(crate) fn unqueue(db: &mut Db, agent: &str, seq: u64) -> Result<(), StoreError> {
+    db.execute(
+        "DELETE FROM fusion_inbox WHERE agent = ? AND seq = ?",
+        args![agent, seq],
+    )?;
+    Ok(())
+}
+
+/// A batch another writer queued for the fusion owner.
+#[derive(Debug)]
+pub struct Queued {
+    /// Agent id.
+    pub agent: String,
+    /// Sequence number.
+    pub seq: u64,
+    /// The decoded message, or why it does not decode (it is dropped from the inbox unfused).
+    pub envelope: Result<Envelope, String>,
+}
+
 fn upsert_sighting(
-    tx: &Transaction<'_>,
+    db: &mut Db,
     kind: &str,
     identity: u64,
     s: &Sighting,
     plate: Option<&str>,
     why: &str,
 ) -> Result<(), StoreError> {
-    let mut stmt = tx.prepare_cached(
+    let cam = &s.track.camera;
+    // Replace, not upsert: on PostgreSQL the key includes the partition column `first_ms`,
+    // which a track's later events may move.
+    db.execute(
+        "DELETE FROM sightings WHERE agent = ? AND camera = ? AND track = ?",
+        args![cam.agent, cam.camera, s.track.track],
+    )?;
+    db.ensure_partition("sightings", s.first_ms)?;
+    db.execute(
         "INSERT INTO sightings (agent, camera, track, site, kind, identity, class, first_ms,
                                 last_ms, lat, lon, confidence, ended, plate, why_json)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (agent, camera, track) DO UPDATE SET
-            site = excluded.site, kind = excluded.kind, identity = excluded.identity,
-            class = excluded.class, first_ms = excluded.first_ms, last_ms = excluded.last_ms,
-            lat = excluded.lat, lon = excluded.lon, confidence = excluded.confidence,
-            ended = excluded.ended, plate = excluded.plate, why_json = excluded.why_json",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        args![
+            cam.agent,
+            cam.camera,
+            s.track.track,
+            cam.site,
+            kind,
+            identity,
+            s.class.as_str(),
+            s.first_ms,
+            s.last_ms,
+            s.position.map(|p| p[0]),
+            s.position.map(|p| p[1]),
+            f64::from(s.confidence),
+            s.ended,
+            plate,
+            why,
+        ],
     )?;
-    let cam = &s.track.camera;
-    stmt.execute(params![
-        cam.agent,
-        cam.camera,
-        id(s.track.track),
-        cam.site,
-        kind,
-        id(identity),
-        s.class.as_str(),
-        s.first_ms,
-        s.last_ms,
-        s.position.map(|p| p[0]),
-        s.position.map(|p| p[1]),
-        f64::from(s.confidence),
-        s.ended,
-        plate,
-        why,
-    ])?;
     Ok(())
 }
 
-fn apply_one(tx: &Transaction<'_>, o: &FuseOutput) -> Result<(), StoreError> {
+fn apply_one(db: &mut Db, o: &FuseOutput) -> Result<(), StoreError> {
     match o {
         FuseOutput::NewVehicle {
             vehicle,
@@ -196,10 +245,12 @@ fn apply_one(tx: &Transaction<'_>, o: &FuseOutput) -> Result<(), StoreError> {
             first_ms,
             clone_of,
         } => {
-            tx.execute(
-                "INSERT OR REPLACE INTO vehicles (id, plate, canon, first_ms, clone_of)
-                 VALUES (?, ?, ?, ?, ?)",
-                params![
+            db.execute(
+                "INSERT INTO vehicles (id, plate, canon, first_ms, clone_of)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET plate = excluded.plate, canon = excluded.canon,
+                    first_ms = excluded.first_ms, clone_of = excluded.clone_of",
+                args![
                     id(vehicle.0),
                     p,
                     plate::canonical(p),
@@ -209,9 +260,9 @@ fn apply_one(tx: &Transaction<'_>, o: &FuseOutput) -> Result<(), StoreError> {
             )?;
         }
         FuseOutput::VehiclePlate { vehicle, plate: p } => {
-            tx.execute(
+            db.execute(
                 "UPDATE vehicles SET plate = ?, canon = ? WHERE id = ?",
-                params![p, plate::canonical(p), id(vehicle.0)],
+                args![p, plate::canonical(p), id(vehicle.0)],
             )?;
         }
         FuseOutput::VehicleSighting {
@@ -221,13 +272,13 @@ fn apply_one(tx: &Transaction<'_>, o: &FuseOutput) -> Result<(), StoreError> {
             why,
         } => {
             let p = (!p.is_empty()).then_some(p.as_str());
-            upsert_sighting(tx, "vehicle", vehicle.0, sighting, p, &json(why))?;
+            upsert_sighting(db, "vehicle", vehicle.0, sighting, p, &json(why))?;
         }
         FuseOutput::PersonSighting {
             person,
             sighting,
             why,
-        } => upsert_sighting(tx, "person", person.0, sighting, None, &json(why))?,
+        } => upsert_sighting(db, "person", person.0, sighting, None, &json(why))?,
         FuseOutput::PlateFlagged {
             vehicle,
             other,
@@ -242,11 +293,11 @@ fn apply_one(tx: &Transaction<'_>, o: &FuseOutput) -> Result<(), StoreError> {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            tx.execute(
-                "INSERT OR IGNORE INTO plate_flags (vehicle, other, plate, other_plate, reason,
+            db.execute(
+                "INSERT INTO plate_flags (vehicle, other, plate, other_plate, reason,
                      gate_json, site, agent, camera, track, ts_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                args![
                     id(vehicle.0),
                     id(other.0),
                     p,
@@ -262,9 +313,10 @@ fn apply_one(tx: &Transaction<'_>, o: &FuseOutput) -> Result<(), StoreError> {
             )?;
         }
         FuseOutput::NewPerson { person, first_ms } => {
-            tx.execute(
-                "INSERT OR REPLACE INTO persons (id, first_ms) VALUES (?, ?)",
-                params![id(person.0), first_ms],
+            db.execute(
+                "INSERT INTO persons (id, first_ms) VALUES (?, ?)
+                 ON CONFLICT (id) DO UPDATE SET first_ms = excluded.first_ms",
+                args![id(person.0), first_ms],
             )?;
         }
         FuseOutput::PersonsMerged {
@@ -275,30 +327,39 @@ fn apply_one(tx: &Transaction<'_>, o: &FuseOutput) -> Result<(), StoreError> {
             ts_ms,
         } => {
             let (from, into) = (id(from.0), id(into.0));
-            tx.execute(
-                "INSERT OR REPLACE INTO person_aliases (alias, person, similarity, mean_similarity, merged_ms)
-                 VALUES (?, ?, ?, ?, ?)",
-                params![from, into, f64::from(*similarity), f64::from(*mean_similarity), ts_ms],
+            db.execute(
+                "INSERT INTO person_aliases (alias, person, similarity, mean_similarity, merged_ms)
+                 VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (alias) DO UPDATE SET person = excluded.person,
+                    similarity = excluded.similarity, mean_similarity = excluded.mean_similarity,
+                    merged_ms = excluded.merged_ms",
+                args![
+                    from,
+                    into,
+                    f64::from(*similarity),
+                    f64::from(*mean_similarity),
+                    ts_ms
+                ],
             )?;
-            tx.execute(
+            db.execute(
                 "UPDATE person_aliases SET person = ?1 WHERE person = ?2",
-                params![into, from],
+                args![into, from],
             )?;
-            tx.execute(
-                "UPDATE persons SET first_ms = min(first_ms,
-                     coalesce((SELECT first_ms FROM persons WHERE id = ?2), first_ms))
+            db.execute(
+                "UPDATE persons SET first_ms = LEAST(first_ms,
+                     coalesce((SELECT p.first_ms FROM persons p WHERE p.id = ?2), first_ms))
                  WHERE id = ?1",
-                params![into, from],
+                args![into, from],
             )?;
-            tx.execute(
+            db.execute(
                 "UPDATE sightings SET identity = ?1 WHERE kind = 'person' AND identity = ?2",
-                params![into, from],
+                args![into, from],
             )?;
             // The Link events that follow carry the combined state of `into`.
-            tx.execute("DELETE FROM links WHERE person = ?", params![from])?;
-            tx.execute(
+            db.execute("DELETE FROM links WHERE person = ?", args![from])?;
+            db.execute(
                 "UPDATE link_evidence SET person = ?1 WHERE person = ?2",
-                params![into, from],
+                args![into, from],
             )?;
         }
         FuseOutput::Link {
@@ -310,13 +371,13 @@ fn apply_one(tx: &Transaction<'_>, o: &FuseOutput) -> Result<(), StoreError> {
             last_ms,
             evidence,
         } => {
-            tx.execute(
+            db.execute(
                 "INSERT INTO links (person, vehicle, count, strength, first_ms, last_ms)
                  VALUES (?, ?, ?, ?, ?, ?)
                  ON CONFLICT (person, vehicle) DO UPDATE SET count = excluded.count,
                     strength = excluded.strength, first_ms = excluded.first_ms,
                     last_ms = excluded.last_ms",
-                params![
+                args![
                     id(person.0),
                     id(vehicle.0),
                     count,
@@ -326,10 +387,10 @@ fn apply_one(tx: &Transaction<'_>, o: &FuseOutput) -> Result<(), StoreError> {
                 ],
             )?;
             if let Some(ev) = evidence {
-                tx.execute(
+                db.execute(
                     "INSERT INTO link_evidence (person, vehicle, ts_ms, evidence_json)
                      VALUES (?, ?, ?, ?)",
-                    params![id(person.0), id(vehicle.0), ev.ts_ms, json(ev)],
+                    args![id(person.0), id(vehicle.0), ev.ts_ms, json(ev)],
                 )?;
             }
         }
@@ -339,20 +400,17 @@ fn apply_one(tx: &Transaction<'_>, o: &FuseOutput) -> Result<(), StoreError> {
             ..
         } => match identity {
             Identity::Vehicle(v) => {
-                tx.execute("DELETE FROM vehicles WHERE id = ?", params![id(v.0)])?;
-                tx.execute("DELETE FROM links WHERE vehicle = ?", params![id(v.0)])?;
-                tx.execute(
+                db.execute("DELETE FROM vehicles WHERE id = ?", args![id(v.0)])?;
+                db.execute("DELETE FROM links WHERE vehicle = ?", args![id(v.0)])?;
+                db.execute(
                     "DELETE FROM link_evidence WHERE vehicle = ?",
-                    params![id(v.0)],
+                    args![id(v.0)],
                 )?;
             }
             Identity::Person(p) => {
-                tx.execute("DELETE FROM persons WHERE id = ?", params![id(p.0)])?;
-                tx.execute("DELETE FROM links WHERE person = ?", params![id(p.0)])?;
-                tx.execute(
-                    "DELETE FROM link_evidence WHERE person = ?",
-                    params![id(p.0)],
-                )?;
+                db.execute("DELETE FROM persons WHERE id = ?", args![id(p.0)])?;
+                db.execute("DELETE FROM links WHERE person = ?", args![id(p.0)])?;
+                db.execute("DELETE FROM link_evidence WHERE person = ?", args![id(p.0)])?;
             }
         },
         // Only the fuser's memory let it go; its history stays.
@@ -413,17 +471,17 @@ impl SightingRow {
 const SIGHTING_COLUMNS: &str = "s.kind, s.identity, s.site, s.agent, s.camera, s.track, s.class,
     s.first_ms, s.last_ms, s.lat, s.lon, s.confidence, s.ended, s.plate, s.why_json";
 
-fn sighting_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SightingRow> {
+fn sighting_row(r: &Row) -> Result<SightingRow, StoreError> {
     let why: String = r.get(14)?;
-    let (agent, camera, track): (String, String, i64) = (r.get(3)?, r.get(4)?, r.get(5)?);
+    let (agent, camera, track): (String, String, u64) = (r.get(3)?, r.get(4)?, r.get(5)?);
     Ok(SightingRow {
         kind: r.get(0)?,
-        identity: r.get::<_, i64>(1)? as u64,
+        identity: r.get(1)?,
         site: r.get(2)?,
         evidence: format!("{agent}/{camera}/{track}"),
         agent,
         camera,
-        track: track as u64,
+        track,
         class: r.get(6)?,
         first_ms: r.get(7)?,
         last_ms: r.get(8)?,
@@ -527,61 +585,101 @@ pub enum Area {
 }
 
 impl Store {
-    /// Applies fusion outputs in their own transaction (tests, tools).
+    /// Applies fusion outputs in their own transaction (tests, tools). Only the fusion owner
+    /// may ([`StoreError::NotFusionOwner`]).
     pub fn apply_fusion(&mut self, outputs: &[FuseOutput]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        apply_fusion(&tx, outputs)?;
-        tx.commit()?;
-        Ok(())
+        if !self.fusion_owner()? {
+            return Err(StoreError::NotFusionOwner);
+        }
+        self.commit_batch(&[], outputs, super::Fusion::Fused(&[]))
+            .map(|_| ())
     }
 
     /// Whether the message `(agent, seq)` is stored.
     pub fn message_stored(&self, agent: &str, seq: u64) -> Result<bool, StoreError> {
         Ok(self
-            .conn
-            .prepare_cached("SELECT 1 FROM messages WHERE agent = ? AND seq = ?")?
-            .query_row(params![agent, id(seq)], |_| Ok(()))
-            .optional()?
+            .db()
+            .one(
+                "SELECT 1 FROM messages WHERE agent = ? AND seq = ?",
+                args![agent, seq],
+            )?
             .is_some())
+    }
+
+    /// Up to `limit` batches other writers queued for the fusion owner, oldest first.
+    pub fn fusion_inbox(&self, limit: usize) -> Result<Vec<Queued>, StoreError> {
+        let codec = Codec::default();
+        self.db()
+            .query(
+                "SELECT agent, seq, payload FROM fusion_inbox
+                 ORDER BY received_ms, agent, seq LIMIT ?",
+                args![limit],
+            )?
+            .iter()
+            .map(|r| {
+                let payload: Vec<u8> = r.get(2)?;
+                let envelope = codec
+                    .decode(&payload)
+                    .map_err(|e| e.to_string())
+                    .and_then(|env| match env.body {
+                        Body::Tracks(_) => Ok(env),
+                        _ => Err("not a track batch".to_string()),
+                    });
+                Ok(Queued {
+                    agent: r.get(0)?,
+                    seq: r.get(1)?,
+                    envelope,
+                })
+            })
+            .collect()
+    }
+
+    /// Batches waiting in the fusion inbox.
+    pub fn fusion_inbox_len(&self) -> Result<u64, StoreError> {
+        self.count("SELECT count(*) FROM fusion_inbox", &[])
     }
 
     /// The next vehicle and person ids: one past the largest stored (aliases included), so a
     /// restarted fuser never reuses one.
     pub fn fusion_next_ids(&self) -> Result<(u64, u64), StoreError> {
-        let (v, p): (i64, i64) = self.conn.query_row(
+        let r = self.db().one(
             "SELECT coalesce((SELECT max(id) FROM vehicles), 0),
-                    max(coalesce((SELECT max(id) FROM persons), 0),
-                        coalesce((SELECT max(alias) FROM person_aliases), 0))",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+                    GREATEST(coalesce((SELECT max(id) FROM persons), 0),
+                             coalesce((SELECT max(alias) FROM person_aliases), 0))",
+            &[],
         )?;
+        let (v, p): (i64, i64) = match r {
+            Some(r) => (r.get(0)?, r.get(1)?),
+            None => (0, 0),
+        };
         Ok((v.max(0) as u64 + 1, p.max(0) as u64 + 1))
     }
 
     /// Replaces the stored camera places with the configuration's.
     pub fn sync_cameras(&mut self, cameras: &[CameraPlace]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction()?;
-        tx.execute("DELETE FROM cameras", [])?;
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT OR REPLACE INTO cameras (site, agent, camera, lat, lon, heading_deg, fov_deg, grid)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )?;
+        self.tx(|db| {
+            db.execute("DELETE FROM cameras", &[])?;
             for c in cameras {
-                ins.execute(params![
-                    c.site,
-                    c.agent,
-                    c.camera,
-                    c.lat,
-                    c.lon,
-                    c.heading_deg,
-                    c.fov_deg,
-                    c.grid
-                ])?;
+                db.execute(
+                    "INSERT INTO cameras (site, agent, camera, lat, lon, heading_deg, fov_deg, grid)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                     ON CONFLICT (site, agent, camera) DO UPDATE SET lat = excluded.lat,
+                        lon = excluded.lon, heading_deg = excluded.heading_deg,
+                        fov_deg = excluded.fov_deg, grid = excluded.grid",
+                    args![
+                        c.site,
+                        c.agent,
+                        c.camera,
+                        c.lat,
+                        c.lon,
+                        c.heading_deg,
+                        c.fov_deg,
+                        c.grid
+                    ],
+                )?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Vehicles whose plate (or a sighting's reading) is `text` once normalised; with
@@ -596,44 +694,41 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut found: BTreeMap<u64, VehicleRow> = BTreeMap::new();
-        let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<(u64, String, i64, Option<i64>)> {
-            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?, r.get(2)?, r.get(3)?))
-        };
-        let mut add = |(vehicle, plate, first_ms, clone_of): (u64, String, i64, Option<i64>),
-                       matched: PlateMatchKind| {
-            let e = found.entry(vehicle).or_insert(VehicleRow {
+        let mut add = |r: &Row, matched: PlateMatchKind| -> Result<(), StoreError> {
+            let vehicle: u64 = r.get(0)?;
+            let row = VehicleRow {
                 vehicle,
-                plate,
-                first_ms,
-                clone_of: clone_of.map(|c| c as u64),
+                plate: r.get(1)?,
+                first_ms: r.get(2)?,
+                clone_of: r.get(3)?,
                 matched,
-            });
+            };
+            let e = found.entry(vehicle).or_insert(row);
             e.matched = e.matched.min(matched);
+            Ok(())
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT id, plate, first_ms, clone_of FROM vehicles WHERE plate = ?")?;
-        for r in stmt.query_map([&q], row)? {
-            add(r?, PlateMatchKind::Exact);
+        let mut db = self.db();
+        for r in db.query(
+            "SELECT id, plate, first_ms, clone_of FROM vehicles WHERE plate = ?",
+            args![q],
+        )? {
+            add(&r, PlateMatchKind::Exact)?;
         }
-        let mut stmt = self.conn.prepare_cached(
+        for r in db.query(
             "SELECT v.id, v.plate, v.first_ms, v.clone_of FROM vehicles v
              WHERE v.id IN (SELECT identity FROM sightings WHERE plate = ? AND kind = 'vehicle')",
-        )?;
-        for r in stmt.query_map([&q], row)? {
-            add(r?, PlateMatchKind::Reading);
+            args![q],
+        )? {
+            add(&r, PlateMatchKind::Reading)?;
         }
         if fuzzy {
-            let mut stmt = self.conn.prepare_cached(
+            for r in db.query(
                 "SELECT id, plate, first_ms, clone_of FROM vehicles WHERE canon = ?",
-            )?;
-            for r in stmt.query_map([plate::canonical(&q)], row)? {
-                let r = r?;
-                if matches!(
-                    plate::compare(&q, &r.1),
-                    plate::PlateMatch::Confusable { .. }
-                ) {
-                    add(r, PlateMatchKind::Confusable);
+                args![plate::canonical(&q)],
+            )? {
+                let p: String = r.get(1)?;
+                if matches!(plate::compare(&q, &p), plate::PlateMatch::Confusable { .. }) {
+                    add(&r, PlateMatchKind::Confusable)?;
                 }
             }
         }
@@ -643,14 +738,15 @@ impl Store {
     }
 
     fn sightings_of(&self, kind: &str, ids: &[u64]) -> Result<Vec<SightingRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(&format!(
+        let sql = format!(
             "SELECT {SIGHTING_COLUMNS} FROM sightings s WHERE s.kind = ? AND s.identity = ?
              ORDER BY s.first_ms, s.agent, s.camera, s.track"
-        ))?;
+        );
         let mut out = Vec::new();
+        let mut db = self.db();
         for &i in ids {
-            for r in stmt.query_map(params![kind, id(i)], sighting_row)? {
-                out.push(r?);
+            for r in db.query(&sql, args![kind, i])? {
+                out.push(sighting_row(&r)?);
             }
         }
         out.sort_by(|a, b| {
@@ -677,27 +773,20 @@ impl Store {
 
     /// The surviving id of a person (itself when never merged), if the person is known.
     pub fn resolve_person(&self, person: u64) -> Result<Option<u64>, StoreError> {
-        let alias: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT person FROM person_aliases WHERE alias = ?",
-                [id(person)],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(a) = alias {
-            return Ok(Some(a as u64));
+        let mut db = self.db();
+        if let Some(r) = db.one(
+            "SELECT person FROM person_aliases WHERE alias = ?",
+            args![person],
+        )? {
+            return Ok(Some(r.get(0)?));
         }
-        let known = self
-            .conn
-            .query_row(
+        let known = db
+            .one(
                 "SELECT 1 FROM persons WHERE id = ?1
                  UNION ALL SELECT 1 FROM sightings WHERE kind = 'person' AND identity = ?1
                  LIMIT 1",
-                [id(person)],
-                |_| Ok(()),
-            )
-            .optional()?
+                args![person],
+            )?
             .is_some();
         Ok(known.then_some(person))
     }
@@ -712,28 +801,27 @@ impl Store {
 
     /// Plate flags about these vehicles (as the flagged one or the other), in time order.
     pub fn plate_flags_of(&self, vehicles: &[u64]) -> Result<Vec<FlagRow>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT vehicle, other, plate, other_plate, reason, gate_json, agent, camera, track, ts_ms
-             FROM plate_flags WHERE vehicle = ?1 OR other = ?1",
-        )?;
         let mut out: Vec<FlagRow> = Vec::new();
+        let mut db = self.db();
         for &v in vehicles {
-            for r in stmt.query_map([id(v)], |r| {
+            for r in db.query(
+                "SELECT vehicle, other, plate, other_plate, reason, gate_json, agent, camera, track, ts_ms
+                 FROM plate_flags WHERE vehicle = ?1 OR other = ?1",
+                args![v],
+            )? {
                 let gate: String = r.get(5)?;
-                let (agent, camera, track): (String, String, i64) =
+                let (agent, camera, track): (String, String, u64) =
                     (r.get(6)?, r.get(7)?, r.get(8)?);
-                Ok(FlagRow {
-                    vehicle: r.get::<_, i64>(0)? as u64,
-                    other: r.get::<_, i64>(1)? as u64,
+                let r = FlagRow {
+                    vehicle: r.get(0)?,
+                    other: r.get(1)?,
                     plate: r.get(2)?,
                     other_plate: r.get(3)?,
                     reason: r.get(4)?,
                     gate: serde_json::from_str(&gate).unwrap_or(serde_json::Value::Null),
                     evidence: format!("{agent}/{camera}/{track}"),
                     ts_ms: r.get(9)?,
-                })
-            })? {
-                let r = r?;
+                };
                 if !out.contains(&r) {
                     out.push(r);
                 }
@@ -743,36 +831,40 @@ impl Store {
         Ok(out)
     }
 
-    fn links_where(&self, cond: &str, args: &[i64]) -> Result<Vec<LinkRow>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT l.person, l.vehicle, coalesce(v.plate, ''), l.count, l.strength, l.first_ms, l.last_ms
-             FROM links l LEFT JOIN vehicles v ON v.id = l.vehicle WHERE {cond}
-             ORDER BY l.strength DESC, l.last_ms DESC, l.person, l.vehicle"
-        ))?;
-        let mut rows: Vec<LinkRow> = stmt
-            .query_map(params_from_iter(args), |r| {
+    fn links_where(&self, cond: &str, a: &[Value]) -> Result<Vec<LinkRow>, StoreError> {
+        let mut db = self.db();
+        let mut rows: Vec<LinkRow> = db
+            .query(
+                &format!(
+                    "SELECT l.person, l.vehicle, coalesce(v.plate, ''), l.count, l.strength, l.first_ms, l.last_ms
+                     FROM links l LEFT JOIN vehicles v ON v.id = l.vehicle WHERE {cond}
+                     ORDER BY l.strength DESC, l.last_ms DESC, l.person, l.vehicle"
+                ),
+                a,
+            )?
+            .iter()
+            .map(|r| {
                 Ok(LinkRow {
-                    person: r.get::<_, i64>(0)? as u64,
-                    vehicle: r.get::<_, i64>(1)? as u64,
+                    person: r.get(0)?,
+                    vehicle: r.get(1)?,
                     plate: r.get(2)?,
-                    count: r.get::<_, i64>(3)? as u64,
+                    count: r.get(3)?,
                     strength: r.get(4)?,
                     first_ms: r.get(5)?,
                     last_ms: r.get(6)?,
                     evidence: Vec::new(),
                 })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut ev = self.conn.prepare_cached(
-            "SELECT evidence_json FROM link_evidence WHERE person = ? AND vehicle = ?
-             ORDER BY ts_ms, rowid",
-        )?;
+            })
+            .collect::<Result<_, StoreError>>()?;
         for l in &mut rows {
-            for e in ev.query_map(params![id(l.person), id(l.vehicle)], |r| {
-                r.get::<_, String>(0)
-            })? {
+            for r in db.query(
+                "SELECT evidence_json FROM link_evidence WHERE person = ? AND vehicle = ?
+                 ORDER BY ts_ms, evidence_json",
+                args![l.person, l.vehicle],
+            )? {
+                let e: String = r.get(0)?;
                 l.evidence
-                    .push(serde_json::from_str(&e?).unwrap_or(serde_json::Value::Null));
+                    .push(serde_json::from_str(&e).unwrap_or(serde_json::Value::Null));
             }
         }
         Ok(rows)
@@ -781,7 +873,7 @@ impl Store {
     /// A person's links (a merged id gives its survivor's), strongest first.
     pub fn links_of_person(&self, person: u64) -> Result<Vec<LinkRow>, StoreError> {
         match self.resolve_person(person)? {
-            Some(p) => self.links_where("l.person = ?", &[id(p)]),
+            Some(p) => self.links_where("l.person = ?", args![p]),
             None => Ok(Vec::new()),
         }
     }
@@ -790,7 +882,7 @@ impl Store {
     pub fn links_of_plate(&self, text: &str) -> Result<Vec<LinkRow>, StoreError> {
         let mut out = Vec::new();
         for v in self.vehicles_by_plate(text, false)? {
-            out.extend(self.links_where("l.vehicle = ?", &[id(v.vehicle)])?);
+            out.extend(self.links_where("l.vehicle = ?", args![v.vehicle])?);
         }
         out.sort_by(|a, b| {
             b.strength
@@ -801,41 +893,48 @@ impl Store {
     }
 
     /// Sightings in an area overlapping `[from_ms, to_ms]`, in time order.
+    ///
+    /// A sighting overlaps when it starts by `to_ms` and ends at or after `from_ms`; the
+    /// search also bounds `first_ms` from below by `from_ms` minus
+    /// [`MAX_SIGHTING_SPAN_MS`], so the time index (and on PostgreSQL the partitions) narrow
+    /// the scan.
     pub fn sightings_in(
         &self,
         area: &Area,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<SightingRow>, StoreError> {
-        let time = "s.first_ms <= ? AND s.last_ms >= ?";
+        let time = "s.first_ms <= ? AND s.last_ms >= ? AND s.first_ms >= ?";
         let order = "ORDER BY s.first_ms, s.agent, s.camera, s.track";
+        let lower = from_ms.saturating_sub(MAX_SIGHTING_SPAN_MS);
         let rows = match area {
-            Area::Grid(g) => {
-                let mut stmt = self.conn.prepare_cached(&format!(
+            Area::Grid(g) => self.db().query(
+                &format!(
                     "SELECT {SIGHTING_COLUMNS} FROM sightings s JOIN cameras c
                        ON c.site = s.site AND c.agent = s.agent AND c.camera = s.camera
                      WHERE c.grid = ? AND {time} {order}"
-                ))?;
-                stmt.query_map(params![g, to_ms, from_ms], sighting_row)?
-                    .collect::<Result<Vec<_>, _>>()?
-            }
+                ),
+                args![g, to_ms, from_ms, lower],
+            )?,
             Area::BBox(a, b) => {
                 let (lat0, lat1) = (a[0].min(b[0]), a[0].max(b[0]));
                 let (lon0, lon1) = (a[1].min(b[1]), a[1].max(b[1]));
-                let mut stmt = self.conn.prepare_cached(&format!(
-                    "SELECT {SIGHTING_COLUMNS} FROM sightings s
-                     WHERE s.lat BETWEEN ? AND ? AND s.lon BETWEEN ? AND ? AND {time} {order}"
-                ))?;
-                stmt.query_map(
-                    params![lat0, lat1, lon0, lon1, to_ms, from_ms],
-                    sighting_row,
+                self.db().query(
+                    &format!(
+                        "SELECT {SIGHTING_COLUMNS} FROM sightings s
+                         WHERE s.lat BETWEEN ? AND ? AND s.lon BETWEEN ? AND ? AND {time} {order}"
+                    ),
+                    args![lat0, lat1, lon0, lon1, to_ms, from_ms, lower],
                 )?
-                .collect::<Result<Vec<_>, _>>()?
             }
         };
-        Ok(rows)
+        rows.iter().map(sighting_row).collect()
     }
 }
+
+/// The longest a sighting (a track) is assumed to last, for the time bound of
+/// [`Store::sightings_in`]: one day. A track seen longer than that is found by its start.
+pub const MAX_SIGHTING_SPAN_MS: i64 = 86_400_000;
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,38 @@
-//! The store: one SQLite file in WAL mode.
+//! The store: one SQLite file in WAL mode (the default), or a PostgreSQL database shared by
+//! several aggregators. One [`Store`] type over a [`sql::Backend`] trait with two
+//! implementations; the same schema (PostgreSQL's types: BIGINT, DOUBLE PRECISION, BYTEA)
+//! and the same queries ([`sql`] says how they are written once for both).
+//!
+//! **Time partitioning.** PostgreSQL: `sightings` (by `first_ms`) and `track_points` (by
+//! `ts_ms`) are declaratively range-partitioned by day (`sightings_d20417` holds day 20417
+//! since the epoch); a day's partition is created on demand by the transaction that first
+//! writes into it. Retention drops whole partitions ([`retention`]). SQLite has no
+//! partitioning: the same tables carry time indexes and retention deletes old rows in
+//! bounded chunks. (Per-period tables behind a view were rejected: every identity and plate
+//! lookup would become a `UNION ALL` over all periods, and the upsert paths would have to
+//! find the right table first; SQLite's deletes are real and the freed pages are reused.)
+//! `messages` and `tracks` are not partitioned on either engine: their keys
+//! (`(agent, seq)`, `(agent, camera, track)`) must stay unique across all time for
+//! deduplication, and PostgreSQL only enforces uniqueness within a partition when the key
+//! contains the partition column. A track's sighting is therefore kept unique on PostgreSQL
+//! by the one fusion owner replacing it (delete, then insert) inside its transaction.
+//!
+//! **Several aggregators, one PostgreSQL store.** Every aggregator of the shared-subscription
+//! group stores what it receives: `(agent, seq)` is the primary key of `messages` and is
+//! inserted with `ON CONFLICT DO NOTHING` inside the batch's transaction, so a message
+//! delivered to two aggregators (a redelivery after a lost acknowledgement) is stored, and
+//! its tracks applied, exactly once. Identities are assigned by one **fusion owner** per
+//! store: the aggregator whose session holds the advisory lock `pg_try_advisory_lock` on
+//! [`OWNER_LOCK`] (tried at start and every second by the others). The owner fuses what it
+//! receives and writes the results in the batch's transaction, after checking in that same
+//! transaction that its session still holds the lock. The others queue each new track batch
+//! in `fusion_inbox` in the transaction that stores it; the owner drains the inbox, fuses,
+//! and deletes the entries in the transaction that writes their results. A batch is thus
+//! fused exactly once, by the one owner, and identities cannot split: no two fusers ever
+//! allocate ids or match plates and faces at once. When the owner dies its session ends,
+//! the lock is free, and the next aggregator to try it takes over, restarting its fuser from
+//! the store (next ids past every stored id). One owner for the whole store rather than one
+//! per site: vehicles and persons move between sites, and identities are city-wide.
 //!
 //! Invariants:
 //! - every stored message's `(agent, seq)` is in `messages` exactly once; a message whose
@@ -15,15 +49,24 @@
 //! sightings, links), written in the same transaction as the messages they came from; see
 //! [`fusion`].
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Mutex;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::Connection;
 use serde::Serialize;
 use sharpeyes_wire::{AgentStatus, Body, Envelope, TrackBatch, TrackEvent};
 use thiserror::Error;
 
 pub mod fusion;
+pub mod retention;
+pub mod sql;
 pub mod watchlist;
+
+pub use self::retention::{RetentionPolicy, RetentionReport};
+pub use self::sql::Dialect;
+use self::sql::{Arg, Backend, Row, Value};
+use crate::args;
 
 pub use self::fusion::{Area, FlagRow, LinkRow, PlateMatchKind, SightingRow, VehicleRow};
 pub use self::watchlist::{
@@ -36,6 +79,21 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed (connecting, or a statement).
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// A column did not hold what the store wrote there.
+    #[error("column {column} holds {value}, not the expected type")]
+    Decode {
+        /// Column index.
+        column: usize,
+        /// What it held.
+        value: String,
+    },
+    /// This writer computed fusion results but is not (or no longer) the fusion owner; nothing
+    /// was written.
+    #[error("not the fusion owner (another aggregator assigns identities)")]
+    NotFusionOwner,
     /// The database was written by a newer schema.
     #[error("database schema version {found} is newer than this build's {supported}")]
     NewerSchema {
@@ -82,7 +140,7 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
 const MIGRATIONS: &[&str] = &[
@@ -95,7 +153,53 @@ const MIGRATIONS: &[&str] = &[
     "",
     // 5 → 6: the fusion tables, which fusion::SCHEMA creates.
     "",
+    // 6 → 7: the fusion inbox and the messages' time index (for retention), which SCHEMA
+    // and fusion::SCHEMA create.
+    "",
 ];
+
+/// Track points (PostgreSQL: partitioned by day of `ts_ms`; the key holds the time).
+const TRACK_POINTS: &str = "
+CREATE TABLE IF NOT EXISTS track_points (
+    agent  TEXT    NOT NULL,
+    camera TEXT    NOT NULL,
+    track  INTEGER NOT NULL,
+    ts_ms  INTEGER NOT NULL,
+    event  TEXT    NOT NULL,
+    score  REAL    NOT NULL,
+    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+    PRIMARY KEY (agent, camera, track, ts_ms, event)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS track_points_by_time ON track_points (ts_ms);
+";
+
+/// PostgreSQL's `sightings`: partitioned by day of `first_ms`, so the key holds `first_ms`
+/// (see the module docs for how a track stays one sighting).
+const PG_SIGHTINGS: &str = "
+CREATE TABLE IF NOT EXISTS sightings (
+    agent      TEXT    NOT NULL,
+    camera     TEXT    NOT NULL,
+    track      INTEGER NOT NULL,
+    site       TEXT    NOT NULL,
+    kind       TEXT    NOT NULL CHECK (kind IN ('vehicle', 'person')),
+    identity   INTEGER NOT NULL,
+    class      TEXT    NOT NULL,
+    first_ms   INTEGER NOT NULL,
+    last_ms    INTEGER NOT NULL,
+    lat        REAL,
+    lon        REAL,
+    confidence REAL    NOT NULL,
+    ended      INTEGER NOT NULL,
+    plate      TEXT,
+    why_json   TEXT    NOT NULL,
+    PRIMARY KEY (agent, camera, track, first_ms)
+) PARTITION BY RANGE (first_ms);
+CREATE INDEX IF NOT EXISTS sightings_by_identity ON sightings (kind, identity, first_ms);
+CREATE INDEX IF NOT EXISTS sightings_by_time ON sightings (first_ms);
+CREATE INDEX IF NOT EXISTS sightings_by_camera_time ON sightings (agent, camera, first_ms);
+CREATE INDEX IF NOT EXISTS sightings_by_plate ON sightings (plate) WHERE plate IS NOT NULL;
+CREATE INDEX IF NOT EXISTS sightings_by_place ON sightings (lat, lon, first_ms);
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS messages (
@@ -108,6 +212,7 @@ CREATE TABLE IF NOT EXISTS messages (
     bytes       INTEGER NOT NULL,
     PRIMARY KEY (agent, seq)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS messages_by_time ON messages (received_ms);
 CREATE TABLE IF NOT EXISTS tracks (
     agent      TEXT    NOT NULL,
     camera     TEXT    NOT NULL,
@@ -129,16 +234,6 @@ CREATE TABLE IF NOT EXISTS tracks (
 );
 CREATE INDEX IF NOT EXISTS tracks_by_camera_time ON tracks (camera, last_ms);
 CREATE INDEX IF NOT EXISTS tracks_by_time ON tracks (last_ms);
-CREATE TABLE IF NOT EXISTS track_points (
-    agent  TEXT    NOT NULL,
-    camera TEXT    NOT NULL,
-    track  INTEGER NOT NULL,
-    ts_ms  INTEGER NOT NULL,
-    event  TEXT    NOT NULL,
-    score  REAL    NOT NULL,
-    x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
-    PRIMARY KEY (agent, camera, track, ts_ms, event)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS alerts (
     agent        TEXT    NOT NULL,
     alert_id     TEXT    NOT NULL,
@@ -321,14 +416,152 @@ pub struct TrackFilter {
     pub limit: Option<usize>,
 }
 
-/// The SQLite store.
-#[derive(Debug)]
+/// Which backend a store uses and how to reach it (see `StoreConfig`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Location {
+    /// A SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database: a `postgres://` URL or `key=value` connection string.
+    Postgres(String),
+}
+
+impl Location {
+    /// `--db` on the command line: a `postgres://` / `postgresql://` URL, else a SQLite
+    /// file.
+    pub fn parse(s: &str) -> Self {
+        if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Location::Postgres(s.to_string())
+        } else {
+            Location::Sqlite(s.into())
+        }
+    }
+
+    /// Where it points, fit for logs (a PostgreSQL password is never shown).
+    pub fn describe(&self) -> String {
+        match self {
+            Location::Sqlite(p) => p.display().to_string(),
+            Location::Postgres(u) => match u.parse::<postgres::Config>() {
+                Ok(c) => sql::describe_postgres(&c),
+                Err(_) => "postgres (unparsable URL)".into(),
+            },
+        }
+    }
+}
+
+/// The connection and what the store remembers about it.
+pub(crate) struct Db {
+    backend: Box<dyn Backend>,
+    /// PostgreSQL partitions known to exist: (table, first day since the epoch).
+    partitions: HashSet<(&'static str, i64)>,
+    /// Whether this session holds the fusion owner lock (PostgreSQL; SQLite: always).
+    owner: bool,
+}
+
+impl Db {
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.backend.dialect()
+    }
+
+    pub(crate) fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, StoreError> {
+        self.backend.execute(sql, args)
+    }
+
+    pub(crate) fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
+        self.backend.query(sql, args)
+    }
+
+    /// The first row, if any.
+    pub(crate) fn one(&mut self, sql: &str, args: &[Value]) -> Result<Option<Row>, StoreError> {
+        Ok(self.backend.query(sql, args)?.into_iter().next())
+    }
+
+    /// Makes sure the daily partition of `table` holding `ms` exists (PostgreSQL; a no-op on
+    /// SQLite, whose tables are not partitioned). Inside the caller's transaction; creators
+    /// are serialised by a transaction-level advisory lock, so two aggregators creating the
+    /// same day do not collide.
+    pub(crate) fn ensure_partition(
+        &mut self,
+        table: &'static str,
+        ms: i64,
+    ) -> Result<(), StoreError> {
+        if self.dialect() != Dialect::Postgres {
+            return Ok(());
+        }
+        let day = ms.div_euclid(DAY_MS);
+        if self.partitions.contains(&(table, day)) {
+            return Ok(());
+        }
+        self.backend
+            .query("SELECT pg_advisory_xact_lock(?)", args![LOCK_PARTITIONS])?;
+        self.backend.batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {table}_d{day} PARTITION OF {table}
+             FOR VALUES FROM ({}) TO ({})",
+            day * DAY_MS,
+            (day + 1) * DAY_MS
+        ))?;
+        self.partitions.insert((table, day));
+        Ok(())
+    }
+
+    /// The daily partitions of `table` (PostgreSQL), as (name, first day).
+    pub(crate) fn partitions_of(&mut self, table: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = self.backend.query(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = ? ORDER BY c.relname",
+            args![table],
+        )?;
+        let prefix = format!("{table}_d");
+        let mut out = Vec::new();
+        for r in rows {
+            let name: String = r.get(0)?;
+            if let Some(day) = name
+                .strip_prefix(&prefix)
+                .and_then(|d| d.parse::<i64>().ok())
+            {
+                out.push((name, day));
+            }
+        }
+        out.sort_by_key(|p| p.1);
+        Ok(out)
+    }
+}
+
+/// One day, ms: the partition width.
+pub const DAY_MS: i64 = 86_400_000;
+/// Advisory lock keys (PostgreSQL), in the `pg_advisory_lock(bigint)` key space.
+const LOCK_SCHEMA: i64 = 0x5348_4152_5001;
+const LOCK_PARTITIONS: i64 = 0x5348_4152_5002;
+/// The fusion owner's session lock: taken as `pg_try_advisory_lock(int4, int4)` so
+/// `pg_locks` shows it as classid/objid.
+const OWNER_LOCK: (i32, i32) = (0x5348_4152, 1);
+
+/// The store: the messages, tracks, alerts, agents, watchlists and fusion results of one
+/// deployment, in SQLite (default) or PostgreSQL ([`sql::Backend`]); the same schema and the
+/// same queries on both.
 pub struct Store {
-    conn: Connection,
+    db: Mutex<Db>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dialect", &self.dialect())
+            .finish()
+    }
+}
+
+/// The PostgreSQL schema: the common one with PostgreSQL's types; the time-partitioned tables
+/// declared partitioned by range of their time.
+fn postgres_schema(common: &str) -> String {
+    common
+        .replace("INTEGER", "BIGINT")
+        .replace(" REAL", " DOUBLE PRECISION")
+        .replace("BLOB", "BYTEA")
+        .replace(") WITHOUT ROWID;", ");")
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -347,12 +580,14 @@ impl Store {
             }
         }
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(TRACK_POINTS)?;
         conn.execute_batch(fusion::SCHEMA)?;
+        conn.execute_batch(fusion::SIGHTINGS)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        Ok(Self { conn })
+        Ok(Self::with(Box::new(sql::Sqlite::new(conn))))
     }
 
-    /// Opens an existing database read-only (a reader beside the writer; WAL lets both
+    /// Opens an existing SQLite database read-only (a reader beside the writer; WAL lets both
     /// work at once). Its schema must be this build's.
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
         use rusqlite::OpenFlags;
@@ -368,7 +603,155 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        Ok(Self { conn })
+        Ok(Self::with(Box::new(sql::Sqlite::new(conn))))
+    }
+
+    /// Connects to a PostgreSQL database (`postgres://user:password@host:port/db` or a
+    /// `key=value` string), creating or migrating the schema. Several aggregators may do this
+    /// at once: schema changes are serialised by an advisory lock.
+    pub fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Invalid(format!("store.postgres_url: {e}")))?;
+        let mut backend = sql::Postgres::connect(config)?;
+        backend.begin()?;
+        let r = (|| {
+            backend.query("SELECT pg_advisory_xact_lock(?)", args![LOCK_SCHEMA])?;
+            backend.batch(
+                "CREATE TABLE IF NOT EXISTS schema_version (
+                     id      BIGINT PRIMARY KEY CHECK (id = 1),
+                     version BIGINT NOT NULL)",
+            )?;
+            let found: Option<i64> = backend
+                .query("SELECT version FROM schema_version WHERE id = 1", &[])?
+                .first()
+                .map(|r| r.get(0))
+                .transpose()?;
+            if let Some(found) = found
+                && found > SCHEMA_VERSION
+            {
+                return Err(StoreError::NewerSchema {
+                    found,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            // PostgreSQL stores begin at schema 7; later migrations go here, by version.
+            backend.batch(&postgres_schema(SCHEMA))?;
+            backend.batch(&postgres_schema(fusion::SCHEMA))?;
+            backend.batch(&postgres_schema(
+                &TRACK_POINTS.replace(") WITHOUT ROWID;", ") PARTITION BY RANGE (ts_ms);"),
+            ))?;
+            backend.batch(&postgres_schema(PG_SIGHTINGS))?;
+            backend.execute(
+                "INSERT INTO schema_version (id, version) VALUES (1, ?)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+                args![SCHEMA_VERSION],
+            )?;
+            Ok(())
+        })();
+        match r {
+            Ok(()) => backend.commit()?,
+            Err(e) => {
+                backend.rollback();
+                return Err(e);
+            }
+        }
+        Ok(Self::with(Box::new(backend)))
+    }
+
+    /// Opens the store at `at` (read-write; created or migrated).
+    pub fn open_at(at: &Location) -> Result<Self, StoreError> {
+        match at {
+            Location::Sqlite(p) => Self::open(p),
+            Location::Postgres(u) => Self::open_postgres(u),
+        }
+    }
+
+    /// Opens the store at `at` for reading beside a writer (SQLite: read-only; PostgreSQL: a
+    /// session of its own).
+    pub fn open_reader(at: &Location) -> Result<Self, StoreError> {
+        match at {
+            Location::Sqlite(p) => Self::open_read_only(p),
+            Location::Postgres(u) => Self::open_postgres(u),
+        }
+    }
+
+    fn with(backend: Box<dyn Backend>) -> Self {
+        let owner = backend.dialect() == Dialect::Sqlite;
+        Self {
+            db: Mutex::new(Db {
+                backend,
+                partitions: HashSet::new(),
+                owner,
+            }),
+        }
+    }
+
+    /// The backend's engine.
+    pub fn dialect(&self) -> Dialect {
+        self.db().dialect()
+    }
+
+    pub(crate) fn db(&self) -> std::sync::MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` in a transaction: committed when it returns `Ok`, rolled back otherwise.
+    pub(crate) fn tx<T>(
+        &self,
+        f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut db = self.db();
+        db.backend.begin()?;
+        if db.backend.reconnected() {
+            // A new session: the partitions may have been dropped meanwhile, and the owner
+            // lock went with the old session.
+            db.partitions.clear();
+            db.owner = db.dialect() == Dialect::Sqlite;
+        }
+        match f(&mut db) {
+            Ok(v) => {
+                db.backend.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                db.backend.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Whether this store handle is the fusion owner: the one writer that assigns identities
+    /// (see the [module docs](self)). SQLite: always. PostgreSQL: this session holds (or now
+    /// took) the owner advisory lock.
+    pub fn fusion_owner(&self) -> Result<bool, StoreError> {
+        let mut db = self.db();
+        if db.owner {
+            return Ok(true);
+        }
+        let got: bool = db
+            .one(
+                "SELECT pg_try_advisory_lock(?, ?)",
+                args![OWNER_LOCK.0, OWNER_LOCK.1],
+            )?
+            .map(|r| r.get(0))
+            .transpose()?
+            .unwrap_or(false);
+        db.owner = got;
+        Ok(got)
+    }
+
+    /// Gives the fusion owner lock back (PostgreSQL; a no-op on SQLite).
+    pub fn release_fusion_owner(&self) -> Result<(), StoreError> {
+        let mut db = self.db();
+        if db.dialect() == Dialect::Postgres && db.owner {
+            db.query(
+                "SELECT pg_advisory_unlock(?, ?)",
+                args![OWNER_LOCK.0, OWNER_LOCK.1],
+            )?;
+            db.owner = false;
+        }
+        Ok(())
     }
 
     /// Applies messages in one transaction; returns what happened to each, in order.
@@ -377,25 +760,60 @@ impl Store {
         &mut self,
         msgs: &[(Envelope, String, usize)],
     ) -> Result<Vec<Applied>, StoreError> {
-        self.apply_all_with_fusion(msgs, &[])
+        self.commit_batch(msgs, &[], Fusion::None)
     }
 
     /// [`apply_all`](Self::apply_all), and the fusion results computed from these messages
-    /// ([`fusion::apply_fusion`]) in the same transaction: both commit or neither.
+    /// ([`fusion::apply_fusion`]) in the same transaction: both commit or neither. Only the
+    /// fusion owner may write fusion results: otherwise [`StoreError::NotFusionOwner`] and
+    /// nothing is written.
     pub fn apply_all_with_fusion(
         &mut self,
         msgs: &[(Envelope, String, usize)],
         outputs: &[crate::fuse::FuseOutput],
     ) -> Result<Vec<Applied>, StoreError> {
-        let tx = self.conn.transaction()?;
-        let now = sharpeyes_wire::now_ms();
-        let mut out = Vec::with_capacity(msgs.len());
-        for (env, topic, bytes) in msgs {
-            out.push(apply(&tx, env, topic, *bytes, now)?);
-        }
-        fusion::apply_fusion(&tx, outputs)?;
-        tx.commit()?;
-        Ok(out)
+        self.commit_batch(msgs, outputs, Fusion::Fused(&[]))
+    }
+
+    /// The writer's transaction: the messages; then, as the fusion owner, the fusion outputs
+    /// and the removal of the inbox entries they consumed (`Fusion::Fused`), or, as another
+    /// writer, the new track batches queued in the fusion inbox for the owner
+    /// (`Fusion::Queue`).
+    pub fn commit_batch(
+        &mut self,
+        msgs: &[(Envelope, String, usize)],
+        outputs: &[crate::fuse::FuseOutput],
+        fusion: Fusion<'_>,
+    ) -> Result<Vec<Applied>, StoreError> {
+        self.tx(|db| {
+            if matches!(fusion, Fusion::Fused(_)) && !db.still_owner()? {
+                return Err(StoreError::NotFusionOwner);
+            }
+            let now = sharpeyes_wire::now_ms();
+            let mut out = Vec::with_capacity(msgs.len());
+            for (env, topic, bytes) in msgs {
+                let a = apply(db, env, topic, *bytes, now)?;
+                if let Body::Tracks(_) = &env.body {
+                    match (a, &fusion) {
+                        (Applied::Stored, Fusion::Queue) => fusion::queue(db, env, now)?,
+                        // Stored by another writer first, which queued it; this owner fused it
+                        // already, so it leaves the inbox.
+                        (Applied::Duplicate, Fusion::Fused(_)) => {
+                            fusion::unqueue(db, &env.agent, env.seq)?
+                        }
+                        _ => {}
+                    }
+                }
+                out.push(a);
+            }
+            fusion::apply_fusion(db, outputs)?;
+            if let Fusion::Fused(consumed) = fusion {
+                for (agent, seq) in consumed {
+                    fusion::unqueue(db, agent, *seq)?;
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// Applies one message in its own transaction.
@@ -414,42 +832,44 @@ impl Store {
             "SELECT agent, site, camera, track, class, first_ms, last_ms, ended, updates, best_score,
                     x1, y1, x2, y2, frame_w, frame_h, plate, plate_confidence, link FROM tracks WHERE 1=1",
         );
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut a: Vec<Value> = Vec::new();
         if let Some(c) = &f.camera {
             sql.push_str(" AND camera = ?");
-            args.push(c.clone().into());
+            a.push(c.to_value());
         }
         if let Some(s) = f.since_ms {
             sql.push_str(" AND last_ms >= ?");
-            args.push(s.into());
+            a.push(s.to_value());
         }
         sql.push_str(" ORDER BY first_ms DESC, agent DESC, camera DESC, track DESC");
         if let Some(l) = f.limit {
             sql.push_str(&format!(" LIMIT {l}"));
         }
-        let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows: Vec<TrackRow> = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| {
+        let mut rows = self
+            .db()
+            .query(&sql, &a)?
+            .iter()
+            .map(|r| {
                 Ok(TrackRow {
                     agent: r.get(0)?,
                     site: r.get(1)?,
                     camera: r.get(2)?,
-                    track: r.get::<_, i64>(3)? as u64,
+                    track: r.get(3)?,
                     class: r.get(4)?,
                     first_ms: r.get(5)?,
                     last_ms: r.get(6)?,
                     ended: r.get(7)?,
-                    updates: r.get::<_, i64>(8)? as u64,
+                    updates: r.get(8)?,
                     best_score: r.get(9)?,
                     bbox: [r.get(10)?, r.get(11)?, r.get(12)?, r.get(13)?],
                     frame_w: r.get(14)?,
                     frame_h: r.get(15)?,
                     plate: r.get(16)?,
                     plate_confidence: r.get(17)?,
-                    link: r.get::<_, Option<i64>>(18)?.map(|l| l as u64),
+                    link: r.get(18)?,
                 })
-            })?
-            .collect::<Result<_, _>>()?;
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         rows.reverse();
         Ok(rows)
     }
@@ -459,31 +879,36 @@ impl Store {
         let mut sql = String::from(
             "SELECT a.agent, a.alert_id, site, camera, kind, priority, first_ms, last_ms, sightings,
                     track, summary, details_json, received_ms, acked_ms, acked_by, ack_note,
-                    (SELECT group_concat(role, ',') FROM alert_evidence e
+                    (SELECT string_agg(role, ',') FROM alert_evidence e
                       WHERE e.agent = a.agent AND e.alert_id = a.alert_id)
              FROM alerts a WHERE 1=1",
         );
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut a: Vec<Value> = Vec::new();
         if f.open_only {
             sql.push_str(" AND acked_ms IS NULL");
         }
         if let Some(s) = f.since_ms {
             sql.push_str(" AND last_ms >= ?");
-            args.push(s.into());
+            a.push(s.to_value());
         }
         if let Some(k) = &f.kind {
             sql.push_str(" AND kind = ?");
-            args.push(k.clone().into());
+            a.push(k.to_value());
         }
         sql.push_str(" ORDER BY last_ms DESC, a.agent, a.alert_id");
         if let Some(l) = f.limit {
             sql.push_str(&format!(" LIMIT {l}"));
         }
-        let mut stmt = self.conn.prepare(&sql)?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args), |r| {
+        self.db()
+            .query(&sql, &a)?
+            .iter()
+            .map(|r| {
                 let details: String = r.get(11)?;
                 let evidence: Option<String> = r.get(16)?;
+                let mut evidence: Vec<String> = evidence
+                    .map(|e| e.split(',').map(str::to_string).collect())
+                    .unwrap_or_default();
+                evidence.sort();
                 Ok(AlertRow {
                     agent: r.get(0)?,
                     alert_id: r.get(1)?,
@@ -493,21 +918,18 @@ impl Store {
                     priority: r.get(5)?,
                     first_ms: r.get(6)?,
                     last_ms: r.get(7)?,
-                    sightings: r.get::<_, i64>(8)? as u64,
-                    track: r.get::<_, Option<i64>>(9)?.map(|t| t as u64),
+                    sightings: r.get(8)?,
+                    track: r.get(9)?,
                     summary: r.get(10)?,
                     details: serde_json::from_str(&details).unwrap_or_default(),
-                    evidence: evidence
-                        .map(|e| e.split(',').map(str::to_string).collect())
-                        .unwrap_or_default(),
+                    evidence,
                     received_ms: r.get(12)?,
                     acked_ms: r.get(13)?,
                     acked_by: r.get(14)?,
                     ack_note: r.get(15)?,
                 })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+            })
+            .collect()
     }
 
     /// One evidence image of an alert: its media type and bytes.
@@ -517,14 +939,13 @@ impl Store {
         alert_id: &str,
         role: &str,
     ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
+        self.db()
+            .one(
                 "SELECT mime, data FROM alert_evidence WHERE agent = ? AND alert_id = ? AND role = ?",
-                params![agent, alert_id, role],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+                args![agent, alert_id, role],
+            )?
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .transpose()
     }
 
     /// Acknowledges an alert (`by` whom, with a note); false if there is no such alert or it
@@ -536,64 +957,105 @@ impl Store {
         by: &str,
         note: &str,
     ) -> Result<bool, StoreError> {
-        let n = self.conn.execute(
+        let n = self.db().execute(
             "UPDATE alerts SET acked_ms = ?, acked_by = ?, ack_note = ?
              WHERE agent = ? AND alert_id = ? AND acked_ms IS NULL",
-            params![sharpeyes_wire::now_ms(), by, note, agent, alert_id],
+            args![sharpeyes_wire::now_ms(), by, note, agent, alert_id],
         )?;
         Ok(n == 1)
     }
 
     /// Number of stored messages (all kinds).
     pub fn message_count(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM messages", [], |r| r.get::<_, i64>(0))?
-            as u64)
+        self.count("SELECT count(*) FROM messages", &[])
+    }
+
+    pub(crate) fn count(&self, sql: &str, a: &[Value]) -> Result<u64, StoreError> {
+        self.db()
+            .one(sql, a)?
+            .map(|r| r.get::<i64>(0))
+            .transpose()
+            .map(|n| n.unwrap_or(0).max(0) as u64)
+    }
+
+    fn keys(&self, sql: &str, a: &[Value]) -> Result<Vec<(String, u64)>, StoreError> {
+        self.db()
+            .query(sql, a)?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .collect()
     }
 
     /// Every stored `(agent, seq)` pair, sorted.
     pub fn message_keys(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT agent, seq FROM messages ORDER BY agent, seq")?;
-        let keys = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(keys)
+        self.keys("SELECT agent, seq FROM messages ORDER BY agent, seq", &[])
     }
 
     /// The stored `(agent, seq)` pairs of one kind of message (`tracks`, `status`...), sorted.
     pub fn message_keys_of(&self, kind: &str) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT agent, seq FROM messages WHERE kind = ? ORDER BY agent, seq")?;
-        let keys = stmt
-            .query_map([kind], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(keys)
+        self.keys(
+            "SELECT agent, seq FROM messages WHERE kind = ? ORDER BY agent, seq",
+            args![kind],
+        )
     }
 
     /// The last status of an agent, if any.
     pub fn agent_status(&self, agent: &str) -> Result<Option<AgentStatus>, StoreError> {
         let json: Option<String> = self
-            .conn
-            .query_row(
+            .db()
+            .one(
                 "SELECT status_json FROM agents WHERE agent = ?",
-                [agent],
-                |r| r.get(0),
-            )
-            .optional()?;
+                args![agent],
+            )?
+            .map(|r| r.get(0))
+            .transpose()?;
         Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
     }
 }
 
+impl Db {
+    /// Whether this session still holds the fusion owner lock (checked inside the
+    /// transaction that writes fusion results: a writer whose session was lost and
+    /// re-established must not write what it fused before).
+    fn still_owner(&mut self) -> Result<bool, StoreError> {
+        if self.dialect() == Dialect::Sqlite {
+            return Ok(true);
+        }
+        if !self.owner {
+            return Ok(false);
+        }
+        let held: bool = self
+            .one(
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+                       AND classid = {} AND objid = {} AND objsubid = 2
+                       AND pid = pg_backend_pid() AND granted)",
+                    OWNER_LOCK.0, OWNER_LOCK.1
+                ),
+                &[],
+            )?
+            .map(|r| r.get(0))
+            .transpose()?
+            .unwrap_or(false);
+        self.owner = held;
+        Ok(held)
+    }
+}
+
+/// What the writer's transaction does about fusion ([`Store::commit_batch`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Fusion<'a> {
+    /// This writer is the fusion owner and fused these messages; the listed inbox entries
+    /// (agent, seq) were fused too and leave the inbox.
+    Fused(&'a [(String, u64)]),
+    /// Another writer owns fusion: new track batches go to the fusion inbox.
+    Queue,
+    /// Messages only (tools, tests): no fusion bookkeeping.
+    None,
+}
+
 fn apply(
-    tx: &Transaction<'_>,
+    db: &mut Db,
     env: &Envelope,
     topic: &str,
     bytes: usize,
@@ -603,30 +1065,30 @@ fn apply(
         && env.seq == 0
     {
         // Last will: no sequence of its own.
-        store_status(tx, &env.agent, s, now)?;
+        store_status(db, &env.agent, s, now)?;
         return Ok(Applied::Stored);
     }
-    let inserted = tx.execute(
-        "INSERT OR IGNORE INTO messages (agent, seq, kind, topic, sent_ms, received_ms, bytes)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-        params![
+    let inserted = db.execute(
+        "INSERT INTO messages (agent, seq, kind, topic, sent_ms, received_ms, bytes)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        args![
             env.agent,
-            env.seq as i64,
+            env.seq,
             env.body.kind(),
             topic,
             env.sent_ms,
             now,
-            bytes as i64
+            bytes
         ],
     )?;
     if inserted == 0 {
         return Ok(Applied::Duplicate);
     }
     match &env.body {
-        Body::Tracks(b) => store_tracks(tx, &env.agent, b)?,
-        Body::Status(s) => store_status(tx, &env.agent, s, now)?,
+        Body::Tracks(b) => store_tracks(db, &env.agent, b)?,
+        Body::Status(s) => store_status(db, &env.agent, s, now)?,
         Body::Alert(a) => {
-            if store_alert(tx, &env.agent, a, now)? {
+            if store_alert(db, &env.agent, a, now)? {
                 return Ok(Applied::NewAlert);
             }
         }
@@ -640,7 +1102,7 @@ fn apply(
 /// Inserts an alert, or updates the open one with the same id (a repeated sighting within the
 /// rule's cool-down); whether it was new.
 fn store_alert(
-    tx: &Transaction<'_>,
+    db: &mut Db,
     agent: &str,
     a: &sharpeyes_wire::Alert,
     now: i64,
@@ -648,28 +1110,26 @@ fn store_alert(
     let kind = a.kind.as_str();
     let priority = a.priority.as_str();
     let details = serde_json::to_string(&a.details).unwrap_or_else(|_| "{}".into());
-    let existed: bool = tx
-        .query_row(
+    let existed = db
+        .one(
             "SELECT 1 FROM alerts WHERE agent = ? AND alert_id = ?",
-            params![agent, a.alert_id],
-            |_| Ok(()),
-        )
-        .optional()?
+            args![agent, a.alert_id],
+        )?
         .is_some();
-    tx.execute(
+    db.execute(
         "INSERT INTO alerts (agent, alert_id, site, camera, kind, priority, first_ms, last_ms,
                              track, summary, details_json, received_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (agent, alert_id) DO UPDATE SET
-            sightings = sightings + 1,
-            first_ms = min(first_ms, excluded.first_ms),
-            priority = CASE WHEN excluded.last_ms >= last_ms THEN excluded.priority ELSE priority END,
-            summary = CASE WHEN excluded.last_ms >= last_ms THEN excluded.summary ELSE summary END,
-            details_json = CASE WHEN excluded.last_ms >= last_ms
-                                THEN excluded.details_json ELSE details_json END,
-            track = coalesce(excluded.track, track),
-            last_ms = max(last_ms, excluded.last_ms)",
-        params![
+            sightings = alerts.sightings + 1,
+            first_ms = LEAST(alerts.first_ms, excluded.first_ms),
+            priority = CASE WHEN excluded.last_ms >= alerts.last_ms THEN excluded.priority ELSE alerts.priority END,
+            summary = CASE WHEN excluded.last_ms >= alerts.last_ms THEN excluded.summary ELSE alerts.summary END,
+            details_json = CASE WHEN excluded.last_ms >= alerts.last_ms
+                                THEN excluded.details_json ELSE alerts.details_json END,
+            track = coalesce(excluded.track, alerts.track),
+            last_ms = GREATEST(alerts.last_ms, excluded.last_ms)",
+        args![
             agent,
             a.alert_id,
             a.site,
@@ -677,104 +1137,100 @@ fn store_alert(
             kind,
             priority,
             a.ts_ms,
-            a.track.map(|t| t as i64),
+            a.track,
             a.summary,
             details,
             now
         ],
     )?;
-    let mut evidence = tx.prepare_cached(
-        "INSERT INTO alert_evidence (agent, alert_id, role, mime, ts_ms, data)
-         VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (agent, alert_id, role) DO UPDATE SET
-            mime = excluded.mime, data = excluded.data, ts_ms = excluded.ts_ms
-         WHERE excluded.ts_ms >= ts_ms",
-    )?;
     for e in &a.evidence {
-        evidence.execute(params![agent, a.alert_id, e.role, e.mime, a.ts_ms, e.data])?;
+        db.execute(
+            "INSERT INTO alert_evidence (agent, alert_id, role, mime, ts_ms, data)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (agent, alert_id, role) DO UPDATE SET
+                mime = excluded.mime, data = excluded.data, ts_ms = excluded.ts_ms
+             WHERE excluded.ts_ms >= alert_evidence.ts_ms",
+            args![agent, a.alert_id, e.role, e.mime, a.ts_ms, e.data],
+        )?;
     }
     Ok(!existed)
 }
 
-fn store_tracks(tx: &Transaction<'_>, agent: &str, b: &TrackBatch) -> Result<(), StoreError> {
-    let mut upsert = tx.prepare_cached(
-        "INSERT INTO tracks (agent, camera, track, site, class, first_ms, last_ms, ended, updates, best_score,
-                             frame_w, frame_h, x1, y1, x2, y2, plate, plate_confidence, link)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
-         ON CONFLICT (agent, camera, track) DO UPDATE SET
-            first_ms = min(first_ms, excluded.first_ms),
-            ended = max(ended, excluded.ended),
-            updates = updates + 1,
-            best_score = max(best_score, excluded.best_score),
-            x1 = CASE WHEN excluded.last_ms >= last_ms THEN excluded.x1 ELSE x1 END,
-            y1 = CASE WHEN excluded.last_ms >= last_ms THEN excluded.y1 ELSE y1 END,
-            x2 = CASE WHEN excluded.last_ms >= last_ms THEN excluded.x2 ELSE x2 END,
-            y2 = CASE WHEN excluded.last_ms >= last_ms THEN excluded.y2 ELSE y2 END,
-            frame_w = excluded.frame_w,
-            frame_h = excluded.frame_h,
-            plate = CASE WHEN excluded.plate IS NOT NULL AND excluded.last_ms >= last_ms
-                         THEN excluded.plate ELSE plate END,
-            plate_confidence = CASE WHEN excluded.plate IS NOT NULL AND excluded.last_ms >= last_ms
-                         THEN excluded.plate_confidence ELSE plate_confidence END,
-            link = CASE WHEN excluded.link IS NOT NULL AND excluded.last_ms >= last_ms
-                         THEN excluded.link ELSE link END,
-            last_ms = max(last_ms, excluded.last_ms)",
-    )?;
-    let mut point = tx.prepare_cached(
-        "INSERT OR IGNORE INTO track_points (agent, camera, track, ts_ms, event, score, x1, y1, x2, y2)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )?;
+fn store_tracks(db: &mut Db, agent: &str, b: &TrackBatch) -> Result<(), StoreError> {
     for u in &b.updates {
         let [x1, y1, x2, y2] = u.bbox.to_pixels(b.frame_w, b.frame_h);
-        upsert.execute(params![
-            agent,
-            b.camera,
-            u.track as i64,
-            b.site,
-            u.class.as_str(),
-            u.ts_ms,
-            (u.event == TrackEvent::End) as i64,
-            u.score as f64,
-            b.frame_w,
-            b.frame_h,
-            x1 as f64,
-            y1 as f64,
-            x2 as f64,
-            y2 as f64,
-            u.plate.as_ref().map(|p| p.text.as_str()),
-            u.plate.as_ref().map(|p| p.confidence as f64),
-            u.link.map(|l| l as i64),
-        ])?;
-        point.execute(params![
-            agent,
-            b.camera,
-            u.track as i64,
-            u.ts_ms,
-            u.event.as_str(),
-            u.score as f64,
-            x1 as f64,
-            y1 as f64,
-            x2 as f64,
-            y2 as f64
-        ])?;
+        db.execute(
+            "INSERT INTO tracks (agent, camera, track, site, class, first_ms, last_ms, ended, updates, best_score,
+                                 frame_w, frame_h, x1, y1, x2, y2, plate, plate_confidence, link)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+             ON CONFLICT (agent, camera, track) DO UPDATE SET
+                first_ms = LEAST(tracks.first_ms, excluded.first_ms),
+                ended = GREATEST(tracks.ended, excluded.ended),
+                updates = tracks.updates + 1,
+                best_score = GREATEST(tracks.best_score, excluded.best_score),
+                x1 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.x1 ELSE tracks.x1 END,
+                y1 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.y1 ELSE tracks.y1 END,
+                x2 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.x2 ELSE tracks.x2 END,
+                y2 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.y2 ELSE tracks.y2 END,
+                frame_w = excluded.frame_w,
+                frame_h = excluded.frame_h,
+                plate = CASE WHEN excluded.plate IS NOT NULL AND excluded.last_ms >= tracks.last_ms
+                             THEN excluded.plate ELSE tracks.plate END,
+                plate_confidence = CASE WHEN excluded.plate IS NOT NULL AND excluded.last_ms >= tracks.last_ms
+                             THEN excluded.plate_confidence ELSE tracks.plate_confidence END,
+                link = CASE WHEN excluded.link IS NOT NULL AND excluded.last_ms >= tracks.last_ms
+                             THEN excluded.link ELSE tracks.link END,
+                last_ms = GREATEST(tracks.last_ms, excluded.last_ms)",
+            args![
+                agent,
+                b.camera,
+                u.track,
+                b.site,
+                u.class.as_str(),
+                u.ts_ms,
+                u.event == TrackEvent::End,
+                f64::from(u.score),
+                b.frame_w,
+                b.frame_h,
+                f64::from(x1),
+                f64::from(y1),
+                f64::from(x2),
+                f64::from(y2),
+                u.plate.as_ref().map(|p| p.text.as_str()),
+                u.plate.as_ref().map(|p| f64::from(p.confidence)),
+                u.link,
+            ],
+        )?;
+        db.ensure_partition("track_points", u.ts_ms)?;
+        db.execute(
+            "INSERT INTO track_points (agent, camera, track, ts_ms, event, score, x1, y1, x2, y2)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            args![
+                agent,
+                b.camera,
+                u.track,
+                u.ts_ms,
+                u.event.as_str(),
+                f64::from(u.score),
+                f64::from(x1),
+                f64::from(y1),
+                f64::from(x2),
+                f64::from(y2)
+            ],
+        )?;
     }
     Ok(())
 }
 
-fn store_status(
-    tx: &Transaction<'_>,
-    agent: &str,
-    s: &AgentStatus,
-    now: i64,
-) -> Result<(), StoreError> {
+fn store_status(db: &mut Db, agent: &str, s: &AgentStatus, now: i64) -> Result<(), StoreError> {
     let json = serde_json::to_string(s).unwrap_or_else(|_| "{}".into());
-    tx.execute(
+    db.execute(
         "INSERT INTO agents (agent, site, online, version, started_ms, updated_ms, status_json)
          VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (agent) DO UPDATE SET site = excluded.site, online = excluded.online,
             version = excluded.version, started_ms = excluded.started_ms,
             updated_ms = excluded.updated_ms, status_json = excluded.status_json",
-        params![agent, s.site, s.online, s.version, s.started_ms, now, json],
+        args![agent, s.site, s.online, s.version, s.started_ms, now, json],
     )?;
     Ok(())
 }

@@ -22,11 +22,11 @@
 //! Contacts and consent references stay in the store; the published [`Watchlists`] carry
 //! only ids, labels, roles, guardian links and embeddings.
 
-use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use sharpeyes_wire::{FaceEntry, FaceRole, PlateEntry, QEmbedding, Watchlists};
 
-use super::{Store, StoreError};
+use super::{Db, Store, StoreError};
+use crate::args;
 
 /// Longest face id, characters.
 pub const MAX_ID_CHARS: usize = 64;
@@ -178,34 +178,34 @@ fn from_json<T: serde::de::DeserializeOwned>(
 }
 
 /// Raises the version by one; the new version.
-fn bump(tx: &Transaction<'_>, now: i64) -> Result<u64, StoreError> {
-    let v: i64 = tx.query_row(
-        "INSERT INTO watch_version (id, version, updated_ms) VALUES (1, 1, ?1)
-         ON CONFLICT (id) DO UPDATE SET version = version + 1, updated_ms = excluded.updated_ms
-         RETURNING version",
-        [now],
-        |r| r.get(0),
-    )?;
-    Ok(v as u64)
+fn bump(db: &mut Db, now: i64) -> Result<u64, StoreError> {
+    let r = db
+        .one(
+            "INSERT INTO watch_version (id, version, updated_ms) VALUES (1, 1, ?1)
+             ON CONFLICT (id) DO UPDATE SET version = watch_version.version + 1,
+                updated_ms = excluded.updated_ms
+             RETURNING version",
+            args![now],
+        )?
+        .ok_or_else(|| StoreError::Invalid("watch_version: no row returned".into()))?;
+    r.get(0)
 }
 
-fn version_of(conn: &rusqlite::Connection) -> Result<(u64, Option<i64>), StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT version, updated_ms FROM watch_version WHERE id = 1",
-            [],
-            |r| Ok((r.get::<_, i64>(0)? as u64, Some(r.get::<_, i64>(1)?))),
-        )
-        .optional()?
-        .unwrap_or((0, None)))
+fn version_of(db: &mut Db) -> Result<(u64, Option<i64>), StoreError> {
+    match db.one(
+        "SELECT version, updated_ms FROM watch_version WHERE id = 1",
+        &[],
+    )? {
+        Some(r) => Ok((r.get(0)?, Some(r.get(1)?))),
+        None => Ok((0, None)),
+    }
 }
 
-fn role_of(tx: &rusqlite::Connection, id: &str) -> Result<Option<FaceRole>, StoreError> {
-    let role: Option<String> = tx
-        .query_row("SELECT role FROM watch_faces WHERE id = ?", [id], |r| {
-            r.get(0)
-        })
-        .optional()?;
+fn role_of(db: &mut Db, id: &str) -> Result<Option<FaceRole>, StoreError> {
+    let role: Option<String> = db
+        .one("SELECT role FROM watch_faces WHERE id = ?", args![id])?
+        .map(|r| r.get(0))
+        .transpose()?;
     match role {
         None => Ok(None),
         Some(r) => role_from(&r).map(Some).ok_or_else(|| StoreError::Corrupt {
@@ -216,24 +216,20 @@ fn role_of(tx: &rusqlite::Connection, id: &str) -> Result<Option<FaceRole>, Stor
 }
 
 /// The guardians (id, guardian_of) whose list names `patient`.
-fn guardians_of(
-    conn: &rusqlite::Connection,
-    patient: &str,
-) -> Result<Vec<(String, Vec<String>)>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT id, guardian_of FROM watch_faces
-         WHERE role = 'guardian' AND EXISTS (SELECT 1 FROM json_each(guardian_of) WHERE value = ?1)
-         ORDER BY id",
+fn guardians_of(db: &mut Db, patient: &str) -> Result<Vec<(String, Vec<String>)>, StoreError> {
+    let rows = db.query(
+        "SELECT id, guardian_of FROM watch_faces WHERE role = 'guardian' ORDER BY id",
+        &[],
     )?;
-    let rows: Vec<(String, String)> = stmt
-        .query_map([patient], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    rows.into_iter()
-        .map(|(id, of)| {
-            let of: Vec<String> = from_json(&id, "guardian_of", &of)?;
-            Ok((id, of))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for r in rows {
+        let (id, of): (String, String) = (r.get(0)?, r.get(1)?);
+        let of: Vec<String> = from_json(&id, "guardian_of", &of)?;
+        if of.iter().any(|p| p == patient) {
+            out.push((id, of));
+        }
+    }
+    Ok(out)
 }
 
 /// Checks what an enrollment says, all but its embeddings.
@@ -296,8 +292,8 @@ fn check_embeddings(e: &FaceEnrollment) -> Result<(), StoreError> {
 
 /// Checks an enrollment against what is enrolled: the id keeps its role, and every
 /// `guardian_of` names an enrolled patient.
-fn check_refs(conn: &rusqlite::Connection, e: &FaceEnrollment) -> Result<(), StoreError> {
-    if let Some(existing) = role_of(conn, &e.id)?
+fn check_refs(db: &mut Db, e: &FaceEnrollment) -> Result<(), StoreError> {
+    if let Some(existing) = role_of(db, &e.id)?
         && existing != e.role
     {
         return Err(StoreError::RoleConflict {
@@ -307,7 +303,7 @@ fn check_refs(conn: &rusqlite::Connection, e: &FaceEnrollment) -> Result<(), Sto
         });
     }
     for p in &e.guardian_of {
-        if role_of(conn, p)? != Some(FaceRole::Patient) {
+        if role_of(db, p)? != Some(FaceRole::Patient) {
             return Err(StoreError::UnknownPatient(p.clone()));
         }
     }
@@ -317,19 +313,19 @@ fn check_refs(conn: &rusqlite::Connection, e: &FaceEnrollment) -> Result<(), Sto
 impl Store {
     /// The current watchlist version (0 before the first change).
     pub fn watchlist_version(&self) -> Result<u64, StoreError> {
-        Ok(version_of(&self.conn)?.0)
+        Ok(version_of(&mut self.db())?.0)
     }
 
     /// The role an id is enrolled in, if it is.
     pub fn face_role(&self, id: &str) -> Result<Option<FaceRole>, StoreError> {
-        role_of(&self.conn, id)
+        role_of(&mut self.db(), id)
     }
 
     /// Checks everything about an enrollment but its embeddings, against what is enrolled
     /// now (before the photos are embedded; [`Store::enroll_face`] checks again).
     pub fn check_face(&self, e: &FaceEnrollment) -> Result<(), StoreError> {
         check_fields(e)?;
-        check_refs(&self.conn, e)
+        check_refs(&mut self.db(), e)
     }
 
     /// Enrolls a face, or replaces the entry with its id (same role); the new version.
@@ -342,10 +338,10 @@ impl Store {
                 guardian_of.push(p.clone());
             }
         }
-        let tx = self.conn.transaction()?;
-        check_refs(&tx, e)?;
-        let now = sharpeyes_wire::now_ms();
-        tx.execute(
+        self.tx(|db| {
+            check_refs(db, e)?;
+            let now = sharpeyes_wire::now_ms();
+            db.execute(
             "INSERT INTO watch_faces (id, role, name, guardian_of, contacts, consent, embeddings,
                                       photos, enrolled_ms, updated_ms)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
@@ -353,7 +349,7 @@ impl Store {
                 guardian_of = excluded.guardian_of, contacts = excluded.contacts,
                 consent = excluded.consent, embeddings = excluded.embeddings,
                 photos = excluded.photos, updated_ms = excluded.updated_ms",
-            params![
+            args![
                 e.id,
                 role_name(e.role),
                 e.name.trim(),
@@ -361,49 +357,48 @@ impl Store {
                 json(&e.contacts)?,
                 e.consent.as_deref().map(str::trim),
                 json(&e.embeddings)?,
-                e.embeddings.len() as i64,
+                e.embeddings.len(),
                 now
             ],
         )?;
-        let v = bump(&tx, now)?;
-        tx.commit()?;
-        Ok(v)
+            bump(db, now)
+        })
     }
 
     /// Removes a face; None if there is no such id. Removing a patient unlinks it from its
     /// guardians and removes those left accompanying nobody.
     pub fn remove_face(&mut self, id: &str) -> Result<Option<RemovedFace>, StoreError> {
-        let tx = self.conn.transaction()?;
-        let Some(role) = role_of(&tx, id)? else {
-            return Ok(None);
-        };
-        tx.execute("DELETE FROM watch_faces WHERE id = ?", [id])?;
-        let now = sharpeyes_wire::now_ms();
-        let (mut removed, mut unlinked) = (Vec::new(), Vec::new());
-        if role == FaceRole::Patient {
-            for (g, mut of) in guardians_of(&tx, id)? {
-                of.retain(|p| p != id);
-                if of.is_empty() {
-                    tx.execute("DELETE FROM watch_faces WHERE id = ?", [&g])?;
-                    removed.push(g);
-                } else {
-                    tx.execute(
-                        "UPDATE watch_faces SET guardian_of = ?, updated_ms = ? WHERE id = ?",
-                        params![json(&of)?, now, g],
-                    )?;
-                    unlinked.push(g);
+        self.tx(|db| {
+            let Some(role) = role_of(db, id)? else {
+                return Ok(None);
+            };
+            db.execute("DELETE FROM watch_faces WHERE id = ?", args![id])?;
+            let now = sharpeyes_wire::now_ms();
+            let (mut removed, mut unlinked) = (Vec::new(), Vec::new());
+            if role == FaceRole::Patient {
+                for (g, mut of) in guardians_of(db, id)? {
+                    of.retain(|p| p != id);
+                    if of.is_empty() {
+                        db.execute("DELETE FROM watch_faces WHERE id = ?", args![g])?;
+                        removed.push(g);
+                    } else {
+                        db.execute(
+                            "UPDATE watch_faces SET guardian_of = ?, updated_ms = ? WHERE id = ?",
+                            args![json(&of)?, now, g],
+                        )?;
+                        unlinked.push(g);
+                    }
                 }
             }
-        }
-        let version = bump(&tx, now)?;
-        tx.commit()?;
-        Ok(Some(RemovedFace {
-            id: id.to_string(),
-            role,
-            guardians_removed: removed,
-            guardians_unlinked: unlinked,
-            version,
-        }))
+            let version = bump(db, now)?;
+            Ok(Some(RemovedFace {
+                id: id.to_string(),
+                role,
+                guardians_removed: removed,
+                guardians_unlinked: unlinked,
+                version,
+            }))
+        })
     }
 
     /// Adds a wanted plate (normalised here), or changes its reason; the version (unchanged
@@ -419,51 +414,45 @@ impl Store {
                 "plate {plate}: give a reason it is wanted"
             )));
         }
-        let tx = self.conn.transaction()?;
-        let now = sharpeyes_wire::now_ms();
-        let changed = tx.execute(
-            "INSERT INTO watch_plates (plate, reason, added_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (plate) DO UPDATE SET reason = excluded.reason, added_ms = excluded.added_ms
-             WHERE reason <> excluded.reason",
-            params![plate, reason, now],
-        )?;
-        let v = if changed > 0 {
-            bump(&tx, now)?
-        } else {
-            version_of(&tx)?.0
-        };
-        tx.commit()?;
-        Ok(v)
+        self.tx(|db| {
+            let now = sharpeyes_wire::now_ms();
+            let changed = db.execute(
+                "INSERT INTO watch_plates (plate, reason, added_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (plate) DO UPDATE SET reason = excluded.reason, added_ms = excluded.added_ms
+                 WHERE watch_plates.reason <> excluded.reason",
+                args![plate, reason, now],
+            )?;
+            if changed > 0 {
+                bump(db, now)
+            } else {
+                Ok(version_of(db)?.0)
+            }
+        })
     }
 
     /// Removes a wanted plate (normalised here); the new version, None if it was not listed.
     pub fn remove_plate(&mut self, plate: &str) -> Result<Option<u64>, StoreError> {
         let plate = sharpeyes_wire::plate::normalize(plate);
-        let tx = self.conn.transaction()?;
-        if tx.execute("DELETE FROM watch_plates WHERE plate = ?", [&plate])? == 0 {
-            return Ok(None);
-        }
-        let v = bump(&tx, sharpeyes_wire::now_ms())?;
-        tx.commit()?;
-        Ok(Some(v))
+        self.tx(|db| {
+            if db.execute("DELETE FROM watch_plates WHERE plate = ?", args![plate])? == 0 {
+                return Ok(None);
+            }
+            Ok(Some(bump(db, sharpeyes_wire::now_ms())?))
+        })
     }
 
     /// The watchlists as published to the agents (one consistent snapshot).
     pub fn watchlists(&self) -> Result<Watchlists, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let (version, _) = version_of(&tx)?;
-        let mut faces = Vec::new();
-        {
-            let mut stmt = tx.prepare(
+        self.tx(|db| {
+            let (version, _) = version_of(db)?;
+            let mut faces = Vec::new();
+            for r in db.query(
                 "SELECT id, role, name, guardian_of, embeddings FROM watch_faces
                  ORDER BY role = 'guardian', id",
-            )?;
-            let rows: Vec<(String, String, String, String, String)> = stmt
-                .query_map([], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect::<Result<_, _>>()?;
-            for (id, role, label, of, emb) in rows {
+                &[],
+            )? {
+                let (id, role, label, of, emb): (String, String, String, String, String) =
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
                 let role = role_from(&role).ok_or_else(|| StoreError::Corrupt {
                     id: id.clone(),
                     reason: format!("role {role:?}"),
@@ -476,106 +465,84 @@ impl Store {
                     role,
                 });
             }
-        }
-        let plates = {
-            let mut stmt = tx.prepare("SELECT plate, reason FROM watch_plates ORDER BY plate")?;
-            stmt.query_map([], |r| {
-                Ok(PlateEntry {
-                    plate: r.get(0)?,
-                    reason: r.get(1)?,
+            let plates = db
+                .query("SELECT plate, reason FROM watch_plates ORDER BY plate", &[])?
+                .iter()
+                .map(|r| {
+                    Ok(PlateEntry {
+                        plate: r.get(0)?,
+                        reason: r.get(1)?,
+                    })
                 })
-            })?
-            .collect::<Result<_, _>>()?
-        };
-        Ok(Watchlists {
-            version,
-            faces,
-            plates,
+                .collect::<Result<_, StoreError>>()?;
+            Ok(Watchlists {
+                version,
+                faces,
+                plates,
+            })
         })
     }
 
     /// The watchlist for display: entries with contacts and consent, no embeddings.
     pub fn watchlist_listing(&self) -> Result<WatchlistListing, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let (version, updated_ms) = version_of(&tx)?;
-        let mut faces: Vec<FaceRow> = Vec::new();
-        {
-            let mut stmt = tx.prepare(
+        self.tx(|db| {
+            let (version, updated_ms) = version_of(db)?;
+            let mut faces: Vec<FaceRow> = Vec::new();
+            for r in db.query(
                 "SELECT id, role, name, guardian_of, contacts, consent, photos, enrolled_ms,
                         updated_ms
                  FROM watch_faces ORDER BY role = 'guardian', id",
-            )?;
-            type Raw = (
-                String,
-                String,
-                String,
-                String,
-                String,
-                Option<String>,
-                i64,
-                i64,
-                i64,
-            );
-            let rows: Vec<Raw> = stmt
-                .query_map([], |r| {
-                    Ok((
-                        r.get(0)?,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                        r.get(7)?,
-                        r.get(8)?,
-                    ))
-                })?
-                .collect::<Result<_, _>>()?;
-            for (id, role, name, of, contacts, consent, photos, enrolled_ms, updated_ms) in rows {
+                &[],
+            )? {
+                let (id, role, of, contacts): (String, String, String, String) =
+                    (r.get(0)?, r.get(1)?, r.get(3)?, r.get(4)?);
                 let role = role_from(&role).ok_or_else(|| StoreError::Corrupt {
                     id: id.clone(),
                     reason: format!("role {role:?}"),
                 })?;
+                let photos: i64 = r.get(6)?;
                 faces.push(FaceRow {
                     guardian_of: from_json(&id, "guardian_of", &of)?,
                     contacts: from_json(&id, "contacts", &contacts)?,
                     guardians: Vec::new(),
                     id,
                     role,
-                    name,
-                    consent,
+                    name: r.get(2)?,
+                    consent: r.get(5)?,
                     photos: photos.max(0) as u32,
-                    enrolled_ms,
-                    updated_ms,
+                    enrolled_ms: r.get(7)?,
+                    updated_ms: r.get(8)?,
                 });
             }
-        }
-        let links: Vec<(String, String)> = faces
-            .iter()
-            .flat_map(|g| g.guardian_of.iter().map(|p| (p.clone(), g.id.clone())))
-            .collect();
-        for (patient, guardian) in links {
-            if let Some(p) = faces.iter_mut().find(|f| f.id == patient) {
-                p.guardians.push(guardian);
+            let links: Vec<(String, String)> = faces
+                .iter()
+                .flat_map(|g| g.guardian_of.iter().map(|p| (p.clone(), g.id.clone())))
+                .collect();
+            for (patient, guardian) in links {
+                if let Some(p) = faces.iter_mut().find(|f| f.id == patient) {
+                    p.guardians.push(guardian);
+                }
             }
-        }
-        let plates = {
-            let mut stmt =
-                tx.prepare("SELECT plate, reason, added_ms FROM watch_plates ORDER BY plate")?;
-            stmt.query_map([], |r| {
-                Ok(PlateRow {
-                    plate: r.get(0)?,
-                    reason: r.get(1)?,
-                    added_ms: r.get(2)?,
+            let plates = db
+                .query(
+                    "SELECT plate, reason, added_ms FROM watch_plates ORDER BY plate",
+                    &[],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(PlateRow {
+                        plate: r.get(0)?,
+                        reason: r.get(1)?,
+                        added_ms: r.get(2)?,
+                    })
                 })
-            })?
-            .collect::<Result<_, _>>()?
-        };
-        Ok(WatchlistListing {
-            version,
-            updated_ms,
-            faces,
-            plates,
+                .collect::<Result<_, StoreError>>()?;
+            Ok(WatchlistListing {
+                version,
+                updated_ms,
+                faces,
+                plates,
+            })
         })
     }
 }
@@ -754,12 +721,10 @@ mod tests {
         assert_eq!(ids, vec!["P2", "G2", "G3"]);
         assert_eq!(w.faces[1].guardian_of, vec!["P2".to_string()]);
         // Really gone: the row and its embeddings.
-        let n: i64 = s
-            .conn
-            .query_row(
+        let n = s
+            .count(
                 "SELECT count(*) FROM watch_faces WHERE id IN ('P1', 'G1')",
-                [],
-                |r| r.get(0),
+                &[],
             )
             .unwrap();
         assert_eq!(n, 0);

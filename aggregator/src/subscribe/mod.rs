@@ -15,6 +15,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
@@ -28,7 +29,7 @@ use crate::config::AggregatorConfig;
 use crate::fuse::{FuseInput, FuseOutput, Fuser};
 use crate::metrics::{Metrics, inc};
 use crate::store::fusion::output_kind;
-use crate::store::{Applied, Store};
+use crate::store::{Applied, Dialect, Fusion, RetentionPolicy, Store, StoreError};
 
 /// Why a payload was rejected.
 #[derive(Debug, Error)]
@@ -271,8 +272,13 @@ pub struct Writer {
     pub shutdown: CancellationToken,
     /// Runs the alert hook for new alerts, if one is configured.
     pub hook: Option<crate::hook::Hook>,
-    /// Fuses the track batches into vehicles, persons and links.
-    pub fuser: Fuser,
+    /// Fuses the track batches into vehicles, persons and links (as the fusion owner), or
+    /// queues them for the owner.
+    pub fusion: FusionStage,
+    /// What retention deletes (run by the fusion owner).
+    pub retention: RetentionPolicy,
+    /// How often retention runs.
+    pub retention_every: Duration,
 }
 
 impl Writer {
@@ -280,43 +286,215 @@ impl Writer {
     /// transaction, then acknowledges every message of the batch. A failed transaction is
     /// retried (nothing is acknowledged before its commit).
     pub fn run(self, rx: mpsc::UnboundedReceiver<Publish>) {
-        let Writer {
-            store,
-            client,
-            topics,
-            codec,
-            metrics,
-            max_batch,
-            runtime,
-            shutdown,
-            hook,
-            mut fuser,
-        } = self;
-        writer_loop(
-            store,
-            rx,
-            &client,
-            &topics,
-            &codec,
-            &metrics,
-            max_batch,
-            &runtime,
-            &shutdown,
-            hook.as_ref(),
-            &mut fuser,
-        )
+        writer_loop(self, rx)
     }
 }
 
-/// How often the fuser gets a tick when no message keeps it busy.
+/// How often the fuser gets a tick when no message keeps it busy (and how often a writer
+/// that is not the fusion owner tries to become it).
 const TICK: Duration = Duration::from_secs(1);
 
-/// Fuses the track batches of `valid` that are not stored yet (nor repeated within `valid`)
-/// and, when a tick is due, lets time pass; the outputs to store with them.
+/// Queued batches the owner takes from the fusion inbox per transaction at most.
+const INBOX_BATCH: usize = 256;
+
+/// Makes the fuser when this writer becomes the fusion owner (next ids from the store).
+pub type NewFuser = Box<dyn Fn(&Store) -> Result<Fuser, StoreError> + Send>;
+
+/// The writer's part in fusion. The store's fusion owner (SQLite: always this writer;
+/// PostgreSQL: the writer whose session holds the owner lock, see [`crate::store`]) fuses
+/// what it receives and what other writers queued, and commits the results with the
+/// messages; any other writer queues its new track batches for the owner in the same
+/// transaction that stores them.
+///
+/// [`prepare`](Self::prepare) fuses once per batch; [`commit`](Self::commit) writes (and
+/// may be retried: it writes the same results). An owner that lost its lock finds out in the
+/// commit's transaction, drops its fuser and stores the batch as a non-owner.
+pub struct FusionStage {
+    new_fuser: NewFuser,
+    fuser: Option<Fuser>,
+    last_try: Option<Instant>,
+    pending: Vec<FuseOutput>,
+    consumed: Vec<(String, u64)>,
+    last_retention: Option<Instant>,
+    retention_left: bool,
+}
+
+impl FusionStage {
+    /// A stage that makes its fuser with `new_fuser` when it becomes the owner.
+    pub fn new(new_fuser: NewFuser) -> Self {
+        Self {
+            new_fuser,
+            fuser: None,
+            last_try: None,
+            pending: Vec::new(),
+            consumed: Vec::new(),
+            last_retention: None,
+            retention_left: false,
+        }
+    }
+
+    /// Whether this writer is the fusion owner now (as far as it knows).
+    pub fn is_owner(&self) -> bool {
+        self.fuser.is_some()
+    }
+
+    /// Becomes the owner if the store says so (tried at most once per [`TICK`]).
+    fn claim(&mut self, store: &Store, metrics: &Metrics) {
+        if self.fuser.is_some() || self.last_try.is_some_and(|t| t.elapsed() < TICK) {
+            return;
+        }
+        self.last_try = Some(Instant::now());
+        match store.fusion_owner() {
+            Ok(true) => match (self.new_fuser)(store) {
+                Ok(f) => {
+                    if store.dialect() == Dialect::Postgres {
+                        info!("this aggregator is now the fusion owner of the store");
+                    }
+                    self.fuser = Some(f);
+                    metrics.fusion_owner.store(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot start the fuser; retrying");
+                    let _ = store.release_fusion_owner();
+                }
+            },
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, "cannot tell whether this writer is the fusion owner"),
+        }
+    }
+
+    fn lose(&mut self, metrics: &Metrics) {
+        warn!("no longer the fusion owner; queueing track batches for the new owner");
+        self.fuser = None;
+        self.pending.clear();
+        self.consumed.clear();
+        metrics.fusion_owner.store(0, Ordering::Relaxed);
+    }
+
+    /// Fuses `valid` (and, as the owner, a share of the fusion inbox) once, before the
+    /// transaction; with `tick`, time passes for the fuser.
+    pub fn prepare(
+        &mut self,
+        store: &Store,
+        valid: &[(Envelope, String, usize)],
+        tick: bool,
+        metrics: &Metrics,
+    ) {
+        self.claim(store, metrics);
+        self.pending.clear();
+        self.consumed.clear();
+        let Some(fuser) = self.fuser.as_mut() else {
+            return;
+        };
+        let mut queued = Vec::new();
+        if store.dialect() == Dialect::Postgres {
+            match store.fusion_inbox(INBOX_BATCH) {
+                Ok(q) => queued = q,
+                Err(e) => warn!(error = %e, "cannot read the fusion inbox"),
+            }
+        }
+        let mut from_inbox: Vec<(Envelope, String, usize)> = Vec::new();
+        for q in queued {
+            match q.envelope {
+                Ok(env) => from_inbox.push((env, String::new(), 0)),
+                Err(reason) => {
+                    metrics.rejected.inc("inbox_corrupt");
+                    warn!(agent = %q.agent, seq = q.seq, %reason, "dropping an undecodable fusion inbox entry");
+                }
+            }
+            self.consumed.push((q.agent, q.seq));
+        }
+        metrics
+            .fusion_dequeued
+            .fetch_add(from_inbox.len() as u64, Ordering::Relaxed);
+        self.pending = fuse(fuser, store, valid, &from_inbox, tick, metrics);
+    }
+
+    /// Whether [`commit`](Self::commit) has anything to write besides `valid`.
+    pub fn has_work(&self) -> bool {
+        !self.pending.is_empty() || !self.consumed.is_empty()
+    }
+
+    /// The fusion outputs the last [`prepare`](Self::prepare) computed.
+    pub fn outputs(&self) -> &[FuseOutput] {
+        &self.pending
+    }
+
+    /// Stores `valid` with what [`prepare`](Self::prepare) fused (or queues its track batches
+    /// when not the owner), in one transaction.
+    pub fn commit(
+        &mut self,
+        store: &mut Store,
+        valid: &[(Envelope, String, usize)],
+        metrics: &Metrics,
+    ) -> Result<Vec<Applied>, StoreError> {
+        if self.fuser.is_some() {
+            match store.commit_batch(valid, &self.pending, Fusion::Fused(&self.consumed)) {
+                Err(StoreError::NotFusionOwner) => self.lose(metrics),
+                r => return r,
+            }
+        }
+        let applied = store.commit_batch(valid, &[], Fusion::Queue)?;
+        let queued = applied
+            .iter()
+            .zip(valid)
+            .filter(|(a, (env, _, _))| {
+                **a == Applied::Stored && matches!(env.body, Body::Tracks(_))
+            })
+            .count();
+        metrics
+            .fusion_queued
+            .fetch_add(queued as u64, Ordering::Relaxed);
+        Ok(applied)
+    }
+
+    /// As the owner, one bounded retention step when due (every `every`, and each tick
+    /// while expired rows are left).
+    pub fn retention(
+        &mut self,
+        store: &Store,
+        policy: &RetentionPolicy,
+        every: Duration,
+        metrics: &Metrics,
+    ) {
+        if self.fuser.is_none()
+            || (!self.retention_left && self.last_retention.is_some_and(|t| t.elapsed() < every))
+        {
+            return;
+        }
+        if !self.retention_left {
+            self.last_retention = Some(Instant::now());
+        }
+        match store.retention_step(policy, sharpeyes_wire::now_ms()) {
+            Ok(r) => {
+                for (kind, n) in &r.deleted {
+                    metrics.retention_deleted.add(kind, *n);
+                }
+                metrics
+                    .retention_partitions_dropped
+                    .fetch_add(r.partitions_dropped.len() as u64, Ordering::Relaxed);
+                if r.total() > 0 || !r.partitions_dropped.is_empty() {
+                    info!(deleted = ?r.deleted, partitions_dropped = ?r.partitions_dropped, done = r.done, "retention");
+                }
+                self.retention_left = !r.done;
+            }
+            Err(e) => {
+                inc(&metrics.retention_errors);
+                warn!(error = %e, "retention step failed; retried at the next interval");
+                self.retention_left = false;
+            }
+        }
+    }
+}
+
+/// Fuses the track batches of `valid` that are not stored yet (nor repeated within `valid`),
+/// then those taken from the fusion inbox, and, when a tick is due, lets time pass; the
+/// outputs to store with them.
 fn fuse(
     fuser: &mut Fuser,
     store: &Store,
     valid: &[(Envelope, String, usize)],
+    from_inbox: &[(Envelope, String, usize)],
     tick: bool,
     metrics: &Metrics,
 ) -> Vec<FuseOutput> {
@@ -339,30 +517,37 @@ fn fuse(
         }
         out.extend(fuser.observe_batch(&env.agent, b, now));
     }
+    for (env, _, _) in from_inbox {
+        if let Body::Tracks(b) = &env.body
+            && seen.insert((env.agent.as_str(), env.seq))
+        {
+            out.extend(fuser.observe_batch(&env.agent, b, now));
+        }
+    }
     if tick {
         fuser.update_into(FuseInput::Tick, now, &mut out);
     }
-    metrics.fusion_us.fetch_add(
-        t0.elapsed().as_micros() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    metrics
+        .fusion_us
+        .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-fn writer_loop(
-    mut store: Store,
-    mut rx: mpsc::UnboundedReceiver<Publish>,
-    client: &AsyncClient,
-    topics: &Topics,
-    codec: &Codec,
-    metrics: &Metrics,
-    max_batch: usize,
-    runtime: &tokio::runtime::Handle,
-    shutdown: &CancellationToken,
-    hook: Option<&crate::hook::Hook>,
-    fuser: &mut Fuser,
-) {
+fn writer_loop(w: Writer, mut rx: mpsc::UnboundedReceiver<Publish>) {
+    let Writer {
+        mut store,
+        client,
+        topics,
+        codec,
+        metrics,
+        max_batch,
+        runtime,
+        shutdown,
+        hook,
+        mut fusion,
+        retention,
+        retention_every,
+    } = w;
     let ack = |p: &Publish| {
         if client.try_ack(p).is_err() {
             let _ = runtime.block_on(client.ack(p));
@@ -387,7 +572,7 @@ fn writer_loop(
         }
         let mut valid: Vec<(Envelope, String, usize)> = Vec::with_capacity(batch.len());
         for p in &batch {
-            match check(codec, topics, &p.topic, &p.payload) {
+            match check(&codec, &topics, &p.topic, &p.payload) {
                 Ok(env) => valid.push((env, p.topic.clone(), p.payload.len())),
                 Err(r) => {
                     metrics.rejected.inc(r.kind());
@@ -398,10 +583,11 @@ fn writer_loop(
         let tick = last_tick.elapsed() >= TICK;
         if tick {
             last_tick = Instant::now();
+            fusion.retention(&store, &retention, retention_every, &metrics);
         }
         // Fused once, before the transaction: a retry writes the same outputs.
-        let outputs = fuse(fuser, &store, &valid, tick, metrics);
-        if valid.is_empty() && outputs.is_empty() {
+        fusion.prepare(&store, &valid, tick, &metrics);
+        if valid.is_empty() && !fusion.has_work() {
             for p in &batch {
                 ack(p);
             }
@@ -409,11 +595,10 @@ fn writer_loop(
         }
         loop {
             let t0 = std::time::Instant::now();
-            let result = store.apply_all_with_fusion(&valid, &outputs);
-            metrics.commit_us.fetch_add(
-                t0.elapsed().as_micros() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            let result = fusion.commit(&mut store, &valid, &metrics);
+            metrics
+                .commit_us
+                .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
             inc(&metrics.commits);
             match result {
                 Ok(applied) => {
@@ -423,19 +608,19 @@ fn writer_loop(
                             Applied::NewAlert => {
                                 inc(&metrics.stored);
                                 inc(&metrics.alerts);
-                                if let (Some(h), Body::Alert(alert)) = (hook, &env.body) {
+                                if let (Some(h), Body::Alert(alert)) = (&hook, &env.body) {
                                     h.send(&env.agent, alert);
                                 }
                             }
                             Applied::Duplicate => inc(&metrics.duplicates),
                         }
                     }
-                    for o in &outputs {
+                    for o in fusion.outputs() {
                         metrics.fusion.inc(output_kind(o));
                     }
                     debug!(
                         messages = batch.len(),
-                        fusion_outputs = outputs.len(),
+                        fusion_outputs = fusion.outputs().len(),
                         "committed"
                     );
                     break;

@@ -55,3 +55,4 @@ pub fn client(port: u16) -> rumqttc::AsyncClient {
     tokio::spawn(async move { while el.poll().await.is_ok() {} });
     client
 }
+pub mod pg;

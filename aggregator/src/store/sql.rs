@@ -1,0 +1,614 @@
+//! The store's two backends behind one small trait: SQLite (rusqlite, the default) and
+//! PostgreSQL (the sync `postgres` crate, which fits the writer thread).
+//!
+//! Every query of the store is written once, in the SQL both engines understand, with three
+//! conventions that [`Backend`]s translate:
+//! - parameters are `?` or `?N` (PostgreSQL gets `$N`);
+//! - the scalar minimum and maximum of two values are `LEAST(a, b)` / `GREATEST(a, b)`
+//!   (SQLite gets its two-argument `min` / `max`); the aggregates stay `min(x)` / `max(x)`;
+//! - values are [`Value`]s: 64-bit integers (flags too), doubles, text, bytes, null.
+//!
+//! Upserts use `INSERT … ON CONFLICT … DO UPDATE / DO NOTHING` (both engines), never
+//! SQLite's `INSERT OR …`. What truly differs (the DDL of the time-partitioned tables, the
+//! schema version's home, partition maintenance, bulk loading, advisory locks) is asked of
+//! the backend by [`Dialect`].
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use super::StoreError;
+
+/// A value bound to a parameter or read from a column.
+pub type Value = rusqlite::types::Value;
+
+/// Which engine a backend talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite (one file, WAL).
+    Sqlite,
+    /// PostgreSQL (a server shared by several aggregators).
+    Postgres,
+}
+
+/// What the store needs of a database connection. Statements are written in the common
+/// SQL described in the [module docs](self); the backend translates and caches them.
+pub trait Backend: Send {
+    /// The engine.
+    fn dialect(&self) -> Dialect;
+    /// Runs one statement; the rows it changed.
+    fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, StoreError>;
+    /// Runs one query; all its rows.
+    fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError>;
+    /// Runs statements without parameters, separated by `;` (DDL), untranslated.
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
+    /// Starts a transaction (reconnecting first if the connection was lost).
+    fn begin(&mut self) -> Result<(), StoreError>;
+    /// Commits the transaction.
+    fn commit(&mut self) -> Result<(), StoreError>;
+    /// Rolls the transaction back (errors ignored: the connection may be gone).
+    fn rollback(&mut self);
+    /// Bulk-loads rows into `table` (PostgreSQL: `COPY … FROM STDIN`; SQLite: multi-row
+    /// prepared inserts), inside the current transaction.
+    fn bulk_insert(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<(), StoreError>;
+    /// Whether the connection was re-established since the last call (PostgreSQL: session
+    /// state such as advisory locks is gone). Clears the flag.
+    fn reconnected(&mut self) -> bool {
+        false
+    }
+}
+
+/// One result row.
+#[derive(Debug, Clone)]
+pub struct Row(pub Vec<Value>);
+
+impl Row {
+    /// Column `i` as `T`.
+    pub fn get<T: FromValue>(&self, i: usize) -> Result<T, StoreError> {
+        let v = self.0.get(i).unwrap_or(&Value::Null);
+        T::from_value(v).ok_or_else(|| StoreError::Decode {
+            column: i,
+            value: format!("{v:?}"),
+        })
+    }
+}
+
+/// A column type a [`Row`] converts to.
+pub trait FromValue: Sized {
+    /// The conversion, `None` when the value does not fit.
+    fn from_value(v: &Value) -> Option<Self>;
+}
+
+impl FromValue for i64 {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+impl FromValue for u64 {
+    fn from_value(v: &Value) -> Option<Self> {
+        i64::from_value(v).map(|i| i as u64)
+    }
+}
+impl FromValue for u32 {
+    fn from_value(v: &Value) -> Option<Self> {
+        i64::from_value(v).and_then(|i| u32::try_from(i).ok())
+    }
+}
+impl FromValue for bool {
+    fn from_value(v: &Value) -> Option<Self> {
+        i64::from_value(v).map(|i| i != 0)
+    }
+}
+impl FromValue for f64 {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Real(f) => Some(*f),
+            Value::Integer(i) => Some(*i as f64),
+            _ => None,
+        }
+    }
+}
+impl FromValue for String {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Text(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
+impl FromValue for Vec<u8> {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Blob(b) => Some(b.clone()),
+            _ => None,
+        }
+    }
+}
+impl<T: FromValue> FromValue for Option<T> {
+    fn from_value(v: &Value) -> Option<Self> {
+        match v {
+            Value::Null => Some(None),
+            v => T::from_value(v).map(Some),
+        }
+    }
+}
+
+/// Something bound as a parameter ([`args!`](crate::args)).
+pub trait Arg {
+    /// As a value.
+    fn to_value(&self) -> Value;
+}
+
+macro_rules! int_arg {
+    ($($t:ty),*) => {$(
+        impl Arg for $t {
+            fn to_value(&self) -> Value {
+                Value::Integer(*self as i64)
+            }
+        }
+    )*};
+}
+int_arg!(i64, i32, u32, u16, u8, usize);
+
+impl Arg for u64 {
+    fn to_value(&self) -> Value {
+        Value::Integer(i64::try_from(*self).unwrap_or(i64::MAX))
+    }
+}
+impl Arg for bool {
+    fn to_value(&self) -> Value {
+        Value::Integer(*self as i64)
+    }
+}
+impl Arg for f64 {
+    fn to_value(&self) -> Value {
+        Value::Real(*self)
+    }
+}
+impl Arg for f32 {
+    fn to_value(&self) -> Value {
+        Value::Real(f64::from(*self))
+    }
+}
+impl Arg for str {
+    fn to_value(&self) -> Value {
+        Value::Text(self.to_string())
+    }
+}
+impl Arg for String {
+    fn to_value(&self) -> Value {
+        Value::Text(self.clone())
+    }
+}
+impl Arg for [u8] {
+    fn to_value(&self) -> Value {
+        Value::Blob(self.to_vec())
+    }
+}
+impl Arg for Vec<u8> {
+    fn to_value(&self) -> Value {
+        Value::Blob(self.clone())
+    }
+}
+impl Arg for Value {
+    fn to_value(&self) -> Value {
+        self.clone()
+    }
+}
+impl<T: Arg + ?Sized> Arg for &T {
+    fn to_value(&self) -> Value {
+        (**self).to_value()
+    }
+}
+impl<T: Arg> Arg for Option<T> {
+    fn to_value(&self) -> Value {
+        match self {
+            Some(v) => v.to_value(),
+            None => Value::Null,
+        }
+    }
+}
+
+/// The parameters of a statement: `args![a, b, c]`.
+#[macro_export]
+macro_rules! args {
+    ($($a:expr),* $(,)?) => {
+        &[$($crate::store::sql::Arg::to_value(&$a)),*][..]
+    };
+}
+
+/// Translates the common SQL to PostgreSQL's: `?` / `?N` → `$N` (outside quotes).
+pub fn to_postgres(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut next = 1;
+    let mut chars = sql.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                out.push(c);
+            }
+            '?' if !quoted => {
+                let mut n = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    n.push(*d);
+                    chars.next();
+                }
+                if n.is_empty() {
+                    let _ = write!(out, "${next}");
+                    next += 1;
+                } else {
+                    out.push('$');
+                    out.push_str(&n);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Translates the common SQL to SQLite's: `LEAST(` / `GREATEST(` → `min(` / `max(`.
+pub fn to_sqlite(sql: &str) -> String {
+    sql.replace("LEAST(", "min(").replace("GREATEST(", "max(")
+}
+
+/// The SQLite backend.
+pub struct Sqlite {
+    pub(super) conn: rusqlite::Connection,
+    translated: HashMap<String, String>,
+}
+
+impl Sqlite {
+    /// Wraps an open connection.
+    pub fn new(conn: rusqlite::Connection) -> Self {
+        Self {
+            conn,
+            translated: HashMap::new(),
+        }
+    }
+
+    fn sql(&mut self, sql: &str) -> String {
+        if let Some(s) = self.translated.get(sql) {
+            return s.clone();
+        }
+        let t = to_sqlite(sql);
+        self.translated.insert(sql.to_string(), t.clone());
+        t
+    }
+}
+
+impl Backend for Sqlite {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, StoreError> {
+        let sql = self.sql(sql);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        Ok(stmt.execute(rusqlite::params_from_iter(args.iter()))? as u64)
+    }
+
+    fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let sql = self.sql(sql);
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let n = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut row = Vec::with_capacity(n);
+            for i in 0..n {
+                row.push(r.get::<_, Value>(i)?);
+            }
+            out.push(Row(row));
+        }
+        Ok(out)
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.conn.execute_batch(sql)?)
+    }
+
+    fn begin(&mut self) -> Result<(), StoreError> {
+        Ok(self.conn.execute_batch("BEGIN")?)
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(self.conn.execute_batch("COMMIT")?)
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    fn bulk_insert(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<(), StoreError> {
+        // Up to 32766 parameters per statement; 100 rows a statement is plenty.
+        const PER: usize = 100;
+        let one = format!("({})", vec!["?"; columns.len()].join(", "));
+        let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+        let full = format!("{head}{}", vec![one.as_str(); PER].join(", "));
+        for chunk in rows.chunks(PER) {
+            let sql = if chunk.len() == PER {
+                full.clone()
+            } else {
+                format!("{head}{}", vec![one.as_str(); chunk.len()].join(", "))
+            };
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            stmt.execute(rusqlite::params_from_iter(chunk.iter().flatten()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The PostgreSQL backend: one session; statements prepared once and cached. A lost
+/// connection is re-established at the next transaction (and [`Backend::reconnected`] says
+/// so, since session state such as advisory locks went with it).
+pub struct Postgres {
+    config: postgres::Config,
+    client: postgres::Client,
+    statements: HashMap<String, postgres::Statement>,
+    reconnected: bool,
+}
+
+/// Where a PostgreSQL URL points, without its password (for logs).
+pub fn describe_postgres(config: &postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            postgres::config::Host::Tcp(h) => h.clone(),
+            postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .collect();
+    format!(
+        "postgres://{}@{}:{}/{}",
+        config.get_user().unwrap_or(""),
+        hosts.join(","),
+        config
+            .get_ports()
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+impl Postgres {
+    /// Connects (no TLS: loopback or a trusted network; `sslmode=require` is refused by the
+    /// connector).
+    pub fn connect(config: postgres::Config) -> Result<Self, StoreError> {
+        let client = config.connect(postgres::NoTls)?;
+        Ok(Self {
+            config,
+            client,
+            statements: HashMap::new(),
+            reconnected: false,
+        })
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, StoreError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self.client.prepare(&to_postgres(sql))?;
+        self.statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+}
+
+/// A [`Value`] bound to a PostgreSQL parameter of whatever type the server inferred.
+#[derive(Debug)]
+struct PgArg<'a>(&'a Value);
+
+impl postgres::types::ToSql for PgArg<'_> {
+    fn to_sql(
+        &self,
+        ty: &postgres::types::Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        use postgres::types::Type;
+        match (self.0, ty) {
+            (Value::Null, _) => Ok(postgres::types::IsNull::Yes),
+            (Value::Integer(i), &Type::INT8) => i.to_sql(ty, out),
+            (Value::Integer(i), &Type::INT4) => i32::try_from(*i)?.to_sql(ty, out),
+            (Value::Integer(i), &Type::INT2) => i16::try_from(*i)?.to_sql(ty, out),
+            (Value::Integer(i), &Type::FLOAT8) => (*i as f64).to_sql(ty, out),
+            (Value::Integer(i), &Type::BOOL) => (*i != 0).to_sql(ty, out),
+            (Value::Integer(i), &Type::TEXT) => i.to_string().to_sql(ty, out),
+            (Value::Real(f), &Type::FLOAT8) => f.to_sql(ty, out),
+            (Value::Real(f), &Type::FLOAT4) => (*f as f32).to_sql(ty, out),
+            (Value::Text(s), _) => s.to_sql(ty, out),
+            (Value::Blob(b), _) => b.to_sql(ty, out),
+            (v, ty) => Err(format!("cannot bind {v:?} to a {ty} parameter").into()),
+        }
+    }
+
+    fn accepts(_: &postgres::types::Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+fn pg_row(r: &postgres::Row) -> Result<Row, StoreError> {
+    use postgres::types::Type;
+    let mut out = Vec::with_capacity(r.len());
+    for (i, c) in r.columns().iter().enumerate() {
+        let v = match *c.type_() {
+            Type::INT8 => r.try_get::<_, Option<i64>>(i)?.map(Value::Integer),
+            Type::INT4 => r
+                .try_get::<_, Option<i32>>(i)?
+                .map(|v| Value::Integer(v.into())),
+            Type::INT2 => r
+                .try_get::<_, Option<i16>>(i)?
+                .map(|v| Value::Integer(v.into())),
+            Type::BOOL => r
+                .try_get::<_, Option<bool>>(i)?
+                .map(|v| Value::Integer(v.into())),
+            Type::FLOAT8 => r.try_get::<_, Option<f64>>(i)?.map(Value::Real),
+            Type::FLOAT4 => r
+                .try_get::<_, Option<f32>>(i)?
+                .map(|v| Value::Real(v.into())),
+            Type::BYTEA => r.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Blob),
+            Type::VOID => None,
+            _ => r.try_get::<_, Option<String>>(i)?.map(Value::Text),
+        };
+        out.push(v.unwrap_or(Value::Null));
+    }
+    Ok(Row(out))
+}
+
+impl Backend for Postgres {
+    fn dialect(&self) -> Dialect {
+        Dialect::Postgres
+    }
+
+    fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, StoreError> {
+        let stmt = self.statement(sql)?;
+        let a: Vec<PgArg<'_>> = args.iter().map(PgArg).collect();
+        let p: Vec<&(dyn postgres::types::ToSql + Sync)> = a
+            .iter()
+            .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        Ok(self.client.execute(&stmt, &p)?)
+    }
+
+    fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let stmt = self.statement(sql)?;
+        let a: Vec<PgArg<'_>> = args.iter().map(PgArg).collect();
+        let p: Vec<&(dyn postgres::types::ToSql + Sync)> = a
+            .iter()
+            .map(|a| a as &(dyn postgres::types::ToSql + Sync))
+            .collect();
+        self.client.query(&stmt, &p)?.iter().map(pg_row).collect()
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.client.batch_execute(sql)?)
+    }
+
+    fn begin(&mut self) -> Result<(), StoreError> {
+        if self.client.is_closed() {
+            self.client = self.config.connect(postgres::NoTls)?;
+            self.statements.clear();
+            self.reconnected = true;
+        }
+        Ok(self.client.batch_execute("BEGIN")?)
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        Ok(self.client.batch_execute("COMMIT")?)
+    }
+
+    fn rollback(&mut self) {
+        let _ = self.client.batch_execute("ROLLBACK");
+    }
+
+    fn bulk_insert(
+        &mut self,
+        table: &str,
+        columns: &[&str],
+        rows: &[Vec<Value>],
+    ) -> Result<(), StoreError> {
+        use std::io::Write as _;
+        let mut w = self
+            .client
+            .copy_in(&format!("COPY {table} ({}) FROM STDIN", columns.join(", ")))?;
+        let mut line = String::new();
+        for r in rows {
+            line.clear();
+            for (i, v) in r.iter().enumerate() {
+                if i > 0 {
+                    line.push('\t');
+                }
+                copy_text(&mut line, v);
+            }
+            line.push('\n');
+            w.write_all(line.as_bytes())
+                .map_err(|e| StoreError::Invalid(format!("COPY into {table}: {e}")))?;
+        }
+        w.finish()?;
+        Ok(())
+    }
+
+    fn reconnected(&mut self) -> bool {
+        std::mem::take(&mut self.reconnected)
+    }
+}
+
+/// A value in COPY's text format.
+fn copy_text(out: &mut String, v: &Value) {
+    match v {
+        Value::Null => out.push_str("\\N"),
+        Value::Integer(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Real(f) => {
+            let _ = write!(out, "{f:?}");
+        }
+        Value::Text(s) => {
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\t' => out.push_str("\\t"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    c => out.push(c),
+                }
+            }
+        }
+        Value::Blob(b) => {
+            out.push_str("\\\\x");
+            for x in b {
+                let _ = write!(out, "{x:02x}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_and_functions_translate() {
+        assert_eq!(
+            to_postgres("SELECT ? , ?, x = '?' , ?2, ?10"),
+            "SELECT $1 , $2, x = '?' , $2, $10"
+        );
+        assert_eq!(
+            to_sqlite("SET a = LEAST(a, excluded.a), b = GREATEST(b, 1), c = max(c)"),
+            "SET a = min(a, excluded.a), b = max(b, 1), c = max(c)"
+        );
+    }
+
+    #[test]
+    fn copy_text_escapes() {
+        let mut s = String::new();
+        for v in [
+            Value::Null,
+            Value::Integer(-3),
+            Value::Real(0.5),
+            Value::Text("a\tb\\c\n".into()),
+            Value::Blob(vec![0, 255]),
+        ] {
+            copy_text(&mut s, &v);
+            s.push('|');
+        }
+        assert_eq!(s, "\\N|-3|0.5|a\\tb\\\\c\\n|\\\\x00ff|");
+    }
+}

@@ -1,0 +1,831 @@
+//! The store's test suite, run against both backends: SQLite (a temporary file) and
+//! PostgreSQL (a real server from Debian's `postgresql` package, started by each test on
+//! 127.0.0.1, see `common::pg`; the PostgreSQL tests fail, not skip, without it).
+//!
+//! Each body runs once per backend (`both!`): message application and deduplication, fusion
+//! outputs, every query of the CLI (plate trajectory exact and fuzzy, person trajectory,
+//! links, sightings by grid / box / time), alerts, watchlists, retention, and the fusion
+//! owner and inbox that let several aggregators share one PostgreSQL store.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use aggregator::config::CameraPlace;
+use aggregator::fuse::{
+    Assignment, CameraKey, FlagReason, FuseOutput, Gate, Identity, LinkEvidence, LinkRule,
+    PersonId, RetireReason, Sighting, TrackRef, VehicleId,
+};
+use aggregator::store::{
+    AlertFilter, Applied, Area, Dialect, Fusion, PlateMatchKind, RetentionPolicy, Store,
+    StoreError, TrackFilter,
+};
+use common::pg::TempPostgres;
+use sharpeyes_wire::{
+    Alert, AlertKind, Body, Envelope, Evidence, ObjectClass, PlateReading, Priority, QBox,
+    TrackBatch, TrackEvent, TrackUpdate,
+};
+
+/// Where a test's store lives; kept alive for the test (the server stops on drop).
+#[allow(dead_code)]
+enum Fixture {
+    Sqlite(tempfile::TempDir),
+    Postgres(TempPostgres, String),
+}
+
+impl Fixture {
+    fn sqlite() -> Self {
+        Fixture::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    fn postgres() -> Self {
+        let pg = TempPostgres::start();
+        let url = pg.database("sharpeyes");
+        Fixture::Postgres(pg, url)
+    }
+
+    /// A new handle on the store (another session on PostgreSQL).
+    fn open(&self) -> Store {
+        match self {
+            Fixture::Sqlite(d) => Store::open(&d.path().join("t.db")).unwrap(),
+            Fixture::Postgres(_, url) => Store::open_postgres(url).unwrap(),
+        }
+    }
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(&super::Fixture::sqlite());
+            }
+            #[test]
+            fn postgres() {
+                super::$name(&super::Fixture::postgres());
+            }
+        }
+    )*};
+}
+
+both!(
+    messages_apply_once_and_tracks_merge_out_of_order,
+    plate_trajectories_exact_reading_fuzzy_and_flags,
+    a_moved_track_is_one_sighting_and_empty_identities_are_deleted,
+    merges_repoint_sightings_aliases_and_links,
+    sightings_by_grid_and_box_within_a_window,
+    alerts_are_stored_updated_and_acknowledged,
+    watchlists_version_and_entries,
+    retention_deletes_old_rows_in_chunks,
+    one_fusion_owner_and_the_inbox,
+);
+
+const DAY: i64 = 86_400_000;
+
+fn batch(agent: &str, seq: u64, track: u64, event: TrackEvent, ts: i64, x: f32) -> Envelope {
+    Envelope::new(
+        agent,
+        seq,
+        ts,
+        Body::Tracks(TrackBatch {
+            site: "s1".into(),
+            camera: "cam-1".into(),
+            frame_w: 1000,
+            frame_h: 1000,
+            from_ms: ts,
+            to_ms: ts,
+            frames: 1,
+            updates: vec![TrackUpdate {
+                track,
+                class: ObjectClass::Plate,
+                event,
+                ts_ms: ts,
+                bbox: QBox::from_pixels([x, 10.0, x + 100.0, 110.0], 1000, 1000),
+                score: 0.5 + x / 10_000.0,
+                embedding: None,
+                plate: Some(PlateReading {
+                    text: format!("川A1234{}", seq % 10),
+                    confidence: 0.5 + seq as f32 / 100.0,
+                }),
+                link: Some(3),
+            }],
+        }),
+    )
+}
+
+fn apply(s: &mut Store, env: Envelope) -> Applied {
+    s.apply(&env, "t", 10).unwrap()
+}
+
+fn messages_apply_once_and_tracks_merge_out_of_order(f: &Fixture) {
+    let mut s = f.open();
+    assert_eq!(
+        apply(&mut s, batch("a1", 1, 7, TrackEvent::Start, 1000, 0.0)),
+        Applied::Stored
+    );
+    assert_eq!(
+        apply(&mut s, batch("a1", 2, 7, TrackEvent::Update, 2000, 100.0)),
+        Applied::Stored
+    );
+    assert_eq!(
+        apply(&mut s, batch("a1", 2, 7, TrackEvent::Update, 2000, 100.0)),
+        Applied::Duplicate
+    );
+    // The end arrives before a late update; times, box and plate vote still come out right.
+    apply(&mut s, batch("a1", 4, 7, TrackEvent::End, 4000, 300.0));
+    apply(&mut s, batch("a1", 3, 7, TrackEvent::Update, 3000, 200.0));
+    // Several messages in one transaction, a duplicate among them.
+    let many = s
+        .apply_all(&[
+            (
+                batch("a2", 1, 1, TrackEvent::Start, 5000, 0.0),
+                "t".into(),
+                1,
+            ),
+            (
+                batch("a1", 1, 7, TrackEvent::Start, 1000, 0.0),
+                "t".into(),
+                1,
+            ),
+        ])
+        .unwrap();
+    assert_eq!(many, vec![Applied::Stored, Applied::Duplicate]);
+    let rows = s.tracks(&TrackFilter::default()).unwrap();
+    assert_eq!(rows.len(), 2);
+    let r = &rows[0];
+    assert_eq!(
+        (r.agent.as_str(), r.first_ms, r.last_ms, r.ended, r.updates),
+        ("a1", 1000, 4000, true, 4)
+    );
+    assert!((r.bbox[0] - 300.0).abs() < 0.1, "{:?}", r.bbox);
+    assert_eq!(r.plate.as_deref(), Some("川A12344"), "the newest vote");
+    assert!((r.plate_confidence.unwrap() - 0.54).abs() < 1e-6);
+    assert_eq!(r.link, Some(3));
+    assert_eq!(s.message_count().unwrap(), 5);
+    assert_eq!(
+        s.message_keys_of("tracks").unwrap(),
+        vec![
+            ("a1".to_string(), 1),
+            ("a1".into(), 2),
+            ("a1".into(), 3),
+            ("a1".into(), 4),
+            ("a2".into(), 1)
+        ]
+    );
+    assert!(s.message_stored("a1", 3).unwrap());
+    assert!(!s.message_stored("a1", 9).unwrap());
+    let filtered = s
+        .tracks(&TrackFilter {
+            camera: Some("cam-1".into()),
+            since_ms: Some(4500),
+            limit: None,
+        })
+        .unwrap();
+    assert_eq!(
+        filtered
+            .iter()
+            .map(|r| r.agent.as_str())
+            .collect::<Vec<_>>(),
+        vec!["a2"]
+    );
+    // Another handle (a second aggregator on PostgreSQL) sees it all and dedupes alike.
+    let mut other = f.open();
+    assert_eq!(
+        apply(
+            &mut other,
+            batch("a1", 3, 7, TrackEvent::Update, 3000, 200.0)
+        ),
+        Applied::Duplicate
+    );
+}
+
+const FEASIBLE: Gate = Gate::Feasible {
+    distance_m: 3000.0,
+    gap_ms: 300_000,
+    needed_ms: 90_000,
+};
+
+fn cam(c: &str) -> Arc<CameraKey> {
+    Arc::new(CameraKey::new("s1", "a1", c))
+}
+
+fn sighting(c: &str, track: u64, class: ObjectClass, t: i64, pos: [f64; 2]) -> Sighting {
+    Sighting {
+        track: TrackRef {
+            camera: cam(c),
+            track,
+        },
+        class,
+        first_ms: t,
+        last_ms: t + 5000,
+        position: Some(pos),
+        confidence: 0.9,
+        ended: true,
+    }
+}
+
+fn vs(v: u64, c: &str, track: u64, t: i64, plate: &str, pos: [f64; 2]) -> FuseOutput {
+    FuseOutput::VehicleSighting {
+        vehicle: VehicleId(v),
+        sighting: sighting(c, track, ObjectClass::Car, t, pos),
+        plate: plate.into(),
+        why: Assignment::ExactPlate { gate: FEASIBLE },
+    }
+}
+
+fn ps(p: u64, c: &str, track: u64, t: i64, pos: [f64; 2]) -> FuseOutput {
+    FuseOutput::PersonSighting {
+        person: PersonId(p),
+        sighting: sighting(c, track, ObjectClass::Person, t, pos),
+        why: Assignment::SimilarFace {
+            similarity: 0.8,
+            gate: FEASIBLE,
+        },
+    }
+}
+
+fn new_vehicle(v: u64, plate: &str, first_ms: i64, clone_of: Option<u64>) -> FuseOutput {
+    FuseOutput::NewVehicle {
+        vehicle: VehicleId(v),
+        plate: plate.into(),
+        first_ms,
+        clone_of: clone_of.map(VehicleId),
+    }
+}
+
+fn link(p: u64, v: u64, count: u32, ev: bool) -> FuseOutput {
+    FuseOutput::Link {
+        person: PersonId(p),
+        vehicle: VehicleId(v),
+        count,
+        strength: 0.5,
+        first_ms: 1000,
+        last_ms: 1000,
+        evidence: ev.then(|| LinkEvidence {
+            rule: LinkRule::GotIn { gap_ms: 2000 },
+            person_track: TrackRef {
+                camera: cam("cam-1"),
+                track: 1,
+            },
+            vehicle_track: TrackRef {
+                camera: cam("cam-1"),
+                track: 2,
+            },
+            ts_ms: 1000,
+            weight: 0.5,
+        }),
+    }
+}
+
+const A: [f64; 2] = [30.657, 104.065];
+const B: [f64; 2] = [30.68, 104.08];
+const FAR: [f64; 2] = [31.56, 104.065];
+
+fn plate_trajectories_exact_reading_fuzzy_and_flags(f: &Fixture) {
+    let mut s = f.open();
+    s.apply_fusion(&[
+        new_vehicle(1, "川A12345", 1000, None),
+        vs(1, "cam-1", 2, 1000, "川A12345", A),
+        // Two days later: another PostgreSQL partition.
+        vs(1, "cam-3", 1, 2 * DAY, "川A1234S", B),
+        vs(1, "cam-2", 3, 300_000, "川A12345", B),
+        new_vehicle(2, "川A12345", 2 * DAY + 10_000, Some(1)),
+        vs(2, "cam-far", 2, 2 * DAY + 10_000, "川A12345", FAR),
+        FuseOutput::PlateFlagged {
+            vehicle: VehicleId(2),
+            other: VehicleId(1),
+            plate: "川A12345".into(),
+            other_plate: "川A12345".into(),
+            reason: FlagReason::PossibleClone,
+            gate: Gate::Infeasible {
+                distance_m: 90_000.0,
+                gap_ms: 5000,
+                needed_ms: 2_700_000,
+            },
+            track: TrackRef {
+                camera: cam("cam-far"),
+                track: 2,
+            },
+            ts_ms: 2 * DAY + 10_000,
+        },
+        new_vehicle(3, "川A1234B", 5000, None),
+        vs(3, "cam-1", 9, 5000, "川A1234B", A),
+    ])
+    .unwrap();
+    let v = s.vehicles_by_plate("川a 12345", false).unwrap();
+    assert_eq!(
+        v.iter()
+            .map(|v| (v.vehicle, v.clone_of))
+            .collect::<Vec<_>>(),
+        vec![(1, None), (2, Some(1))]
+    );
+    let r = s.vehicles_by_plate("川A1234S", false).unwrap();
+    assert_eq!(
+        r.iter().map(|v| (v.vehicle, v.matched)).collect::<Vec<_>>(),
+        vec![(1, PlateMatchKind::Reading)]
+    );
+    let t = s.vehicle_trajectory_by_plate("川A12345", false).unwrap();
+    assert_eq!(
+        t.iter()
+            .map(|r| (r.identity, r.camera.as_str(), r.first_ms))
+            .collect::<Vec<_>>(),
+        vec![
+            (1, "cam-1", 1000),
+            (1, "cam-2", 300_000),
+            (1, "cam-3", 2 * DAY),
+            (2, "cam-far", 2 * DAY + 10_000)
+        ],
+        "time order"
+    );
+    assert_eq!(t[1].evidence, "a1/cam-2/3");
+    assert_eq!(t[0].why["rule"], "exact_plate");
+    assert_eq!((t[0].lat, t[0].lon), (Some(A[0]), Some(A[1])));
+    let f8 = s.vehicles_by_plate("川A12348", true).unwrap();
+    assert_eq!(
+        f8.iter()
+            .map(|v| (v.vehicle, v.matched))
+            .collect::<Vec<_>>(),
+        vec![(3, PlateMatchKind::Confusable)]
+    );
+    let fuzzy = s.vehicle_trajectory_by_plate("川A12348", true).unwrap();
+    assert_eq!(fuzzy.len(), 1);
+    assert_eq!(fuzzy[0].plate.as_deref(), Some("川A1234B"));
+    assert!(s.vehicles_by_plate("川A12348", false).unwrap().is_empty());
+    let flags = s.plate_flags_of(&[1]).unwrap();
+    assert_eq!(flags.len(), 1);
+    assert_eq!(
+        (
+            flags[0].vehicle,
+            flags[0].reason.as_str(),
+            flags[0].evidence.as_str()
+        ),
+        (2, "possible_clone", "a1/cam-far/2")
+    );
+    assert_eq!(s.fusion_next_ids().unwrap(), (4, 1));
+    s.apply_fusion(&[FuseOutput::VehiclePlate {
+        vehicle: VehicleId(3),
+        plate: "川A1234S".into(),
+    }])
+    .unwrap();
+    assert_eq!(s.vehicles_by_plate("川A1234S", false).unwrap().len(), 2);
+}
+
+fn a_moved_track_is_one_sighting_and_empty_identities_are_deleted(f: &Fixture) {
+    let mut s = f.open();
+    let mut moved = vs(2, "cam-1", 4, DAY - 1000, "京N8M2Q8", A);
+    if let FuseOutput::VehicleSighting { sighting, .. } = &mut moved {
+        // A late earlier update moved the track's start into the day before.
+        sighting.first_ms = DAY - 3 * 3_600_000 - 1;
+    }
+    s.apply_fusion(&[
+        new_vehicle(1, "京N8M2Q7", 0, None),
+        vs(1, "cam-1", 4, DAY + 1000, "京N8M2Q7", A),
+        new_vehicle(2, "京N8M2Q8", 0, None),
+        vs(2, "cam-1", 4, DAY + 1000, "京N8M2Q8", A),
+        moved,
+        FuseOutput::Retired {
+            identity: Identity::Vehicle(VehicleId(1)),
+            last_seen_ms: 0,
+            reason: RetireReason::Empty,
+        },
+        FuseOutput::Retired {
+            identity: Identity::Vehicle(VehicleId(2)),
+            last_seen_ms: 0,
+            reason: RetireReason::Idle,
+        },
+    ])
+    .unwrap();
+    assert!(s.vehicles_by_plate("京N8M2Q7", false).unwrap().is_empty());
+    let t = s.vehicle_trajectory_by_plate("京N8M2Q8", false).unwrap();
+    assert_eq!(
+        t.len(),
+        1,
+        "one track, one sighting, wherever its start moved"
+    );
+    assert_eq!((t[0].identity, t[0].first_ms), (2, DAY - 3 * 3_600_000 - 1));
+    let all = s
+        .sightings_in(&Area::BBox([0.0, 0.0], [90.0, 180.0]), 0, i64::MAX / 2)
+        .unwrap();
+    assert_eq!(all.len(), 1);
+}
+
+fn merges_repoint_sightings_aliases_and_links(f: &Fixture) {
+    let mut s = f.open();
+    s.apply_fusion(&[
+        FuseOutput::NewPerson {
+            person: PersonId(1),
+            first_ms: 1000,
+        },
+        ps(1, "cam-1", 1, 1000, A),
+        FuseOutput::NewPerson {
+            person: PersonId(2),
+            first_ms: 500,
+        },
+        ps(2, "cam-2", 5, 500, B),
+        FuseOutput::NewPerson {
+            person: PersonId(3),
+            first_ms: 900_000,
+        },
+        ps(3, "cam-2", 8, 900_000, B),
+        new_vehicle(7, "川A12345", 1000, None),
+        link(3, 7, 1, true),
+        FuseOutput::PersonsMerged {
+            from: PersonId(3),
+            into: PersonId(2),
+            similarity: 0.6,
+            mean_similarity: 0.5,
+            ts_ms: 1,
+        },
+        link(2, 7, 1, false),
+        FuseOutput::PersonsMerged {
+            from: PersonId(2),
+            into: PersonId(1),
+            similarity: 0.6,
+            mean_similarity: 0.5,
+            ts_ms: 2,
+        },
+        link(1, 7, 2, false),
+    ])
+    .unwrap();
+    assert_eq!(s.resolve_person(3).unwrap(), Some(1));
+    assert_eq!(s.resolve_person(1).unwrap(), Some(1));
+    assert_eq!(s.resolve_person(99).unwrap(), None);
+    let t = s.person_trajectory(3).unwrap();
+    assert_eq!(
+        t.iter()
+            .map(|r| (r.identity, r.first_ms))
+            .collect::<Vec<_>>(),
+        vec![(1, 500), (1, 1000), (1, 900_000)]
+    );
+    let l = s.links_of_person(2).unwrap();
+    assert_eq!(l.len(), 1);
+    assert_eq!(
+        (l[0].person, l[0].vehicle, l[0].plate.as_str(), l[0].count),
+        (1, 7, "川A12345", 2)
+    );
+    assert_eq!(l[0].evidence.len(), 1, "evidence follows the merge");
+    assert_eq!(l[0].evidence[0]["rule"], "got_in");
+    assert_eq!(s.links_of_plate("川A12345").unwrap(), l);
+    assert_eq!(s.fusion_next_ids().unwrap(), (8, 4));
+}
+
+fn place(c: &str, p: [f64; 2], grid: Option<&str>) -> CameraPlace {
+    CameraPlace {
+        site: "s1".into(),
+        agent: "a1".into(),
+        camera: c.into(),
+        lat: p[0],
+        lon: p[1],
+        heading_deg: None,
+        fov_deg: None,
+        grid: grid.map(Into::into),
+    }
+}
+
+fn sightings_by_grid_and_box_within_a_window(f: &Fixture) {
+    let mut s = f.open();
+    s.sync_cameras(&[
+        place("cam-1", A, Some("g7")),
+        place("cam-2", B, Some("g8")),
+        place("cam-far", FAR, None),
+    ])
+    .unwrap();
+    s.apply_fusion(&[
+        ps(1, "cam-1", 1, 1000, A),
+        ps(1, "cam-2", 2, 300_000, B),
+        vs(4, "cam-far", 3, 400_000, "川A12345", FAR),
+        ps(1, "cam-1", 4, 3 * DAY, A),
+    ])
+    .unwrap();
+    let ids = |s: &Store, a: &Area, from, to| -> Vec<u64> {
+        s.sightings_in(a, from, to)
+            .unwrap()
+            .iter()
+            .map(|r| r.track)
+            .collect()
+    };
+    let g7 = Area::Grid("g7".into());
+    assert_eq!(ids(&s, &g7, 0, 1_000_000), vec![1]);
+    assert_eq!(
+        ids(&s, &g7, 5999, 7000),
+        vec![1],
+        "the window overlaps 1000..6000"
+    );
+    assert!(ids(&s, &g7, 6001, 7000).is_empty());
+    assert_eq!(ids(&s, &g7, 0, 4 * DAY), vec![1, 4]);
+    assert_eq!(ids(&s, &g7, 2 * DAY, 4 * DAY), vec![4]);
+    let city = Area::BBox([30.7, 104.0], [30.6, 104.1]);
+    assert_eq!(ids(&s, &city, 0, DAY), vec![1, 2]);
+    s.sync_cameras(&[place("cam-1", A, Some("g9"))]).unwrap();
+    assert!(ids(&s, &g7, 0, 4 * DAY).is_empty());
+}
+
+fn alert(seq: u64, id: &str, ts_ms: i64, priority: Priority, summary: &str) -> Envelope {
+    Envelope::new(
+        "agent-1",
+        seq,
+        ts_ms,
+        Body::Alert(Alert {
+            site: "s1".into(),
+            camera: "cam-1".into(),
+            alert_id: id.into(),
+            kind: AlertKind::FaceWatchlist,
+            priority,
+            ts_ms,
+            track: Some(7),
+            summary: summary.into(),
+            details: BTreeMap::from([("patient".to_string(), "p-1".to_string())]),
+            evidence: vec![Evidence {
+                role: "crop".into(),
+                mime: "image/jpeg".into(),
+                data: vec![0xff, 0xd8, seq as u8, 0xff, 0xd9],
+            }],
+        }),
+    )
+}
+
+fn alerts_are_stored_updated_and_acknowledged(f: &Fixture) {
+    let mut s = f.open();
+    assert_eq!(
+        apply(&mut s, alert(1, "x1", 10_000, Priority::High, "alone")),
+        Applied::NewAlert
+    );
+    assert_eq!(
+        apply(&mut s, alert(2, "x1", 20_000, Priority::Low, "accompanied")),
+        Applied::Stored
+    );
+    // A late, older report counts but does not overwrite the newer one.
+    apply(&mut s, alert(3, "x1", 15_000, Priority::High, "older"));
+    apply(&mut s, alert(4, "x2", 30_000, Priority::Normal, "other"));
+    let all = s.alerts(&AlertFilter::default()).unwrap();
+    assert_eq!(
+        all.iter().map(|a| a.alert_id.as_str()).collect::<Vec<_>>(),
+        vec!["x2", "x1"]
+    );
+    let x1 = &all[1];
+    assert_eq!(
+        (x1.first_ms, x1.last_ms, x1.sightings, x1.priority.as_str()),
+        (10_000, 20_000, 3, "low")
+    );
+    assert_eq!(x1.summary, "accompanied");
+    assert_eq!(x1.details["patient"], "p-1");
+    assert_eq!(x1.evidence, vec!["crop".to_string()]);
+    assert_eq!(
+        s.alert_evidence("agent-1", "x1", "crop").unwrap(),
+        Some(("image/jpeg".to_string(), vec![0xff, 0xd8, 2, 0xff, 0xd9]))
+    );
+    assert!(s.ack_alert("agent-1", "x1", "op", "seen").unwrap());
+    assert!(!s.ack_alert("agent-1", "x1", "op", "again").unwrap());
+    let open = s
+        .alerts(&AlertFilter {
+            open_only: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].alert_id, "x2");
+    let acked = s
+        .alerts(&AlertFilter {
+            since_ms: Some(20_000),
+            kind: Some("face_watchlist".into()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(acked[0].alert_id, "x2");
+    let x1 = &s.alerts(&AlertFilter::default()).unwrap()[1];
+    assert_eq!(
+        (x1.acked_by.as_deref(), x1.ack_note.as_deref()),
+        (Some("op"), Some("seen"))
+    );
+}
+
+fn watchlists_version_and_entries(f: &Fixture) {
+    use aggregator::store::{Contact, FaceEnrollment};
+    use sharpeyes_wire::{FaceRole, QEmbedding};
+    let mut s = f.open();
+    let emb = |x: f32| QEmbedding::quantize(&[x, 1.0 - x, 0.5, 0.25]);
+    let patient = FaceEnrollment {
+        id: "P1".into(),
+        role: FaceRole::Patient,
+        name: "W. Li".into(),
+        guardian_of: vec![],
+        contacts: vec![Contact {
+            name: "son".into(),
+            phone: "123".into(),
+        }],
+        consent: Some("case-7".into()),
+        embeddings: vec![emb(0.1), emb(0.2)],
+    };
+    let guardian = FaceEnrollment {
+        id: "G1".into(),
+        role: FaceRole::Guardian,
+        name: "son".into(),
+        guardian_of: vec!["P1".into()],
+        contacts: vec![],
+        consent: None,
+        embeddings: vec![emb(0.9)],
+    };
+    assert_eq!(s.watchlist_version().unwrap(), 0);
+    assert!(matches!(
+        s.enroll_face(&guardian),
+        Err(StoreError::UnknownPatient(_))
+    ));
+    assert_eq!(s.enroll_face(&patient).unwrap(), 1);
+    assert_eq!(s.enroll_face(&guardian).unwrap(), 2);
+    assert_eq!(s.add_plate("川a 12345", "stolen").unwrap(), 3);
+    assert_eq!(s.add_plate("川A12345", "stolen").unwrap(), 3, "no change");
+    let w = s.watchlists().unwrap();
+    assert_eq!(w.version, 3);
+    assert_eq!(
+        w.faces.iter().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+        vec!["P1", "G1"]
+    );
+    assert_eq!(w.plates[0].plate, "川A12345");
+    let l = s.watchlist_listing().unwrap();
+    assert_eq!(l.faces[0].guardians, vec!["G1".to_string()]);
+    assert_eq!(l.faces[0].photos, 2);
+    let r = s.remove_face("P1").unwrap().unwrap();
+    assert_eq!(r.guardians_removed, vec!["G1".to_string()]);
+    assert_eq!(r.version, 4);
+    assert_eq!(s.remove_plate("川A12345").unwrap(), Some(5));
+    assert_eq!(s.remove_plate("川A12345").unwrap(), None);
+    let reader = match f {
+        Fixture::Sqlite(d) => Store::open_read_only(&d.path().join("t.db")).unwrap(),
+        Fixture::Postgres(_, url) => Store::open_postgres(url).unwrap(),
+    };
+    assert_eq!(reader.watchlist_version().unwrap(), 5);
+    assert!(reader.watchlists().unwrap().faces.is_empty());
+}
+
+fn retention_deletes_old_rows_in_chunks(f: &Fixture) {
+    let mut s = f.open();
+    let now = 40 * DAY + 3_600_000;
+    // Ten old sightings (days 1..=5) and two recent ones (day 39, 40); old and new alerts.
+    let mut out = Vec::new();
+    for i in 0..10u64 {
+        out.push(vs(
+            1,
+            "cam-1",
+            i,
+            (1 + i as i64 / 2) * DAY + 1000,
+            "川A12345",
+            A,
+        ));
+    }
+    out.push(vs(1, "cam-1", 100, 39 * DAY + 5000, "川A12345", A));
+    out.push(vs(1, "cam-1", 101, 40 * DAY + 5000, "川A12345", A));
+    out.push(new_vehicle(1, "川A12345", DAY, None));
+    s.apply_fusion(&out).unwrap();
+    for i in 0..6u64 {
+        apply(
+            &mut s,
+            batch("a1", i + 1, i, TrackEvent::End, (1 + i as i64) * DAY, 0.0),
+        );
+    }
+    apply(&mut s, batch("a1", 50, 50, TrackEvent::End, 39 * DAY, 0.0));
+    apply(&mut s, alert(1, "old", 2 * DAY, Priority::High, "old"));
+    apply(&mut s, alert(2, "new", 39 * DAY, Priority::High, "new"));
+    let policy = RetentionPolicy {
+        days: 30,
+        alert_days: 30,
+        chunk: 4,
+    };
+    let preview = s.retention_preview(&policy, now).unwrap();
+    assert_eq!(preview.deleted.get("sightings"), Some(&10));
+    assert_eq!(preview.deleted.get("tracks"), Some(&6));
+    assert_eq!(preview.deleted.get("track_points"), Some(&6));
+    assert_eq!(preview.deleted.get("alerts"), Some(&1));
+    // Messages are aged by arrival, which is now here: none expire.
+    assert_eq!(preview.deleted.get("messages"), None);
+    let partitions = preview.partitions_dropped.len();
+    match s.dialect() {
+        Dialect::Sqlite => assert_eq!(partitions, 0),
+        // Sightings of days 1..=5, track points of days 1..=6.
+        Dialect::Postgres => assert_eq!(partitions, 11, "{:?}", preview.partitions_dropped),
+    }
+    assert_eq!(
+        s.vehicle_trajectory_by_plate("川A12345", false)
+            .unwrap()
+            .len(),
+        12,
+        "a dry run changes nothing"
+    );
+    let mut steps = 0;
+    let mut deleted: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut dropped = Vec::new();
+    loop {
+        let r = s.retention_step(&policy, now).unwrap();
+        steps += 1;
+        for (k, n) in r.deleted {
+            assert!(n <= 4, "bounded chunks: {k} {n}");
+            *deleted.entry(k).or_default() += n;
+        }
+        dropped.extend(r.partitions_dropped);
+        if r.done {
+            break;
+        }
+        assert!(steps < 10);
+    }
+    let t = s.vehicle_trajectory_by_plate("川A12345", false).unwrap();
+    assert_eq!(
+        t.iter().map(|r| r.track).collect::<Vec<_>>(),
+        vec![100, 101],
+        "only the recent sightings are left"
+    );
+    assert_eq!(
+        s.tracks(&TrackFilter::default())
+            .unwrap()
+            .iter()
+            .map(|t| t.track)
+            .collect::<Vec<_>>(),
+        vec![50]
+    );
+    let alerts = s.alerts(&AlertFilter::default()).unwrap();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(s.alert_evidence("agent-1", "old", "crop").unwrap(), None);
+    match s.dialect() {
+        Dialect::Sqlite => {
+            assert_eq!(deleted.get("sightings"), Some(&10));
+            assert!(steps >= 3, "10 rows in chunks of 4");
+        }
+        Dialect::Postgres => {
+            assert_eq!(dropped.len(), 11);
+            assert_eq!(deleted.get("sightings"), None, "whole partitions dropped");
+        }
+    }
+    let again = s.retention_preview(&policy, now).unwrap();
+    assert!(again.deleted.is_empty() && again.partitions_dropped.is_empty());
+    // New rows for a dropped day still find (re-create) their partition.
+    s.apply_fusion(&[vs(1, "cam-1", 200, DAY + 7, "川A12345", A)])
+        .unwrap();
+    assert_eq!(
+        s.vehicle_trajectory_by_plate("川A12345", false)
+            .unwrap()
+            .len(),
+        3
+    );
+    // 0 keeps forever.
+    let keep = RetentionPolicy {
+        days: 0,
+        alert_days: 0,
+        chunk: 4,
+    };
+    assert!(s.retention_preview(&keep, now).unwrap().deleted.is_empty());
+}
+
+fn one_fusion_owner_and_the_inbox(f: &Fixture) {
+    let mut a = f.open();
+    let mut b = f.open();
+    assert!(a.fusion_owner().unwrap());
+    match a.dialect() {
+        Dialect::Sqlite => {
+            // One writer: it always owns fusion.
+            assert!(b.fusion_owner().unwrap());
+            return;
+        }
+        Dialect::Postgres => assert!(!b.fusion_owner().unwrap(), "one owner at a time"),
+    }
+    // B may not write fusion results; nothing of its transaction is written.
+    let msg = batch("a1", 1, 7, TrackEvent::Start, 1000, 0.0);
+    let err = b
+        .commit_batch(
+            &[(msg.clone(), "t".into(), 1)],
+            &[new_vehicle(1, "川A12345", 0, None)],
+            Fusion::Fused(&[]),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFusionOwner), "{err}");
+    assert!(!a.message_stored("a1", 1).unwrap());
+    // B stores and queues; a redelivery to A is a duplicate and queues nothing.
+    let applied = b
+        .commit_batch(&[(msg.clone(), "t".into(), 1)], &[], Fusion::Queue)
+        .unwrap();
+    assert_eq!(applied, vec![Applied::Stored]);
+    b.commit_batch(&[(msg.clone(), "t".into(), 1)], &[], Fusion::Queue)
+        .unwrap();
+    assert_eq!(a.fusion_inbox_len().unwrap(), 1);
+    let q = a.fusion_inbox(10).unwrap();
+    assert_eq!((q[0].agent.as_str(), q[0].seq), ("a1", 1));
+    assert_eq!(q[0].envelope.as_ref().unwrap(), &msg);
+    // The owner fuses it and takes it out of the inbox in the same transaction.
+    a.commit_batch(
+        &[],
+        &[new_vehicle(1, "川A12345", 0, None)],
+        Fusion::Fused(&[("a1".into(), 1)]),
+    )
+    .unwrap();
+    assert_eq!(a.fusion_inbox_len().unwrap(), 0);
+    // The owner lets go (or dies): B takes over.
+    a.release_fusion_owner().unwrap();
+    assert!(b.fusion_owner().unwrap());
+    assert!(!a.fusion_owner().unwrap());
+    b.apply_fusion(&[new_vehicle(2, "川A12346", 0, None)])
+        .unwrap();
+    drop(b);
+    // B's session ended: the lock is free again.
+    let c = f.open();
+    assert!(c.fusion_owner().unwrap());
+    assert_eq!(c.fusion_next_ids().unwrap(), (3, 1));
+}
