@@ -65,7 +65,8 @@ pub mod watchlist;
 
 pub use self::retention::{RetentionPolicy, RetentionReport};
 pub use self::sql::Dialect;
-use self::sql::{Arg, Backend, Row, Value};
+pub use self::sql::Value;
+use self::sql::{Arg, Backend, Row};
 use crate::args;
 
 pub use self::fusion::{Area, FlagRow, LinkRow, PlateMatchKind, SightingRow, VehicleRow};
@@ -814,6 +815,40 @@ impl Store {
             }
             Ok(out)
         })
+    }
+
+    /// Bulk-loads rows into `table` in one transaction (benchmarks, imports): PostgreSQL
+    /// `COPY`, SQLite multi-row prepared inserts. No fusion or deduplication logic runs; the
+    /// rows must fit the table's keys. With `partitioned_by`, the column (an index into
+    /// `columns`) whose time places a row in a partition: its days' partitions are made first
+    /// (PostgreSQL).
+    pub fn bulk_insert(
+        &mut self,
+        table: &'static str,
+        columns: &[&str],
+        rows: &[Vec<Value>],
+        partitioned_by: Option<usize>,
+    ) -> Result<(), StoreError> {
+        self.tx(|db| {
+            if let Some(c) = partitioned_by {
+                let days: std::collections::BTreeSet<i64> = rows
+                    .iter()
+                    .filter_map(|r| match r.get(c) {
+                        Some(Value::Integer(ms)) => Some(ms.div_euclid(DAY_MS)),
+                        _ => None,
+                    })
+                    .collect();
+                for d in days {
+                    db.ensure_partition(table, d * DAY_MS)?;
+                }
+            }
+            db.backend.bulk_insert(table, columns, rows)
+        })
+    }
+
+    /// Refreshes the planner's statistics (`ANALYZE`), e.g. after a bulk load.
+    pub fn analyze(&mut self) -> Result<(), StoreError> {
+        self.db().backend.batch("ANALYZE")
     }
 
     /// Applies one message in its own transaction.

@@ -506,15 +506,19 @@ fn fuse(
         let Body::Tracks(b) = &env.body else {
             continue;
         };
-        if !seen.insert((env.agent.as_str(), env.seq)) {
+        let key = (env.agent.as_str(), env.seq);
+        if seen.contains(&key) {
             continue;
         }
+        // A stored message was fused already, or waits in the inbox (then it is fused
+        // below, from there): not marked as seen.
         match store.message_stored(&env.agent, env.seq) {
             Ok(true) => continue,
             Ok(false) => {}
             // Fused anyway: the fuser ignores an observation it has seen.
             Err(e) => warn!(error = %e, "could not check for a stored message before fusing"),
         }
+        seen.insert(key);
         out.extend(fuser.observe_batch(&env.agent, b, now));
     }
     for (env, _, _) in from_inbox {

@@ -1,0 +1,334 @@
+//! Store scale benchmark: bulk-loads N synthetic sightings into a backend, then measures the
+//! analysts' queries.
+//!
+//! ```text
+//! STORE_SCALE_SIZES=1000000,10000000 STORE_SCALE_BACKENDS=sqlite,postgres \
+//!   cargo bench -p aggregator --bench store_scale
+//! ```
+//!
+//! Environment (all optional):
+//! - `STORE_SCALE_SIZES`: sightings per store, comma-separated (default `1000000`);
+//! - `STORE_SCALE_BACKENDS`: `sqlite`, `postgres` or both (default both);
+//! - `STORE_SCALE_QUERIES`: queries per kind (default `500`);
+//! - `STORE_SCALE_DIR`: where the SQLite file and the PostgreSQL data directory go
+//!   (default the temporary directory; deleted after each size);
+//! - `STORE_SCALE_OUT`: a file to append one JSON line per result to.
+//!
+//! PostgreSQL is a throw-away server from Debian's `postgresql` package (`tests/common/pg.rs`:
+//! `fsync` off, 256 MB shared buffers), started on 127.0.0.1 for each size.
+//!
+//! The data: 2,000 cameras at 50 sites in 200 grids around Chengdu; sightings spread over 28
+//! days; 70 % vehicle sightings of N/10 vehicles whose plates are drawn with repeats (a
+//! skewed draw: a few vehicles are seen very often, most a few times), 30 % person sightings
+//! of N/20 persons. Vehicles get their rows (plate and its confusable-canonical form); each
+//! sighting carries its camera's position and, for vehicles, the plate read. Loading: COPY
+//! (PostgreSQL) or 100-row prepared inserts (SQLite), 100,000 rows per transaction.
+//!
+//! Queries, timed one by one (p50 / p99 / mean rows): the plate trajectory of a random
+//! vehicle's plate, exact and fuzzy (`aggregator trajectory --plate P [--fuzzy]`), and the
+//! sightings of a random grid in a random one-hour window (`aggregator sightings --grid`).
+
+#[path = "../tests/common/pg.rs"]
+mod pg;
+
+use std::io::Write as _;
+use std::time::Instant;
+
+use aggregator::config::CameraPlace;
+use aggregator::store::{Area, Store, Value};
+use sharpeyes_wire::plate;
+
+const CAMERAS: usize = 2000;
+const SITES: usize = 50;
+const GRIDS: usize = 200;
+const DAY: i64 = 86_400_000;
+const DAYS: i64 = 28;
+const T0: i64 = 1_760_000_000_000 / DAY * DAY;
+const CHUNK: usize = 100_000;
+
+/// splitmix64: a small deterministic generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+const PROVINCES: [&str; 6] = ["川", "京", "沪", "粤", "渝", "苏"];
+const CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+
+/// Vehicle `v`'s plate: a pure function of `v`.
+fn plate_of(v: u64) -> String {
+    let mut r = Rng(v.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xABCDEF);
+    let mut p = String::from(PROVINCES[(r.below(6)) as usize]);
+    p.push(char::from(b'A' + r.below(20) as u8));
+    for _ in 0..5 {
+        p.push(char::from(CHARS[r.below(CHARS.len() as u64) as usize]));
+    }
+    p
+}
+
+fn camera(c: usize) -> CameraPlace {
+    let mut r = Rng(c as u64 * 31 + 7);
+    let site = c % SITES;
+    CameraPlace {
+        site: format!("site-{site}"),
+        agent: format!("agent-{site}"),
+        camera: format!("cam-{c}"),
+        lat: 30.5 + r.unit() * 0.3,
+        lon: 103.9 + r.unit() * 0.3,
+        heading_deg: None,
+        fov_deg: None,
+        grid: Some(format!("g{}", c % GRIDS)),
+    }
+}
+
+/// Skewed draw of `0..n`: low ids far more often.
+fn skewed(r: &mut Rng, n: u64) -> u64 {
+    let u = r.unit();
+    ((u * u * u) * n as f64) as u64 % n.max(1)
+}
+
+const SIGHTING_COLUMNS: [&str; 15] = [
+    "agent",
+    "camera",
+    "track",
+    "site",
+    "kind",
+    "identity",
+    "class",
+    "first_ms",
+    "last_ms",
+    "lat",
+    "lon",
+    "confidence",
+    "ended",
+    "plate",
+    "why_json",
+];
+
+fn load(store: &mut Store, n: usize) -> f64 {
+    let cams: Vec<CameraPlace> = (0..CAMERAS).map(camera).collect();
+    store.sync_cameras(&cams).unwrap();
+    let vehicles = (n / 10).max(1) as u64;
+    let persons = (n / 20).max(1) as u64;
+    let t = Instant::now();
+    let mut rows: Vec<Vec<Value>> = Vec::with_capacity(CHUNK);
+    for v in 0..vehicles {
+        let p = plate_of(v);
+        rows.push(vec![
+            Value::Integer(v as i64 + 1),
+            Value::Text(plate::canonical(&p)),
+            Value::Text(p),
+            Value::Integer(T0),
+        ]);
+        if rows.len() == CHUNK || v + 1 == vehicles {
+            store
+                .bulk_insert(
+                    "vehicles",
+                    &["id", "canon", "plate", "first_ms"],
+                    &rows,
+                    None,
+                )
+                .unwrap();
+            rows.clear();
+        }
+    }
+    let mut r = Rng(42);
+    for i in 0..n {
+        let c = &cams[r.below(CAMERAS as u64) as usize];
+        let first = T0 + r.below((DAYS * DAY) as u64) as i64;
+        let last = first + 2000 + r.below(60_000) as i64;
+        let vehicle = r.below(10) < 7;
+        let (kind, identity, class, plate, why) = if vehicle {
+            let v = skewed(&mut r, vehicles);
+            let mut p = plate_of(v);
+            if r.below(50) == 0 {
+                // A misread: one character swapped for a confusable one.
+                p = p.replacen('0', "D", 1).replacen('8', "B", 1);
+            }
+            (
+                "vehicle",
+                v + 1,
+                "car",
+                Value::Text(p),
+                r#"{"rule":"exact_plate"}"#,
+            )
+        } else {
+            (
+                "person",
+                skewed(&mut r, persons) + 1,
+                "person",
+                Value::Null,
+                r#"{"rule":"similar_face","similarity":0.71}"#,
+            )
+        };
+        rows.push(vec![
+            Value::Text(c.agent.clone()),
+            Value::Text(c.camera.clone()),
+            Value::Integer(i as i64),
+            Value::Text(c.site.clone()),
+            Value::Text(kind.into()),
+            Value::Integer(identity as i64),
+            Value::Text(class.into()),
+            Value::Integer(first),
+            Value::Integer(last),
+            Value::Real(c.lat),
+            Value::Real(c.lon),
+            Value::Real(0.9),
+            Value::Integer(1),
+            plate,
+            Value::Text(why.into()),
+        ]);
+        if rows.len() == CHUNK || i + 1 == n {
+            store
+                .bulk_insert("sightings", &SIGHTING_COLUMNS, &rows, Some(7))
+                .unwrap();
+            rows.clear();
+        }
+    }
+    store.analyze().unwrap();
+    t.elapsed().as_secs_f64()
+}
+
+struct Timing {
+    p50_ms: f64,
+    p99_ms: f64,
+    mean_rows: f64,
+}
+
+fn time(q: usize, mut f: impl FnMut(usize) -> usize) -> Timing {
+    let mut us = Vec::with_capacity(q);
+    let mut rows = 0usize;
+    for i in 0..q {
+        let t = Instant::now();
+        rows += f(i);
+        us.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    us.sort_by(f64::total_cmp);
+    let at = |p: f64| us[((us.len() as f64 - 1.0) * p).round() as usize];
+    Timing {
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        mean_rows: rows as f64 / q as f64,
+    }
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("STORE_SCALE_SIZES")
+        .unwrap_or_else(|_| "1000000".into())
+        .split(',')
+        .map(|s| {
+            s.trim()
+                .replace('_', "")
+                .parse()
+                .expect("STORE_SCALE_SIZES")
+        })
+        .collect();
+    let backends: Vec<String> = std::env::var("STORE_SCALE_BACKENDS")
+        .unwrap_or_else(|_| "sqlite,postgres".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect();
+    let queries: usize = std::env::var("STORE_SCALE_QUERIES")
+        .ok()
+        .and_then(|q| q.parse().ok())
+        .unwrap_or(500);
+    let base = std::env::var_os("STORE_SCALE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let out = std::env::var_os("STORE_SCALE_OUT");
+    println!(
+        "{:<9} {:>11} {:>9} {:<22} {:>9} {:>9} {:>9}",
+        "backend", "sightings", "load s", "query", "p50 ms", "p99 ms", "rows"
+    );
+    for &n in &sizes {
+        for b in &backends {
+            let dir = tempfile::tempdir_in(&base).unwrap();
+            // SAFETY: single-threaded here; the harness reads PG_TEST_DIR once per start.
+            unsafe { std::env::set_var("PG_TEST_DIR", dir.path()) };
+            let (mut store, _server) = match b.as_str() {
+                "sqlite" => (Store::open(&dir.path().join("scale.db")).unwrap(), None),
+                "postgres" => {
+                    let server = pg::TempPostgres::start();
+                    let url = server.database("scale");
+                    (Store::open_postgres(&url).unwrap(), Some(server))
+                }
+                other => panic!("unknown backend {other:?} (sqlite, postgres)"),
+            };
+            let load_s = load(&mut store, n);
+            let vehicles = (n / 10).max(1) as u64;
+            let mut r = Rng(7);
+            let plates: Vec<String> = (0..queries).map(|_| plate_of(r.below(vehicles))).collect();
+            let windows: Vec<(String, i64)> = (0..queries)
+                .map(|_| {
+                    (
+                        format!("g{}", r.below(GRIDS as u64)),
+                        T0 + r.below((DAYS * DAY) as u64) as i64,
+                    )
+                })
+                .collect();
+            let results = [
+                (
+                    "trajectory --plate",
+                    time(queries, |i| {
+                        store
+                            .vehicle_trajectory_by_plate(&plates[i], false)
+                            .unwrap()
+                            .len()
+                    }),
+                ),
+                (
+                    "trajectory --fuzzy",
+                    time(queries, |i| {
+                        store
+                            .vehicle_trajectory_by_plate(&plates[i], true)
+                            .unwrap()
+                            .len()
+                    }),
+                ),
+                (
+                    "sightings --grid 1h",
+                    time(queries, |i| {
+                        let (g, from) = &windows[i];
+                        store
+                            .sightings_in(&Area::Grid(g.clone()), *from, from + 3_600_000)
+                            .unwrap()
+                            .len()
+                    }),
+                ),
+            ];
+            for (q, t) in &results {
+                println!(
+                    "{b:<9} {n:>11} {load_s:>9.1} {q:<22} {:>9.3} {:>9.3} {:>9.1}",
+                    t.p50_ms, t.p99_ms, t.mean_rows
+                );
+                if let Some(o) = &out {
+                    let line = serde_json::json!({
+                        "backend": b, "sightings": n, "load_s": load_s, "query": q,
+                        "p50_ms": t.p50_ms, "p99_ms": t.p99_ms, "mean_rows": t.mean_rows,
+                        "queries": queries,
+                    });
+                    let mut f = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(o)
+                        .unwrap();
+                    writeln!(f, "{line}").unwrap();
+                }
+            }
+            drop(store);
+        }
+    }
+}
