@@ -474,7 +474,7 @@ impl StoreConfig {
                 };
                 // (The parser's message never quotes the password.)
                 let c: postgres::Config = url.parse().map_err(|e| {
-                    invalid("store.postgres_url", &format!("not a PostgreSQL URL: {e}"))
+                    invalid("store.postgres_url", format!("not a PostgreSQL URL: {e}"))
                 })?;
                 if c.get_dbname().is_none() {
                     return Err(invalid("store.postgres_url", "name the database"));

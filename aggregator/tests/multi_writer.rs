@@ -25,21 +25,22 @@ const PLATES: usize = 40;
 const CAMERAS: [(&str, f64); 3] = [("a1", 104.060), ("a2", 104.070), ("a3", 104.080)];
 
 fn config() -> AggregatorConfig {
-    let mut cfg = AggregatorConfig::default();
-    cfg.cameras = CAMERAS
-        .iter()
-        .map(|(agent, lon)| CameraPlace {
-            site: "s1".into(),
-            agent: (*agent).into(),
-            camera: "cam".into(),
-            lat: 30.66,
-            lon: *lon,
-            heading_deg: None,
-            fov_deg: None,
-            grid: Some("g1".into()),
-        })
-        .collect();
-    cfg
+    AggregatorConfig {
+        cameras: CAMERAS
+            .iter()
+            .map(|(agent, lon)| CameraPlace {
+                site: "s1".into(),
+                agent: (*agent).into(),
+                camera: "cam".into(),
+                lat: 30.66,
+                lon: *lon,
+                heading_deg: None,
+                fov_deg: None,
+                grid: Some("g1".into()),
+            })
+            .collect(),
+        ..Default::default()
+    }
 }
 
 fn plate(i: usize) -> String {
