@@ -46,6 +46,14 @@ impl Fixture {
     }
 
     /// A new handle on the store (another session on PostgreSQL).
+    /// `--db` for the CLI.
+    fn db_arg(&self) -> String {
+        match self {
+            Fixture::Sqlite(d) => d.path().join("t.db").display().to_string(),
+            Fixture::Postgres(_, url) => url.clone(),
+        }
+    }
+
     fn open(&self) -> Store {
         match self {
             Fixture::Sqlite(d) => Store::open(&d.path().join("t.db")).unwrap(),
@@ -79,6 +87,7 @@ both!(
     watchlists_version_and_entries,
     retention_deletes_old_rows_in_chunks,
     one_fusion_owner_and_the_inbox,
+    cli_queries_answer_from_either_backend,
 );
 
 const DAY: i64 = 86_400_000;
@@ -828,4 +837,110 @@ fn one_fusion_owner_and_the_inbox(f: &Fixture) {
     let c = f.open();
     assert!(c.fusion_owner().unwrap());
     assert_eq!(c.fusion_next_ids().unwrap(), (3, 1));
+}
+
+fn cli(args: &[&str]) -> serde_json::Value {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8(o.stdout).unwrap();
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}\n{out}"))
+}
+
+fn cli_queries_answer_from_either_backend(f: &Fixture) {
+    let mut s = f.open();
+    let now = sharpeyes_wire::now_ms();
+    let t = now - 3_600_000;
+    s.sync_cameras(&[place("cam-1", A, Some("g7")), place("cam-2", B, Some("g7"))])
+        .unwrap();
+    s.apply_fusion(&[
+        new_vehicle(1, "川A1234B", t, None),
+        vs(1, "cam-1", 2, t, "川A1234B", A),
+        vs(1, "cam-2", 3, t + 600_000, "川A1234B", B),
+        FuseOutput::NewPerson {
+            person: PersonId(1),
+            first_ms: t,
+        },
+        ps(1, "cam-1", 1, t - 10_000, A),
+        link(1, 1, 1, true),
+    ])
+    .unwrap();
+    apply(&mut s, alert(1, "x1", t, Priority::High, "alone"));
+    apply(&mut s, batch("a1", 1, 7, TrackEvent::Start, t, 0.0));
+    apply(
+        &mut s,
+        batch("a1", 2, 8, TrackEvent::Start, now - 40 * DAY, 0.0),
+    );
+    drop(s);
+    let db = f.db_arg();
+    let db = db.as_str();
+    let traj = cli(&["trajectory", "--plate", "川A1234B", "--json", "--db", db]);
+    assert_eq!(traj["sightings"].as_array().unwrap().len(), 2, "{traj:#}");
+    let fuzzy = cli(&[
+        "trajectory",
+        "--plate",
+        "川A12348",
+        "--fuzzy",
+        "--json",
+        "--db",
+        db,
+    ]);
+    assert_eq!(fuzzy["vehicles"][0]["matched"], "confusable", "{fuzzy:#}");
+    let geo = cli(&["trajectory", "--plate", "川A1234B", "--geojson", "--db", db]);
+    assert_eq!(geo["type"], "FeatureCollection");
+    let person = cli(&["trajectory", "--person", "P-1", "--json", "--db", db]);
+    assert_eq!(
+        person["sightings"].as_array().unwrap().len(),
+        1,
+        "{person:#}"
+    );
+    let links = cli(&["links", "--person", "P-1", "--json", "--db", db]);
+    assert_eq!(links[0]["plate"], "川A1234B", "{links:#}");
+    let by_plate = cli(&["links", "--plate", "川A1234B", "--json", "--db", db]);
+    assert_eq!(by_plate, links);
+    let grid = cli(&[
+        "sightings",
+        "--grid",
+        "g7",
+        "--from",
+        "3h",
+        "--to",
+        "0s",
+        "--json",
+        "--db",
+        db,
+    ]);
+    assert_eq!(grid["sightings"].as_array().unwrap().len(), 3, "{grid:#}");
+    let bbox = cli(&[
+        "sightings",
+        "--bbox",
+        "30.6,104.0,30.7,104.1",
+        "--from",
+        "3h",
+        "--json",
+        "--db",
+        db,
+    ]);
+    assert_eq!(bbox["sightings"].as_array().unwrap().len(), 3, "{bbox:#}");
+    let alerts = cli(&["alerts", "--json", "--db", db]);
+    assert_eq!(alerts.as_array().unwrap().len(), 1);
+    let tracks = cli(&["tracks", "--json", "--db", db]);
+    assert_eq!(tracks.as_array().unwrap().len(), 2);
+    let dry = cli(&["retention", "--dry-run", "--json", "--db", db]);
+    assert_eq!(dry["deleted"]["tracks"], 1, "{dry:#}");
+    let done = cli(&["retention", "--json", "--db", db]);
+    assert_eq!(done["deleted"]["tracks"], 1, "{done:#}");
+    assert_eq!(
+        cli(&["tracks", "--json", "--db", db])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
