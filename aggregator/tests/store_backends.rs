@@ -834,9 +834,46 @@ fn one_fusion_owner_and_the_inbox(f: &Fixture) {
         .unwrap();
     drop(b);
     // B's session ended: the lock is free again.
-    let c = f.open();
+    let mut c = f.open();
     assert!(c.fusion_owner().unwrap());
     assert_eq!(c.fusion_next_ids().unwrap(), (3, 1));
+    // C's session is cut (a network failure, a server restart): D takes over, and C, whose
+    // store reconnects, may not write what it fused as the owner.
+    let Fixture::Postgres(_, url) = f else {
+        unreachable!()
+    };
+    let mut admin = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks
+             WHERE locktype = 'advisory' AND objid = 1 AND objsubid = 2 AND granted",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(killed.len(), 1);
+    let d = f.open();
+    let mut took = false;
+    for _ in 0..50 {
+        took = d.fusion_owner().unwrap();
+        if took {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(took, "the lock is freed with the session");
+    let mut results = Vec::new();
+    for _ in 0..3 {
+        results.push(c.apply_fusion(&[new_vehicle(9, "川A99999", 0, None)]));
+    }
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::NotFusionOwner))),
+        "{results:?}"
+    );
+    assert!(results.iter().all(|r| r.is_err()), "{results:?}");
+    assert!(c.vehicles_by_plate("川A99999", false).unwrap().is_empty());
+    assert!(!c.fusion_owner().unwrap());
 }
 
 fn cli(args: &[&str]) -> serde_json::Value {

@@ -361,6 +361,7 @@ pub struct Postgres {
     client: postgres::Client,
     statements: HashMap<String, postgres::Statement>,
     reconnected: bool,
+    in_tx: bool,
 }
 
 /// Where a PostgreSQL URL points, without its password (for logs).
@@ -397,7 +398,19 @@ impl Postgres {
             client,
             statements: HashMap::new(),
             reconnected: false,
+            in_tx: false,
         })
+    }
+
+    /// Re-establishes a lost connection, outside a transaction (inside one, the error is the
+    /// caller's: the transaction is gone).
+    fn reconnect_if_lost(&mut self) -> Result<(), StoreError> {
+        if !self.in_tx && self.client.is_closed() {
+            self.client = self.config.connect(postgres::NoTls)?;
+            self.statements.clear();
+            self.reconnected = true;
+        }
+        Ok(())
     }
 
     fn statement(&mut self, sql: &str) -> Result<postgres::Statement, StoreError> {
@@ -478,6 +491,7 @@ impl Backend for Postgres {
     }
 
     fn execute(&mut self, sql: &str, args: &[Value]) -> Result<u64, StoreError> {
+        self.reconnect_if_lost()?;
         let stmt = self.statement(sql)?;
         let a: Vec<PgArg<'_>> = args.iter().map(PgArg).collect();
         let p: Vec<&(dyn postgres::types::ToSql + Sync)> = a
@@ -488,6 +502,7 @@ impl Backend for Postgres {
     }
 
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
+        self.reconnect_if_lost()?;
         let stmt = self.statement(sql)?;
         let a: Vec<PgArg<'_>> = args.iter().map(PgArg).collect();
         let p: Vec<&(dyn postgres::types::ToSql + Sync)> = a
@@ -502,19 +517,20 @@ impl Backend for Postgres {
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
-        if self.client.is_closed() {
-            self.client = self.config.connect(postgres::NoTls)?;
-            self.statements.clear();
-            self.reconnected = true;
-        }
-        Ok(self.client.batch_execute("BEGIN")?)
+        self.in_tx = false;
+        self.reconnect_if_lost()?;
+        self.client.batch_execute("BEGIN")?;
+        self.in_tx = true;
+        Ok(())
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
+        self.in_tx = false;
         Ok(self.client.batch_execute("COMMIT")?)
     }
 
     fn rollback(&mut self) {
+        self.in_tx = false;
         let _ = self.client.batch_execute("ROLLBACK");
     }
 
