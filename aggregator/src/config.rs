@@ -790,6 +790,29 @@ mod tests {
         assert!(e("[broker]\nshared_group = 'a/b'").contains("broker.shared_group"));
         assert!(e("[store]\nmax_batch = 0").contains("store.max_batch"));
         assert!(e("[store]\npth = 'x'").contains("unknown field"));
+        assert!(e("[store]\nbackend = 'postgres'").contains("store.postgres_url"));
+        assert!(e("[store]\nbackend = 'mysql'").contains("unknown variant"));
+        let bad =
+            e("[store]\nbackend = 'postgres'\npostgres_url = 'postgres://u:s3cret@h:notaport/db'");
+        assert!(
+            bad.contains("store.postgres_url") && !bad.contains("s3cret"),
+            "{bad}"
+        );
+        assert!(
+            e("[store]\nbackend = 'postgres'\npostgres_url = 'postgres://u@h/db?sslmode=require'")
+                .contains("sslmode")
+        );
+        assert!(e("[store]\nretention_chunk = 5").contains("store.retention_chunk"));
+        assert!(e("[store]\nretention_interval_s = 1").contains("store.retention_interval_s"));
+        let pg = AggregatorConfig::from_toml(
+            "[store]\nbackend = 'postgres'\npostgres_url = 'postgres://u:pw@127.0.0.1:5432/se'",
+        )
+        .unwrap();
+        assert_eq!(
+            pg.store.location().describe(),
+            "postgres://u@127.0.0.1:5432/se",
+            "no password in what is logged"
+        );
         assert!(e("[broker]\nlisten = 'nowhere'").contains("listen"));
         assert!(e("[broker]\nurl = 'mqtts://x'").contains("broker.ca_file"));
         assert!(e("[broker]\ntls_cert = 'c.pem'").contains("broker.tls_cert"));
