@@ -70,6 +70,7 @@ pub async fn run_with_metrics(
     let at = config.store.location();
     let mut store = Store::open_at(&at)?;
     store.sync_cameras(&config.cameras)?;
+    store.create_partitions_ahead(sharpeyes_wire::now_ms(), 2)?;
     // The fuser is made (from the store's next ids) when this writer is, or becomes, the
     // fusion owner; the catalog is checked now.
     let catalog = config.camera_catalog()?;

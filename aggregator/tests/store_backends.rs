@@ -764,6 +764,19 @@ fn retention_deletes_old_rows_in_chunks(f: &Fixture) {
             assert_eq!(deleted.get("sightings"), None, "whole partitions dropped");
         }
     }
+    // Partitions ahead: today's and the next two days' exist before anything is written.
+    s.create_partitions_ahead(now, 2).unwrap();
+    if let Fixture::Postgres(_, url) = f {
+        let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM pg_class WHERE relname IN ('sightings_d41', 'sightings_d42', 'track_points_d42')",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 3);
+    }
     let again = s.retention_preview(&policy, now).unwrap();
     assert!(again.deleted.is_empty() && again.partitions_dropped.is_empty());
     // New rows for a dropped day still find (re-create) their partition.

@@ -846,6 +846,22 @@ impl Store {
         })
     }
 
+    /// Creates the daily partitions of the partitioned tables from the day before `now_ms`
+    /// to `days_ahead` days after it, each in a transaction of its own (PostgreSQL; nothing
+    /// on SQLite). The aggregator calls it at start and with each retention run, so writers
+    /// seldom create a partition in their own transaction (which briefly locks the table).
+    pub fn create_partitions_ahead(&self, now_ms: i64, days_ahead: i64) -> Result<(), StoreError> {
+        if self.dialect() != Dialect::Postgres {
+            return Ok(());
+        }
+        for d in -1..=days_ahead {
+            for table in ["sightings", "track_points"] {
+                self.tx(|db| db.ensure_partition(table, now_ms + d * DAY_MS))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Refreshes the planner's statistics (`ANALYZE`), e.g. after a bulk load.
     pub fn analyze(&mut self) -> Result<(), StoreError> {
         self.db().backend.batch("ANALYZE")

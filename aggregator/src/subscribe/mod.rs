@@ -464,6 +464,9 @@ impl FusionStage {
         }
         if !self.retention_left {
             self.last_retention = Some(Instant::now());
+            if let Err(e) = store.create_partitions_ahead(sharpeyes_wire::now_ms(), 2) {
+                warn!(error = %e, "cannot create the coming days' partitions");
+            }
         }
         match store.retention_step(policy, sharpeyes_wire::now_ms()) {
             Ok(r) => {
