@@ -1,7 +1,7 @@
 //! # aggregator
 //!
 //! Receives the edge agents' payloads over MQTT (an embedded rumqttd broker by default, or
-//! an external broker), checks and deduplicates them, and stores them in SQLite; fuses the
+//! an external broker), checks and deduplicates them, and stores them in SQLite or PostgreSQL ([`store`]); fuses the
 //! tracks of every camera into vehicles, persons and person–vehicle links ([`fuse`], stored
 //! with the messages); answers queries (`aggregator tracks`, `trajectory`, `links`,
 //! `sightings`); enrolls watchlists and publishes them to the agents ([`watchlist`]). [`run`] is the whole service; `main.rs` only parses the command line.

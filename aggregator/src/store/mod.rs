@@ -23,7 +23,7 @@
 //! delivered to two aggregators (a redelivery after a lost acknowledgement) is stored, and
 //! its tracks applied, exactly once. Identities are assigned by one **fusion owner** per
 //! store: the aggregator whose session holds the advisory lock `pg_try_advisory_lock` on
-//! [`OWNER_LOCK`] (tried at start and every second by the others). The owner fuses what it
+//! `OWNER_LOCK` (tried at start and every second by the others). The owner fuses what it
 //! receives and writes the results in the batch's transaction, after checking in that same
 //! transaction that its session still holds the lock. The others queue each new track batch
 //! in `fusion_inbox` in the transaction that stores it; the owner drains the inbox, fuses,
@@ -765,7 +765,7 @@ impl Store {
     }
 
     /// [`apply_all`](Self::apply_all), and the fusion results computed from these messages
-    /// ([`fusion::apply_fusion`]) in the same transaction: both commit or neither. Only the
+    /// (`fusion::apply_fusion`) in the same transaction: both commit or neither. Only the
     /// fusion owner may write fusion results: otherwise [`StoreError::NotFusionOwner`] and
     /// nothing is written.
     pub fn apply_all_with_fusion(
