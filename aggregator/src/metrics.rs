@@ -50,6 +50,11 @@ pub struct Metrics {
     pub fusion: ByReason,
     /// Microseconds spent fusing (observations and ticks), summed.
     pub fusion_us: AtomicU64,
+    /// What the start rebuilt from the store (`fusion.restore_hours`), by kind
+    /// (`vehicles`, `persons`, `representatives`, `aliases`, `links`, `sightings`).
+    pub fusion_restored: ByReason,
+    /// Microseconds the start spent rebuilding fusion identities from the store.
+    pub fusion_restore_us: AtomicU64,
 }
 
 /// A counter per reason (the `reason` label of a Prometheus family).
@@ -65,6 +70,16 @@ impl ByReason {
             .unwrap_or_else(|e| e.into_inner())
             .entry(reason)
             .or_default() += 1;
+    }
+
+    /// Counts `n` for `reason`.
+    pub fn add(&self, reason: &'static str, n: u64) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(reason)
+            .or_default() += n;
     }
 
     /// The counts by reason.
@@ -209,6 +224,18 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
             "Fusion outputs stored, by kind.",
             Kind::Counter,
             self.fusion.samples_labelled("kind"),
+        );
+        e.single(
+            "sharpeyes_aggregator_fusion_restore_seconds",
+            "Time the start spent rebuilding fusion identities from the store.",
+            Kind::Gauge,
+            get(&self.fusion_restore_us) as f64 / 1e6,
+        );
+        e.family(
+            "sharpeyes_aggregator_fusion_restored",
+            "What the start rebuilt from the store (fusion.restore_hours), by kind.",
+            Kind::Gauge,
+            self.fusion_restored.samples_labelled("kind"),
         );
         e.family(
             "sharpeyes_aggregator_rejected_total",

@@ -128,6 +128,8 @@ pub fn output_kind(o: &FuseOutput) -> &'static str {
         FuseOutput::NewPerson { .. } => "new_person",
         FuseOutput::PersonSighting { .. } => "person_sighting",
         FuseOutput::PersonsMerged { .. } => "persons_merged",
+        FuseOutput::PersonFace { .. } => "person_face",
+        FuseOutput::PersonFaceDropped { .. } => "person_face_dropped",
         FuseOutput::Link { .. } => "link",
         FuseOutput::Retired { .. } => "retired",
     }
@@ -145,6 +147,7 @@ fn id(v: u64) -> i64 {
 pub fn apply_fusion(tx: &Transaction<'_>, outputs: &[FuseOutput]) -> Result<(), StoreError> {
     for o in outputs {
         apply_one(tx, o)?;
+        super::faces::apply(tx, o)?;
     }
     Ok(())
 }
@@ -357,6 +360,8 @@ fn apply_one(tx: &Transaction<'_>, o: &FuseOutput) -> Result<(), StoreError> {
         },
         // Only the fuser's memory let it go; its history stays.
         FuseOutput::Retired { .. } => {}
+        // Representative faces: `faces::apply`.
+        FuseOutput::PersonFace { .. } | FuseOutput::PersonFaceDropped { .. } => {}
     }
     Ok(())
 }

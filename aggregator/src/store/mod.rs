@@ -22,6 +22,7 @@ use serde::Serialize;
 use sharpeyes_wire::{AgentStatus, Body, Envelope, TrackBatch, TrackEvent};
 use thiserror::Error;
 
+pub mod faces;
 pub mod fusion;
 pub mod watchlist;
 
@@ -82,7 +83,7 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
 const MIGRATIONS: &[&str] = &[
@@ -94,6 +95,8 @@ const MIGRATIONS: &[&str] = &[
     // 4 → 5: the watchlist tables, which SCHEMA creates.
     "",
     // 5 → 6: the fusion tables, which fusion::SCHEMA creates.
+    "",
+    // 6 → 7: person_faces, which faces::SCHEMA creates.
     "",
 ];
 
@@ -348,6 +351,7 @@ impl Store {
         }
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(fusion::SCHEMA)?;
+        conn.execute_batch(faces::SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self { conn })
     }
