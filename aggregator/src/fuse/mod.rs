@@ -15,7 +15,10 @@
 //!   collide; candidates are confirmed with `plate::compare`).
 //! - **Persons**: clusters of face embeddings, each with at most
 //!   [`PersonConfig::max_representatives`] diverse representatives, all in one contiguous
-//!   matrix searched exactly; aliases from merges (merged id → surviving id).
+//!   matrix searched exactly; aliases from merges (merged id → surviving id). Every
+//!   representative kept or let go is an output ([`FuseOutput::PersonFace`],
+//!   [`FuseOutput::PersonFaceDropped`]): the store mirrors them for face search
+//!   (`crate::facesearch`) and for restarts.
 //! - **Links** person–vehicle, with a count, a strength and bounded evidence.
 //! - Each identity's recent **sightings** (track, camera, span, confidence) in time order:
 //!   they are its trajectory and what space-time gating compares new sightings with.
