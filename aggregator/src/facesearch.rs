@@ -544,26 +544,31 @@ impl FaceIndex {
         q: &[f32],
         o: &SearchOptions,
     ) -> Vec<PersonHit> {
-        let mut hits: Vec<PersonHit> = persons
+        // Score first, build the (cloned) results only for the persons kept.
+        let mut scored: Vec<(u64, usize, f32, usize)> = persons
             .into_iter()
             .filter_map(|p| {
-                let (slot, similarity, representatives) = self.best_of(p, q)?;
-                Some(PersonHit {
-                    person: p,
-                    similarity,
-                    face: self.slots[slot].meta.clone(),
-                    representatives,
-                })
+                let (slot, similarity, n) = self.best_of(p, q)?;
+                (similarity >= o.min_similarity).then_some((p, slot, similarity, n))
             })
-            .filter(|h| h.similarity >= o.min_similarity)
             .collect();
-        hits.sort_by(|a, b| {
-            b.similarity
-                .total_cmp(&a.similarity)
-                .then(a.person.cmp(&b.person))
-        });
-        hits.truncate(o.top);
-        hits
+        let order = |a: &(u64, usize, f32, usize), b: &(u64, usize, f32, usize)| {
+            b.2.total_cmp(&a.2).then(a.0.cmp(&b.0))
+        };
+        if o.top > 0 && scored.len() > o.top {
+            scored.select_nth_unstable_by(o.top - 1, order);
+        }
+        scored.truncate(o.top);
+        scored.sort_by(order);
+        scored
+            .into_iter()
+            .map(|(person, slot, similarity, representatives)| PersonHit {
+                person,
+                similarity,
+                face: self.slots[slot].meta.clone(),
+                representatives,
+            })
+            .collect()
     }
 
     /// The persons most similar to `query`: graph candidates, then exact re-rank over all
