@@ -904,6 +904,14 @@ seconds = 240
             "lat is required"
         );
         assert!(e("[fusion.gate]\nmax_speed_kmh = 0.0").contains("fusion.gate.max_speed_kmh"));
+        assert!(e("[fusion]\nrestore_hours = 721").contains("fusion.restore_hours"));
+        assert!(
+            e("[fusion.persons]\nembedding_model = \"sface 2021\"")
+                .contains("fusion.persons.embedding_model")
+        );
+        let c = AggregatorConfig::from_toml("[fusion]\nrestore_hours = 0").unwrap();
+        assert_eq!(c.fusion.restore_hours, 0);
+        assert_eq!(AggregatorConfig::default().fusion.restore_hours, 72);
     }
 
     #[test]

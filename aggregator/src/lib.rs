@@ -4,10 +4,11 @@
 //! an external broker), checks and deduplicates them, and stores them in SQLite or PostgreSQL ([`store`]); fuses the
 //! tracks of every camera into vehicles, persons and person–vehicle links ([`fuse`], stored
 //! with the messages); answers queries (`aggregator tracks`, `trajectory`, `links`,
-//! `sightings`); enrolls watchlists and publishes them to the agents ([`watchlist`]). [`run`] is the whole service; `main.rs` only parses the command line.
+//! `sightings`, `search-face` through [`facesearch`]); enrolls watchlists and publishes them to the agents ([`watchlist`]). [`run`] is the whole service; `main.rs` only parses the command line.
 
 pub mod broker;
 pub mod config;
+pub mod facesearch;
 pub mod fuse;
 pub mod hook;
 pub mod metrics;
@@ -71,17 +72,23 @@ pub async fn run_with_metrics(
     let mut store = Store::open_at(&at)?;
     store.sync_cameras(&config.cameras)?;
     store.create_partitions_ahead(sharpeyes_wire::now_ms(), 2)?;
-    // The fuser is made (from the store's next ids) when this writer is, or becomes, the
-    // fusion owner; the catalog is checked now.
+    // The fuser is made when this writer is, or becomes, the fusion owner: from the store's
+    // next ids, with the identities of the last `fusion.restore_hours` rebuilt from the store
+    // (so a takeover continues the previous owner's vehicles and persons); the catalog is
+    // checked now.
     let catalog = config.camera_catalog()?;
     fuse::Fuser::new(config.fusion.clone(), catalog.clone())?;
     let new_fuser: subscribe::NewFuser = {
         let fusion = config.fusion.clone();
+        let metrics = metrics.clone();
         Box::new(move |store: &Store| {
             let (v, p) = store.fusion_next_ids()?;
-            let f = fuse::Fuser::new(fusion.clone(), catalog.clone())
-                .map_err(|e| store::StoreError::Invalid(e.to_string()))?;
-            Ok(f.with_next_ids(v, p))
+            let mut f = fuse::Fuser::new(fusion.clone(), catalog.clone())
+                .map_err(|e| store::StoreError::Invalid(e.to_string()))?
+                .with_next_ids(v, p);
+            restore_fusion(store, &mut f, &metrics)
+                .map_err(|e| store::StoreError::Invalid(format!("fusion restore: {e}")))?;
+            Ok(f)
         })
     };
     let _ops = sharpeyes_common::ops::start(&config.ops, config::OPS_PORT, metrics.clone()).await;
@@ -162,6 +169,53 @@ pub async fn run_with_metrics(
     publisher.abort();
     log_stats(&metrics);
     Ok(())
+}
+
+/// Rebuilds the identities seen within `fusion.restore_hours` from the store into `fuser`
+/// (see `fuse::restore`); logs and counts what came back and how long it took.
+pub fn restore_fusion(
+    store: &Store,
+    fuser: &mut fuse::Fuser,
+    metrics: &Metrics,
+) -> Result<fuse::RestoreStats, AggregatorError> {
+    let hours = fuser.config().restore_hours;
+    if hours == 0 {
+        info!("fusion restore off (fusion.restore_hours = 0)");
+        return Ok(fuse::RestoreStats::default());
+    }
+    let t0 = std::time::Instant::now();
+    let since_ms =
+        sharpeyes_wire::now_ms().saturating_sub((hours as i64).saturating_mul(3_600_000));
+    let snap = store.fusion_snapshot(since_ms, fuser.config().memory.max_sightings)?;
+    let st = fuser.restore(snap);
+    let us = t0.elapsed().as_micros() as u64;
+    metrics
+        .fusion_restore_us
+        .store(us, std::sync::atomic::Ordering::Relaxed);
+    for (k, n) in [
+        ("vehicles", st.vehicles),
+        ("persons", st.persons),
+        ("representatives", st.representatives),
+        ("aliases", st.aliases),
+        ("links", st.links),
+        ("sightings", st.sightings),
+    ] {
+        metrics.fusion_restored.add(k, n as u64);
+    }
+    info!(
+        restore_hours = hours,
+        vehicles = st.vehicles,
+        persons = st.persons,
+        representatives = st.representatives,
+        faces_skipped = st.faces_skipped,
+        aliases = st.aliases,
+        links = st.links,
+        sightings = st.sightings,
+        identities_skipped = st.identities_skipped,
+        ms = us / 1000,
+        "fusion identities restored from the store"
+    );
+    Ok(st)
 }
 
 fn log_stats(m: &Metrics) {

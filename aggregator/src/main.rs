@@ -180,6 +180,34 @@ enum Cmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Persons whose stored faces look like the face in a photo (以像找人), most similar
+    /// first: the photo is embedded as enrollment does (the agents' face models,
+    /// [watchlist] of --config; one face only), searched in an approximate nearest-neighbour
+    /// index of every person's representative faces and re-ranked exactly. Shows each
+    /// person's best similarity, where and when the matching face was seen, and its sightings
+    /// (count, first and last seen).
+    SearchFace {
+        /// The photo (JPEG or PNG) showing one face.
+        photo: PathBuf,
+        /// How many persons to show (1..=1000).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        top: u16,
+        /// Leave out persons less similar than this (cosine, -1..=1; SFace's operating
+        /// threshold is 0.363). Default: no floor.
+        #[arg(long, allow_hyphen_values = true)]
+        min_similarity: Option<f32>,
+        /// Only persons seen at or after TIME (RFC 3339, or a duration before now: 2h, 1d).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only persons seen at or before TIME. Default: now (when --from is given).
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Print a captured payload (file, or - for stdin) as JSON.
     Decode {
         /// The payload file, or - for standard input.
@@ -726,6 +754,57 @@ fn main() -> anyhow::Result<()> {
                 "sightings": rows,
             });
             print_sightings(&out, &head, json, &rows)?;
+        }
+        Cmd::SearchFace {
+            photo,
+            top,
+            min_similarity,
+            from,
+            to,
+            json,
+            db,
+        } => {
+            if let Some(m) = min_similarity
+                && !(-1.0..=1.0).contains(&m)
+            {
+                bail!("--min-similarity {m} is outside -1..=1");
+            }
+            let window = match from {
+                Some(from) => {
+                    let now = sharpeyes_wire::now_ms();
+                    let from_ms = aggregator::query::parse_time(&from, now).context("--from")?;
+                    let to_ms = aggregator::query::parse_time(to.as_deref().unwrap_or("0s"), now)
+                        .context("--to")?;
+                    if from_ms > to_ms {
+                        bail!("--from is after --to");
+                    }
+                    Some((from_ms, to_ms))
+                }
+                None => None,
+            };
+            let cfg = load_config(db.config.as_ref())?;
+            let store = db.open()?;
+            let query = Enroller::new(&cfg.watchlist)
+                .embed_photo(&photo)
+                .context("cannot search with this photo")?;
+            let model = &cfg.fusion.persons.embedding_model;
+            let report = aggregator::facesearch::search_store(
+                &store,
+                &query,
+                model,
+                usize::from(top),
+                min_similarity.unwrap_or(-1.0),
+                window,
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{} face(s) of {} person(s) ({model}, {}-d): index built in {:.0} ms, searched in {:.1} ms\n",
+                    report.faces, report.persons, report.dim, report.build_ms, report.search_ms
+                );
+                print!("{}", aggregator::query::face_search_table(&report.results));
+            }
         }
         Cmd::Decode { input, compact } => {
             let bytes = if input == "-" {

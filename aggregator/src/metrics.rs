@@ -62,6 +62,11 @@ pub struct Metrics {
     pub retention_partitions_dropped: AtomicU64,
     /// Retention steps that failed (retried at the next interval).
     pub retention_errors: AtomicU64,
+    /// What the start rebuilt from the store (`fusion.restore_hours`), by kind
+    /// (`vehicles`, `persons`, `representatives`, `aliases`, `links`, `sightings`).
+    pub fusion_restored: ByReason,
+    /// Microseconds the start spent rebuilding fusion identities from the store.
+    pub fusion_restore_us: AtomicU64,
 }
 
 /// A counter per reason (the `reason` label of a Prometheus family).
@@ -261,6 +266,18 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
             "Fusion outputs stored, by kind.",
             Kind::Counter,
             self.fusion.samples_labelled("kind"),
+        );
+        e.single(
+            "sharpeyes_aggregator_fusion_restore_seconds",
+            "Time the start spent rebuilding fusion identities from the store.",
+            Kind::Gauge,
+            get(&self.fusion_restore_us) as f64 / 1e6,
+        );
+        e.family(
+            "sharpeyes_aggregator_fusion_restored",
+            "What the start rebuilt from the store (fusion.restore_hours), by kind.",
+            Kind::Gauge,
+            self.fusion_restored.samples_labelled("kind"),
         );
         e.family(
             "sharpeyes_aggregator_retention_deleted_total",

@@ -170,6 +170,44 @@ pub fn links_table(rows: &[LinkRow]) -> String {
     table(&header, &cells, "link(s)")
 }
 
+/// Face search results as a table: rank, person, similarity, the best-matching face's camera
+/// and time, the person's sightings (count, first and last seen).
+pub fn face_search_table(rows: &[crate::facesearch::FaceSearchRow]) -> String {
+    let header = [
+        "rank",
+        "person",
+        "similarity",
+        "matching face (camera/track)",
+        "face seen (UTC)",
+        "faces",
+        "sightings",
+        "first seen (UTC)",
+        "last seen (UTC)",
+    ];
+    let cells: Vec<[String; 9]> = rows
+        .iter()
+        .map(|r| {
+            let f = &r.hit.face;
+            let (n, first, last) = match &r.sightings {
+                Some(s) => (s.sightings.to_string(), utc(s.first_ms), utc(s.last_ms)),
+                None => ("0".into(), "-".into(), "-".into()),
+            };
+            [
+                r.rank.to_string(),
+                format!("P-{}", r.hit.person),
+                format!("{:.3}", r.hit.similarity),
+                format!("{}/{}/{}", f.key.agent, f.key.camera, f.key.track),
+                utc(f.ts_ms),
+                r.hit.representatives.to_string(),
+                n,
+                first,
+                last,
+            ]
+        })
+        .collect();
+    table(&header, &cells, "person(s)")
+}
+
 /// GeoJSON of sightings: a `FeatureCollection` with, per identity seen at two or more
 /// placed cameras, a `LineString` of its path in time order, then a `Point` per placed
 /// sighting with its camera, time span, confidence and evidence reference (sightings of

@@ -409,4 +409,53 @@ async fn cars_and_people_become_trajectories_and_links() {
         "{}",
         cli(&["sightings", "--grid", "g-1", "--from", "3h", "--db", db])
     );
+
+    // A restart rebuilds the identities from the store: the car seen again joins its
+    // vehicle, person A seen again joins its person; nothing new is founded. (A new port:
+    // the embedded broker of the first run keeps its listener in this process.)
+    let port = free_port();
+    let mut cfg2 = cfg.clone();
+    cfg2.broker.listen = ([127, 0, 0, 1], port).into();
+    let (agg, stop, metrics) = common::start(cfg2).await;
+    let restored = metrics.fusion_restored.snapshot();
+    assert_eq!(restored.get("vehicles"), Some(&2), "{restored:?}");
+    assert_eq!(restored.get("persons"), Some(&2), "{restored:?}");
+    assert_eq!(restored.get("links"), Some(&1), "{restored:?}");
+    assert!(restored.get("representatives") >= Some(&2), "{restored:?}");
+    let client = common::client(port);
+    for (topic, payload) in [
+        batch("agent-a", 4, "cam-1", &[car(6, t0 + 40 * min, "川A12345")]),
+        batch(
+            "agent-a",
+            5,
+            "cam-2",
+            &[person(7, t0 + 45 * min, face_a(0.1))],
+        ),
+    ] {
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+    assert!(
+        wait(Duration::from_secs(20), || get(&metrics.acked) >= 2).await,
+        "acked {} of 2 after the restart",
+        get(&metrics.acked)
+    );
+    stop.cancel();
+    agg.await.unwrap().unwrap();
+    let fused = metrics.fusion.snapshot();
+    assert_eq!(fused.get("new_vehicle"), None, "{fused:?}");
+    assert_eq!(fused.get("new_person"), None, "{fused:?}");
+    assert_eq!(fused.get("vehicle_sighting"), Some(&1), "{fused:?}");
+    assert_eq!(fused.get("person_sighting"), Some(&1), "{fused:?}");
+    let traj = cli_json(&["trajectory", "--plate", "川A12345", "--json", "--db", db]);
+    let tracks: Vec<u64> = traj["sightings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["identity"] == traj["vehicles"][0]["vehicle"])
+        .map(|s| s["track"].as_u64().unwrap())
+        .collect();
+    assert_eq!(tracks, vec![2, 3, 1, 6], "{traj:#}");
 }

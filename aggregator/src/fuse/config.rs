@@ -8,9 +8,15 @@ use sharpeyes_common::config::{ConfigError, in_range, invalid};
 const MAX_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// How tracks of many cameras become vehicles, persons, links and trajectories.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FuseConfig {
+    /// At start, the identities seen within this many hours before now are rebuilt from the
+    /// store (vehicles with their plate readings and recent sightings, persons with their
+    /// representative faces, aliases, links), so a sighting after a restart joins the
+    /// identity it had before (0..=720; 0 restores nothing, only the id sequences). Bounds
+    /// the start-up work on a big store. Default `72`.
+    pub restore_hours: u64,
     /// Space-time gating: whether two sightings can be one object.
     pub gate: GateConfig,
     /// Vehicle identities (by plate).
@@ -21,6 +27,19 @@ pub struct FuseConfig {
     pub links: LinkConfig,
     /// What the fusion keeps in memory (the store keeps everything it was told).
     pub memory: MemoryConfig,
+}
+
+impl Default for FuseConfig {
+    fn default() -> Self {
+        Self {
+            restore_hours: 72,
+            gate: GateConfig::default(),
+            vehicles: VehicleConfig::default(),
+            persons: PersonConfig::default(),
+            links: LinkConfig::default(),
+            memory: MemoryConfig::default(),
+        }
+    }
 }
 
 /// Space-time gating. Two sightings can be the same object when the time between them allows
@@ -92,6 +111,10 @@ impl Default for VehicleConfig {
 pub struct PersonConfig {
     /// Embedding length the model produces (1..=4096); others are ignored. Default `128`.
     pub embedding_dim: usize,
+    /// Name of the agents' face embedding model (family and version), stored with every
+    /// representative face so that face search compares like with like (1..=64 characters,
+    /// no whitespace). Default `sface_2021dec`.
+    pub embedding_model: String,
     /// The model's operating threshold (-1..=1): a cluster at least this similar, but not
     /// enough to join, is recorded as the nearest candidate of a new person (so an analyst
     /// sees the near miss). Default `0.363` (SFace).
@@ -121,6 +144,7 @@ impl Default for PersonConfig {
     fn default() -> Self {
         Self {
             embedding_dim: 128,
+            embedding_model: "sface_2021dec".into(),
             candidate_similarity: 0.363,
             join_similarity: 0.45,
             merge_similarity: 0.5,
@@ -213,6 +237,7 @@ impl Default for MemoryConfig {
 impl FuseConfig {
     /// Checks every field; the first problem found is returned, named `fusion.…`.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        in_range("fusion.restore_hours", self.restore_hours, 0, 720)?;
         let g = &self.gate;
         in_range("fusion.gate.max_speed_kmh", g.max_speed_kmh, 1.0, 1000.0)?;
         in_range("fusion.gate.clock_skew_ms", g.clock_skew_ms, 0, 600_000)?;
@@ -238,6 +263,16 @@ impl FuseConfig {
         in_range("fusion.vehicles.max_readings", v.max_readings, 1, 64)?;
         let p = &self.persons;
         in_range("fusion.persons.embedding_dim", p.embedding_dim, 1, 4096)?;
+        let model = &p.embedding_model;
+        if model.is_empty() || model.chars().count() > 64 || model.chars().any(char::is_whitespace)
+        {
+            return Err(invalid(
+                "fusion.persons.embedding_model",
+                format!(
+                    "{model:?}: expected 1 to 64 characters without spaces, e.g. sface_2021dec"
+                ),
+            ));
+        }
         in_range(
             "fusion.persons.candidate_similarity",
             p.candidate_similarity,

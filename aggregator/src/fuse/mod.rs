@@ -15,7 +15,10 @@
 //!   collide; candidates are confirmed with `plate::compare`).
 //! - **Persons**: clusters of face embeddings, each with at most
 //!   [`PersonConfig::max_representatives`] diverse representatives, all in one contiguous
-//!   matrix searched exactly; aliases from merges (merged id → surviving id).
+//!   matrix searched exactly; aliases from merges (merged id → surviving id). Every
+//!   representative kept or let go is an output ([`FuseOutput::PersonFace`],
+//!   [`FuseOutput::PersonFaceDropped`]): the store mirrors them for face search
+//!   (`crate::facesearch`) and for restarts.
 //! - **Links** person–vehicle, with a count, a strength and bounded evidence.
 //! - Each identity's recent **sightings** (track, camera, span, confidence) in time order:
 //!   they are its trajectory and what space-time gating compares new sightings with.
@@ -91,10 +94,16 @@
 //! neighbours in time. A repeated observation (a redelivered message) changes nothing and
 //! emits nothing while its track is in memory.
 //!
+//! ## Restart
+//! The state lives in memory; the store keeps what the outputs said, including every
+//! person's representative faces ([`FuseOutput::PersonFace`]). At start the aggregator
+//! rebuilds the identities seen within `fusion.restore_hours` with [`Fuser::restore`] (see
+//! [`restore`](self::restore) for what comes back) and continues the id sequences with
+//! [`Fuser::with_next_ids`].
+//!
 //! ## Known limits
-//! - The state lives in memory only: after a restart identities start afresh (ids continue
-//!   via [`Fuser::with_next_ids`]); rebuilding vehicles and persons from the store is for the
-//!   store integration to add.
+//! - Tracks in progress at a restart are decided again as new tracks (their sighting rows
+//!   are the same); a vehicle's restored readings approximate its vote.
 //! - A link already counted is not taken back when one of its tracks later moves to another
 //!   identity.
 //! - Merge candidates are noted when a face is assigned by search; a track's later, better
@@ -105,6 +114,7 @@ pub mod config;
 mod geo;
 mod links;
 mod persons;
+mod restore;
 mod state;
 mod vehicles;
 
@@ -126,11 +136,17 @@ pub use self::config::{
 };
 pub use self::geo::Gate;
 pub use self::links::{LinkEvidence, LinkInfo, LinkRule};
+pub use self::restore::{
+    RestoreStats, RestoredFace, RestoredLink, RestoredPerson, RestoredSighting, RestoredVehicle,
+    Snapshot,
+};
 pub use self::vehicles::Reading;
 
 use self::geo::Gating;
 use self::links::{Links, box_gap};
-use self::persons::{Persons, unit_vector};
+/// The vectorised dot product of fusion's person search (face search uses the same).
+pub(crate) use self::persons::dot as persons_dot;
+use self::persons::{Persons, RepSource, unit_vector};
 use self::state::{CamId, Cams, Kind, SightingRec, Trail};
 use self::vehicles::Vehicles;
 
@@ -198,6 +214,9 @@ pub struct Observation<'a> {
     pub ended: bool,
     /// Box at `last_ms` (and at `first_ms` for the first observation).
     pub bbox: QBox,
+    /// Detection score at `last_ms` (0..1): the quality recorded with a face
+    /// representative taken from this observation's embedding.
+    pub score: f32,
     /// Best face embedding so far.
     pub embedding: Option<EmbeddingRef<'a>>,
     /// Voted plate so far.
@@ -217,6 +236,7 @@ impl<'a> Observation<'a> {
             last_ms: u.ts_ms,
             ended: u.event == TrackEvent::End,
             bbox: u.bbox,
+            score: u.score,
             embedding: u.embedding.as_ref().map(EmbeddingRef::Quantized),
             plate: u.plate.as_ref(),
             link: u.link,
@@ -307,6 +327,22 @@ pub enum Assignment {
         /// The linked track.
         track: u64,
     },
+}
+
+/// A representative face embedding of a person, as the store keeps it and face search
+/// indexes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaceRep {
+    /// The track it came from (the key of the stored row: one representative per track).
+    pub track: TrackRef,
+    /// The embedding model ([`PersonConfig::embedding_model`]).
+    pub model: String,
+    /// The L2-normalised embedding ([`PersonConfig::embedding_dim`] values).
+    pub embedding: Vec<f32>,
+    /// Detection score of the update that carried it (0..1).
+    pub quality: f32,
+    /// Capture time of that update, ms.
+    pub ts_ms: i64,
 }
 
 /// Why a plate sighting was flagged.
@@ -412,6 +448,21 @@ pub enum FuseOutput {
         mean_similarity: f32,
         /// When (aggregator time), ms.
         ts_ms: i64,
+    },
+    /// A face became one of a person's representatives: upsert by its track.
+    PersonFace {
+        /// The person.
+        person: PersonId,
+        /// The representative.
+        face: FaceRep,
+    },
+    /// A representative left its person (replaced by a more diverse one, its track moved
+    /// to another person, or not kept when persons merged): delete by its track.
+    PersonFaceDropped {
+        /// The person it left.
+        person: PersonId,
+        /// Its track.
+        track: TrackRef,
     },
     /// A person–vehicle link's new state: upsert by (person, vehicle); insert the evidence.
     Link {
@@ -724,6 +775,12 @@ impl Fuser {
                 && t.unit.as_ref() != Some(&u)
             {
                 t.unit = Some(u);
+                let q = if o.score.is_finite() {
+                    o.score.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                t.unit_from = (q, last);
                 ch.embedding = true;
             }
             if o.link.is_some() && o.link != t.link && o.link != Some(o.track) {
@@ -994,12 +1051,7 @@ impl Fuser {
                 let Some(u) = unit else {
                     return;
                 };
-                let pc = &self.cfg.persons;
-                let (join, max, redundant) = (
-                    pc.join_similarity,
-                    pc.max_representatives,
-                    pc.redundant_similarity,
-                );
+                let join = self.cfg.persons.join_similarity;
                 match self.persons.similarity(p, &u, Some((cam, tid))) {
                     Some(s) if s < join => {
                         // The better face is someone else.
@@ -1008,8 +1060,9 @@ impl Fuser {
                     }
                     _ => {
                         // The track's better face replaces its earlier one.
-                        self.persons.remove_reps_of(p, cam, tid);
-                        self.persons.add_rep(p, &u, cam, tid, max, redundant);
+                        self.drop_faces_of(p, cam, tid, out);
+                        let src = self.rep_source(cam, tid);
+                        self.add_face(p, &u, src, out);
                     }
                 }
             }
@@ -1029,19 +1082,15 @@ impl Fuser {
                     Some((l, self.persons.resolve(pp)?, pt.confidence))
                 });
                 if let Some((l, p, confidence)) = partner {
-                    let pc = &self.cfg.persons;
-                    let (join, max, redundant) = (
-                        pc.join_similarity,
-                        pc.max_representatives,
-                        pc.redundant_similarity,
-                    );
+                    let join = self.cfg.persons.join_similarity;
                     if let Some(u) = &unit
                         && self
                             .persons
                             .similarity(p, u, None)
                             .is_some_and(|s| s >= join)
                     {
-                        self.persons.add_rep(p, u, cam, tid, max, redundant);
+                        let src = self.rep_source(cam, tid);
+                        self.add_face(p, u, src, out);
                     }
                     if let Some(t) = self.cams.track_mut(cam, tid) {
                         t.identity = Some(Identity::Person(p));
@@ -1066,11 +1115,7 @@ impl Fuser {
         let (first_ms, last_ms) = (t.first_ms, t.last_ms);
         let place = self.cams.place(cam, first_ms, last_ms);
         let pc = &self.cfg.persons;
-        let (join, max, redundant) = (
-            pc.join_similarity,
-            pc.max_representatives,
-            pc.redundant_similarity,
-        );
+        let join = pc.join_similarity;
         let cands = self.persons.index.search(unit, pc.candidate_similarity);
         let mut chosen: Option<(PersonId, f32, Gate)> = None;
         let mut gated: Option<Candidate> = None;
@@ -1115,7 +1160,8 @@ impl Fuser {
                 (p, Assignment::NewPerson { nearest, gated }, 1.0)
             }
         };
-        self.persons.add_rep(p, unit, cam, tid, max, redundant);
+        let src = self.rep_source(cam, tid);
+        self.add_face(p, unit, src, out);
         // Other persons this face resembles as much as a merge needs: the next re-clustering
         // pass looks at them (the search already paid for finding them).
         let merge = self.cfg.persons.merge_similarity;
@@ -1128,6 +1174,60 @@ impl Fuser {
             t.identity = Some(Identity::Person(p));
             t.why = Some(why);
             t.confidence = confidence;
+        }
+    }
+
+    /// Where a representative taken from the track's current embedding comes from.
+    fn rep_source(&self, cam: CamId, tid: u64) -> RepSource {
+        let (quality, ts_ms) = self.cams.track(cam, tid).map_or((0.0, 0), |t| t.unit_from);
+        RepSource {
+            cam,
+            track: tid,
+            quality,
+            ts_ms,
+        }
+    }
+
+    /// Offers `unit` to `p` as a representative and reports what changed
+    /// ([`FuseOutput::PersonFace`], [`FuseOutput::PersonFaceDropped`]); whether it was kept.
+    fn add_face(
+        &mut self,
+        p: PersonId,
+        unit: &[f32],
+        src: RepSource,
+        out: &mut Vec<FuseOutput>,
+    ) -> bool {
+        let pc = &self.cfg.persons;
+        let (max, redundant) = (pc.max_representatives, pc.redundant_similarity);
+        let change = self.persons.add_rep(p, unit, src, max, redundant);
+        if let Some((cam, tid)) = change.replaced
+            && let Some(track) = self.track_ref(cam, tid)
+        {
+            out.push(FuseOutput::PersonFaceDropped { person: p, track });
+        }
+        if change.added
+            && let Some(track) = self.track_ref(src.cam, src.track)
+        {
+            out.push(FuseOutput::PersonFace {
+                person: p,
+                face: FaceRep {
+                    track,
+                    model: self.cfg.persons.embedding_model.clone(),
+                    embedding: unit.to_vec(),
+                    quality: src.quality,
+                    ts_ms: src.ts_ms,
+                },
+            });
+        }
+        change.added
+    }
+
+    /// Takes the representatives `p` has from a track back, and says so.
+    fn drop_faces_of(&mut self, p: PersonId, cam: CamId, tid: u64, out: &mut Vec<FuseOutput>) {
+        if self.persons.remove_reps_of(p, cam, tid)
+            && let Some(track) = self.track_ref(cam, tid)
+        {
+            out.push(FuseOutput::PersonFaceDropped { person: p, track });
         }
     }
 
@@ -1180,7 +1280,7 @@ impl Fuser {
                 }
             }
             Some(Identity::Person(p)) => {
-                self.persons.remove_reps_of(p, cam, tid);
+                self.drop_faces_of(p, cam, tid, out);
                 let Some(person) = self.persons.map.get_mut(&p) else {
                     return;
                 };
@@ -1569,10 +1669,16 @@ impl Fuser {
         for a in absorbed {
             self.persons.aliases.insert(a, into);
         }
-        let pc = &self.cfg.persons;
-        let (max_r, redundant) = (pc.max_representatives, pc.redundant_similarity);
-        for (u, cam, tid) in reps {
-            self.persons.add_rep(into, &u, cam, tid, max_r, redundant);
+        for (u, src) in reps {
+            if !self.add_face(into, &u, src, out)
+                && let Some(track) = self.track_ref(src.cam, src.track)
+            {
+                // Not kept: the survivor has a face like it.
+                out.push(FuseOutput::PersonFaceDropped {
+                    person: into,
+                    track,
+                });
+            }
         }
         out.push(FuseOutput::PersonsMerged {
             from,

@@ -127,12 +127,31 @@ impl RepIndex {
     }
 }
 
-/// A representative embedding and the track it came from.
+/// Where a representative embedding came from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RepSource {
+    pub cam: CamId,
+    pub track: u64,
+    /// Detection score of the update that carried the embedding.
+    pub quality: f32,
+    /// Capture time of that update, ms.
+    pub ts_ms: i64,
+}
+
+/// A representative embedding (its row in the index) and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Rep {
     pub slot: usize,
-    pub cam: CamId,
-    pub track: u64,
+    pub src: RepSource,
+}
+
+/// What [`Persons::add_rep`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct RepChange {
+    /// The embedding became a representative.
+    pub added: bool,
+    /// The representative it replaced (camera, track).
+    pub replaced: Option<(CamId, u64)>,
 }
 
 /// A person in memory.
@@ -207,7 +226,7 @@ impl Persons {
         let p = self.map.get(&id)?;
         p.reps
             .iter()
-            .filter(|r| skip != Some((r.cam, r.track)))
+            .filter(|r| skip != Some((r.src.cam, r.src.track)))
             .map(|r| dot(self.index.row(r.slot), unit))
             .filter(|s| s.is_finite())
             .reduce(f32::max)
@@ -220,13 +239,12 @@ impl Persons {
         &mut self,
         id: PersonId,
         unit: &[f32],
-        cam: CamId,
-        track: u64,
+        src: RepSource,
         max: usize,
         redundant: f32,
-    ) {
+    ) -> RepChange {
         let Some(p) = self.map.get(&id) else {
-            return;
+            return RepChange::default();
         };
         let sims: Vec<f32> = p
             .reps
@@ -235,14 +253,14 @@ impl Persons {
             .collect();
         let newcomer = sims.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         if newcomer >= redundant {
-            return;
+            return RepChange::default();
         }
         if p.reps.len() < max.max(1) {
-            let slot = self.index.push(id, unit);
-            if let Some(p) = self.map.get_mut(&id) {
-                p.reps.push(Rep { slot, cam, track });
-            }
-            return;
+            self.push_rep(id, unit, src);
+            return RepChange {
+                added: true,
+                replaced: None,
+            };
         }
         // The most redundant representative: the one with the closest other one.
         let mut worst: Option<(usize, f32)> = None;
@@ -261,11 +279,25 @@ impl Persons {
         if let Some((i, redundancy)) = worst
             && redundancy > newcomer
         {
+            let old = p.reps[i].src;
             self.remove_rep_at(id, i);
-            let slot = self.index.push(id, unit);
-            if let Some(p) = self.map.get_mut(&id) {
-                p.reps.push(Rep { slot, cam, track });
-            }
+            self.push_rep(id, unit, src);
+            return RepChange {
+                added: true,
+                replaced: Some((old.cam, old.track)),
+            };
+        }
+        RepChange::default()
+    }
+
+    /// Appends a representative to `id` (no diversity check: restoring from the store).
+    pub(crate) fn push_rep(&mut self, id: PersonId, unit: &[f32], src: RepSource) {
+        if !self.map.contains_key(&id) {
+            return;
+        }
+        let slot = self.index.push(id, unit);
+        if let Some(p) = self.map.get_mut(&id) {
+            p.reps.push(Rep { slot, src });
         }
     }
 
@@ -287,25 +319,28 @@ impl Persons {
         }
     }
 
-    /// Removes the representatives `id` took from `(cam, track)`.
-    pub(crate) fn remove_reps_of(&mut self, id: PersonId, cam: CamId, track: u64) {
-        while let Some(i) = self
-            .map
-            .get(&id)
-            .and_then(|p| p.reps.iter().position(|r| r.cam == cam && r.track == track))
-        {
+    /// Removes the representatives `id` took from `(cam, track)`; whether there were any.
+    pub(crate) fn remove_reps_of(&mut self, id: PersonId, cam: CamId, track: u64) -> bool {
+        let mut any = false;
+        while let Some(i) = self.map.get(&id).and_then(|p| {
+            p.reps
+                .iter()
+                .position(|r| r.src.cam == cam && r.src.track == track)
+        }) {
             self.remove_rep_at(id, i);
+            any = true;
         }
+        any
     }
 
-    /// The representative embeddings of `id` (copies) with their source tracks.
-    pub(crate) fn reps_of(&self, id: PersonId) -> Vec<(Vec<f32>, CamId, u64)> {
+    /// The representative embeddings of `id` (copies) with their sources.
+    pub(crate) fn reps_of(&self, id: PersonId) -> Vec<(Vec<f32>, RepSource)> {
         self.map
             .get(&id)
             .map(|p| {
                 p.reps
                     .iter()
-                    .map(|r| (self.index.row(r.slot).to_vec(), r.cam, r.track))
+                    .map(|r| (self.index.row(r.slot).to_vec(), r.src))
                     .collect()
             })
             .unwrap_or_default()

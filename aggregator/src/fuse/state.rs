@@ -46,6 +46,8 @@ pub(crate) struct Track {
     pub plate: Option<(String, f32)>,
     /// Latest usable embedding, L2-normalised.
     pub unit: Option<Vec<f32>>,
+    /// Detection score and capture time (ms) of the update that carried `unit`.
+    pub unit_from: (f32, i64),
     /// The agent's link to another track of this camera.
     pub link: Option<u64>,
     /// The identity and why, once decided.
@@ -79,6 +81,7 @@ impl Track {
             seen_at: now,
             plate: None,
             unit: None,
+            unit_from: (0.0, first_ms),
             link: None,
             identity: None,
             why: None,

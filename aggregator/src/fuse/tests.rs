@@ -153,6 +153,7 @@ fn feed(h: &mut H, o: &Obs, now: i64) -> Vec<FuseOutput> {
         last_ms,
         ended,
         bbox,
+        score: 0.9,
         embedding: o.embedding.as_deref().map(EmbeddingRef::F32),
         plate: o.plate.as_ref(),
         link: o.link,
@@ -1075,6 +1076,7 @@ fn hostile_input_is_ignored_without_panics() {
             last_ms: T0 + MIN,
             ended: true,
             bbox: QBox([u16::MAX, u16::MAX, 0, 0]),
+            score: 0.9,
             embedding: Some(EmbeddingRef::F32(e)),
             plate: None,
             link: Some(i as u64),
@@ -1100,6 +1102,7 @@ fn hostile_input_is_ignored_without_panics() {
                 last_ms: u,
                 ended: false,
                 bbox: QBox::default(),
+                score: 0.9,
                 embedding: Some(EmbeddingRef::Quantized(&q)),
                 plate: Some(&empty),
                 link: None,
@@ -1119,6 +1122,7 @@ fn hostile_input_is_ignored_without_panics() {
             last_ms: t,
             ended: true,
             bbox: QBox::default(),
+            score: 0.9,
             embedding: Some(EmbeddingRef::F32(&good)),
             plate: None,
             link: None,
@@ -1283,4 +1287,120 @@ fn real_sface_embeddings_cluster_by_identity() {
         }
     }
     assert_eq!(f.stats().persons, 3);
+}
+
+// ---- representative faces as outputs -----------------------------------------------------
+
+/// The representatives as the store sees them after applying `outputs` in order: (camera,
+/// track) → person.
+fn stored_faces(outputs: &[FuseOutput]) -> std::collections::BTreeMap<(String, u64), PersonId> {
+    let mut m = std::collections::BTreeMap::new();
+    for o in outputs {
+        match o {
+            FuseOutput::PersonFace { person, face } => {
+                assert_eq!(face.embedding.len(), DIM);
+                assert_eq!(face.model, "sface_2021dec");
+                let n: f32 = face.embedding.iter().map(|x| x * x).sum();
+                assert!((n - 1.0).abs() < 1e-4, "stored embeddings are unit vectors");
+                m.insert(
+                    (face.track.camera.camera.clone(), face.track.track),
+                    *person,
+                );
+            }
+            FuseOutput::PersonFaceDropped { track, .. } => {
+                m.remove(&(track.camera.camera.clone(), track.track));
+            }
+            FuseOutput::PersonsMerged { from, into, .. } => {
+                for p in m.values_mut() {
+                    if p == from {
+                        *p = *into;
+                    }
+                }
+            }
+            FuseOutput::Retired {
+                identity: Identity::Person(p),
+                reason: RetireReason::Empty,
+                ..
+            } => m.retain(|_, q| q != p),
+            _ => {}
+        }
+    }
+    m
+}
+
+/// The fuser's representatives: (camera, track) → person.
+fn memory_faces(h: &H) -> std::collections::BTreeMap<(String, u64), PersonId> {
+    let mut m = std::collections::BTreeMap::new();
+    for (&p, person) in &h.f.persons.map {
+        for r in &person.reps {
+            let c = h.f.cams.get(r.src.cam).unwrap();
+            m.insert((c.key.camera.clone(), r.src.track), p);
+        }
+    }
+    m
+}
+
+#[test]
+fn representative_faces_are_outputs_that_mirror_memory_through_moves_and_merges() {
+    let mut f = fuser();
+    let mut all = Vec::new();
+    // A merge (as in the re-clustering test).
+    let (e1, e2, e3) = (
+        in_plane(0, 1, 0.0),
+        in_plane(0, 1, 65.0),
+        in_plane(0, 1, 30.0),
+    );
+    all.extend(feed(&mut f, &walker("north", 1, T0, e1), T0));
+    all.extend(feed(
+        &mut f,
+        &walker("east", 2, T0 + 10 * MIN, e2),
+        T0 + 10 * MIN,
+    ));
+    all.extend(feed(
+        &mut f,
+        &walker("north2", 3, T0 + 20 * MIN, e3),
+        T0 + 20 * MIN,
+    ));
+    let out = tick(&mut f, T0 + 30 * MIN);
+    assert_eq!(
+        count(&out, |o| matches!(o, FuseOutput::PersonsMerged { .. })),
+        1
+    );
+    all.extend(out);
+    assert_eq!(stored_faces(&all), memory_faces(&f));
+    assert_eq!(memory_faces(&f).len(), 3);
+    // More faces than representatives kept: eight alike (pairwise 0.90), then diverse ones
+    // that replace the most redundant.
+    for i in 10..20u64 {
+        let v = if i < 18 {
+            face(5, 0.95, 6 + i as usize)
+        } else {
+            face(5, 0.7, 40 + i as usize)
+        };
+        let t = T0 + 40 * MIN + i as i64 * MIN;
+        all.extend(feed(&mut f, &walker("north", i, t, v), t));
+    }
+    assert!(
+        count(&all, |o| matches!(o, FuseOutput::PersonFaceDropped { .. })) > 0,
+        "replaced representatives are dropped"
+    );
+    let quality = all.iter().find_map(|o| match o {
+        FuseOutput::PersonFace { face, .. } => Some(face.quality),
+        _ => None,
+    });
+    assert_eq!(quality, Some(0.9), "the detection score comes along");
+    // A track whose better face is someone else moves, and takes its face along.
+    let t = T0 + 90 * MIN;
+    let mut o = walker("east", 100, t, face(5, 0.95, 6));
+    all.extend(feed(&mut f, &o, t));
+    let before = person_of(&f, &o);
+    o.embedding = Some(face(9, 1.0, 10));
+    o.last_ms += SEC;
+    all.extend(feed(&mut f, &o, t + SEC));
+    assert_ne!(person_of(&f, &o), before);
+    assert_eq!(stored_faces(&all), memory_faces(&f));
+    assert_eq!(
+        stored_faces(&all).get(&("east".to_string(), 100)),
+        Some(&person_of(&f, &o))
+    );
 }

@@ -142,6 +142,8 @@ pub fn output_kind(o: &FuseOutput) -> &'static str {
         FuseOutput::NewPerson { .. } => "new_person",
         FuseOutput::PersonSighting { .. } => "person_sighting",
         FuseOutput::PersonsMerged { .. } => "persons_merged",
+        FuseOutput::PersonFace { .. } => "person_face",
+        FuseOutput::PersonFaceDropped { .. } => "person_face_dropped",
         FuseOutput::Link { .. } => "link",
         FuseOutput::Retired { .. } => "retired",
     }
@@ -159,6 +161,7 @@ fn id(v: u64) -> i64 {
 pub(crate) fn apply_fusion(db: &mut Db, outputs: &[FuseOutput]) -> Result<(), StoreError> {
     for o in outputs {
         apply_one(db, o)?;
+        super::faces::apply(db, o)?;
     }
     Ok(())
 }
@@ -415,6 +418,8 @@ fn apply_one(db: &mut Db, o: &FuseOutput) -> Result<(), StoreError> {
         },
         // Only the fuser's memory let it go; its history stays.
         FuseOutput::Retired { .. } => {}
+        // Representative faces: `faces::apply`.
+        FuseOutput::PersonFace { .. } | FuseOutput::PersonFaceDropped { .. } => {}
     }
     Ok(())
 }

@@ -58,6 +58,7 @@ use serde::Serialize;
 use sharpeyes_wire::{AgentStatus, Body, Envelope, TrackBatch, TrackEvent};
 use thiserror::Error;
 
+pub mod faces;
 pub mod fusion;
 pub mod retention;
 pub mod sql;
@@ -141,7 +142,7 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
 const MIGRATIONS: &[&str] = &[
@@ -156,6 +157,8 @@ const MIGRATIONS: &[&str] = &[
     "",
     // 6 → 7: the fusion inbox and the messages' time index (for retention), which SCHEMA
     // and fusion::SCHEMA create.
+    "",
+    // 7 → 8: person_faces, which faces::SCHEMA creates.
     "",
 ];
 
@@ -584,6 +587,7 @@ impl Store {
         conn.execute_batch(TRACK_POINTS)?;
         conn.execute_batch(fusion::SCHEMA)?;
         conn.execute_batch(fusion::SIGHTINGS)?;
+        conn.execute_batch(faces::SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self::with(Box::new(sql::Sqlite::new(conn))))
     }
@@ -643,6 +647,7 @@ impl Store {
                 &TRACK_POINTS.replace(") WITHOUT ROWID;", ") PARTITION BY RANGE (ts_ms);"),
             ))?;
             backend.batch(&postgres_schema(PG_SIGHTINGS))?;
+            backend.batch(&postgres_schema(faces::SCHEMA))?;
             backend.execute(
                 "INSERT INTO schema_version (id, version) VALUES (1, ?)
                  ON CONFLICT (id) DO UPDATE SET version = excluded.version",
