@@ -774,3 +774,67 @@ fn score_alerts(truth: &GroundTruth, obs: &Observed, d: &Derived) -> Value {
     out.insert("missed".into(), Value::Array(missed));
     Value::Object(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sharpeyes_wire::TrackBatch;
+
+    fn batch(from_ms: i64, to_ms: i64, frames: u32) -> TrackBatch {
+        TrackBatch {
+            site: "s".into(),
+            camera: "c".into(),
+            frame_w: 100,
+            frame_h: 100,
+            from_ms,
+            to_ms,
+            frames,
+            updates: vec![],
+        }
+    }
+
+    #[test]
+    fn files_time_base_counts_frames_through_batches() {
+        // 10 fps file analysed at 5 fps: source frames 0, 2, 4, …; three batches of 3, 2 and
+        // 0 (closing only) frames, at an irregular full-speed pace.
+        let analysed = analysed_frames(20, 10, 5.0);
+        let b = [
+            batch(1000, 1100, 3),
+            batch(1300, 1340, 2),
+            batch(1340, 1340, 0),
+        ];
+        let refs: Vec<&TrackBatch> = b.iter().collect();
+        let tb = Timebase::new(analysed, 10, InputMode::Files, &refs);
+        assert_eq!(tb.frame_of_index(tb.index(1000)), 0);
+        assert_eq!(tb.frame_of_index(tb.index(1050)), 2);
+        assert_eq!(tb.frame_of_index(tb.index(1100)), 4);
+        assert_eq!(tb.frame_of_index(tb.index(1300)), 6);
+        assert_eq!(tb.frame_of_index(tb.index(1340)), 8);
+        assert!((tb.seconds(1100) - 0.4).abs() < 1e-9);
+        // Between batches: interpolated; beyond them: the overall pace, clamped to the file.
+        assert_eq!(tb.frame_of_index(tb.index(1140)), 4);
+        assert_eq!(tb.frame_of_index(tb.index(1260)), 6);
+        assert_eq!(tb.frame_of_index(tb.index(99_999)), 18);
+    }
+
+    #[test]
+    fn rtsp_time_base_follows_stream_time_and_snaps_to_kept_frames() {
+        let analysed = analysed_frames(50, 25, 5.0); // 0, 5, 10, …
+        let b = [batch(5000, 5400, 3)];
+        let refs: Vec<&TrackBatch> = b.iter().collect();
+        let tb = Timebase::new(analysed, 25, InputMode::Rtsp, &refs);
+        assert_eq!(tb.frame_of_index(tb.index(5000)), 0);
+        assert_eq!(tb.frame_of_index(tb.index(5210)), 5);
+        assert_eq!(tb.frame_of_index(tb.index(5390)), 10);
+        assert!((tb.seconds(5400) - 0.4).abs() < 1e-9);
+    }
+
+    #[test]
+    fn iou_of_boxes() {
+        assert_eq!(iou(&[0.0, 0.0, 10.0, 10.0], &[0.0, 0.0, 10.0, 10.0]), 1.0);
+        assert_eq!(iou(&[0.0, 0.0, 10.0, 10.0], &[20.0, 0.0, 10.0, 10.0]), 0.0);
+        assert!((iou(&[0.0, 0.0, 10.0, 10.0], &[5.0, 0.0, 10.0, 10.0]) - 1.0 / 3.0).abs() < 1e-6);
+        assert_eq!(score_class("bus"), "vehicle");
+        assert_eq!(score_class("face"), "face");
+    }
+}
