@@ -27,9 +27,16 @@ use crate::truth::{
 /// Generation failures.
 #[derive(Debug, Error)]
 pub enum GenerateError {
-    /// A photo could not be cut out (no face, several, unreadable).
-    #[error("{0}")]
-    Photo(#[from] sharpeyes_e2e::clip::ClipError),
+    /// A person's photo could not be cut out (no face, several, unreadable).
+    #[error("people[{index}] ({id}): {source}")]
+    Photo {
+        /// Index in the scenario's people.
+        index: usize,
+        /// The person.
+        id: String,
+        /// Why.
+        source: sharpeyes_e2e::clip::ClipError,
+    },
     /// A background image could not be read.
     #[error("background {path}: {message}")]
     Background {
@@ -111,6 +118,7 @@ fn max_scale(route: &[crate::scenario::Leg], jitter: f32) -> f32 {
 }
 
 fn person_sprite(
+    index: usize,
     p: &crate::scenario::PersonSpec,
     data: &DataDirs,
     models: &ModelsConfig,
@@ -122,7 +130,13 @@ fn person_sprite(
         .join(&p.identity)
         .join(&p.photo);
     let face_px = (p.face_px * base_scale).round().max(8.0) as u32;
-    let c = sharpeyes_e2e::clip::cutout(&photo, face_px, models)?;
+    let c = sharpeyes_e2e::clip::cutout(&photo, face_px, models).map_err(|source| {
+        GenerateError::Photo {
+            index,
+            id: p.id.clone(),
+            source,
+        }
+    })?;
     let mut img = c.img;
     if (p.augment.lighting - 1.0).abs() > 1e-3 {
         for v in img.iter_mut() {
@@ -451,7 +465,8 @@ pub fn generate(
     let people: Vec<PersonSprite> = s
         .people
         .iter()
-        .map(|p| person_sprite(p, data, models))
+        .enumerate()
+        .map(|(i, p)| person_sprite(i, p, data, models))
         .collect::<Result<_, _>>()?;
     let vehicles: Vec<VehicleSprite> = if s.vehicles.is_empty() {
         Vec::new()
@@ -466,6 +481,7 @@ pub fn generate(
             .collect::<Result<_, _>>()?
     };
     let mut truth = GroundTruth {
+        format: crate::truth::TRUTH_FORMAT,
         scenario: s.name.clone(),
         seed: s.seed,
         scenario_digest: s.digest(),
@@ -704,11 +720,13 @@ pub fn generate(
     Ok(truth)
 }
 
-/// The ground truth in `out`, if footage for a scenario with this digest is there (every
-/// camera's file present).
+/// The ground truth in `out`, if footage for a scenario with this digest is there (in the
+/// current format, every camera's file present).
 pub fn existing(out: &Path, digest: &str) -> Option<GroundTruth> {
     let bytes = std::fs::read(out.join(TRUTH_FILE)).ok()?;
     let truth: GroundTruth = serde_json::from_slice(&bytes).ok()?;
-    (truth.scenario_digest == digest && truth.cameras.iter().all(|c| out.join(&c.file).is_file()))
-        .then_some(truth)
+    (truth.format == crate::truth::TRUTH_FORMAT
+        && truth.scenario_digest == digest
+        && truth.cameras.iter().all(|c| out.join(&c.file).is_file()))
+    .then_some(truth)
 }

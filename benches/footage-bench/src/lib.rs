@@ -132,6 +132,27 @@ pub fn generate_footage(s: &Scenario, opts: &Options) -> Result<GroundTruth, Ben
     Ok(t)
 }
 
+/// Scores a kept run again (`DIR/run/observed.json` of `run --keep`, `DIR/ground_truth.json`)
+/// and rewrites the report: a changed scorer without running the system again.
+pub fn rescore(s: &Scenario, out: &Path) -> Result<serde_json::Value, BenchError> {
+    let read = |p: PathBuf| {
+        std::fs::read(&p).map_err(|e| {
+            BenchError::Report(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", p.display()),
+            ))
+        })
+    };
+    let parse = |e: serde_json::Error| BenchError::Report(std::io::Error::other(e));
+    let truth: GroundTruth =
+        serde_json::from_slice(&read(out.join(generate::TRUTH_FILE))?).map_err(parse)?;
+    let obs: run::Observed =
+        serde_json::from_slice(&read(out.join("run/observed.json"))?).map_err(parse)?;
+    let report = score::score(s, &truth, &obs);
+    report::write(out, &report, &obs).map_err(BenchError::Report)?;
+    Ok(report)
+}
+
 /// Generates the footage if `opts.out` has none for `s`, runs the system over it, scores it
 /// and writes the report; the report.
 pub async fn run_benchmark(s: &Scenario, opts: &Options) -> Result<serde_json::Value, BenchError> {

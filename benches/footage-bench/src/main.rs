@@ -37,6 +37,12 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
     },
+    /// Score a run kept with `run --keep` again (DIR/run/observed.json) and rewrite the
+    /// report.
+    Score {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Generate the footage if DIR has none for this scenario, run the aggregator and the
     /// edge agents over it, score, and write the report.
     Run {
@@ -90,6 +96,13 @@ fn main() -> anyhow::Result<()> {
                     t.alerts.iter().filter(|a| !a.optional).count(),
                     common.out.display()
                 );
+            }
+        }
+        Cmd::Score { common } => {
+            let s = footage_bench::load(&common.scenario)?;
+            let report = footage_bench::rescore(&s, &common.out)?;
+            if !common.quiet {
+                print!("{}", footage_bench::report::summary(&report));
             }
         }
         Cmd::Run {

@@ -100,6 +100,35 @@ impl Timebase {
         }
     }
 
+    /// The capture time (ms) of a scenario time, on the agent's clock: the inverse of
+    /// [`Timebase::seconds`] (None without batches).
+    pub fn capture_ms(&self, seconds: f64) -> Option<f64> {
+        let frame = seconds * self.fps as f64;
+        let n = self.analysed.len();
+        if n == 0 {
+            return None;
+        }
+        let pos = self.analysed.partition_point(|&f| (f as f64) < frame);
+        let idx = if pos == 0 {
+            0.0
+        } else if pos >= n {
+            (n - 1) as f64
+        } else {
+            let (a, b) = (self.analysed[pos - 1] as f64, self.analysed[pos] as f64);
+            (pos - 1) as f64 + (frame - a) / (b - a)
+        };
+        match self.mode {
+            InputMode::Files => {
+                if self.knots.is_empty() {
+                    return None;
+                }
+                let swapped: Vec<(f64, f64)> = self.knots.iter().map(|&(ms, i)| (i, ms)).collect();
+                Some(interpolate(&swapped, idx))
+            }
+            InputMode::Rtsp => Some(self.t0 + seconds * 1000.0),
+        }
+    }
+
     /// The source frame of an analysed index (rounded, clamped).
     pub fn frame_of_index(&self, idx: f64) -> u64 {
         let n = self.analysed.len();
@@ -579,11 +608,11 @@ pub fn score(scenario: &crate::scenario::Scenario, truth: &GroundTruth, obs: &Ob
         } else {
             ("vehicle", "vehicle")
         };
+        // Body tracks, and the face (person) or plate (vehicle) tracks fusion identifies.
         let mut m = overlaps(&d, cam, o.gid, class, class, IOU);
-        if o.kind == "person" {
-            for (t, n) in overlaps(&d, cam, o.gid, "face", "face", IOU) {
-                *m.entry(t).or_insert(0) += n;
-            }
+        let part = if o.kind == "person" { "face" } else { "plate" };
+        for (t, n) in overlaps(&d, cam, o.gid, part, part, IOU) {
+            *m.entry(t).or_insert(0) += n;
         }
         // The most-overlapping track that has an identity.
         let mut ranked: Vec<(u64, u64)> = m.into_iter().collect();
@@ -680,12 +709,48 @@ pub fn score(scenario: &crate::scenario::Scenario, truth: &GroundTruth, obs: &Ob
     })
 }
 
+/// Loitering expectations judged on the agent's clock. The agent stamps frames with its
+/// wall clock; reading files at full speed compresses or stretches time, so a dwell of 35 s
+/// of footage may last 10 s or 2 min for the rules. With files input, the expected loitering
+/// alert is required when the dwell *on the agent's clock* passes the threshold (optional
+/// within the margin, not expected below it) and may fire at any time of the visit.
+fn expected_on_agent_clock(truth: &GroundTruth, d: &Derived) -> Vec<crate::truth::ExpectedAlert> {
+    truth
+        .alerts
+        .iter()
+        .filter_map(|e| {
+            let (Some(thr), Some(tb)) = (e.threshold_s, d.timebases.get(&e.camera)) else {
+                return Some(e.clone());
+            };
+            if tb.mode != InputMode::Files {
+                return Some(e.clone());
+            }
+            let (Some(a), Some(b)) = (tb.capture_ms(e.visit_from_s), tb.capture_ms(e.visit_to_s))
+            else {
+                return Some(e.clone());
+            };
+            let dwell = (b - a) / 1000.0;
+            let margin = crate::truth::EDGE_MARGIN_S;
+            if dwell + margin < thr {
+                return None;
+            }
+            let mut e = e.clone();
+            e.optional = dwell < thr + margin;
+            e.from_s = e.visit_from_s - 1.0;
+            e.to_s = e.visit_to_s + 3.0;
+            Some(e)
+        })
+        .collect()
+}
+
 /// Alert precision and recall: a stored alert matches an expected one of the same kind,
-/// camera and subject (zone, enrolled id, listed plate) whose time window holds the alert's
-/// first capture time; each expected alert matches once. Optional expected alerts (on the
+/// camera and subject (zone, enrolled id, listed plate) whose time window overlaps the
+/// alert's span (first sighting to deciding frame); each expected alert matches once. Optional expected alerts (on the
 /// edge of a threshold) neither count when missed nor when matched.
 fn score_alerts(truth: &GroundTruth, obs: &Observed, d: &Derived) -> Value {
-    let mut used = vec![false; truth.alerts.len()];
+    let expected = expected_on_agent_clock(truth, d);
+    let alerts_gt = &expected;
+    let mut used = vec![false; expected.len()];
     let mut per_kind: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     for k in ["loitering", "face_watchlist", "plate_watchlist"] {
         per_kind.insert(k.into(), (0, 0, 0));
@@ -701,24 +766,25 @@ fn score_alerts(truth: &GroundTruth, obs: &Observed, d: &Derived) -> Value {
         }
         .cloned()
         .unwrap_or_default();
-        let t = d
+        // The alert's span: its first sighting to its deciding (or latest) frame.
+        let (t0, t1) = d
             .timebases
             .get(&a.camera)
-            .map(|tb| tb.seconds(a.first_ms))
-            .unwrap_or(f64::NAN);
-        let hit = truth.alerts.iter().enumerate().position(|(i, e)| {
+            .map(|tb| (tb.seconds(a.first_ms), tb.seconds(a.last_ms)))
+            .unwrap_or((f64::NAN, f64::NAN));
+        let hit = alerts_gt.iter().enumerate().position(|(i, e)| {
             !used[i]
                 && e.kind == a.kind
                 && e.camera == a.camera
                 && e.subject == subject
-                && t >= e.from_s
-                && t <= e.to_s
+                && t1 >= e.from_s
+                && t0 <= e.to_s
         });
         let entry = per_kind.entry(a.kind.clone()).or_insert((0, 0, 0));
         match hit {
             Some(i) => {
                 used[i] = true;
-                let e = &truth.alerts[i];
+                let e = &alerts_gt[i];
                 if !e.optional {
                     entry.0 += 1;
                 }
@@ -729,12 +795,12 @@ fn score_alerts(truth: &GroundTruth, obs: &Observed, d: &Derived) -> Value {
             }
             None => {
                 entry.1 += 1;
-                false_alarms.push(json!({"kind": a.kind, "camera": a.camera, "subject": subject, "at_s": t, "alert_id": a.alert_id}));
+                false_alarms.push(json!({"kind": a.kind, "camera": a.camera, "subject": subject, "from_s": t0, "to_s": t1, "alert_id": a.alert_id}));
             }
         }
     }
     let mut missed = Vec::new();
-    for (i, e) in truth.alerts.iter().enumerate() {
+    for (i, e) in alerts_gt.iter().enumerate() {
         if !used[i] && !e.optional {
             per_kind.entry(e.kind.clone()).or_insert((0, 0, 0)).2 += 1;
             missed.push(json!({"kind": e.kind, "camera": e.camera, "subject": e.subject, "from_s": e.from_s, "to_s": e.to_s}));
@@ -752,11 +818,11 @@ fn score_alerts(truth: &GroundTruth, obs: &Observed, d: &Derived) -> Value {
     out.insert("fn".into(), json!(all.fn_));
     out.insert(
         "expected".into(),
-        json!(truth.alerts.iter().filter(|e| !e.optional).count()),
+        json!(alerts_gt.iter().filter(|e| !e.optional).count()),
     );
     out.insert(
         "optional".into(),
-        json!(truth.alerts.iter().filter(|e| e.optional).count()),
+        json!(alerts_gt.iter().filter(|e| e.optional).count()),
     );
     out.insert("stored".into(), json!(obs.alerts.len()));
     for (k, (tp, fp, fn_)) in per_kind {

@@ -10,9 +10,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::scenario::{Leg, Scenario};
 
+/// The current ground-truth format.
+pub const TRUTH_FORMAT: u32 = 1;
+
 /// Everything the footage holds.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GroundTruth {
+    /// Format of this file ([`TRUTH_FORMAT`]); footage of another format is rendered again.
+    #[serde(default)]
+    pub format: u32,
     /// Scenario name.
     pub scenario: String,
     /// Seed it was rendered with.
@@ -139,6 +145,16 @@ pub struct ExpectedAlert {
     /// True when the situation is on the edge of the rule (dwell within 2 s of the
     /// threshold): neither firing nor staying silent is an error.
     pub optional: bool,
+    /// When the situation began (the subject entered the zone or the view), seconds.
+    #[serde(default)]
+    pub visit_from_s: f64,
+    /// When it ended.
+    #[serde(default)]
+    pub visit_to_s: f64,
+    /// Loitering: the zone's threshold, seconds (the scorer re-judges it on the agent's clock
+    /// when footage is read faster or slower than real time).
+    #[serde(default)]
+    pub threshold_s: Option<f64>,
 }
 
 /// Where an object is on a leg at time `t`: its foot point (bottom centre, pixels) and size
@@ -238,6 +254,9 @@ pub fn expected_alerts(s: &Scenario, plates: &BTreeMap<String, String>) -> Vec<E
                     to_s: leg.exit_s + 3.0,
                     companion: None,
                     optional: dwell < threshold + EDGE_MARGIN_S,
+                    visit_from_s: first,
+                    visit_to_s: last,
+                    threshold_s: Some(threshold),
                 });
             }
         }
@@ -284,6 +303,9 @@ pub fn expected_alerts(s: &Scenario, plates: &BTreeMap<String, String>) -> Vec<E
                 to_s: to + window + 3.0,
                 companion: Some(if accompanied { "accompanied" } else { "alone" }.into()),
                 optional: false,
+                visit_from_s: from,
+                visit_to_s: to,
+                threshold_s: None,
             });
         }
     }
@@ -313,6 +335,9 @@ pub fn expected_alerts(s: &Scenario, plates: &BTreeMap<String, String>) -> Vec<E
                     to_s: to + 3.0,
                     companion: None,
                     optional: false,
+                    visit_from_s: from,
+                    visit_to_s: to,
+                    threshold_s: None,
                 });
             }
         }
