@@ -14,7 +14,10 @@
 //!   interpolating between batch boundaries (the first and last frame of each batch are
 //!   exact).
 //! - **rtsp** (real time, frames may be dropped): capture time − the first batch's `from_ms`
-//!   (the stream's first frame) is the stream time; it snaps to the nearest kept frame.
+//!   (the stream's first frame) is the stream time; it snaps to the nearest kept frame. The
+//!   first frame arrives in a start-up burst, so each camera's origin is calibrated within
+//!   ±2 s (100 ms steps) to the offset that matches the ground truth best
+//!   (`rtsp_origin_offset_ms` in the report).
 //!
 //! ## Predicted boxes
 //! A track's box is known at its updates; between two updates it is interpolated linearly
@@ -49,6 +52,8 @@ pub struct Timebase {
     knots: Vec<(f64, f64)>,
     /// Capture time of the first frame.
     t0: f64,
+    /// RTSP: the calibrated correction of the stream origin, ms.
+    pub offset_ms: f64,
 }
 
 impl Timebase {
@@ -76,6 +81,7 @@ impl Timebase {
             mode,
             knots,
             t0,
+            offset_ms: 0.0,
         }
     }
 
@@ -208,6 +214,49 @@ pub struct Derived {
 /// Builds the time bases, ground truth and predictions at analysed frames.
 pub fn derive(truth: &GroundTruth, obs: &Observed, analysis_fps: f32) -> Derived {
     let mode = obs.input.unwrap_or(InputMode::Files);
+    if mode == InputMode::Files {
+        return derive_with(truth, obs, analysis_fps, &BTreeMap::new());
+    }
+    // RTSP: the stream's first frame reaches the agent in a start-up burst (jitter buffer,
+    // pre-roll), so the first capture time is not the stream's steady-state origin. Per
+    // camera, calibrate the origin within ±2 s: the offset whose tracks match the ground
+    // truth best (most true positives over all classes).
+    let mut best: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+    for step in -20..=20 {
+        let off = step as f64 * 100.0;
+        let offsets: BTreeMap<String, f64> =
+            truth.cameras.iter().map(|c| (c.id.clone(), off)).collect();
+        let d = derive_with(truth, obs, analysis_fps, &offsets);
+        for c in &truth.cameras {
+            let gt: Vec<GtBox> = d.gt.iter().filter(|g| g.camera == c.id).cloned().collect();
+            let pred: Vec<PredBox> = d
+                .pred
+                .iter()
+                .filter(|p| p.camera == c.id)
+                .cloned()
+                .collect();
+            let tp: u64 = metrics::detection_pr(&gt, &pred, IOU)
+                .iter()
+                .map(|p| p.tp)
+                .sum();
+            let e = best.entry(c.id.clone()).or_insert((tp, off));
+            if tp > e.0 || (tp == e.0 && off.abs() < e.1.abs()) {
+                *e = (tp, off);
+            }
+        }
+    }
+    let offsets = best.into_iter().map(|(k, (_, off))| (k, off)).collect();
+    derive_with(truth, obs, analysis_fps, &offsets)
+}
+
+/// [`derive`] with RTSP stream origins moved by `offsets_ms` per camera.
+fn derive_with(
+    truth: &GroundTruth,
+    obs: &Observed,
+    analysis_fps: f32,
+    offsets_ms: &BTreeMap<String, f64>,
+) -> Derived {
+    let mode = obs.input.unwrap_or(InputMode::Files);
     let mut by_cam: BTreeMap<&str, Vec<&crate::run::SeenBatch>> = BTreeMap::new();
     for b in &obs.batches {
         by_cam.entry(b.batch.camera.as_str()).or_default().push(b);
@@ -221,15 +270,15 @@ pub fn derive(truth: &GroundTruth, obs: &Observed, analysis_fps: f32) -> Derived
             .get(c.id.as_str())
             .map(|v| v.iter().map(|b| &b.batch).collect())
             .unwrap_or_default();
-        timebases.insert(
-            c.id.clone(),
-            Timebase::new(
-                analysed_frames(c.frames, c.fps, analysis_fps),
-                c.fps,
-                mode,
-                &batches,
-            ),
+        let mut tb = Timebase::new(
+            analysed_frames(c.frames, c.fps, analysis_fps),
+            c.fps,
+            mode,
+            &batches,
         );
+        tb.t0 += offsets_ms.get(&c.id).copied().unwrap_or(0.0);
+        tb.offset_ms = offsets_ms.get(&c.id).copied().unwrap_or(0.0);
+        timebases.insert(c.id.clone(), tb);
     }
     // Ground truth at analysed frames.
     let analysed_sets: BTreeMap<&str, BTreeSet<u64>> = timebases
@@ -687,6 +736,7 @@ pub fn score(scenario: &crate::scenario::Scenario, truth: &GroundTruth, obs: &Ob
             "analysis_fps": scenario.analysis_fps,
         },
         "wall_s": {"agents": obs.agents_wall_s, "total": obs.total_wall_s},
+        "rtsp_origin_offset_ms": d.timebases.iter().map(|(k, t)| (k.clone(), json!(t.offset_ms))).collect::<serde_json::Map<_, _>>(),
         "fps": fps,
         "latency": {
             "capture_to_publish_ms": dist(&to_publish),
