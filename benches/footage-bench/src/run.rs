@@ -111,7 +111,7 @@ pub struct ProcessUse {
     pub wall_s: f64,
     /// User + system CPU seconds.
     pub cpu_s: f64,
-    /// Peak resident memory, MiB.
+    /// Peak resident memory, MiB (`VmHWM`, sampled every 250 ms while it runs).
     pub peak_rss_mib: f64,
     /// Exit status (None: killed by a signal).
     pub exit_code: Option<i32>,
@@ -207,6 +207,8 @@ struct Proc {
     child: Child,
     started: Instant,
     ended: Option<ProcessUse>,
+    /// Highest `VmHWM` seen in /proc (KiB).
+    hwm_kib: u64,
 }
 
 impl Proc {
@@ -224,7 +226,29 @@ impl Proc {
             child,
             started: Instant::now(),
             ended: None,
+            hwm_kib: 0,
         })
+    }
+
+    /// Samples the process's peak resident memory (`VmHWM` of /proc/PID/status: the high-water
+    /// mark of its own address space; rusage's `ru_maxrss` would also count the parent's
+    /// memory at the fork, inherited across exec).
+    fn sample(&mut self) {
+        if self.ended.is_some() {
+            return;
+        }
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+        else {
+            return;
+        };
+        if let Some(kib) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            self.hwm_kib = self.hwm_kib.max(kib);
+        }
     }
 
     /// Reaps the process if it has ended (its rusage then becomes `ended`); whether it has.
@@ -232,6 +256,7 @@ impl Proc {
         if self.ended.is_some() {
             return true;
         }
+        self.sample();
         let pid = self.child.id() as libc::pid_t;
         let mut status: libc::c_int = 0;
         // SAFETY: rusage is plain old data, zero-initialised; wait4 writes into it.
@@ -246,8 +271,7 @@ impl Proc {
         self.ended = Some(ProcessUse {
             wall_s: self.started.elapsed().as_secs_f64(),
             cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
-            // ru_maxrss is in KiB on Linux.
-            peak_rss_mib: ru.ru_maxrss as f64 / 1024.0,
+            peak_rss_mib: self.hwm_kib as f64 / 1024.0,
             exit_code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
         });
         true
@@ -682,6 +706,7 @@ pub async fn run(
             }
         }
         bar.set_position(analysed as u64);
+        agg.sample();
         let all_done = agents.iter_mut().all(|(p, _)| p.poll(false));
         if all_done {
             break;
@@ -722,6 +747,7 @@ pub async fn run(
         metrics.insert("aggregator".into(), m);
     }
     let total_wall_s = started.elapsed().as_secs_f64();
+    agg.sample();
     agg.terminate();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !agg.poll(false) && Instant::now() < deadline {

@@ -145,7 +145,7 @@ fn small_scenario_runs_and_scores() {
     // Processes.
     for p in ["aggregator", "edge-agent:agent-1"] {
         assert!(f(&r["cpu"][p]["seconds"]) > 0.0, "{p}");
-        assert!(f(&r["peak_rss_mib"][p]) > 10.0, "{p}");
+        assert!(f(&r["peak_rss_mib"][p]) > 1.0, "{p}");
     }
     assert!(f(&r["bytes_per_update"]) > 10.0);
 
