@@ -707,7 +707,12 @@ pub async fn run(
         }
         bar.set_position(analysed as u64);
         agg.sample();
-        let all_done = agents.iter_mut().all(|(p, _)| p.poll(false));
+        // Every agent, each time (no short cut): one that ended is reaped at once, while its
+        // memory can still be read.
+        let mut all_done = true;
+        for (p, _) in agents.iter_mut() {
+            all_done &= p.poll(false);
+        }
         if all_done {
             break;
         }
