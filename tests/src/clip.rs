@@ -112,9 +112,13 @@ impl FaceTruth {
     }
 }
 
-struct Cutout {
-    img: RgbImage,
-    face: [f32; 4],
+/// A head-and-shoulders cut-out of a photo: a square crop 2.4 face heights wide, the face
+/// in its upper middle, scaled so the face is the asked height.
+pub struct Cutout {
+    /// The cut-out.
+    pub img: RgbImage,
+    /// The face box in it, `[x1, y1, x2, y2]` pixels.
+    pub face: [f32; 4],
 }
 
 /// The photos of `../shared/testdata` used by the demo and tests: three different people.
@@ -207,7 +211,9 @@ fn vehicle_sprite(font: &ab_glyph::FontVec, p: &PlateAppearance) -> Result<RgbIm
     Ok(img)
 }
 
-fn cutout(path: &Path, face_px: u32, models: &ModelsConfig) -> Result<Cutout, ClipError> {
+/// Cuts a head-and-shoulders square out of `path` around the one face YuNet finds in it,
+/// scaled so the face is `face_px` high; an error if the photo does not show exactly one face.
+pub fn cutout(path: &Path, face_px: u32, models: &ModelsConfig) -> Result<Cutout, ClipError> {
     let err = |reason: String| ClipError::Photo {
         path: path.to_path_buf(),
         reason,

@@ -47,22 +47,28 @@ pub fn models_config() -> edge_agent::config::ModelsConfig {
     }
 }
 
-/// A workspace binary (`edge-agent`, `aggregator`) from the target folder this test runs
-/// from (building the workspace's tests builds them: their own tests need them).
+/// A workspace binary (`edge-agent`, `aggregator`) from the target folder this test (or
+/// binary) runs from (building the workspace's tests builds them: their own tests need them).
 pub fn workspace_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/<test> → target/<profile>/<name>
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target folder")
-        .join(name);
+    let bin = workspace_bin_dir().join(name);
     assert!(
         bin.exists(),
         "{} not built: build the workspace first (cargo build --workspace)",
         bin.display()
     );
     bin
+}
+
+/// The folder of the workspace's binaries for the running executable: its own folder, or
+/// the parent of `deps/` for a test (`target/<profile>/deps/<test>` → `target/<profile>`).
+pub fn workspace_bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the running executable");
+    let dir = exe.parent().expect("target folder");
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("target folder").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// Makes the demo clip (real face photos, rendered plates; 1280×720, 25 fps, 17 s) at `path`;
