@@ -116,10 +116,7 @@ pub(super) fn apply(db: &mut Db, o: &FuseOutput) -> Result<(), StoreError> {
             reason: RetireReason::Empty,
             ..
         } => {
-            db.execute(
-                "DELETE FROM person_faces WHERE person = ?",
-                args![id(p.0)],
-            )?;
+            db.execute("DELETE FROM person_faces WHERE person = ?", args![id(p.0)])?;
         }
         _ => {}
     }
