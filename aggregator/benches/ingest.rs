@@ -15,7 +15,7 @@
 //! - `INGEST_OUT`: a file to append one JSON line per result to.
 //!
 //! The traffic: 200 cameras at 20 sites around Chengdu; each batch is one camera's 500 ms:
-//! about 8 updates of vehicle tracks (plates from a pool of 20,000 with repeats, one reading in
+//! about 4 updates of vehicle tracks (plates from a pool of 20,000 with repeats, one reading in
 //! 50 off by a confusable character) and person tracks (128-d embeddings: one of 20,000
 //! persons plus noise), tracks starting, updating about once a second and ending, cameras
 //! visited in time order (2 s of capture time per round of cameras), so gating, clustering,
