@@ -100,6 +100,10 @@ pub async fn run_with_metrics(
     let (client, eventloop) =
         AsyncClient::new(subscribe::mqtt_options(&config, embedded.as_ref())?, 1024);
     let (tx, rx) = mpsc::unbounded_channel();
+    // Become the fusion owner (SQLite: always) and rebuild its identities before the first
+    // message; on PostgreSQL another aggregator may own fusion, and this one keeps trying.
+    let mut fusion = subscribe::FusionStage::new(new_fuser);
+    fusion.claim(&store, &metrics);
     let writer = {
         let writer = subscribe::Writer {
             store,
@@ -111,7 +115,7 @@ pub async fn run_with_metrics(
             runtime: tokio::runtime::Handle::current(),
             shutdown: shutdown.clone(),
             hook: hook::Hook::start(&config.alerts, metrics.clone()),
-            fusion: subscribe::FusionStage::new(new_fuser),
+            fusion,
             retention: config.store.retention(),
             retention_every: Duration::from_secs(config.store.retention_interval_s),
         };

@@ -338,8 +338,9 @@ impl FusionStage {
         self.fuser.is_some()
     }
 
-    /// Becomes the owner if the store says so (tried at most once per [`TICK`]).
-    fn claim(&mut self, store: &Store, metrics: &Metrics) {
+    /// Becomes the owner if the store says so (tried at most once per [`TICK`]); the start
+    /// calls it once before the first message, so the fuser's restore happens at start.
+    pub fn claim(&mut self, store: &Store, metrics: &Metrics) {
         if self.fuser.is_some() || self.last_try.is_some_and(|t| t.elapsed() < TICK) {
             return;
         }
