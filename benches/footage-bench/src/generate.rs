@@ -301,6 +301,8 @@ struct Mp4Writer {
     frame_ns: u64,
     next: u64,
     camera: String,
+    /// Bytes of raw frames the appsrc may hold before `push` waits.
+    max_queued: u64,
 }
 
 impl Mp4Writer {
@@ -341,9 +343,11 @@ impl Mp4Writer {
                 .to_caps()
                 .map_err(|e| err(e.to_string()))?;
         src.set_caps(Some(&caps));
-        // Back-pressure instead of an unbounded queue of raw frames.
-        src.set_property("block", true);
-        src.set_property("max-bytes", (width as u64 * height as u64 * 3 * 8).max(1));
+        // Back-pressure instead of an unbounded queue of raw frames: `push` waits while the
+        // queue is full, watching the bus, so a pipeline error (a full disk, say) ends the
+        // render with that error instead of blocking `push_buffer` forever.
+        let max_queued = (width as u64 * height as u64 * 3 * 8).max(1);
+        src.set_property("max-bytes", max_queued);
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| err(e.to_string()))?;
@@ -355,6 +359,7 @@ impl Mp4Writer {
             frame_ns: 1_000_000_000 / fps as u64,
             next: 0,
             camera: camera.into(),
+            max_queued,
         })
     }
 
@@ -387,6 +392,23 @@ impl Mp4Writer {
             b.set_duration(gst::ClockTime::from_nseconds(self.frame_ns));
         }
         self.next += 1;
+        let bus = self
+            .pipeline
+            .bus()
+            .ok_or_else(|| self.err("no bus".into()))?;
+        loop {
+            if let Some(m) = bus.pop_filtered(&[gst::MessageType::Error])
+                && let gst::MessageView::Error(e) = m.view()
+            {
+                let e = self.err(format!("{} ({:?})", e.error(), e.debug()));
+                let _ = self.pipeline.set_state(gst::State::Null);
+                return Err(e);
+            }
+            if self.src.current_level_bytes() < self.max_queued {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
         self.src
             .push_buffer(buf)
             .map_err(|e| self.err(format!("push: {e:?}")))?;
