@@ -25,6 +25,8 @@
 
 #[path = "../tests/common/pg.rs"]
 mod pg;
+#[path = "common/synth.rs"]
+mod synth;
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
@@ -36,8 +38,9 @@ use aggregator::store::Store;
 use aggregator::subscribe::FusionStage;
 use sharpeyes_wire::{
     Body, Codec, Envelope, ObjectClass, PlateReading, QBox, QEmbedding, TrackBatch, TrackEvent,
-    TrackUpdate,
+    TrackUpdate, plate,
 };
+use synth::{Rng, plate_of};
 
 const CAMERAS: usize = 200;
 const SITES: usize = 20;
@@ -46,59 +49,16 @@ const PERSONS: u64 = 20_000;
 const DIM: usize = 128;
 const T0: i64 = 1_760_000_000_000;
 
-/// splitmix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn normal(&mut self) -> f32 {
-        // Box–Muller.
-        let (u, v) = (self.unit().max(1e-12), self.unit());
-        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-    }
-}
-
-const PROVINCES: [&str; 6] = ["川", "京", "沪", "粤", "渝", "苏"];
-const CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-
-fn plate_of(v: u64) -> String {
-    let mut r = Rng(v.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xABCDEF);
-    let mut p = String::from(PROVINCES[r.below(6) as usize]);
-    p.push(char::from(b'A' + r.below(20) as u8));
-    for _ in 0..5 {
-        p.push(char::from(CHARS[r.below(CHARS.len() as u64) as usize]));
-    }
-    p
-}
-
-/// One confusable character swapped (`wire::plate`'s groups), if the plate has one.
+/// One serial character swapped for another of its confusable group (`wire::plate`), if the
+/// plate has one whose partner is a serial character too.
 fn misread(p: &str) -> String {
-    let swap = |c: char| match c {
-        '0' => Some('D'),
-        'D' => Some('0'),
-        '8' => Some('B'),
-        'B' => Some('8'),
-        '5' => Some('S'),
-        'S' => Some('5'),
-        '2' => Some('Z'),
-        'Z' => Some('2'),
-        _ => None,
+    let swap = |c: char| {
+        let g = plate::CONFUSABLE_GROUPS[plate::confusable_group(c)?];
+        g.chars().find(|&o| o != c && plate::is_serial_char(o))
     };
     let mut out: Vec<char> = p.chars().collect();
-    if let Some(i) = (2..out.len()).find(|&i| swap(out[i]).is_some()) {
-        out[i] = swap(out[i]).unwrap_or(out[i]);
+    if let Some((i, o)) = (2..out.len()).find_map(|i| swap(out[i]).map(|o| (i, o))) {
+        out[i] = o;
     }
     out.into_iter().collect()
 }

@@ -30,6 +30,8 @@
 
 #[path = "../tests/common/pg.rs"]
 mod pg;
+#[path = "common/synth.rs"]
+mod synth;
 
 use std::io::Write as _;
 use std::time::Instant;
@@ -37,6 +39,7 @@ use std::time::Instant;
 use aggregator::config::CameraPlace;
 use aggregator::store::{Area, Store, Value};
 use sharpeyes_wire::plate;
+use synth::{Rng, plate_of};
 
 const CAMERAS: usize = 2000;
 const SITES: usize = 50;
@@ -45,39 +48,6 @@ const DAY: i64 = 86_400_000;
 const DAYS: i64 = 28;
 const T0: i64 = 1_760_000_000_000 / DAY * DAY;
 const CHUNK: usize = 100_000;
-
-/// splitmix64: a small deterministic generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-const PROVINCES: [&str; 6] = ["川", "京", "沪", "粤", "渝", "苏"];
-const CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-
-/// Vehicle `v`'s plate: a pure function of `v`.
-fn plate_of(v: u64) -> String {
-    let mut r = Rng(v.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xABCDEF);
-    let mut p = String::from(PROVINCES[(r.below(6)) as usize]);
-    p.push(char::from(b'A' + r.below(20) as u8));
-    for _ in 0..5 {
-        p.push(char::from(CHARS[r.below(CHARS.len() as u64) as usize]));
-    }
-    p
-}
 
 fn camera(c: usize) -> CameraPlace {
     let mut r = Rng(c as u64 * 31 + 7);
