@@ -47,7 +47,6 @@ const SITES: usize = 20;
 const PLATES: u64 = 20_000;
 const PERSONS: u64 = 20_000;
 const DIM: usize = 128;
-const T0: i64 = 1_760_000_000_000;
 
 /// One serial character swapped for another of its confusable group (`wire::plate`), if the
 /// plate has one whose partner is a serial character too.
@@ -109,6 +108,10 @@ struct Traffic {
     seq: Vec<u64>,
     round: i64,
     cam: usize,
+    /// Capture time of the first round: the run's start. The writer gives the fuser the wall
+    /// clock (memory retirement runs on it), so capture times must be near it, else the
+    /// identities found would depend on how fast the run goes.
+    t0: i64,
 }
 
 impl Traffic {
@@ -121,6 +124,7 @@ impl Traffic {
             seq: vec![0; SITES],
             round: 0,
             cam: 0,
+            t0: sharpeyes_wire::now_ms(),
         }
     }
 
@@ -133,7 +137,7 @@ impl Traffic {
             self.round += 1;
         }
         let place = camera(c);
-        let now = T0 + self.round * 2_000 + (c as i64 * 2_000 / CAMERAS as i64);
+        let now = self.t0 + self.round * 2_000 + (c as i64 * 2_000 / CAMERAS as i64);
         // Keep about 6 tracks alive per camera.
         while self.live[c].len() < 6 {
             let vehicle = self.rng.below(10) < 6;
@@ -288,6 +292,16 @@ fn run(backend: &'static str, mut store: Store, batches: usize, group: usize) ->
         done += n;
     }
     let wall = wall.elapsed();
+    eprintln!(
+        "{backend}: queued for another owner {}, taken from the inbox {}, owner {}",
+        metrics
+            .fusion_queued
+            .load(std::sync::atomic::Ordering::Relaxed),
+        metrics
+            .fusion_dequeued
+            .load(std::sync::atomic::Ordering::Relaxed),
+        stage.is_owner()
+    );
     let (v, p) = store.fusion_next_ids().expect("ids");
     Result_ {
         backend,
