@@ -12,7 +12,9 @@
 //! - `STORE_SCALE_QUERIES`: queries per kind (default `500`);
 //! - `STORE_SCALE_DIR`: where the SQLite file and the PostgreSQL data directory go
 //!   (default the temporary directory; deleted after each size);
-//! - `STORE_SCALE_OUT`: a file to append one JSON line per result to.
+//! - `STORE_SCALE_OUT`: a file to append one JSON line per result to;
+//! - `STORE_SCALE_KEEP`: a directory to keep each SQLite store in, as `scale-N.db` (e.g. for
+//!   the API load benchmark, `API_LOAD_DB`); an existing file there is reused, not reloaded.
 //!
 //! PostgreSQL is a throw-away server from Debian's `postgresql` package (`tests/common/pg.rs`:
 //! `fsync` off, 256 MB shared buffers), started on 127.0.0.1 for each size.
@@ -219,6 +221,7 @@ fn main() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
     let out = std::env::var_os("STORE_SCALE_OUT");
+    let keep = std::env::var_os("STORE_SCALE_KEEP").map(std::path::PathBuf::from);
     println!(
         "{:<9} {:>11} {:>9} {:<22} {:>9} {:>9} {:>9}",
         "backend", "sightings", "load s", "query", "p50 ms", "p99 ms", "rows"
@@ -228,8 +231,22 @@ fn main() {
             let dir = tempfile::tempdir_in(&base).unwrap();
             // SAFETY: single-threaded here; the harness reads PG_TEST_DIR once per start.
             unsafe { std::env::set_var("PG_TEST_DIR", dir.path()) };
+            let kept = match (&keep, b.as_str()) {
+                (Some(k), "sqlite") => {
+                    std::fs::create_dir_all(k).unwrap();
+                    Some(k.join(format!("scale-{n}.db")))
+                }
+                _ => None,
+            };
+            let reuse = kept.as_ref().is_some_and(|p| p.exists());
             let (mut store, _server) = match b.as_str() {
-                "sqlite" => (Store::open(&dir.path().join("scale.db")).unwrap(), None),
+                "sqlite" => {
+                    let path = kept.clone().unwrap_or_else(|| dir.path().join("scale.db"));
+                    let store = Store::open(&path).unwrap();
+                    // A bulk load inserts into five indexes at random places.
+                    store.set_sqlite_cache_mib(1024).unwrap();
+                    (store, None)
+                }
                 "postgres" => {
                     let server = pg::TempPostgres::start();
                     let url = server.database("scale");
@@ -237,7 +254,10 @@ fn main() {
                 }
                 other => panic!("unknown backend {other:?} (sqlite, postgres)"),
             };
-            let load_s = load(&mut store, n);
+            let load_s = if reuse { 0.0 } else { load(&mut store, n) };
+            if let Some(p) = &kept {
+                eprintln!("store kept at {}", p.display());
+            }
             let vehicles = (n / 10).max(1) as u64;
             let mut r = Rng(7);
             let plates: Vec<String> = (0..queries).map(|_| plate_of(r.below(vehicles))).collect();
