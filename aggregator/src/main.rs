@@ -216,6 +216,17 @@ enum Cmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Save an evidence image (a sighting's best shot, `evidence_crop`, or an alert's,
+    /// `evidence_refs`) by its SHA-256.
+    Evidence {
+        /// The image's SHA-256 (64 lowercase hex digits).
+        sha256: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Print a captured payload (file, or - for stdin) as JSON.
     Decode {
         /// The payload file, or - for standard input.
@@ -788,6 +799,20 @@ fn main() -> anyhow::Result<()> {
                 );
                 print!("{}", aggregator::query::face_search_table(&report.results));
             }
+        }
+        Cmd::Evidence { sha256, out, db } => {
+            let Some(e) = db.open()?.evidence(&sha256)? else {
+                bail!("no evidence image {sha256}");
+            };
+            std::fs::write(&out, &e.bytes).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "{} ({}, {} bytes, kind {}, stored {})",
+                out.display(),
+                e.mime,
+                e.bytes.len(),
+                e.kind,
+                aggregator::query::utc(e.created_ms)
+            );
         }
         Cmd::Decode { input, compact } => {
             let bytes = if input == "-" {

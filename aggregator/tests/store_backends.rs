@@ -986,8 +986,117 @@ fn cli_queries_answer_from_either_backend(f: &Fixture) {
         db,
     ]);
     assert_eq!(bbox["sightings"].as_array().unwrap().len(), 3, "{bbox:#}");
+    // CSV: a header and a row per sighting, the same as the library writes.
+    let raw = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8(o.stdout).unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, csv, err) = raw(&["trajectory", "--plate", "川A1234B", "--csv", "--db", db]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = csv.split("\r\n").collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert_eq!(lines[0], aggregator::query::SIGHTINGS_CSV_HEADER.join(","));
+    assert!(
+        lines[1].starts_with("V-1,vehicle,s1,a1,cam-1,2,car,"),
+        "{csv}"
+    );
+    let (ok, csv, err) = raw(&[
+        "sightings",
+        "--grid",
+        "g7",
+        "--from",
+        "3h",
+        "--csv",
+        "--db",
+        db,
+    ]);
+    assert!(ok && csv.matches("\r\n").count() == 4, "{err}{csv}");
+    // The shared parsers' errors reach the user; --csv and --json exclude each other.
+    for (args, says) in [
+        (
+            &["trajectory", "--person", "P-x", "--json", "--db", db][..],
+            "not a person id",
+        ),
+        (
+            &[
+                "sightings",
+                "--bbox",
+                "91,0,0,0",
+                "--from",
+                "3h",
+                "--db",
+                db,
+            ][..],
+            "latitude 91",
+        ),
+        (
+            &["sightings", "--bbox", "1,2,3", "--from", "3h", "--db", db][..],
+            "got 3",
+        ),
+        (
+            &["sightings", "--grid", "g7", "--from", "soon", "--db", db][..],
+            "neither an RFC 3339 time",
+        ),
+        (
+            &["trajectory", "--plate", "x", "--csv", "--json", "--db", db][..],
+            "cannot be used with",
+        ),
+    ] {
+        let (ok, _, err) = raw(args);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    // An alert's image through the evidence store.
+    let out = tempfile::tempdir().unwrap();
+    let crop = out.path().join("crop.jpg");
+    let (ok, said, err) = raw(&[
+        "alerts",
+        "evidence",
+        "agent-1/x1",
+        "--role",
+        "crop",
+        "--out",
+        crop.to_str().unwrap(),
+        "--db",
+        db,
+    ]);
+    assert!(ok, "{err}");
+    assert!(said.contains("image/jpeg, 5 bytes"), "{said}");
+    assert_eq!(
+        std::fs::read(&crop).unwrap(),
+        vec![0xff, 0xd8, 1, 0xff, 0xd9]
+    );
+    let by_hash = out.path().join("by-hash.jpg");
+    let sha1 = sha(&[0xff, 0xd8, 1, 0xff, 0xd9]);
+    let (ok, said, err) = raw(&[
+        "evidence",
+        &sha1,
+        "--out",
+        by_hash.to_str().unwrap(),
+        "--db",
+        db,
+    ]);
+    assert!(ok && said.contains("kind alert"), "{said}{err}");
+    assert_eq!(
+        std::fs::read(&by_hash).unwrap(),
+        vec![0xff, 0xd8, 1, 0xff, 0xd9]
+    );
+    let (ok, _, err) = raw(&["evidence", "../../etc/passwd", "--out", "x", "--db", db]);
+    assert!(!ok && err.contains("not a SHA-256"), "{err}");
+    let (ok, _, err) = raw(&["evidence", &"0".repeat(64), "--out", "x", "--db", db]);
+    assert!(!ok && err.contains("no evidence image"), "{err}");
     let alerts = cli(&["alerts", "--json", "--db", db]);
     assert_eq!(alerts.as_array().unwrap().len(), 1);
+    assert_eq!(
+        alerts[0]["evidence_refs"]["crop"],
+        sha(&[0xff, 0xd8, 1, 0xff, 0xd9])
+    );
     let tracks = cli(&["tracks", "--json", "--db", db]);
     assert_eq!(tracks.as_array().unwrap().len(), 2);
     let dry = cli(&["retention", "--dry-run", "--json", "--db", db]);
