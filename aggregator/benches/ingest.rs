@@ -202,6 +202,7 @@ impl Traffic {
                     confidence: 0.9,
                 }),
                 link: None,
+                thumb: None,
             });
         }
         self.live[c].retain(|t| !(t.started && t.left == 0 && ended(&updates, t.track)));

@@ -410,6 +410,13 @@ pub struct StoreConfig {
     /// Days alerts and their evidence images are kept (0..=36500; 0 keeps them forever).
     /// Default `365`.
     pub alert_retention_days: u32,
+    /// Days an evidence image of kind `sighting` (a track's best shot) is kept, counted from
+    /// the newest capture time that referred to it; it goes only once no kept track refers
+    /// to it (0..=36500; 0 keeps them forever). Default `30`.
+    pub evidence_sighting_retention_days: u32,
+    /// Days an evidence image of kind `alert` is kept, likewise; it goes only once no kept
+    /// alert refers to it (0..=36500; 0 keeps them forever). Default `365`.
+    pub evidence_alert_retention_days: u32,
     /// How often the running aggregator (the fusion owner) applies retention, seconds
     /// (10..=86400). Default `600`.
     pub retention_interval_s: u64,
@@ -427,6 +434,8 @@ impl Default for StoreConfig {
             max_batch: 256,
             retention_days: 30,
             alert_retention_days: 365,
+            evidence_sighting_retention_days: 30,
+            evidence_alert_retention_days: 365,
             retention_interval_s: 600,
             retention_chunk: 10_000,
         }
@@ -449,6 +458,8 @@ impl StoreConfig {
         crate::store::RetentionPolicy {
             days: self.retention_days,
             alert_days: self.alert_retention_days,
+            evidence_sighting_days: self.evidence_sighting_retention_days,
+            evidence_alert_days: self.evidence_alert_retention_days,
             chunk: self.retention_chunk,
         }
     }
@@ -494,6 +505,18 @@ impl StoreConfig {
         in_range(
             "store.alert_retention_days",
             self.alert_retention_days,
+            0,
+            36_500,
+        )?;
+        in_range(
+            "store.evidence_sighting_retention_days",
+            self.evidence_sighting_retention_days,
+            0,
+            36_500,
+        )?;
+        in_range(
+            "store.evidence_alert_retention_days",
+            self.evidence_alert_retention_days,
             0,
             36_500,
         )?;
@@ -803,6 +826,14 @@ mod tests {
                 .contains("sslmode")
         );
         assert!(e("[store]\nretention_chunk = 5").contains("store.retention_chunk"));
+        assert!(
+            e("[store]\nevidence_alert_retention_days = 40000")
+                .contains("store.evidence_alert_retention_days")
+        );
+        assert!(
+            e("[store]\nevidence_sighting_retention_days = -1")
+                .contains("evidence_sighting_retention_days")
+        );
         assert!(e("[store]\nretention_interval_s = 1").contains("store.retention_interval_s"));
         let pg = AggregatorConfig::from_toml(
             "[store]\nbackend = 'postgres'\npostgres_url = 'postgres://u:pw@127.0.0.1:5432/se'",

@@ -41,6 +41,14 @@ enum Cmd {
         /// Keep alerts this many days instead of store.alert_retention_days.
         #[arg(long)]
         alert_days: Option<u32>,
+        /// Keep unreferenced best-shot images (evidence kind `sighting`) this many days
+        /// instead of store.evidence_sighting_retention_days.
+        #[arg(long)]
+        evidence_sighting_days: Option<u32>,
+        /// Keep unreferenced alert images (evidence kind `alert`) this many days instead of
+        /// store.evidence_alert_retention_days.
+        #[arg(long)]
+        evidence_alert_days: Option<u32>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -136,7 +144,7 @@ enum Cmd {
         #[arg(long, requires = "plate")]
         fuzzy: bool,
         /// The person's id (P-12 or 12); a merged id shows its survivor's trajectory.
-        #[arg(long, value_parser = parse_person)]
+        #[arg(long, value_parser = aggregator::query::parse_person)]
         person: Option<u64>,
         #[command(flatten)]
         out: GeoOut,
@@ -147,7 +155,7 @@ enum Cmd {
     #[command(group(clap::ArgGroup::new("who").required(true).args(["plate", "person"])))]
     Links {
         /// The person's id (P-12 or 12).
-        #[arg(long, value_parser = parse_person)]
+        #[arg(long, value_parser = aggregator::query::parse_person)]
         person: Option<u64>,
         /// The vehicles with this plate (exactly, or read so).
         #[arg(long)]
@@ -167,7 +175,7 @@ enum Cmd {
         #[arg(long)]
         grid: Option<String>,
         /// Two opposite corners: LAT1,LON1,LAT2,LON2 (WGS 84 degrees).
-        #[arg(long, value_parser = parse_bbox, allow_hyphen_values = true)]
+        #[arg(long, value_parser = aggregator::query::parse_bbox, allow_hyphen_values = true)]
         bbox: Option<[f64; 4]>,
         /// Start of the window (TIME).
         #[arg(long)]
@@ -208,6 +216,17 @@ enum Cmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Save an evidence image (a sighting's best shot, `evidence_crop`, or an alert's,
+    /// `evidence_refs`) by its SHA-256.
+    Evidence {
+        /// The image's SHA-256 (64 lowercase hex digits).
+        sha256: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Print a captured payload (file, or - for stdin) as JSON.
     Decode {
         /// The payload file, or - for standard input.
@@ -222,55 +241,30 @@ enum Cmd {
 #[derive(clap::Args)]
 struct GeoOut {
     /// Print JSON instead of a table.
-    #[arg(long, conflicts_with = "geojson")]
+    #[arg(long, conflicts_with_all = ["geojson", "csv"])]
     json: bool,
     /// Print GeoJSON: a FeatureCollection with a LineString per identity's path and a Point
     /// per sighting (camera, time span, confidence, evidence).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     geojson: bool,
+    /// Print CSV (RFC 4180, a header row; one row per sighting with UTC times, identity,
+    /// camera, position, confidence, plate, evidence refs; cells that a spreadsheet would
+    /// take for a formula start with ').
+    #[arg(long)]
+    csv: bool,
 }
 
-fn parse_person(s: &str) -> Result<u64, String> {
-    let digits = s
-        .strip_prefix("P-")
-        .or_else(|| s.strip_prefix("p-"))
-        .unwrap_or(s);
-    digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a person id (P-12 or 12)"))
-}
-
-fn parse_bbox(s: &str) -> Result<[f64; 4], String> {
-    let v: Vec<f64> = s
-        .split(',')
-        .map(|p| p.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("{s:?}: expected LAT1,LON1,LAT2,LON2 (numbers)"))?;
-    let [lat1, lon1, lat2, lon2] = v[..] else {
-        return Err(format!("{s:?}: expected four numbers LAT1,LON1,LAT2,LON2"));
-    };
-    for lat in [lat1, lat2] {
-        if !(-90.0..=90.0).contains(&lat) {
-            return Err(format!("latitude {lat} is outside -90..=90"));
-        }
-    }
-    for lon in [lon1, lon2] {
-        if !(-180.0..=180.0).contains(&lon) {
-            return Err(format!("longitude {lon} is outside -180..=180"));
-        }
-    }
-    Ok([lat1, lon1, lat2, lon2])
-}
-
-/// Prints sightings as a table (after `head`), JSON (`json` is the whole document) or
-/// GeoJSON.
+/// Prints sightings as a table (after `head`), JSON (`json` is the whole document), GeoJSON
+/// or CSV.
 fn print_sightings(
     out: &GeoOut,
     head: &str,
     json: serde_json::Value,
     rows: &[aggregator::store::SightingRow],
 ) -> anyhow::Result<()> {
-    if out.geojson {
+    if out.csv {
+        print!("{}", aggregator::query::sightings_csv(rows));
+    } else if out.geojson {
         println!(
             "{}",
             serde_json::to_string_pretty(&aggregator::query::geojson(rows))?
@@ -806,6 +800,20 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", aggregator::query::face_search_table(&report.results));
             }
         }
+        Cmd::Evidence { sha256, out, db } => {
+            let Some(e) = db.open()?.evidence(&sha256)? else {
+                bail!("no evidence image {sha256}");
+            };
+            std::fs::write(&out, &e.bytes).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "{} ({}, {} bytes, kind {}, stored {})",
+                out.display(),
+                e.mime,
+                e.bytes.len(),
+                e.kind,
+                aggregator::query::utc(e.created_ms)
+            );
+        }
         Cmd::Decode { input, compact } => {
             let bytes = if input == "-" {
                 let mut b = Vec::new();
@@ -850,6 +858,8 @@ fn main() -> anyhow::Result<()> {
             dry_run,
             days,
             alert_days,
+            evidence_sighting_days,
+            evidence_alert_days,
             json,
             db,
         } => {
@@ -859,6 +869,12 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(d) = alert_days {
                 policy.alert_days = d;
+            }
+            if let Some(d) = evidence_sighting_days {
+                policy.evidence_sighting_days = d;
+            }
+            if let Some(d) = evidence_alert_days {
+                policy.evidence_alert_days = d;
             }
             let store = db.open()?;
             let now = sharpeyes_wire::now_ms();
@@ -883,8 +899,11 @@ fn main() -> anyhow::Result<()> {
             } else {
                 let verb = if dry_run { "would delete" } else { "deleted" };
                 println!(
-                    "retention (days {}, alert days {}; 0 = forever): {verb}",
-                    policy.days, policy.alert_days
+                    "retention (days {}, alert days {}, evidence days sighting {} / alert {}; 0 = forever): {verb}",
+                    policy.days,
+                    policy.alert_days,
+                    policy.evidence_sighting_days,
+                    policy.evidence_alert_days
                 );
                 for (k, n) in &report.deleted {
                     println!("  {k:<14} {n} rows");

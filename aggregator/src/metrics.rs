@@ -56,7 +56,8 @@ pub struct Metrics {
     pub fusion_queued: AtomicU64,
     /// Queued track batches this aggregator, as the owner, took from the inbox and fused.
     pub fusion_dequeued: AtomicU64,
-    /// Rows deleted by retention, by kind (`sightings`, `tracks`, `messages`, `alerts`...).
+    /// Rows deleted by retention, by kind (`sightings`, `tracks`, `messages`, `alerts`,
+    /// `evidence`...).
     pub retention_deleted: ByReason,
     /// PostgreSQL time partitions dropped by retention.
     pub retention_partitions_dropped: AtomicU64,

@@ -1,4 +1,6 @@
-//! Query output for the CLI: tables, JSON and GeoJSON of stored rows.
+//! Query input and output shared by the CLI and the HTTP API: the parsers of query arguments
+//! (times, person ids, bounding boxes; each with a typed error), and tables, JSON, GeoJSON
+//! and CSV of stored rows.
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -31,6 +33,172 @@ pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, TimeError> {
         Ok(d) => Ok(now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
         Err(_) => Err(TimeError(s.to_string())),
     }
+}
+
+/// Why a person id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a person id (P-12 or 12)")]
+pub struct PersonError(String);
+
+/// A person id: `P-12`, `p-12` or `12` (at most `i64::MAX`, the store's integer range).
+pub fn parse_person(s: &str) -> Result<u64, PersonError> {
+    let t = s.trim();
+    let digits = t
+        .strip_prefix("P-")
+        .or_else(|| t.strip_prefix("p-"))
+        .unwrap_or(t);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(PersonError(s.to_string()));
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| i64::try_from(n).is_ok())
+        .ok_or_else(|| PersonError(s.to_string()))
+}
+
+/// Why a bounding box was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BBoxError {
+    /// A part is not a number.
+    #[error("{0:?}: expected LAT1,LON1,LAT2,LON2 (numbers)")]
+    NotNumbers(String),
+    /// Not four parts.
+    #[error("{input:?}: expected four numbers LAT1,LON1,LAT2,LON2, got {got}")]
+    Count {
+        /// The argument.
+        input: String,
+        /// How many parts it had.
+        got: usize,
+    },
+    /// A latitude outside -90..=90 (or not finite).
+    #[error("latitude {0} is outside -90..=90")]
+    Latitude(f64),
+    /// A longitude outside -180..=180 (or not finite).
+    #[error("longitude {0} is outside -180..=180")]
+    Longitude(f64),
+}
+
+/// A bounding box `LAT1,LON1,LAT2,LON2` (two opposite corners, any order), degrees.
+pub fn parse_bbox(s: &str) -> Result<[f64; 4], BBoxError> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| BBoxError::NotNumbers(s.to_string()))?;
+    let [lat1, lon1, lat2, lon2] = v[..] else {
+        return Err(BBoxError::Count {
+            input: s.to_string(),
+            got: v.len(),
+        });
+    };
+    for lat in [lat1, lat2] {
+        if !(-90.0..=90.0).contains(&lat) {
+            return Err(BBoxError::Latitude(lat));
+        }
+    }
+    for lon in [lon1, lon2] {
+        if !(-180.0..=180.0).contains(&lon) {
+            return Err(BBoxError::Longitude(lon));
+        }
+    }
+    Ok([lat1, lon1, lat2, lon2])
+}
+
+/// The header of [`sightings_csv`].
+pub const SIGHTINGS_CSV_HEADER: [&str; 20] = [
+    "identity",
+    "kind",
+    "site",
+    "agent",
+    "camera",
+    "track",
+    "class",
+    "first_utc",
+    "last_utc",
+    "first_ms",
+    "last_ms",
+    "lat",
+    "lon",
+    "confidence",
+    "plate",
+    "ended",
+    "rule",
+    "evidence",
+    "evidence_crop",
+    "why",
+];
+
+/// Sightings as CSV (RFC 4180: a header row, CRLF line ends, a field quoted when it holds a
+/// comma, a quote, CR or LF, quotes doubled), one row per sighting in the given order:
+/// identity label (`V-1`, `P-3`), kind, site, agent, camera, track, class, first and last
+/// time in UTC RFC 3339 with milliseconds and as UTC ms, camera latitude and longitude
+/// (empty when not placed), confidence, plate, whether the track ended, the fusion rule,
+/// the evidence track (`agent/camera/track`), the evidence crop's SHA-256 (fetch it with
+/// `GET /api/v1/evidence/{sha256}`; empty when none) and the whole `why` as JSON.
+///
+/// Spreadsheet formula injection is neutralised: a text cell (anything that came from an
+/// agent or the store: ids, plate, rule, why) starting with `=`, `+`, `-`, `@`, a tab or a
+/// CR gets a leading `'`, so a spreadsheet shows it as text instead of evaluating it.
+/// Numeric cells are written by this function from numbers and are left as they are (a
+/// negative longitude stays a number).
+pub fn sightings_csv(rows: &[SightingRow]) -> String {
+    let mut out = String::new();
+    csv_line(&mut out, SIGHTINGS_CSV_HEADER.iter().map(|h| h.to_string()));
+    for r in rows {
+        let text = |s: &str| neutralise(s);
+        let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let cells = [
+            text(&r.identity_label()),
+            text(&r.kind),
+            text(&r.site),
+            text(&r.agent),
+            text(&r.camera),
+            r.track.to_string(),
+            text(&r.class),
+            utc(r.first_ms),
+            utc(r.last_ms),
+            r.first_ms.to_string(),
+            r.last_ms.to_string(),
+            num(r.lat),
+            num(r.lon),
+            format!("{:.3}", r.confidence),
+            text(r.plate.as_deref().unwrap_or("")),
+            r.ended.to_string(),
+            text(r.why["rule"].as_str().unwrap_or("")),
+            text(&r.evidence),
+            text(r.evidence_crop.as_deref().unwrap_or("")),
+            text(&r.why.to_string()),
+        ];
+        csv_line(&mut out, cells.into_iter());
+    }
+    out
+}
+
+/// A text cell made safe for spreadsheets (see [`sightings_csv`]).
+fn neutralise(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
+/// One CSV record (RFC 4180), CRLF-terminated.
+fn csv_line(out: &mut String, cells: impl Iterator<Item = String>) {
+    for (i, c) in cells.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if c.contains([',', '"', '\r', '\n']) {
+            out.push('"');
+            out.push_str(&c.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&c);
+        }
+    }
+    out.push_str("\r\n");
 }
 
 fn position(r: &SightingRow) -> String {
@@ -210,7 +378,8 @@ pub fn face_search_table(rows: &[crate::facesearch::FaceSearchRow]) -> String {
 
 /// GeoJSON of sightings: a `FeatureCollection` with, per identity seen at two or more
 /// placed cameras, a `LineString` of its path in time order, then a `Point` per placed
-/// sighting with its camera, time span, confidence and evidence reference (sightings of
+/// sighting with its camera, time span, confidence and evidence references (the track, and
+/// the best shot's SHA-256 `evidence_crop` or null) (sightings of
 /// cameras without a position have no geometry and are left out).
 pub fn geojson(rows: &[SightingRow]) -> Value {
     let mut features: Vec<Value> = Vec::new();
@@ -263,6 +432,7 @@ pub fn geojson(rows: &[SightingRow]) -> Value {
                 "plate": r.plate,
                 "confidence": r.confidence,
                 "evidence": r.evidence,
+                "evidence_crop": r.evidence_crop,
             },
         }));
     }
@@ -466,7 +636,105 @@ mod tests {
             plate: Some("川A12345".into()),
             why: json!({"rule": "exact_plate", "gate": {"result": "feasible"}}),
             evidence: format!("a1/{camera}/7"),
+            evidence_crop: None,
         }
+    }
+
+    #[test]
+    fn person_ids() {
+        assert_eq!(parse_person("P-12"), Ok(12));
+        assert_eq!(parse_person("p-3"), Ok(3));
+        assert_eq!(parse_person(" 7 "), Ok(7));
+        assert_eq!(parse_person("9223372036854775807"), Ok(i64::MAX as u64));
+        for bad in [
+            "",
+            "P-",
+            "P-x",
+            "-1",
+            "+1",
+            "P-1.5",
+            "9223372036854775808",
+            "P-1 OR 1=1",
+        ] {
+            let e = parse_person(bad).unwrap_err();
+            assert!(e.to_string().contains("not a person id"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn bounding_boxes() {
+        assert_eq!(
+            parse_bbox("30.5, 104.0,30.7,-104.2"),
+            Ok([30.5, 104.0, 30.7, -104.2])
+        );
+        assert_eq!(
+            parse_bbox("1,2,3"),
+            Err(BBoxError::Count {
+                input: "1,2,3".into(),
+                got: 3
+            })
+        );
+        assert!(matches!(
+            parse_bbox("a,b,c,d"),
+            Err(BBoxError::NotNumbers(_))
+        ));
+        assert!(matches!(parse_bbox(""), Err(BBoxError::NotNumbers(_))));
+        assert_eq!(parse_bbox("91,0,0,0"), Err(BBoxError::Latitude(91.0)));
+        assert_eq!(
+            parse_bbox("0,0,0,-180.5"),
+            Err(BBoxError::Longitude(-180.5))
+        );
+        assert!(matches!(
+            parse_bbox("NaN,0,0,0"),
+            Err(BBoxError::Latitude(_))
+        ));
+        assert!(matches!(
+            parse_bbox("0,inf,0,0"),
+            Err(BBoxError::Longitude(_))
+        ));
+    }
+
+    #[test]
+    fn csv_quotes_neutralises_and_has_a_header() {
+        let mut a = sighting(1, "cam,1", 1_700_000_000_123, Some([30.5, -104.25]));
+        a.plate = Some("=HYPERLINK(\"http://x\")".into());
+        a.evidence_crop = Some("ab".repeat(32));
+        let mut b = sighting(2, "@cam", 0, None);
+        b.kind = "person".into();
+        b.plate = None;
+        b.site = "-2+3".into();
+        b.agent = "line\nbreak".into();
+        let csv = sightings_csv(&[a, b]);
+        let lines: Vec<&str> = csv.split("\r\n").collect();
+        assert_eq!(
+            lines.len(),
+            4,
+            "header, two rows, empty after the last CRLF: {csv:?}"
+        );
+        assert_eq!(lines[0], SIGHTINGS_CSV_HEADER.join(","));
+        assert!(
+            lines[1].starts_with(
+                "V-1,vehicle,s1,a1,\"cam,1\",7,car,2023-11-14T22:13:20.123Z,2023-11-14T22:13:21.123Z,1700000000123,1700000001123,30.5,-104.25,0.900,\"'=HYPERLINK(\"\"http://x\"\")\",true,exact_plate,\"a1/cam,1/7\","
+            ),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[1].contains(&"ab".repeat(32)), "{}", lines[1]);
+        // The why column is JSON with quotes and commas: quoted, quotes doubled.
+        assert!(lines[1].ends_with("\"{\"\"gate\"\":{\"\"result\"\":\"\"feasible\"\"},\"\"rule\"\":\"\"exact_plate\"\"}\""), "{}", lines[1]);
+        assert!(
+            lines[2].starts_with(
+                "P-2,person,'-2+3,\"line\nbreak\",'@cam,7,car,1970-01-01T00:00:00.000Z,"
+            ),
+            "{}",
+            lines[2]
+        );
+        // No position: empty lat and lon; no plate, no crop: empty.
+        assert!(lines[2].contains(",1000,,,0.900,,true,"), "{}", lines[2]);
+        assert_eq!(
+            sightings_csv(&[]),
+            format!("{}\r\n", SIGHTINGS_CSV_HEADER.join(","))
+        );
     }
 
     #[test]
@@ -532,6 +800,7 @@ mod tests {
             plate: None,
             plate_confidence: None,
             link: None,
+            evidence_crop: None,
         };
         let plate_row = TrackRow {
             class: "plate".into(),

@@ -99,6 +99,7 @@ impl Track {
                 confidence,
             }),
             link: None,
+            thumb: None,
         })
         .collect()
     }

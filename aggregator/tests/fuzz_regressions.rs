@@ -101,3 +101,100 @@ fn truncated_seeds_do_not_panic() {
         }
     }
 }
+
+/// The files of `fuzz/<kind>/query_parsers/`.
+fn query_inputs(kind: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz")
+        .join(kind)
+        .join("query_parsers");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(String, Vec<u8>)> = entries
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, fs::read(&p).expect("readable input"))
+        })
+        .filter(|(name, _)| !name.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// What target `query_parsers` checks (fuzz/src/lib.rs `query_parsers`, at the same fixed
+/// now): (time, person, bbox) as parsed, each value accepted checked for what it claims.
+fn query_parsers(data: &[u8]) -> (Option<i64>, Option<u64>, Option<[f64; 4]>) {
+    use aggregator::query::{parse_bbox, parse_person, parse_time, utc};
+    const NOW_MS: i64 = 1_795_428_900_000;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return (None, None, None);
+    };
+    let time = parse_time(text, NOW_MS)
+        .inspect(|&ms| {
+            let printed = utc(ms);
+            if ms >= 0 && humantime::parse_rfc3339_weak(text.trim()).is_ok() {
+                assert_eq!(parse_time(&printed, 0).unwrap(), ms, "{text:?}");
+            }
+        })
+        .map_err(|e| e.to_string())
+        .ok();
+    let person = parse_person(text)
+        .inspect(|&id| {
+            assert!(i64::try_from(id).is_ok());
+            assert_eq!(parse_person(&format!("P-{id}")).ok(), Some(id));
+        })
+        .map_err(|e| e.to_string())
+        .ok();
+    let bbox = parse_bbox(text)
+        .inspect(|b| {
+            assert!(b.iter().all(|v| v.is_finite()));
+            assert!(b[0].abs() <= 90.0 && b[2].abs() <= 90.0);
+            assert!(b[1].abs() <= 180.0 && b[3].abs() <= 180.0);
+            let again = format!("{},{},{},{}", b[0], b[1], b[2], b[3]);
+            assert_eq!(parse_bbox(&again).ok(), Some(*b));
+        })
+        .map_err(|e| e.to_string())
+        .ok();
+    (time, person, bbox)
+}
+
+/// Seeds of `query_parsers` are named `ok-<parser>-*` (that parser accepts it) or
+/// `bad-<parser>-*` (it refuses it), parser one of `time`, `person`, `bbox`.
+#[test]
+fn query_parser_seeds_parse_as_named() {
+    let seeds = query_inputs("seeds");
+    assert!(seeds.len() >= 6, "fuzz/seeds/query_parsers/ needs seeds");
+    for (name, data) in &seeds {
+        let (time, person, bbox) = query_parsers(data);
+        let (expect, parser) = name
+            .split_once('-')
+            .and_then(|(e, rest)| Some((e, rest.split('-').next()?)))
+            .unwrap_or_else(|| panic!("seed {name}: name it ok-PARSER-* or bad-PARSER-*"));
+        let accepted = match parser {
+            "time" => time.is_some(),
+            "person" => person.is_some(),
+            "bbox" => bbox.is_some(),
+            other => panic!("seed {name}: unknown parser {other}"),
+        };
+        assert_eq!(
+            accepted,
+            expect == "ok",
+            "seed {name}: {time:?} {person:?} {bbox:?}"
+        );
+    }
+}
+
+#[test]
+fn query_parser_regressions_and_truncations_do_not_panic() {
+    for (_, data) in query_inputs("regressions") {
+        query_parsers(&data);
+    }
+    for (_, data) in query_inputs("seeds") {
+        for cut in 0..=data.len() {
+            query_parsers(&data[..cut]);
+        }
+    }
+}

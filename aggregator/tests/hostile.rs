@@ -42,6 +42,7 @@ fn batch(agent: &str, camera: &str, seq: u64, track: u64) -> Envelope {
                 embedding: None,
                 plate: None,
                 link: None,
+                thumb: None,
             }],
         }),
     )

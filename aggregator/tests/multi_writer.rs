@@ -64,6 +64,7 @@ fn pass(i: usize, c: usize, base: i64) -> Envelope {
             confidence: 0.95,
         }),
         link: None,
+        thumb: None,
     };
     Envelope::new(
         agent,

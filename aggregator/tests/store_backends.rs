@@ -88,6 +88,9 @@ both!(
     retention_deletes_old_rows_in_chunks,
     one_fusion_owner_and_the_inbox,
     cli_queries_answer_from_either_backend,
+    evidence_is_content_addressed_and_referenced,
+    evidence_retention_by_kind_keeps_what_is_referenced,
+    schema_8_alert_images_move_to_the_evidence_store,
 );
 
 const DAY: i64 = 86_400_000;
@@ -118,6 +121,7 @@ fn batch(agent: &str, seq: u64, track: u64, event: TrackEvent, ts: i64, x: f32) 
                     confidence: 0.5 + seq as f32 / 100.0,
                 }),
                 link: Some(3),
+                thumb: None,
             }],
         }),
     )
@@ -699,6 +703,8 @@ fn retention_deletes_old_rows_in_chunks(f: &Fixture) {
     let policy = RetentionPolicy {
         days: 30,
         alert_days: 30,
+        evidence_sighting_days: 30,
+        evidence_alert_days: 30,
         chunk: 4,
     };
     let preview = s.retention_preview(&policy, now).unwrap();
@@ -792,6 +798,8 @@ fn retention_deletes_old_rows_in_chunks(f: &Fixture) {
     let keep = RetentionPolicy {
         days: 0,
         alert_days: 0,
+        evidence_sighting_days: 0,
+        evidence_alert_days: 0,
         chunk: 4,
     };
     assert!(s.retention_preview(&keep, now).unwrap().deleted.is_empty());
@@ -978,8 +986,117 @@ fn cli_queries_answer_from_either_backend(f: &Fixture) {
         db,
     ]);
     assert_eq!(bbox["sightings"].as_array().unwrap().len(), 3, "{bbox:#}");
+    // CSV: a header and a row per sighting, the same as the library writes.
+    let raw = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8(o.stdout).unwrap(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (ok, csv, err) = raw(&["trajectory", "--plate", "川A1234B", "--csv", "--db", db]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = csv.split("\r\n").collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert_eq!(lines[0], aggregator::query::SIGHTINGS_CSV_HEADER.join(","));
+    assert!(
+        lines[1].starts_with("V-1,vehicle,s1,a1,cam-1,2,car,"),
+        "{csv}"
+    );
+    let (ok, csv, err) = raw(&[
+        "sightings",
+        "--grid",
+        "g7",
+        "--from",
+        "3h",
+        "--csv",
+        "--db",
+        db,
+    ]);
+    assert!(ok && csv.matches("\r\n").count() == 4, "{err}{csv}");
+    // The shared parsers' errors reach the user; --csv and --json exclude each other.
+    for (args, says) in [
+        (
+            &["trajectory", "--person", "P-x", "--json", "--db", db][..],
+            "not a person id",
+        ),
+        (
+            &[
+                "sightings",
+                "--bbox",
+                "91,0,0,0",
+                "--from",
+                "3h",
+                "--db",
+                db,
+            ][..],
+            "latitude 91",
+        ),
+        (
+            &["sightings", "--bbox", "1,2,3", "--from", "3h", "--db", db][..],
+            "got 3",
+        ),
+        (
+            &["sightings", "--grid", "g7", "--from", "soon", "--db", db][..],
+            "neither an RFC 3339 time",
+        ),
+        (
+            &["trajectory", "--plate", "x", "--csv", "--json", "--db", db][..],
+            "cannot be used with",
+        ),
+    ] {
+        let (ok, _, err) = raw(args);
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
+    // An alert's image through the evidence store.
+    let out = tempfile::tempdir().unwrap();
+    let crop = out.path().join("crop.jpg");
+    let (ok, said, err) = raw(&[
+        "alerts",
+        "evidence",
+        "agent-1/x1",
+        "--role",
+        "crop",
+        "--out",
+        crop.to_str().unwrap(),
+        "--db",
+        db,
+    ]);
+    assert!(ok, "{err}");
+    assert!(said.contains("image/jpeg, 5 bytes"), "{said}");
+    assert_eq!(
+        std::fs::read(&crop).unwrap(),
+        vec![0xff, 0xd8, 1, 0xff, 0xd9]
+    );
+    let by_hash = out.path().join("by-hash.jpg");
+    let sha1 = sha(&[0xff, 0xd8, 1, 0xff, 0xd9]);
+    let (ok, said, err) = raw(&[
+        "evidence",
+        &sha1,
+        "--out",
+        by_hash.to_str().unwrap(),
+        "--db",
+        db,
+    ]);
+    assert!(ok && said.contains("kind alert"), "{said}{err}");
+    assert_eq!(
+        std::fs::read(&by_hash).unwrap(),
+        vec![0xff, 0xd8, 1, 0xff, 0xd9]
+    );
+    let (ok, _, err) = raw(&["evidence", "../../etc/passwd", "--out", "x", "--db", db]);
+    assert!(!ok && err.contains("not a SHA-256"), "{err}");
+    let (ok, _, err) = raw(&["evidence", &"0".repeat(64), "--out", "x", "--db", db]);
+    assert!(!ok && err.contains("no evidence image"), "{err}");
     let alerts = cli(&["alerts", "--json", "--db", db]);
     assert_eq!(alerts.as_array().unwrap().len(), 1);
+    assert_eq!(
+        alerts[0]["evidence_refs"]["crop"],
+        sha(&[0xff, 0xd8, 1, 0xff, 0xd9])
+    );
     let tracks = cli(&["tracks", "--json", "--db", db]);
     assert_eq!(tracks.as_array().unwrap().len(), 2);
     let dry = cli(&["retention", "--dry-run", "--json", "--db", db]);
@@ -993,4 +1110,379 @@ fn cli_queries_answer_from_either_backend(f: &Fixture) {
             .len(),
         1
     );
+}
+
+/// A tiny "JPEG" (SOI marker, then `tag`): the store checks the marker, not the whole image.
+fn jpeg(tag: u8, len: usize) -> Vec<u8> {
+    let mut v = vec![0xff, 0xd8, 0xff, 0xe0];
+    v.extend(std::iter::repeat_n(tag, len));
+    v.extend([0xff, 0xd9]);
+    v
+}
+
+fn with_thumb(mut env: Envelope, data: Vec<u8>) -> Envelope {
+    if let Body::Tracks(b) = &mut env.body {
+        for u in &mut b.updates {
+            u.thumb = Some(Evidence {
+                role: "vehicle".into(),
+                mime: "image/jpeg".into(),
+                data: data.clone(),
+            });
+        }
+    }
+    env
+}
+
+fn sha(data: &[u8]) -> String {
+    aggregator::store::evidence::sha256_hex(data)
+}
+
+fn alert_with(seq: u64, id: &str, ts_ms: i64, data: Vec<u8>) -> Envelope {
+    let mut env = alert(seq, id, ts_ms, Priority::High, "x");
+    if let Body::Alert(a) = &mut env.body {
+        a.evidence = vec![
+            Evidence {
+                role: "crop".into(),
+                mime: "image/jpeg".into(),
+                data,
+            },
+            // Refused: not an image of its type, and a role that is not a plain name.
+            Evidence {
+                role: "frame".into(),
+                mime: "image/jpeg".into(),
+                data: b"<script>".to_vec(),
+            },
+            Evidence {
+                role: "a=b,c".into(),
+                mime: "image/jpeg".into(),
+                data: jpeg(9, 3),
+            },
+        ];
+    }
+    env
+}
+
+fn evidence_is_content_addressed_and_referenced(f: &Fixture) {
+    let mut s = f.open();
+    let (j1, j2, j3) = (jpeg(1, 100), jpeg(2, 200), jpeg(3, 50));
+    // Two tracks with the same best shot: stored once.
+    apply(
+        &mut s,
+        with_thumb(batch("a1", 1, 7, TrackEvent::Start, 1000, 0.0), j1.clone()),
+    );
+    apply(
+        &mut s,
+        with_thumb(batch("a1", 2, 8, TrackEvent::Start, 1000, 0.0), j1.clone()),
+    );
+    // A redelivery changes nothing.
+    apply(
+        &mut s,
+        with_thumb(batch("a1", 2, 8, TrackEvent::Start, 1000, 0.0), j1.clone()),
+    );
+    let counts = s.evidence_counts().unwrap();
+    assert_eq!(counts.get("sighting"), Some(&(1, j1.len() as u64)));
+    // A better shot later replaces track 7's; an older one arriving late does not.
+    apply(
+        &mut s,
+        with_thumb(batch("a1", 4, 7, TrackEvent::Update, 3000, 0.0), j2.clone()),
+    );
+    apply(
+        &mut s,
+        with_thumb(batch("a1", 3, 7, TrackEvent::Update, 2000, 0.0), j3.clone()),
+    );
+    // An update without a shot keeps the one there.
+    apply(&mut s, batch("a1", 5, 7, TrackEvent::End, 4000, 0.0));
+    let tracks = s.tracks(&TrackFilter::default()).unwrap();
+    let crop = |t: u64| {
+        tracks
+            .iter()
+            .find(|r| r.track == t)
+            .unwrap()
+            .evidence_crop
+            .clone()
+    };
+    assert_eq!(crop(7), Some(sha(&j2)));
+    assert_eq!(crop(8), Some(sha(&j1)));
+    // Sightings show their track's shot (PostgreSQL: the partitioned table joins tracks).
+    s.apply_fusion(&[
+        new_vehicle(1, "川A12345", 1000, None),
+        vs(1, "cam-1", 7, 1000, "川A12345", A),
+        vs(1, "cam-1", 8, 2 * DAY, "川A12345", B),
+        vs(1, "cam-1", 99, 2 * DAY + 1, "川A12345", B),
+    ])
+    .unwrap();
+    let rows = s.vehicle_trajectory_by_plate("川A12345", false).unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.track, r.evidence_crop.clone()))
+            .collect::<Vec<_>>(),
+        vec![(7, Some(sha(&j2))), (8, Some(sha(&j1))), (99, None)]
+    );
+    let json = serde_json::to_value(&rows[2]).unwrap();
+    assert!(json["evidence_crop"].is_null(), "{json}");
+    let csv = aggregator::query::sightings_csv(&rows);
+    assert!(csv.contains(&sha(&j2)), "{csv}");
+    // Read back by hash; a malformed reference is an error, never a lookup.
+    let blob = s.evidence(&sha(&j2)).unwrap().unwrap();
+    assert_eq!(
+        (blob.mime.as_str(), blob.kind.as_str(), &blob.bytes),
+        ("image/jpeg", "sighting", &j2)
+    );
+    assert_eq!(blob.sha256, sha(&j2));
+    assert_eq!(s.evidence(&"0".repeat(64)).unwrap(), None);
+    for bad in [
+        "".to_string(),
+        sha(&j2).to_uppercase(),
+        format!("{}'", &sha(&j2)[..63]),
+        "../evidence".into(),
+    ] {
+        assert!(
+            matches!(s.evidence(&bad), Err(StoreError::BadEvidenceRef(_))),
+            "{bad}"
+        );
+    }
+    // An alert showing the same image as a track: one row, now of kind alert (kept as long
+    // as alerts). The refused images are left out, the alert is stored.
+    assert_eq!(
+        apply(&mut s, alert_with(10, "al-1", 5000, j1.clone())),
+        Applied::NewAlert
+    );
+    let a = &s.alerts(&AlertFilter::default()).unwrap()[0];
+    assert_eq!(a.evidence, vec!["crop".to_string()]);
+    assert_eq!(
+        a.evidence_refs,
+        BTreeMap::from([("crop".to_string(), sha(&j1))])
+    );
+    assert_eq!(s.evidence(&sha(&j1)).unwrap().unwrap().kind, "alert");
+    assert_eq!(
+        s.alert_evidence("agent-1", "al-1", "crop").unwrap(),
+        Some(("image/jpeg".to_string(), j1.clone()))
+    );
+    assert_eq!(s.alert_evidence("agent-1", "al-1", "frame").unwrap(), None);
+    let counts = s.evidence_counts().unwrap();
+    assert_eq!(counts.get("alert").map(|c| c.0), Some(1));
+    assert_eq!(counts.get("sighting").map(|c| c.0), Some(2), "j2 and j3");
+    // A thumb that is not an image is left out; the track is stored.
+    apply(
+        &mut s,
+        with_thumb(
+            batch("a1", 20, 30, TrackEvent::Start, 1000, 0.0),
+            b"GIF89a".to_vec(),
+        ),
+    );
+    let t30 = s.tracks(&TrackFilter::default()).unwrap();
+    assert_eq!(
+        t30.iter().find(|r| r.track == 30).unwrap().evidence_crop,
+        None
+    );
+}
+
+fn evidence_retention_by_kind_keeps_what_is_referenced(f: &Fixture) {
+    let mut s = f.open();
+    let now = 40 * DAY;
+    let (old_shot, orphan, new_shot) = (jpeg(1, 10), jpeg(2, 10), jpeg(3, 10));
+    let (old_alert, new_alert) = (jpeg(4, 10), jpeg(5, 10));
+    // Track 1 (day 1): a shot, then a better one: the first is an orphan at once.
+    apply(
+        &mut s,
+        with_thumb(
+            batch("a1", 1, 1, TrackEvent::Start, DAY, 0.0),
+            orphan.clone(),
+        ),
+    );
+    apply(
+        &mut s,
+        with_thumb(
+            batch("a1", 2, 1, TrackEvent::End, DAY + 10, 0.0),
+            old_shot.clone(),
+        ),
+    );
+    // Track 2 (day 39).
+    apply(
+        &mut s,
+        with_thumb(
+            batch("a1", 3, 2, TrackEvent::End, 39 * DAY, 0.0),
+            new_shot.clone(),
+        ),
+    );
+    apply(&mut s, alert_with(4, "old", 2 * DAY, old_alert.clone()));
+    apply(&mut s, alert_with(5, "new", 39 * DAY, new_alert.clone()));
+    let policy = RetentionPolicy {
+        days: 30,
+        alert_days: 30,
+        evidence_sighting_days: 30,
+        evidence_alert_days: 30,
+        chunk: 1,
+    };
+    // Now only the orphan is expired and unreferenced.
+    let preview = s.retention_preview(&policy, now).unwrap();
+    assert_eq!(preview.deleted.get("evidence"), Some(&1));
+    // Images of rows still kept are never deleted, however short their own days.
+    let short = RetentionPolicy {
+        days: 0,
+        alert_days: 0,
+        evidence_sighting_days: 1,
+        evidence_alert_days: 1,
+        chunk: 100,
+    };
+    let r = s.retention_step(&short, now).unwrap();
+    assert_eq!(r.deleted.get("evidence"), Some(&1), "only the orphan");
+    assert!(s.evidence(&sha(&orphan)).unwrap().is_none());
+    for kept in [&old_shot, &new_shot, &old_alert, &new_alert] {
+        assert!(s.evidence(&sha(kept)).unwrap().is_some());
+    }
+    // The policy of 30 days: the old track and alert go, and with them their images (in the
+    // same steps); chunks of one row per kind and step (evidence: per evidence kind).
+    let mut deleted: BTreeMap<&str, u64> = BTreeMap::new();
+    for step in 0.. {
+        assert!(step < 20);
+        let r = s.retention_step(&policy, now).unwrap();
+        for (k, n) in r.deleted {
+            assert!(n <= if k == "evidence" { 2 } else { 1 }, "{k} {n}");
+            *deleted.entry(k).or_default() += n;
+        }
+        if r.done {
+            break;
+        }
+    }
+    assert_eq!(deleted.get("evidence"), Some(&2), "{deleted:?}");
+    assert!(s.evidence(&sha(&old_shot)).unwrap().is_none());
+    assert!(s.evidence(&sha(&old_alert)).unwrap().is_none());
+    assert!(s.evidence(&sha(&new_shot)).unwrap().is_some());
+    assert_eq!(
+        s.alert_evidence("agent-1", "new", "crop").unwrap(),
+        Some(("image/jpeg".to_string(), new_alert.clone()))
+    );
+    // Kind by kind: 0 keeps that kind forever. The new alert goes (alert days 1), its image
+    // stays (alert evidence days 0); the new track stays (days 0), so does its image.
+    let by_kind = RetentionPolicy {
+        days: 0,
+        alert_days: 1,
+        evidence_sighting_days: 1,
+        evidence_alert_days: 0,
+        chunk: 100,
+    };
+    // (A second past the day: the new alert and the new track's shot are older than a day.)
+    let now = now + 1000;
+    let r = s.retention_step(&by_kind, now).unwrap();
+    assert_eq!(r.deleted.get("alerts"), Some(&1));
+    assert_eq!(r.deleted.get("evidence"), None);
+    assert!(s.evidence(&sha(&new_alert)).unwrap().is_some());
+    // Unreferenced and old: the alert image goes once alert evidence days apply.
+    let r = s
+        .retention_step(
+            &RetentionPolicy {
+                evidence_alert_days: 1,
+                ..by_kind
+            },
+            now,
+        )
+        .unwrap();
+    assert_eq!(r.deleted.get("evidence"), Some(&1));
+    assert!(s.evidence(&sha(&new_alert)).unwrap().is_none());
+    assert_eq!(
+        s.evidence_counts().unwrap().get("sighting").map(|c| c.0),
+        Some(1)
+    );
+}
+
+/// A schema-8 store (alert images inline in `alert_evidence.data`, no `evidence` table, no
+/// `tracks.evidence_crop`) opened by this build: the images move to the evidence store, the
+/// alerts keep them.
+fn schema_8_alert_images_move_to_the_evidence_store(f: &Fixture) {
+    let (j1, j2) = (jpeg(1, 30), jpeg(2, 30));
+    {
+        let mut s = f.open();
+        apply(&mut s, batch("a1", 1, 7, TrackEvent::Start, 1000, 0.0));
+        apply(&mut s, alert(2, "x1", 10_000, Priority::High, "alone"));
+        apply(&mut s, alert(3, "x2", 20_000, Priority::High, "again"));
+    }
+    let downgrade = format!(
+        "DROP INDEX tracks_by_evidence;
+         ALTER TABLE tracks DROP COLUMN evidence_crop;
+         DROP TABLE alert_evidence;
+         DROP TABLE evidence;
+         CREATE TABLE alert_evidence (
+             agent TEXT NOT NULL, alert_id TEXT NOT NULL, role TEXT NOT NULL,
+             mime TEXT NOT NULL, ts_ms {int} NOT NULL, data {blob} NOT NULL,
+             PRIMARY KEY (agent, alert_id, role));",
+        int = if matches!(f, Fixture::Sqlite(_)) {
+            "INTEGER"
+        } else {
+            "BIGINT"
+        },
+        blob = if matches!(f, Fixture::Sqlite(_)) {
+            "BLOB"
+        } else {
+            "BYTEA"
+        },
+    );
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    match f {
+        Fixture::Sqlite(d) => {
+            let c = rusqlite::Connection::open(d.path().join("t.db")).unwrap();
+            c.execute_batch(&downgrade).unwrap();
+            c.execute_batch(&format!(
+                "INSERT INTO alert_evidence VALUES
+                   ('agent-1', 'x1', 'crop', 'image/jpeg', 10000, x'{}'),
+                   ('agent-1', 'x1', 'face', 'image/jpeg', 10000, x'{}'),
+                   ('agent-1', 'x2', 'crop', 'image/jpeg', 20000, x'{}');
+                 PRAGMA user_version = 8;",
+                hex(&j1),
+                hex(&j2),
+                hex(&j1)
+            ))
+            .unwrap();
+        }
+        Fixture::Postgres(_, url) => {
+            let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+            c.batch_execute(&downgrade).unwrap();
+            c.batch_execute(&format!(
+                "INSERT INTO alert_evidence VALUES
+                   ('agent-1', 'x1', 'crop', 'image/jpeg', 10000, '\\x{}'),
+                   ('agent-1', 'x1', 'face', 'image/jpeg', 10000, '\\x{}'),
+                   ('agent-1', 'x2', 'crop', 'image/jpeg', 20000, '\\x{}');
+                 UPDATE schema_version SET version = 8;",
+                hex(&j1),
+                hex(&j2),
+                hex(&j1)
+            ))
+            .unwrap();
+        }
+    }
+    let mut s = f.open();
+    // Identical images stored once.
+    assert_eq!(
+        s.evidence_counts().unwrap(),
+        BTreeMap::from([("alert".to_string(), (2, (j1.len() + j2.len()) as u64))])
+    );
+    assert_eq!(
+        s.alert_evidence("agent-1", "x1", "face").unwrap(),
+        Some(("image/jpeg".to_string(), j2.clone()))
+    );
+    let alerts = s.alerts(&AlertFilter::default()).unwrap();
+    assert_eq!(alerts[1].alert_id, "x1");
+    assert_eq!(
+        alerts[1].evidence_refs,
+        BTreeMap::from([
+            ("crop".to_string(), sha(&j1)),
+            ("face".to_string(), sha(&j2))
+        ])
+    );
+    assert_eq!(alerts[0].evidence_refs["crop"], sha(&j1));
+    let blob = s.evidence(&sha(&j1)).unwrap().unwrap();
+    assert_eq!((blob.kind.as_str(), blob.created_ms), ("alert", 10_000));
+    // The migrated store takes best shots.
+    apply(
+        &mut s,
+        with_thumb(batch("a1", 9, 7, TrackEvent::End, 2000, 0.0), j2.clone()),
+    );
+    assert_eq!(
+        s.tracks(&TrackFilter::default()).unwrap()[0].evidence_crop,
+        Some(sha(&j2))
+    );
+    // Opening again changes nothing.
+    drop(s);
+    let s = f.open();
+    assert_eq!(s.evidence_counts().unwrap()["alert"].0, 2);
 }

@@ -251,3 +251,75 @@ pub fn aggregator_config(data: &[u8]) -> Option<AggregatorConfig> {
     let _ = Topics::new(&cfg.broker.topic_prefix).all_tracks();
     Some(cfg)
 }
+
+/// The current time target `query_parsers` parses relative times against (fixed, so a run
+/// is reproducible): 2026-11-23T10:15:00Z.
+pub const QUERY_NOW_MS: i64 = 1_795_428_900_000;
+
+/// What target `query_parsers` found in one input: the value each parser of
+/// `aggregator::query` (shared by the CLI and the HTTP API) gave, or `None` where it refused.
+#[derive(Debug, Default, PartialEq)]
+pub struct QueryParsed {
+    /// `parse_time` at [`QUERY_NOW_MS`].
+    pub time: Option<i64>,
+    /// `parse_person`.
+    pub person: Option<u64>,
+    /// `parse_bbox`.
+    pub bbox: Option<[f64; 4]>,
+}
+
+/// Target `query_parsers`: `data` (as UTF-8; anything else is refused by the HTTP layer
+/// before a parser sees it) through every query parser. A value accepted must be what it
+/// claims: a person id fits the store's integers and comes back through `P-{id}`; a box has
+/// finite coordinates in range and comes back through its own text; a time prints as RFC
+/// 3339 (`query::utc`, as the exports do) and, when it was RFC 3339, parses back to itself
+/// at millisecond precision. Errors must print.
+pub fn query_parsers(data: &[u8]) -> QueryParsed {
+    use aggregator::query::{parse_bbox, parse_person, parse_time, utc};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return QueryParsed::default();
+    };
+    let time = match parse_time(text, QUERY_NOW_MS) {
+        Ok(ms) => {
+            let printed = utc(ms);
+            if ms >= 0 && humantime::parse_rfc3339_weak(text.trim()).is_ok() {
+                assert_eq!(
+                    parse_time(&printed, 0).expect("printed time parses"),
+                    ms,
+                    "{text:?} → {ms} → {printed}"
+                );
+            }
+            Some(ms)
+        }
+        Err(e) => {
+            let _ = e.to_string();
+            None
+        }
+    };
+    let person = match parse_person(text) {
+        Ok(id) => {
+            assert!(i64::try_from(id).is_ok(), "{text:?} gave person {id}");
+            assert_eq!(parse_person(&format!("P-{id}")).ok(), Some(id));
+            Some(id)
+        }
+        Err(e) => {
+            let _ = e.to_string();
+            None
+        }
+    };
+    let bbox = match parse_bbox(text) {
+        Ok(b) => {
+            assert!(b.iter().all(|v| v.is_finite()), "{text:?} gave {b:?}");
+            assert!(b[0].abs() <= 90.0 && b[2].abs() <= 90.0, "{b:?}");
+            assert!(b[1].abs() <= 180.0 && b[3].abs() <= 180.0, "{b:?}");
+            let again = format!("{},{},{},{}", b[0], b[1], b[2], b[3]);
+            assert_eq!(parse_bbox(&again).ok(), Some(b), "{again}");
+            Some(b)
+        }
+        Err(e) => {
+            let _ = e.to_string();
+            None
+        }
+    };
+    QueryParsed { time, person, bbox }
+}

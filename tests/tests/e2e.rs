@@ -2,7 +2,9 @@
 //! broker and with Mosquitto. The stored tracks must match the faces and the plates in the
 //! clip (each plate track carrying its plate's voted text), every
 //! acknowledged payload must be stored exactly once, and a payload captured with
-//! `mosquitto_sub` must decode.
+//! `mosquitto_sub` must decode. Every face, person-with-a-face, vehicle and plate track
+//! carries a best shot (a JPEG of at most 128 px stored once in the evidence store), and the
+//! sightings fusion made of them reference it.
 
 use sharpeyes_e2e::{
     BrokerKind, ScenarioOptions, check_person_links, check_plate_tracks, check_tracks,
@@ -71,6 +73,8 @@ fn scenario(broker: BrokerKind) {
         r.agent.frames_analysed
     );
 
+    check_best_shots(&r);
+
     let payload = std::fs::read(dir.path().join("payload.bin")).unwrap();
     let env = Codec::default()
         .decode(&payload)
@@ -89,4 +93,84 @@ fn rtsp_to_sqlite_through_the_embedded_broker() {
 #[test]
 fn rtsp_to_sqlite_through_mosquitto() {
     scenario(BrokerKind::Mosquitto);
+}
+
+/// The agent's best shots reached the evidence store: every face track and every plate
+/// track has one, and so does each track that became a sighting of a plate's vehicle; each
+/// is a JPEG of at most 128 px on its longer side; identical shots are stored once. Prints
+/// what they cost.
+fn check_best_shots(r: &sharpeyes_e2e::FaceScenario) {
+    use aggregator::store::Store;
+    let store = Store::open_read_only(&r.db).unwrap();
+    let with_shot = |class: &str| {
+        let all: Vec<_> = r.tracks.iter().filter(|t| t.class == class).collect();
+        let shot = all.iter().filter(|t| t.evidence_crop.is_some()).count();
+        (shot, all.len())
+    };
+    for class in ["face", "plate"] {
+        let (shot, all) = with_shot(class);
+        assert!(
+            all > 0 && shot == all,
+            "{class}: {shot} of {all} tracks have a best shot"
+        );
+    }
+    let mut shas: Vec<&String> = r
+        .tracks
+        .iter()
+        .filter_map(|t| t.evidence_crop.as_ref())
+        .collect();
+    for sha in &shas {
+        let blob = store
+            .evidence(sha)
+            .unwrap()
+            .expect("a referenced shot is stored");
+        assert_eq!(
+            (blob.mime.as_str(), blob.kind.as_str()),
+            ("image/jpeg", "sighting")
+        );
+        let img = image::load_from_memory(&blob.bytes).expect("a JPEG");
+        assert!(
+            img.width().max(img.height()) <= 128,
+            "{}x{}",
+            img.width(),
+            img.height()
+        );
+    }
+    let tracks_with = shas.len();
+    shas.sort();
+    shas.dedup();
+    let (images, bytes) = store
+        .evidence_counts()
+        .unwrap()
+        .get("sighting")
+        .copied()
+        .unwrap_or_default();
+    println!(
+        "best shots: {images} images stored, {bytes} bytes; {tracks_with} of {} tracks reference one \
+         ({} distinct: a person shares its face's); {:.0} bytes per track with a shot",
+        r.tracks.len(),
+        shas.len(),
+        bytes as f64 / tracks_with.max(1) as f64
+    );
+    // A sighting shows its track's shot.
+    for p in &r.plates {
+        let rows = store.vehicle_trajectory_by_plate(&p.text, false).unwrap();
+        assert!(
+            !rows.is_empty(),
+            "no sighting of the vehicle with {}",
+            p.text
+        );
+        for s in &rows {
+            let track = r
+                .tracks
+                .iter()
+                .find(|t| t.agent == s.agent && t.camera == s.camera && t.track == s.track)
+                .expect("a sighting's track is stored");
+            assert_eq!(s.evidence_crop, track.evidence_crop, "{s:?}");
+            assert!(
+                s.evidence_crop.is_some(),
+                "sighting without a best shot: {s:?}"
+            );
+        }
+    }
 }

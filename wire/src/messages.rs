@@ -208,6 +208,14 @@ pub struct TrackUpdate {
     /// face track, a face's person track, a plate's vehicle track, a vehicle's plate track.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<u64>,
+    /// The track's best shot so far, when it improved markedly since the last one sent (or
+    /// the track ends with one not sent yet): a small JPEG (longer side at most 128 px) of
+    /// the best face (face and person tracks), the vehicle or the plate. Sent at most a few
+    /// times per track; the aggregator stores it content-addressed and shows it beside the
+    /// track's sighting. `role` says what it shows: `face`, `vehicle`, `plate`. Absent in
+    /// most updates (and in payloads of agents older than this field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumb: Option<Evidence>,
 }
 
 /// A plate string with its confidence.
@@ -294,10 +302,11 @@ pub struct Alert {
     pub evidence: Vec<Evidence>,
 }
 
-/// One evidence image.
+/// One evidence image (of an alert, or a track's best shot).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
-    /// What the image shows (`crop`, `frame`).
+    /// What the image shows (alerts: `crop`, `frame`, `face`, `linked`; track thumbs:
+    /// `face`, `vehicle`, `plate`).
     pub role: String,
     /// Media type, `image/jpeg`.
     pub mime: String,

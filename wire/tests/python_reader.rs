@@ -51,6 +51,7 @@ fn documented_python_lines_decode_a_payload() {
                 embedding: Some(QEmbedding::quantize(&[0.5, -0.25])),
                 plate: None,
                 link: None,
+                thumb: None,
             }],
         }),
     );

@@ -509,6 +509,7 @@ fn a_track_is_decided_after_a_while_and_moves_when_its_vote_changes() {
             confidence: 0.8,
         }),
         link: None,
+        thumb: None,
     };
     let mut step = |u: TrackUpdate| {
         f.update(

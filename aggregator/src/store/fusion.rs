@@ -461,6 +461,9 @@ pub struct SightingRow {
     pub why: serde_json::Value,
     /// The evidence: the stored track, as `agent/camera/track` (`aggregator tracks`).
     pub evidence: String,
+    /// The SHA-256 (hex) of the track's best-shot crop in the evidence store
+    /// ([`Store::evidence`]), when the agent sent one.
+    pub evidence_crop: Option<String>,
 }
 
 impl SightingRow {
@@ -474,7 +477,9 @@ impl SightingRow {
 }
 
 const SIGHTING_COLUMNS: &str = "s.kind, s.identity, s.site, s.agent, s.camera, s.track, s.class,
-    s.first_ms, s.last_ms, s.lat, s.lon, s.confidence, s.ended, s.plate, s.why_json";
+    s.first_ms, s.last_ms, s.lat, s.lon, s.confidence, s.ended, s.plate, s.why_json,
+    (SELECT t.evidence_crop FROM tracks t
+      WHERE t.agent = s.agent AND t.camera = s.camera AND t.track = s.track)";
 
 fn sighting_row(r: &Row) -> Result<SightingRow, StoreError> {
     let why: String = r.get(14)?;
@@ -496,6 +501,7 @@ fn sighting_row(r: &Row) -> Result<SightingRow, StoreError> {
         ended: r.get(12)?,
         plate: r.get(13)?,
         why: serde_json::from_str(&why).unwrap_or(serde_json::Value::Null),
+        evidence_crop: r.get(15)?,
     })
 }
 

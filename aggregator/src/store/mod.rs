@@ -58,12 +58,14 @@ use serde::Serialize;
 use sharpeyes_wire::{AgentStatus, Body, Envelope, TrackBatch, TrackEvent};
 use thiserror::Error;
 
+pub mod evidence;
 pub mod faces;
 pub mod fusion;
 pub mod retention;
 pub mod sql;
 pub mod watchlist;
 
+pub use self::evidence::{BadSha256, EvidenceBlob};
 pub use self::retention::{RetentionPolicy, RetentionReport};
 pub use self::sql::Dialect;
 pub use self::sql::Value;
@@ -132,6 +134,10 @@ pub enum StoreError {
     /// without consent reference...).
     #[error("{0}")]
     Invalid(String),
+    /// An evidence reference that is not a SHA-256 (64 lowercase hex digits); nothing was
+    /// looked up.
+    #[error(transparent)]
+    BadEvidenceRef(#[from] BadSha256),
     /// A stored value does not decode (written by something else than this store).
     #[error("corrupt watchlist row {id:?}: {reason}")]
     Corrupt {
@@ -142,7 +148,7 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
 const MIGRATIONS: &[&str] = &[
@@ -160,6 +166,9 @@ const MIGRATIONS: &[&str] = &[
     "",
     // 7 → 8: person_faces, which faces::SCHEMA creates.
     "",
+    // 8 → 9: the evidence store (evidence::SCHEMA; schema 8's inline alert images are moved
+    // by evidence::migrate) and each track's best shot.
+    "ALTER TABLE tracks ADD COLUMN evidence_crop TEXT;",
 ];
 
 /// Track points (PostgreSQL: partitioned by day of `ts_ms`; the key holds the time).
@@ -234,6 +243,7 @@ CREATE TABLE IF NOT EXISTS tracks (
     plate            TEXT,
     plate_confidence REAL,
     link             INTEGER,
+    evidence_crop    TEXT,
     PRIMARY KEY (agent, camera, track)
 );
 CREATE INDEX IF NOT EXISTS tracks_by_camera_time ON tracks (camera, last_ms);
@@ -258,15 +268,6 @@ CREATE TABLE IF NOT EXISTS alerts (
     PRIMARY KEY (agent, alert_id)
 );
 CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (last_ms);
-CREATE TABLE IF NOT EXISTS alert_evidence (
-    agent    TEXT    NOT NULL,
-    alert_id TEXT    NOT NULL,
-    role     TEXT    NOT NULL,
-    mime     TEXT    NOT NULL,
-    ts_ms    INTEGER NOT NULL,
-    data     BLOB    NOT NULL,
-    PRIMARY KEY (agent, alert_id, role)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agents (
     agent       TEXT PRIMARY KEY,
     site        TEXT    NOT NULL,
@@ -341,6 +342,9 @@ pub struct AlertRow {
     pub details: std::collections::BTreeMap<String, String>,
     /// Roles of the evidence images held (`crop`, `frame`).
     pub evidence: Vec<String>,
+    /// The evidence images by role → SHA-256 in the evidence store ([`Store::evidence`],
+    /// `GET /api/v1/evidence/{sha256}`).
+    pub evidence_refs: std::collections::BTreeMap<String, String>,
     /// When it arrived at the aggregator, UTC ms.
     pub received_ms: i64,
     /// When an operator acknowledged it, UTC ms.
@@ -407,6 +411,10 @@ pub struct TrackRow {
     /// person's face, a face's person, a plate's vehicle, a vehicle's plate).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<u64>,
+    /// SHA-256 of the track's best shot in the evidence store ([`Store::evidence`]), when
+    /// the agent sent one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence_crop: Option<String>,
 }
 
 /// Which tracks a query wants.
@@ -605,8 +613,13 @@ impl Store {
         conn.execute_batch(fusion::SCHEMA)?;
         conn.execute_batch(fusion::SIGHTINGS)?;
         conn.execute_batch(faces::SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        Ok(Self::with(Box::new(sql::Sqlite::new(conn))))
+        let store = Self::with(Box::new(sql::Sqlite::new(conn)));
+        store.tx(evidence::migrate)?;
+        store
+            .db()
+            .backend
+            .batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        Ok(store)
     }
 
     /// Opens an existing SQLite database read-only (a reader beside the writer; WAL lets both
@@ -665,6 +678,8 @@ impl Store {
             ))?;
             backend.batch(&postgres_schema(PG_SIGHTINGS))?;
             backend.batch(&postgres_schema(faces::SCHEMA))?;
+            // 8 → 9: each track's best shot (the evidence tables: evidence::migrate, below).
+            backend.batch("ALTER TABLE tracks ADD COLUMN IF NOT EXISTS evidence_crop TEXT")?;
             backend.execute(
                 "INSERT INTO schema_version (id, version) VALUES (1, ?)
                  ON CONFLICT (id) DO UPDATE SET version = excluded.version",
@@ -679,7 +694,12 @@ impl Store {
                 return Err(e);
             }
         }
-        Ok(Self::with(Box::new(backend)))
+        let store = Self::with(Box::new(backend));
+        store.tx(|db| {
+            db.query("SELECT pg_advisory_xact_lock(?)", args![LOCK_SCHEMA])?;
+            evidence::migrate(db)
+        })?;
+        Ok(store)
     }
 
     /// Opens the store at `at` (read-write; created or migrated).
@@ -903,7 +923,8 @@ impl Store {
     pub fn tracks(&self, f: &TrackFilter) -> Result<Vec<TrackRow>, StoreError> {
         let mut sql = String::from(
             "SELECT agent, site, camera, track, class, first_ms, last_ms, ended, updates, best_score,
-                    x1, y1, x2, y2, frame_w, frame_h, plate, plate_confidence, link FROM tracks WHERE 1=1",
+                    x1, y1, x2, y2, frame_w, frame_h, plate, plate_confidence, link, evidence_crop
+             FROM tracks WHERE 1=1",
         );
         let mut a: Vec<Value> = Vec::new();
         if let Some(c) = &f.camera {
@@ -940,6 +961,7 @@ impl Store {
                     plate: r.get(16)?,
                     plate_confidence: r.get(17)?,
                     link: r.get(18)?,
+                    evidence_crop: r.get(19)?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
@@ -952,7 +974,7 @@ impl Store {
         let mut sql = String::from(
             "SELECT a.agent, a.alert_id, site, camera, kind, priority, first_ms, last_ms, sightings,
                     track, summary, details_json, received_ms, acked_ms, acked_by, ack_note,
-                    (SELECT string_agg(role, ',') FROM alert_evidence e
+                    (SELECT string_agg(role || '=' || sha256, ',') FROM alert_evidence e
                       WHERE e.agent = a.agent AND e.alert_id = a.alert_id)
              FROM alerts a WHERE 1=1",
         );
@@ -977,11 +999,14 @@ impl Store {
             .iter()
             .map(|r| {
                 let details: String = r.get(11)?;
-                let evidence: Option<String> = r.get(16)?;
-                let mut evidence: Vec<String> = evidence
-                    .map(|e| e.split(',').map(str::to_string).collect())
-                    .unwrap_or_default();
-                evidence.sort();
+                let refs: Option<String> = r.get(16)?;
+                let evidence_refs: std::collections::BTreeMap<String, String> = refs
+                    .iter()
+                    .flat_map(|e| e.split(','))
+                    .filter_map(|e| e.split_once('='))
+                    .map(|(role, sha)| (role.to_string(), sha.to_string()))
+                    .collect();
+                let evidence: Vec<String> = evidence_refs.keys().cloned().collect();
                 Ok(AlertRow {
                     agent: r.get(0)?,
                     alert_id: r.get(1)?,
@@ -996,6 +1021,7 @@ impl Store {
                     summary: r.get(10)?,
                     details: serde_json::from_str(&details).unwrap_or_default(),
                     evidence,
+                    evidence_refs,
                     received_ms: r.get(12)?,
                     acked_ms: r.get(13)?,
                     acked_by: r.get(14)?,
@@ -1005,7 +1031,7 @@ impl Store {
             .collect()
     }
 
-    /// One evidence image of an alert: its media type and bytes.
+    /// One evidence image of an alert: its media type and bytes (from the evidence store).
     pub fn alert_evidence(
         &self,
         agent: &str,
@@ -1014,7 +1040,8 @@ impl Store {
     ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         self.db()
             .one(
-                "SELECT mime, data FROM alert_evidence WHERE agent = ? AND alert_id = ? AND role = ?",
+                "SELECT e.mime, e.bytes FROM alert_evidence a JOIN evidence e ON e.sha256 = a.sha256
+                 WHERE a.agent = ? AND a.alert_id = ? AND a.role = ?",
                 args![agent, alert_id, role],
             )?
             .map(|r| Ok((r.get(0)?, r.get(1)?)))
@@ -1158,7 +1185,7 @@ fn apply(
         return Ok(Applied::Duplicate);
     }
     match &env.body {
-        Body::Tracks(b) => store_tracks(db, &env.agent, b)?,
+        Body::Tracks(b) => store_tracks(db, &env.agent, b, now)?,
         Body::Status(s) => store_status(db, &env.agent, s, now)?,
         Body::Alert(a) => {
             if store_alert(db, &env.agent, a, now)? {
@@ -1217,25 +1244,23 @@ fn store_alert(
         ],
     )?;
     for e in &a.evidence {
-        db.execute(
-            "INSERT INTO alert_evidence (agent, alert_id, role, mime, ts_ms, data)
-             VALUES (?, ?, ?, ?, ?, ?)
-             ON CONFLICT (agent, alert_id, role) DO UPDATE SET
-                mime = excluded.mime, data = excluded.data, ts_ms = excluded.ts_ms
-             WHERE excluded.ts_ms >= alert_evidence.ts_ms",
-            args![agent, a.alert_id, e.role, e.mime, a.ts_ms, e.data],
-        )?;
+        evidence::put_alert_image(db, agent, &a.alert_id, e, a.ts_ms, now)?;
     }
     Ok(!existed)
 }
 
-fn store_tracks(db: &mut Db, agent: &str, b: &TrackBatch) -> Result<(), StoreError> {
+fn store_tracks(db: &mut Db, agent: &str, b: &TrackBatch, now: i64) -> Result<(), StoreError> {
     for u in &b.updates {
         let [x1, y1, x2, y2] = u.bbox.to_pixels(b.frame_w, b.frame_h);
+        let thumb = match &u.thumb {
+            Some(t) => evidence::put_thumb(db, agent, &b.camera, u.track, t, u.ts_ms, now)?,
+            None => None,
+        };
         db.execute(
             "INSERT INTO tracks (agent, camera, track, site, class, first_ms, last_ms, ended, updates, best_score,
-                                 frame_w, frame_h, x1, y1, x2, y2, plate, plate_confidence, link)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+                                 frame_w, frame_h, x1, y1, x2, y2, plate, plate_confidence, link,
+                                 evidence_crop)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
              ON CONFLICT (agent, camera, track) DO UPDATE SET
                 first_ms = LEAST(tracks.first_ms, excluded.first_ms),
                 ended = GREATEST(tracks.ended, excluded.ended),
@@ -1253,6 +1278,9 @@ fn store_tracks(db: &mut Db, agent: &str, b: &TrackBatch) -> Result<(), StoreErr
                              THEN excluded.plate_confidence ELSE tracks.plate_confidence END,
                 link = CASE WHEN excluded.link IS NOT NULL AND excluded.last_ms >= tracks.last_ms
                              THEN excluded.link ELSE tracks.link END,
+                evidence_crop = CASE WHEN excluded.evidence_crop IS NOT NULL
+                                      AND (tracks.evidence_crop IS NULL OR excluded.last_ms >= tracks.last_ms)
+                             THEN excluded.evidence_crop ELSE tracks.evidence_crop END,
                 last_ms = GREATEST(tracks.last_ms, excluded.last_ms)",
             args![
                 agent,
@@ -1272,6 +1300,7 @@ fn store_tracks(db: &mut Db, agent: &str, b: &TrackBatch) -> Result<(), StoreErr
                 u.plate.as_ref().map(|p| p.text.as_str()),
                 u.plate.as_ref().map(|p| f64::from(p.confidence)),
                 u.link,
+                thumb,
             ],
         )?;
         db.ensure_partition("track_points", u.ts_ms)?;
@@ -1336,6 +1365,7 @@ mod tests {
                     embedding: None,
                     plate: None,
                     link: None,
+                    thumb: None,
                 }],
             }),
         )
@@ -1400,8 +1430,9 @@ mod tests {
                 .unwrap()
                 .replace("    plate            TEXT,\n", "")
                 .replace("    plate_confidence REAL,\n", "")
-                .replace("    link             INTEGER,\n", "");
-            assert!(!v1.contains("plate") && !v1.contains("link"));
+                .replace("    link             INTEGER,\n", "")
+                .replace("    evidence_crop    TEXT,\n", "");
+            assert!(!v1.contains("plate") && !v1.contains("link") && !v1.contains("evidence"));
             c.execute_batch(&v1).unwrap();
             c.pragma_update(None, "user_version", 1).unwrap();
         }

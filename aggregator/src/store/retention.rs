@@ -8,7 +8,19 @@
 //! | `tracks` | per-camera tracks | `last_ms` | `days` |
 //! | `messages` | the `(agent, seq)` dedupe log | `received_ms` | `days` |
 //! | `link_evidence` | co-occurrences behind links | `ts_ms` | `days` |
-//! | `alerts` | alerts and their evidence images | `last_ms` | `alert_days` |
+//! | `alerts` | alerts and their references to evidence images | `last_ms` | `alert_days` |
+//! | `evidence` | evidence images of kind `sighting` (tracks' best shots) | `last_ref_ms` | `evidence_sighting_days` |
+//! | `evidence` | evidence images of kind `alert` | `last_ref_ms` | `evidence_alert_days` |
+//!
+//! An evidence image ([`super::evidence`]) is deleted only when it is older than its kind's
+//! days (by `last_ref_ms`, the newest capture time of anything that referred to it) **and**
+//! nothing kept refers to it any more: no alert (`alert_evidence`) and no track
+//! (`tracks.evidence_crop`, which the sightings show). So an image lives as long as the
+//! longer of its kind's days and the rows that show it: with evidence days shorter than
+//! `days`, best shots stay as long as their tracks; with longer ones, they outlive them (an
+//! orphan kept until its own days are up). Evidence runs after the other kinds in the same
+//! step, so the images of rows deleted in that step go in that step when they are old
+//! enough. `0` keeps a kind's images forever.
 //!
 //! On PostgreSQL the daily partitions of `sightings` and `track_points` that lie wholly
 //! before the cut-off are dropped (`DROP TABLE`, instant, space returned to the system);
@@ -34,9 +46,15 @@ use crate::args;
 pub struct RetentionPolicy {
     /// Days sightings, tracks, track points, messages and link evidence are kept (0: forever).
     pub days: u32,
-    /// Days alerts (and their evidence images) are kept (0: forever).
+    /// Days alerts (and their references to evidence images) are kept (0: forever).
     pub alert_days: u32,
-    /// Rows deleted per kind and transaction at most.
+    /// Days evidence images of kind `sighting` (tracks' best shots) are kept once nothing
+    /// refers to them (0: forever).
+    pub evidence_sighting_days: u32,
+    /// Days evidence images of kind `alert` are kept once nothing refers to them (0:
+    /// forever).
+    pub evidence_alert_days: u32,
+    /// Rows deleted per kind (and per evidence kind) and transaction at most.
     pub chunk: usize,
 }
 
@@ -119,12 +137,28 @@ const KINDS: &[Kind] = &[
     },
 ];
 
+/// The evidence kinds: name in `evidence.kind`, and its days in a policy.
+type DaysOf = fn(&RetentionPolicy) -> u32;
+const EVIDENCE_KINDS: [(&str, DaysOf); 2] = [
+    (super::evidence::KIND_SIGHTING, |p| p.evidence_sighting_days),
+    (super::evidence::KIND_ALERT, |p| p.evidence_alert_days),
+];
+
+/// Expired evidence of one kind: older than the cut-off and referred to by nothing.
+const EVIDENCE_EXPIRED: &str = "FROM evidence e WHERE e.kind = ? AND e.last_ref_ms < ?
+    AND NOT EXISTS (SELECT 1 FROM alert_evidence a WHERE a.sha256 = e.sha256)
+    AND NOT EXISTS (SELECT 1 FROM tracks t WHERE t.evidence_crop = e.sha256)";
+
 impl RetentionPolicy {
     /// The cut-off for a kind at `now_ms`: rows older than it expire (None: kept forever).
     fn cutoff(&self, k: &Kind, now_ms: i64) -> Option<i64> {
         let days = if k.alerts { self.alert_days } else { self.days };
-        (days > 0).then(|| now_ms - i64::from(days) * DAY_MS)
+        days_cutoff(days, now_ms)
     }
+}
+
+fn days_cutoff(days: u32, now_ms: i64) -> Option<i64> {
+    (days > 0).then(|| now_ms - i64::from(days) * DAY_MS)
 }
 
 /// The partitions of `table` wholly before `cutoff` (PostgreSQL).
@@ -179,6 +213,26 @@ impl Store {
                 report.done = false;
             }
         }
+        for (kind, days) in EVIDENCE_KINDS {
+            let Some(cutoff) = days_cutoff(days(policy), now_ms) else {
+                continue;
+            };
+            let n = self.tx(|db| {
+                db.execute(
+                    &format!(
+                        "DELETE FROM evidence WHERE sha256 IN
+                           (SELECT e.sha256 {EVIDENCE_EXPIRED} ORDER BY e.last_ref_ms LIMIT ?)"
+                    ),
+                    args![kind, cutoff, chunk],
+                )
+            })?;
+            if n > 0 {
+                *report.deleted.entry("evidence").or_default() += n;
+            }
+            if n as usize >= chunk {
+                report.done = false;
+            }
+        }
         Ok(report)
     }
 
@@ -208,6 +262,20 @@ impl Store {
             )?;
             if n > 0 {
                 report.deleted.insert(k.name, n);
+            }
+        }
+        // What the other kinds' deletions would orphan is not counted here: a dry run counts
+        // the images expired and unreferenced now.
+        for (kind, days) in EVIDENCE_KINDS {
+            let Some(cutoff) = days_cutoff(days(policy), now_ms) else {
+                continue;
+            };
+            let n = self.count(
+                &format!("SELECT count(*) {EVIDENCE_EXPIRED}"),
+                args![kind, cutoff],
+            )?;
+            if n > 0 {
+                *report.deleted.entry("evidence").or_default() += n;
             }
         }
         Ok(report)

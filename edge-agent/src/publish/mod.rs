@@ -111,6 +111,8 @@ pub struct Output {
     pub plate: Option<sharpeyes_wire::PlateReading>,
     /// The linked track of another class (a person's face, a plate's vehicle...).
     pub link: Option<u64>,
+    /// The track's best shot, when a new one is due (a small JPEG).
+    pub thumb: Option<sharpeyes_wire::Evidence>,
 }
 
 #[derive(Debug, Default)]
@@ -387,6 +389,7 @@ impl Publisher {
             embedding,
             plate,
             link,
+            thumb,
         } in a.outputs
         {
             b.from_ms.get_or_insert(o.ts_ms);
@@ -401,6 +404,7 @@ impl Publisher {
                 embedding,
                 plate,
                 link,
+                thumb,
             });
         }
         Ok(())

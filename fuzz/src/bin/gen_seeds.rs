@@ -240,6 +240,7 @@ fn update(
         embedding: None,
         plate: None,
         link: None,
+        thumb: None,
     }
 }
 
