@@ -108,13 +108,13 @@ pub enum ApiError {
     },
 }
 
-/// Reader connections, reused (at most `MAX_IDLE` kept).
+/// Reader connections, reused (at most `MAX_IDLE` kept idle).
 struct Pool {
     at: Location,
     idle: Mutex<Vec<Store>>,
 }
 
-const MAX_IDLE: usize = 8;
+const MAX_IDLE: usize = 32;
 
 impl Pool {
     fn with<T>(&self, f: impl FnOnce(&Store) -> T) -> Result<T, StoreError> {
