@@ -4,7 +4,7 @@
 //! an external broker), checks and deduplicates them, and stores them in SQLite or PostgreSQL ([`store`]); fuses the
 //! tracks of every camera into vehicles, persons and person–vehicle links ([`fuse`], stored
 //! with the messages); answers queries (`aggregator tracks`, `trajectory`, `links`,
-//! `sightings`, `search-face` through [`facesearch`]); enrolls watchlists and publishes them to the agents ([`watchlist`]). [`run`] is the whole service; `main.rs` only parses the command line.
+//! `sightings`, `search-face` through [`facesearch`]); enrolls watchlists and publishes them to the agents ([`watchlist`]); serves the analysts' HTTP API (`/api/v1` on `api.listen`: bearer tokens with roles, purposes, rate limits, a hash-chained audit log, a live alert stream; [`api`]). [`run`] is the whole service; `main.rs` only parses the command line.
 
 pub mod api;
 pub mod broker;
