@@ -102,12 +102,12 @@ fn truncated_seeds_do_not_panic() {
     }
 }
 
-/// The files of `fuzz/<kind>/query_parsers/`.
-fn query_inputs(kind: &str) -> Vec<(String, Vec<u8>)> {
+/// The files of `fuzz/<kind>/<target>/`.
+fn target_inputs(target: &str, kind: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz")
         .join(kind)
-        .join("query_parsers");
+        .join(target);
     let Ok(entries) = fs::read_dir(&dir) else {
         return Vec::new();
     };
@@ -165,7 +165,7 @@ fn query_parsers(data: &[u8]) -> (Option<i64>, Option<u64>, Option<[f64; 4]>) {
 /// `bad-<parser>-*` (it refuses it), parser one of `time`, `person`, `bbox`.
 #[test]
 fn query_parser_seeds_parse_as_named() {
-    let seeds = query_inputs("seeds");
+    let seeds = target_inputs("query_parsers", "seeds");
     assert!(seeds.len() >= 6, "fuzz/seeds/query_parsers/ needs seeds");
     for (name, data) in &seeds {
         let (time, person, bbox) = query_parsers(data);
@@ -187,14 +187,47 @@ fn query_parser_seeds_parse_as_named() {
     }
 }
 
+/// What the fuzz target `api_params` does (fuzz/src/lib.rs): every parser of the API on the
+/// input as text, and the form reader on it as a multipart body.
+fn api_params(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    aggregator::api::params::exercise(&text, 1_767_000_000_000);
+    if let Ok(form) = aggregator::api::multipart::parse("multipart/form-data; boundary=b", data) {
+        let _ = aggregator::api::multipart::face_request(&form);
+    }
+}
+
 #[test]
 fn query_parser_regressions_and_truncations_do_not_panic() {
-    for (_, data) in query_inputs("regressions") {
+    for (_, data) in target_inputs("query_parsers", "regressions") {
         query_parsers(&data);
     }
-    for (_, data) in query_inputs("seeds") {
+    for (_, data) in target_inputs("query_parsers", "seeds") {
         for cut in 0..=data.len() {
             query_parsers(&data[..cut]);
         }
     }
+}
+
+#[test]
+fn api_parser_seeds_regressions_and_truncations_do_not_panic() {
+    let seeds = target_inputs("api_params", "seeds");
+    assert!(seeds.len() >= 5, "fuzz/seeds/api_params/ holds the seeds");
+    for (_, data) in seeds
+        .iter()
+        .chain(target_inputs("api_params", "regressions").iter())
+    {
+        for cut in 0..=data.len() {
+            api_params(&data[..cut]);
+        }
+    }
+    // The patient form seed is a whole enrollment request.
+    let form = &seeds
+        .iter()
+        .find(|(n, _)| n == "form-patient.txt")
+        .unwrap()
+        .1;
+    let f = aggregator::api::multipart::parse("multipart/form-data; boundary=b", form).unwrap();
+    let req = aggregator::api::multipart::face_request(&f).unwrap();
+    assert_eq!((req.id.as_str(), req.contacts.len()), ("P-0042", 1));
 }

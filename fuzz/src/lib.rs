@@ -323,3 +323,16 @@ pub fn query_parsers(data: &[u8]) -> QueryParsed {
     };
     QueryParsed { time, person, bbox }
 }
+
+/// The HTTP API's parameter parsers (`aggregator::api::params`: query strings, times,
+/// boxes, person ids, plates, path segments, purpose headers, cursors) and its
+/// `multipart/form-data` reader (`aggregator::api::multipart`), on one input: the bytes as
+/// text go through every parser; the bytes as a form body (boundary `b`) through the form
+/// reader and the enrollment request builder. Nothing may panic.
+pub fn api_params(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    aggregator::api::params::exercise(&text, 1_767_000_000_000);
+    if let Ok(form) = aggregator::api::multipart::parse("multipart/form-data; boundary=b", data) {
+        let _ = aggregator::api::multipart::face_request(&form);
+    }
+}

@@ -177,6 +177,12 @@ pub(crate) fn put_thumb(
 
 /// An alert's image, stored when acceptable, with its reference by role (a newer image of
 /// the same role replaces the reference); whether it was stored.
+/// Whether an alert's image is kept (a plain role, a JPEG or PNG of at most
+/// `MAX_ALERT_IMAGE_BYTES`); others are left out with a warning.
+pub fn keeps_alert_image(e: &sharpeyes_wire::Evidence) -> bool {
+    acceptable_role(&e.role) && acceptable_image(&e.mime, &e.data, MAX_ALERT_IMAGE_BYTES)
+}
+
 pub(crate) fn put_alert_image(
     db: &mut Db,
     agent: &str,
@@ -185,7 +191,7 @@ pub(crate) fn put_alert_image(
     ts_ms: i64,
     now: i64,
 ) -> Result<bool, StoreError> {
-    if !acceptable_role(&e.role) || !acceptable_image(&e.mime, &e.data, MAX_ALERT_IMAGE_BYTES) {
+    if !keeps_alert_image(e) {
         warn!(
             agent,
             alert_id,
