@@ -672,6 +672,8 @@ async function loadAlerts() {
 $("open-only").addEventListener("change", () => loadAlerts().catch(showError));
 
 function upsertAlert(a) {
+  // An acknowledgement (the ack answer and the stream's `ack` event) names its note `note`.
+  if (a.note !== undefined && a.ack_note === undefined) a = { ...a, ack_note: a.note };
   const key = alertKey(a);
   const old = state.alerts.get(key);
   const row = old ? { ...old, ...a } : a;
