@@ -71,13 +71,21 @@ pub fn http(
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).map_err(io)?;
     s.write_all(body).map_err(io)?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).map_err(io)?;
+    // Read the head, then exactly Content-Length bytes (chromedriver may keep the socket
+    // open after its answer), or a chunked body to its end, or to EOF.
     let bad = |what: &str| WebDriverError::Protocol(format!("{method} {path}"), what.to_string());
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 16384];
+    let split = loop {
+        if let Some(p) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p;
+        }
+        let n = s.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            return Err(bad("connection closed before the end of the headers"));
+        }
+        raw.extend_from_slice(&buf[..n]);
+    };
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
     let status: u16 = lines
@@ -89,12 +97,40 @@ pub fn http(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     let mut body = raw[split + 4..].to_vec();
-    if headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"))
-    {
-        body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
+    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let length: Option<usize> = header("content-length").and_then(|v| v.parse().ok());
+    if method == "HEAD" || status == 204 || status == 304 {
+        body.clear();
+    } else if let Some(len) = length.filter(|_| !chunked) {
+        while body.len() < len {
+            let n = s.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                return Err(bad("connection closed before the end of the body"));
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+        body.truncate(len);
+    } else if chunked {
+        loop {
+            if let Some(done) = dechunk(&body) {
+                body = done;
+                break;
+            }
+            let n = s.read(&mut buf).map_err(io)?;
+            if n == 0 {
+                return Err(bad("bad chunked body"));
+            }
+            body.extend_from_slice(&buf[..n]);
+        }
+    } else {
+        s.read_to_end(&mut body).map_err(io)?;
     }
     Ok((status, headers, body))
 }
