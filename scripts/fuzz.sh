@@ -5,7 +5,7 @@
 #                                          (default: all targets, 1000000 each), then stop
 #   scripts/fuzz.sh seeds                  regenerate fuzz/seeds/ and fuzz/dict/ (gen_seeds)
 #
-# Targets: wire_decode, agent_config, aggregator_config. Installs cargo-afl (pinned; its install
+# Targets: wire_decode, agent_config, aggregator_config, api_params. Installs cargo-afl (pinned; its install
 # builds AFL++ from the source it ships) if missing, builds the targets into fuzz/target, runs
 # afl-fuzz headless from fuzz/seeds/TARGET into fuzz/out/TARGET (started afresh each run), and
 # prints per target the executions, speed, corpus, crashes and hangs. Exits 1 if any target
@@ -18,7 +18,7 @@ say() { printf '[fuzz] %s\n' "$*"; }
 die() { printf '[fuzz] ERROR: %s\n' "$*" >&2; exit 2; }
 
 CARGO_AFL_VERSION=0.18.2 # keep equal to the afl dependency in fuzz/Cargo.toml
-ALL_TARGETS=(wire_decode agent_config aggregator_config)
+ALL_TARGETS=(wire_decode agent_config aggregator_config api_params)
 
 mode="${1:-all}"
 execs="${2:-1000000}"
@@ -26,7 +26,7 @@ execs="${2:-1000000}"
 case "$mode" in
   all) targets=("${ALL_TARGETS[@]}") ;;
   seeds) targets=() ;;
-  wire_decode | agent_config | aggregator_config) targets=("$mode") ;;
+  wire_decode | agent_config | aggregator_config | api_params) targets=("$mode") ;;
   -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) die "unknown target '$mode' (one of: ${ALL_TARGETS[*]}, all, seeds)" ;;
 esac

@@ -34,6 +34,8 @@ pub struct AggregatorConfig {
     pub alerts: AlertsConfig,
     /// Watchlist enrollment (the models that embed the photos) and publishing.
     pub watchlist: WatchlistConfig,
+    /// The analysts' HTTP API (`/api/v1`) and web page.
+    pub api: ApiConfig,
     /// Fusion of the agents' tracks into vehicles, persons, links and trajectories.
     pub fusion: FuseConfig,
     /// Where the cameras are (`[[cameras]]`, one table per camera). Cameras missing here are
@@ -212,6 +214,102 @@ impl EnrollEmbedderConfig {
             model: self.model.clone(),
             ..FaceEmbedderConfig::default()
         }
+    }
+}
+
+/// The analysts' HTTP API (`/api/v1`, see `aggregator::api`) and the web page at `/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Serve the API. Default `true`.
+    pub enabled: bool,
+    /// Address to listen on (a bearer token guards every route but the OpenAPI document and
+    /// the web configuration; keep it on loopback or behind a TLS proxy). Default
+    /// `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Largest request body, bytes (1024..=268435456); larger ones get 413. Default
+    /// `8388608` (8 MiB).
+    pub max_body_bytes: usize,
+    /// Requests per second each token may make on average (0.1..=100000). Default `20`.
+    pub rate_per_s: f64,
+    /// Requests a token may make at once above the average (1..=1000000). Default `40`.
+    pub rate_burst: u32,
+    /// Rows a page holds when the request gives no `limit` (1..=`max_page_size`).
+    /// Default `100`.
+    pub page_size: usize,
+    /// Largest `limit` a request may ask for (1..=100000). Default `1000`.
+    pub max_page_size: usize,
+    /// Basemap tile URL template for the web page (`https://tile.example/{z}/{x}/{y}.png`);
+    /// empty: no basemap, the site GeoJSON is drawn (works offline). Default: empty.
+    pub tile_url: String,
+    /// Attribution shown with the tiles. Default: empty.
+    pub tile_attribution: String,
+    /// GeoJSON FeatureCollection of the site (roads, areas) served at
+    /// `/api/v1/site.geojson`; checked at start. Default: none (cameras and grid outlines).
+    pub site_geojson: Option<PathBuf>,
+    /// Serve the web page at `/`. Default `true`.
+    pub web: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 8 << 20,
+            rate_per_s: 20.0,
+            rate_burst: 40,
+            page_size: 100,
+            max_page_size: 1000,
+            tile_url: String::new(),
+            tile_attribution: String::new(),
+            site_geojson: None,
+            web: true,
+        }
+    }
+}
+
+impl ApiConfig {
+    /// Checks every field (the first problem is returned, named `api.…`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        in_range("api.max_body_bytes", self.max_body_bytes, 1024, 256 << 20)?;
+        if !(self.rate_per_s.is_finite() && (0.1..=100_000.0).contains(&self.rate_per_s)) {
+            return Err(invalid("api.rate_per_s", "must be within 0.1..=100000"));
+        }
+        in_range("api.rate_burst", self.rate_burst, 1, 1_000_000)?;
+        in_range("api.max_page_size", self.max_page_size, 1, 100_000)?;
+        if !(1..=self.max_page_size).contains(&self.page_size) {
+            return Err(invalid(
+                "api.page_size",
+                format!(
+                    "must be within 1..={} (api.max_page_size)",
+                    self.max_page_size
+                ),
+            ));
+        }
+        let t = &self.tile_url;
+        let ok = t.is_empty()
+            || t.starts_with("http://")
+            || t.starts_with("https://")
+            || t.starts_with('/');
+        if !ok {
+            return Err(invalid(
+                "api.tile_url",
+                format!(
+                    "{:?} must be an http(s) URL or a path on this server",
+                    self.tile_url
+                ),
+            ));
+        }
+        if let Some(p) = &self.site_geojson
+            && p.as_os_str().is_empty()
+        {
+            return Err(invalid(
+                "api.site_geojson",
+                "must not be empty (leave it out instead)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -588,6 +686,7 @@ impl ConfigFile for AggregatorConfig {
             return Err(invalid("alerts.hook_queue", "must be within 1..=100000"));
         }
         self.store.validate()?;
+        self.api.validate()?;
         let w = &self.watchlist;
         in_range("watchlist.publish_poll_ms", w.publish_poll_ms, 100, 600_000)?;
         in_range("watchlist.min_face_ratio", w.min_face_ratio, 0.0, 1.0)?;
@@ -825,6 +924,15 @@ mod tests {
         );
         assert!(e("[watchlist.models]\nintra_threads = 0").contains("intra_threads"));
         assert!(e("[watchlist.face_embedder]\nenabled = true").contains("unknown field"));
+        assert!(e("[api]\nlisten = 'x'").contains("listen"));
+        assert!(e("[api]\nmax_body_bytes = 10").contains("api.max_body_bytes"));
+        assert!(e("[api]\nrate_per_s = 0.0").contains("api.rate_per_s"));
+        assert!(e("[api]\nrate_burst = 0").contains("api.rate_burst"));
+        assert!(e("[api]\npage_size = 2000").contains("api.page_size"));
+        assert!(e("[api]\nmax_page_size = 0").contains("api.max_page_size"));
+        assert!(e("[api]\ntile_url = 'ftp://x'").contains("api.tile_url"));
+        assert!(e("[api]\nsite_geojson = ''").contains("api.site_geojson"));
+        assert!(e("[api]\ntoken = 'x'").contains("unknown field"));
     }
 
     const PLACES: &str = "

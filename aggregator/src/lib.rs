@@ -4,8 +4,9 @@
 //! an external broker), checks and deduplicates them, and stores them in SQLite or PostgreSQL ([`store`]); fuses the
 //! tracks of every camera into vehicles, persons and person–vehicle links ([`fuse`], stored
 //! with the messages); answers queries (`aggregator tracks`, `trajectory`, `links`,
-//! `sightings`, `search-face` through [`facesearch`]); enrolls watchlists and publishes them to the agents ([`watchlist`]). [`run`] is the whole service; `main.rs` only parses the command line.
+//! `sightings`, `search-face` through [`facesearch`]); enrolls watchlists and publishes them to the agents ([`watchlist`]); serves the analysts' HTTP API (`/api/v1` on `api.listen`: bearer tokens with roles, purposes, rate limits, a hash-chained audit log, a live alert stream; [`api`]). [`run`] is the whole service; `main.rs` only parses the command line.
 
+pub mod api;
 pub mod broker;
 pub mod config;
 pub mod facesearch;
@@ -92,6 +93,10 @@ pub async fn run_with_metrics(
         })
     };
     let _ops = sharpeyes_common::ops::start(&config.ops, config::OPS_PORT, metrics.clone()).await;
+    let events = api::alert_events();
+    let api_stop = shutdown.child_token();
+    let _api_guard = api_stop.clone().drop_guard();
+    api::start(&config, metrics.clone(), events.clone(), api_stop).await;
     let embedded = if config.broker.embedded() {
         Some(broker::start(&config.broker, metrics.clone(), shutdown.clone()).await?)
     } else {
@@ -115,6 +120,7 @@ pub async fn run_with_metrics(
             runtime: tokio::runtime::Handle::current(),
             shutdown: shutdown.clone(),
             hook: hook::Hook::start(&config.alerts, metrics.clone()),
+            events: Some(events.clone()),
             fusion,
             retention: config.store.retention(),
             retention_every: Duration::from_secs(config.store.retention_interval_s),

@@ -208,6 +208,16 @@ enum Cmd {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Manage the HTTP API's bearer tokens (stored hashed; the token is shown once).
+    Token {
+        #[command(subcommand)]
+        action: TokenCmd,
+    },
+    /// Check or list the audit log (every API query and evidence access, hash-chained).
+    Audit {
+        #[command(subcommand)]
+        action: AuditCmd,
+    },
     /// Print a captured payload (file, or - for stdin) as JSON.
     Decode {
         /// The payload file, or - for standard input.
@@ -473,6 +483,62 @@ enum AlertsCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Make a token and print it (only now: the store keeps its SHA-256).
+    Create {
+        /// Unique name (who, in the audit log): 1..=64 of A-Z a-z 0-9 . _ @ -.
+        #[arg(long)]
+        name: String,
+        /// viewer, analyst, enroller or admin.
+        #[arg(long)]
+        role: String,
+        /// Valid for this long (30d, 12h). Default: until revoked.
+        #[arg(long)]
+        expires: Option<String>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List the tokens (name, role, made, expiry, revoked; never the token).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Revoke a token: refused from the next request on.
+    Revoke {
+        /// The token's name.
+        name: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Check the hash chain: `ok: N entries, head HASH`, or the first broken entry (exit 1).
+    Verify {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List entries, newest first.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Only this token name.
+        #[arg(long)]
+        who: Option<String>,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
 fn split_alert_id(id: &str) -> anyhow::Result<(&str, &str)> {
     id.split_once('/')
         .filter(|(a, i)| !a.is_empty() && !i.is_empty())
@@ -528,6 +594,12 @@ fn main() -> anyhow::Result<()> {
                 let Some((mime, data)) = db.open()?.alert_evidence(agent, alert, &role)? else {
                     bail!("alert {id} has no {role:?} evidence (see `aggregator alerts`)");
                 };
+                aggregator::api::audit_cli(
+                    &db.open()?,
+                    "alerts.evidence",
+                    serde_json::json!({"agent": agent, "alert_id": alert, "role": role}),
+                    1,
+                )?;
                 std::fs::write(&out, &data)
                     .with_context(|| format!("writing {}", out.display()))?;
                 println!("{} ({mime}, {} bytes)", out.display(), data.len());
@@ -806,6 +878,117 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", aggregator::query::face_search_table(&report.results));
             }
         }
+        Cmd::Token { action } => match action {
+            TokenCmd::Create {
+                name,
+                role,
+                expires,
+                db,
+            } => {
+                let now = sharpeyes_wire::now_ms();
+                let expires_ms = expires
+                    .as_deref()
+                    .map(aggregator::api::params::duration_ms)
+                    .transpose()
+                    .map_err(|e| anyhow::anyhow!("--expires: {e}"))?
+                    .map(|d| now.saturating_add(d));
+                let (token, row) = aggregator::api::access::create_token(
+                    &db.open_or_create()?,
+                    &name,
+                    &role,
+                    expires_ms,
+                    now,
+                )?;
+                eprintln!(
+                    "token {} ({}{}); shown only now:",
+                    row.name,
+                    row.role,
+                    row.expires_ms
+                        .map(|e| format!(", expires {}", aggregator::query::utc(e)))
+                        .unwrap_or_default()
+                );
+                println!("{token}");
+            }
+            TokenCmd::List { json, db } => {
+                let rows = db.open()?.tokens()?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    for t in &rows {
+                        let when = |ms: Option<i64>| {
+                            ms.map(aggregator::query::utc).unwrap_or_else(|| "-".into())
+                        };
+                        println!(
+                            "{:<24} {:<9} created {}  expires {}  revoked {}",
+                            t.name,
+                            t.role,
+                            aggregator::query::utc(t.created_ms),
+                            when(t.expires_ms),
+                            when(t.revoked_ms)
+                        );
+                    }
+                    println!("{} token(s)", rows.len());
+                }
+            }
+            TokenCmd::Revoke { name, db } => {
+                if !db.open()?.revoke_token(&name, sharpeyes_wire::now_ms())? {
+                    bail!("no token {name:?}, or revoked already (see `aggregator token list`)");
+                }
+                println!("revoked {name}");
+            }
+        },
+        Cmd::Audit { action } => match action {
+            AuditCmd::Verify { db } => {
+                let v = db.open()?.audit_verify()?;
+                match v.broken {
+                    None => println!(
+                        "ok: {} entries, head {}",
+                        v.entries,
+                        v.head.as_deref().unwrap_or("-")
+                    ),
+                    Some(b) => {
+                        println!(
+                            "broken at entry {}: {} ({} entries before it verified)",
+                            b.seq, b.what, v.entries
+                        );
+                        std::process::exit(1);
+                    }
+                }
+            }
+            AuditCmd::List {
+                limit,
+                who,
+                json,
+                db,
+            } => {
+                let rows = db
+                    .open()?
+                    .audit_entries(&aggregator::store::audit::AuditFilter {
+                        who,
+                        limit: Some(limit),
+                        ..Default::default()
+                    })?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&rows)?);
+                } else {
+                    for r in &rows {
+                        println!(
+                            "{:>6} {} {:<16} {:<8} {:<24} {} case={} purpose={:?} results={} {}",
+                            r.seq,
+                            aggregator::query::utc(r.ts_ms),
+                            r.who,
+                            r.role,
+                            r.action,
+                            r.status,
+                            r.case_ref.as_deref().unwrap_or("-"),
+                            r.purpose.as_deref().unwrap_or(""),
+                            r.result_count.map(|n| n.to_string()).unwrap_or("-".into()),
+                            r.params_json
+                        );
+                    }
+                }
+            }
+        },
         Cmd::Decode { input, compact } => {
             let bytes = if input == "-" {
                 let mut b = Vec::new();

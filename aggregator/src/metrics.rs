@@ -67,6 +67,43 @@ pub struct Metrics {
     pub fusion_restored: ByReason,
     /// Microseconds the start spent rebuilding fusion identities from the store.
     pub fusion_restore_us: AtomicU64,
+    /// HTTP API requests answered, by route id and status.
+    pub api_requests: ByRouteStatus,
+    /// HTTP API requests refused, by reason (`unauthorized`, `forbidden`,
+    /// `purpose_required`, `bad_request`, `too_large`, `rate_limited`, `not_found`).
+    pub api_rejected: ByReason,
+    /// Entries appended to the audit log.
+    pub audit_entries: AtomicU64,
+}
+
+/// A counter per (route, status) pair.
+#[derive(Debug, Default)]
+pub struct ByRouteStatus(Mutex<BTreeMap<(&'static str, u16), u64>>);
+
+impl ByRouteStatus {
+    /// Counts one.
+    pub fn inc(&self, route: &'static str, status: u16) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((route, status))
+            .or_default() += 1;
+    }
+
+    /// The counts.
+    pub fn snapshot(&self) -> BTreeMap<(&'static str, u16), u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The count of one pair.
+    pub fn get(&self, route: &str, status: u16) -> u64 {
+        self.snapshot()
+            .iter()
+            .filter(|((r, s), _)| *r == route && *s == status)
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 /// A counter per reason (the `reason` label of a Prometheus family).
@@ -241,6 +278,12 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
                 &self.retention_partitions_dropped,
             ),
             (
+                "sharpeyes_aggregator_audit_entries_total",
+                "Entries appended to the audit log.",
+                Kind::Counter,
+                &self.audit_entries,
+            ),
+            (
                 "sharpeyes_aggregator_retention_errors_total",
                 "Retention steps that failed.",
                 Kind::Counter,
@@ -290,6 +333,26 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
             "Payloads rejected, by reason.",
             Kind::Counter,
             self.rejected.samples(),
+        );
+        e.family(
+            "sharpeyes_aggregator_api_requests_total",
+            "HTTP API requests answered, by route and status.",
+            Kind::Counter,
+            self.api_requests
+                .snapshot()
+                .into_iter()
+                .map(|((route, status), n)| {
+                    (
+                        vec![("route", route.to_string()), ("status", status.to_string())],
+                        n as f64,
+                    )
+                }),
+        );
+        e.family(
+            "sharpeyes_aggregator_api_rejected_total",
+            "HTTP API requests refused, by reason.",
+            Kind::Counter,
+            self.api_rejected.samples(),
         );
         e.family(
             "sharpeyes_aggregator_broker_refused_total",

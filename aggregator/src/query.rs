@@ -269,6 +269,54 @@ pub fn geojson(rows: &[SightingRow]) -> Value {
     json!({"type": "FeatureCollection", "features": features})
 }
 
+/// CSV of sightings (RFC 4180, header line first, `\r\n` line ends), one sighting a line
+/// in the given order: kind, identity, site, agent, camera, track, class, first/last as ms
+/// and UTC, lat, lon, confidence, ended, plate, evidence. Text cells that a spreadsheet
+/// would run as a formula (`=`, `+`, `-`, `@` first) get a leading `'`.
+pub fn sightings_csv(rows: &[SightingRow]) -> String {
+    fn cell(s: &str) -> String {
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            format!("'{s}")
+        } else {
+            s.to_string()
+        };
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s
+        }
+    }
+    let opt = |v: Option<f64>| v.map(|x| x.to_string()).unwrap_or_default();
+    let mut out = String::from(
+        "kind,identity,site,agent,camera,track,class,first_ms,last_ms,first_utc,last_utc,lat,lon,confidence,ended,plate,evidence\r\n",
+    );
+    for r in rows {
+        let line = [
+            cell(&r.kind),
+            r.identity_label(),
+            cell(&r.site),
+            cell(&r.agent),
+            cell(&r.camera),
+            r.track.to_string(),
+            cell(&r.class),
+            r.first_ms.to_string(),
+            r.last_ms.to_string(),
+            utc(r.first_ms),
+            utc(r.last_ms),
+            opt(r.lat),
+            opt(r.lon),
+            format!("{:.3}", r.confidence),
+            r.ended.to_string(),
+            cell(r.plate.as_deref().unwrap_or("")),
+            cell(&r.evidence),
+        ]
+        .join(",");
+        out.push_str(&line);
+        out.push_str("\r\n");
+    }
+    out
+}
+
 /// `2026-11-23T10:15:00.123Z` for UTC milliseconds.
 pub fn utc(ms: i64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);

@@ -101,3 +101,55 @@ fn truncated_seeds_do_not_panic() {
         }
     }
 }
+
+/// The files of `fuzz/<kind>/api_params/`.
+fn api_inputs(kind: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz")
+        .join(kind)
+        .join("api_params");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(String, Vec<u8>)> = entries
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, fs::read(&p).expect("readable input"))
+        })
+        .filter(|(name, _)| !name.starts_with('.'))
+        .collect();
+    v.sort();
+    v
+}
+
+/// What the fuzz target `api_params` does (fuzz/src/lib.rs): every parser of the API on the
+/// input as text, and the form reader on it as a multipart body.
+fn api_params(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    aggregator::api::params::exercise(&text, 1_767_000_000_000);
+    if let Ok(form) = aggregator::api::multipart::parse("multipart/form-data; boundary=b", data) {
+        let _ = aggregator::api::multipart::face_request(&form);
+    }
+}
+
+#[test]
+fn api_parser_seeds_regressions_and_truncations_do_not_panic() {
+    let seeds = api_inputs("seeds");
+    assert!(seeds.len() >= 5, "fuzz/seeds/api_params/ holds the seeds");
+    for (_, data) in seeds.iter().chain(api_inputs("regressions").iter()) {
+        for cut in 0..=data.len() {
+            api_params(&data[..cut]);
+        }
+    }
+    // The patient form seed is a whole enrollment request.
+    let form = &seeds
+        .iter()
+        .find(|(n, _)| n == "form-patient.txt")
+        .unwrap()
+        .1;
+    let f = aggregator::api::multipart::parse("multipart/form-data; boundary=b", form).unwrap();
+    let req = aggregator::api::multipart::face_request(&f).unwrap();
+    assert_eq!((req.id.as_str(), req.contacts.len()), ("P-0042", 1));
+}

@@ -251,3 +251,16 @@ pub fn aggregator_config(data: &[u8]) -> Option<AggregatorConfig> {
     let _ = Topics::new(&cfg.broker.topic_prefix).all_tracks();
     Some(cfg)
 }
+
+/// The HTTP API's parameter parsers (`aggregator::api::params`: query strings, times,
+/// boxes, person ids, plates, path segments, purpose headers, cursors) and its
+/// `multipart/form-data` reader (`aggregator::api::multipart`), on one input: the bytes as
+/// text go through every parser; the bytes as a form body (boundary `b`) through the form
+/// reader and the enrollment request builder. Nothing may panic.
+pub fn api_params(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    aggregator::api::params::exercise(&text, 1_767_000_000_000);
+    if let Ok(form) = aggregator::api::multipart::parse("multipart/form-data; boundary=b", data) {
+        let _ = aggregator::api::multipart::face_request(&form);
+    }
+}

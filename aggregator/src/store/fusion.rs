@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sharpeyes_wire::{Body, Codec, Envelope, plate};
 
-use super::sql::{Row, Value};
+use super::sql::{Arg, Row, Value};
 use super::{Db, Store, StoreError};
 use crate::args;
 use crate::config::CameraPlace;
@@ -909,31 +909,132 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<SightingRow>, StoreError> {
+        self.sightings_in_page(area, from_ms, to_ms, &Page::default())
+    }
+
+    /// [`sightings_in`](Self::sightings_in), one page: the sightings after `page.after` in
+    /// the same order, at most `page.limit` (the API's pagination; the limit is applied by
+    /// the database, not by slicing).
+    pub fn sightings_in_page(
+        &self,
+        area: &Area,
+        from_ms: i64,
+        to_ms: i64,
+        page: &Page,
+    ) -> Result<Vec<SightingRow>, StoreError> {
         let time = "s.first_ms <= ? AND s.last_ms >= ? AND s.first_ms >= ?";
-        let order = "ORDER BY s.first_ms, s.agent, s.camera, s.track";
         let lower = from_ms.saturating_sub(MAX_SIGHTING_SPAN_MS);
-        let rows = match area {
-            Area::Grid(g) => self.db().query(
-                &format!(
-                    "SELECT {SIGHTING_COLUMNS} FROM sightings s JOIN cameras c
+        let (cond, mut a): (String, Vec<Value>) = match area {
+            Area::Grid(g) => (
+                format!(
+                    "FROM sightings s JOIN cameras c
                        ON c.site = s.site AND c.agent = s.agent AND c.camera = s.camera
-                     WHERE c.grid = ? AND {time} {order}"
+                     WHERE c.grid = ? AND {time}"
                 ),
-                args![g, to_ms, from_ms, lower],
-            )?,
-            Area::BBox(a, b) => {
-                let (lat0, lat1) = (a[0].min(b[0]), a[0].max(b[0]));
-                let (lon0, lon1) = (a[1].min(b[1]), a[1].max(b[1]));
-                self.db().query(
-                    &format!(
-                        "SELECT {SIGHTING_COLUMNS} FROM sightings s
-                         WHERE s.lat BETWEEN ? AND ? AND s.lon BETWEEN ? AND ? AND {time} {order}"
+                args![g, to_ms, from_ms, lower].to_vec(),
+            ),
+            Area::BBox(p, q) => {
+                let (lat0, lat1) = (p[0].min(q[0]), p[0].max(q[0]));
+                let (lon0, lon1) = (p[1].min(q[1]), p[1].max(q[1]));
+                (
+                    format!(
+                        "FROM sightings s
+                         WHERE s.lat BETWEEN ? AND ? AND s.lon BETWEEN ? AND ? AND {time}"
                     ),
-                    args![lat0, lat1, lon0, lon1, to_ms, from_ms, lower],
-                )?
+                    args![lat0, lat1, lon0, lon1, to_ms, from_ms, lower].to_vec(),
+                )
             }
         };
+        let sql = format!("SELECT {SIGHTING_COLUMNS} {cond}{}", page.sql(&mut a));
+        let rows = self.db().query(&sql, &a)?;
         rows.iter().map(sighting_row).collect()
+    }
+
+    /// The sightings of these identities (`kind` `vehicle` or `person`, ids already
+    /// resolved), in time order, one page (see [`Page`]).
+    ///
+    /// With a `window` `[from_ms, to_ms]`, only sightings overlapping it.
+    pub fn identity_sightings_page(
+        &self,
+        kind: &str,
+        ids: &[u64],
+        window: Option<(i64, i64)>,
+        page: &Page,
+    ) -> Result<Vec<SightingRow>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut a: Vec<Value> = args![kind].to_vec();
+        a.extend(ids.iter().map(|i| i.to_value()));
+        let marks = vec!["?"; ids.len()].join(", ");
+        let mut time = String::new();
+        if let Some((from, to)) = window {
+            time.push_str(" AND s.first_ms <= ? AND s.last_ms >= ?");
+            a.extend(args![to, from].iter().cloned());
+        }
+        let sql = format!(
+            "SELECT {SIGHTING_COLUMNS} FROM sightings s
+             WHERE s.kind = ? AND s.identity IN ({marks}){time}{}",
+            page.sql(&mut a)
+        );
+        let rows = self.db().query(&sql, &a)?;
+        rows.iter().map(sighting_row).collect()
+    }
+}
+
+/// Where a page of sightings starts: the last row of the previous page, in the sightings'
+/// time order `(first_ms, agent, camera, track)` (a track is one sighting, so the key is
+/// unique).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SightingKey {
+    /// The row's `first_ms`.
+    pub first_ms: i64,
+    /// Its agent.
+    pub agent: String,
+    /// Its camera.
+    pub camera: String,
+    /// Its track.
+    pub track: u64,
+}
+
+impl SightingKey {
+    /// The key of a row.
+    pub fn of(r: &SightingRow) -> Self {
+        Self {
+            first_ms: r.first_ms,
+            agent: r.agent.clone(),
+            camera: r.camera.clone(),
+            track: r.track,
+        }
+    }
+}
+
+/// A page of a sighting query: rows after `after` (keyset), at most `limit` (none: all).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Page {
+    /// The last row of the previous page.
+    pub after: Option<SightingKey>,
+    /// Rows at most.
+    pub limit: Option<usize>,
+}
+
+impl Page {
+    /// The keyset condition (appended with `AND`), the order and the limit; binds the key.
+    fn sql(&self, a: &mut Vec<Value>) -> String {
+        let mut s = String::new();
+        if let Some(k) = &self.after {
+            s.push_str(" AND (s.first_ms, s.agent, s.camera, s.track) > (?, ?, ?, ?)");
+            a.extend(
+                args![k.first_ms, k.agent, k.camera, k.track]
+                    .iter()
+                    .cloned(),
+            );
+        }
+        s.push_str(" ORDER BY s.first_ms, s.agent, s.camera, s.track");
+        if let Some(l) = self.limit {
+            s.push_str(&format!(" LIMIT {l}"));
+        }
+        s
     }
 }
 

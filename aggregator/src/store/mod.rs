@@ -58,10 +58,12 @@ use serde::Serialize;
 use sharpeyes_wire::{AgentStatus, Body, Envelope, TrackBatch, TrackEvent};
 use thiserror::Error;
 
+pub mod audit;
 pub mod faces;
 pub mod fusion;
 pub mod retention;
 pub mod sql;
+pub mod tokens;
 pub mod watchlist;
 
 pub use self::retention::{RetentionPolicy, RetentionReport};
@@ -70,7 +72,9 @@ pub use self::sql::Value;
 use self::sql::{Arg, Backend, Row};
 use crate::args;
 
-pub use self::fusion::{Area, FlagRow, LinkRow, PlateMatchKind, SightingRow, VehicleRow};
+pub use self::fusion::{
+    Area, FlagRow, LinkRow, Page, PlateMatchKind, SightingKey, SightingRow, VehicleRow,
+};
 pub use self::watchlist::{
     Contact, FaceEnrollment, FaceRow, PlateRow, RemovedFace, WatchlistListing,
 };
@@ -142,7 +146,7 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 10;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
 const MIGRATIONS: &[&str] = &[
@@ -159,6 +163,10 @@ const MIGRATIONS: &[&str] = &[
     // and fusion::SCHEMA create.
     "",
     // 7 → 8: person_faces, which faces::SCHEMA creates.
+    "",
+    // 8 → 9: the evidence table (the evidence branch's evidence::SCHEMA).
+    "",
+    // 9 → 10: the API's tokens and audit log, which tokens::SCHEMA and audit::SCHEMA create.
     "",
 ];
 
@@ -352,6 +360,58 @@ pub struct AlertRow {
     /// The acknowledgement's note.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack_note: Option<String>,
+}
+
+impl AlertRow {
+    /// The row a new alert becomes when stored (`received_ms` at the aggregator): what the
+    /// live alert stream sends without reading it back.
+    pub fn from_wire(agent: &str, a: &sharpeyes_wire::Alert, received_ms: i64) -> Self {
+        let mut evidence: Vec<String> = a.evidence.iter().map(|e| e.role.clone()).collect();
+        evidence.sort();
+        evidence.dedup();
+        Self {
+            agent: agent.to_string(),
+            alert_id: a.alert_id.clone(),
+            site: a.site.clone(),
+            camera: a.camera.clone(),
+            kind: a.kind.as_str().to_string(),
+            priority: a.priority.as_str().to_string(),
+            first_ms: a.ts_ms,
+            last_ms: a.ts_ms,
+            sightings: 1,
+            track: a.track,
+            summary: a.summary.clone(),
+            details: a.details.clone(),
+            evidence,
+            received_ms,
+            acked_ms: None,
+            acked_by: None,
+            ack_note: None,
+        }
+    }
+}
+
+/// Where a page of alerts starts: the last alert of the previous page (newest-first order:
+/// `last_ms` descending, then agent and alert id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AlertKey {
+    /// Its `last_ms`.
+    pub last_ms: i64,
+    /// Its agent.
+    pub agent: String,
+    /// Its alert id.
+    pub alert_id: String,
+}
+
+impl AlertKey {
+    /// The key of a row.
+    pub fn of(r: &AlertRow) -> Self {
+        Self {
+            last_ms: r.last_ms,
+            agent: r.agent.clone(),
+            alert_id: r.alert_id.clone(),
+        }
+    }
 }
 
 /// Which alerts a query wants.
@@ -588,6 +648,8 @@ impl Store {
         conn.execute_batch(fusion::SCHEMA)?;
         conn.execute_batch(fusion::SIGHTINGS)?;
         conn.execute_batch(faces::SCHEMA)?;
+        conn.execute_batch(tokens::SCHEMA)?;
+        conn.execute_batch(audit::SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self::with(Box::new(sql::Sqlite::new(conn))))
     }
@@ -648,6 +710,8 @@ impl Store {
             ))?;
             backend.batch(&postgres_schema(PG_SIGHTINGS))?;
             backend.batch(&postgres_schema(faces::SCHEMA))?;
+            backend.batch(&postgres_schema(tokens::SCHEMA))?;
+            backend.batch(&postgres_schema(audit::SCHEMA))?;
             backend.execute(
                 "INSERT INTO schema_version (id, version) VALUES (1, ?)
                  ON CONFLICT (id) DO UPDATE SET version = excluded.version",
@@ -932,6 +996,16 @@ impl Store {
 
     /// Stored alerts matching `f`, newest first.
     pub fn alerts(&self, f: &AlertFilter) -> Result<Vec<AlertRow>, StoreError> {
+        self.alerts_page(f, None)
+    }
+
+    /// [`alerts`](Self::alerts) after `after` (the last row of the previous page, in the
+    /// same newest-first order): the API's pagination.
+    pub fn alerts_page(
+        &self,
+        f: &AlertFilter,
+        after: Option<&AlertKey>,
+    ) -> Result<Vec<AlertRow>, StoreError> {
         let mut sql = String::from(
             "SELECT a.agent, a.alert_id, site, camera, kind, priority, first_ms, last_ms, sightings,
                     track, summary, details_json, received_ms, acked_ms, acked_by, ack_note,
@@ -950,6 +1024,14 @@ impl Store {
         if let Some(k) = &f.kind {
             sql.push_str(" AND kind = ?");
             a.push(k.to_value());
+        }
+        if let Some(k) = after {
+            sql.push_str(" AND (last_ms < ? OR (last_ms = ? AND (a.agent, a.alert_id) > (?, ?)))");
+            a.extend(
+                args![k.last_ms, k.last_ms, k.agent, k.alert_id]
+                    .iter()
+                    .cloned(),
+            );
         }
         sql.push_str(" ORDER BY last_ms DESC, a.agent, a.alert_id");
         if let Some(l) = f.limit {

@@ -272,6 +272,8 @@ pub struct Writer {
     pub shutdown: CancellationToken,
     /// Runs the alert hook for new alerts, if one is configured.
     pub hook: Option<crate::hook::Hook>,
+    /// Where new alerts are announced (the API's live stream); sending never blocks.
+    pub events: Option<crate::api::AlertEvents>,
     /// Fuses the track batches into vehicles, persons and links (as the fusion owner), or
     /// queues them for the owner.
     pub fusion: FusionStage,
@@ -552,6 +554,7 @@ fn writer_loop(w: Writer, mut rx: mpsc::UnboundedReceiver<Publish>) {
         runtime,
         shutdown,
         hook,
+        events,
         mut fusion,
         retention,
         retention_every,
@@ -618,6 +621,16 @@ fn writer_loop(w: Writer, mut rx: mpsc::UnboundedReceiver<Publish>) {
                                 inc(&metrics.alerts);
                                 if let (Some(h), Body::Alert(alert)) = (&hook, &env.body) {
                                     h.send(&env.agent, alert);
+                                }
+                                if let (Some(tx), Body::Alert(alert)) = (&events, &env.body) {
+                                    // No receiver (no open stream) is fine.
+                                    let _ = tx.send(crate::api::AlertEvent::Alert(Box::new(
+                                        crate::store::AlertRow::from_wire(
+                                            &env.agent,
+                                            alert,
+                                            sharpeyes_wire::now_ms(),
+                                        ),
+                                    )));
                                 }
                             }
                             Applied::Duplicate => inc(&metrics.duplicates),

@@ -55,4 +55,5 @@ pub fn client(port: u16) -> rumqttc::AsyncClient {
     tokio::spawn(async move { while el.poll().await.is_ok() {} });
     client
 }
+pub mod http;
 pub mod pg;

@@ -1,0 +1,868 @@
+//! The route handlers, one per [`access::ROUTES`](super::access::ROUTES) entry
+//! ([`endpoint`] maps an id to its handler).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{Extension, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::access::Caller;
+use super::params::{self, Format, Query};
+use super::problem::Problem;
+use super::{AckEvent, AlertEvent, AppState, ResultCount};
+use crate::store::{AlertFilter, AlertKey, Page, SightingKey, SightingRow};
+
+type St = State<Arc<AppState>>;
+type Answer = Result<Response, Problem>;
+
+/// The handler of route `id` (every id of the table has one; the router test checks).
+pub(super) fn endpoint(id: &str) -> MethodRouter<Arc<AppState>> {
+    match id {
+        "openapi" => get(openapi),
+        "web_config" => get(web_config),
+        "site" => get(site),
+        "me" => get(me),
+        "cameras" => get(cameras),
+        "vehicles" => get(vehicles),
+        "vehicles.trajectory" => get(vehicle_trajectory),
+        "persons.trajectory" => get(person_trajectory),
+        "faces.search" => post(face_search),
+        "links" => get(links),
+        "sightings" => get(sightings),
+        "alerts" => get(alerts),
+        "alerts.stream" => get(alert_stream),
+        "alerts.ack" => post(ack),
+        "alerts.evidence" => get(alert_evidence),
+        "watchlist" => get(watchlist),
+        "watchlist.plates.add" => post(add_plate),
+        "watchlist.plates.remove" => delete(remove_plate),
+        "watchlist.faces.add" => post(add_face),
+        "watchlist.faces.remove" => delete(remove_face),
+        "audit" => get(audit),
+        "tokens" => get(tokens),
+        "tokens.create" => post(create_token),
+        "tokens.revoke" => delete(revoke_token),
+        other => unreachable!("route {other} has no handler"),
+    }
+}
+
+fn bad(e: String) -> Problem {
+    Problem::bad_request(e)
+}
+
+/// `resp` with its result count for the audit log.
+fn counted(resp: impl IntoResponse, n: usize) -> Response {
+    let mut r = resp.into_response();
+    r.extensions_mut().insert(ResultCount(n as u64));
+    r
+}
+
+fn query(raw: Option<String>, known: &[&str]) -> Result<Query, Problem> {
+    Query::parse(raw.as_deref(), known).map_err(bad)
+}
+
+fn json_body<T>(b: Result<Json<T>, JsonRejection>, limit: usize) -> Result<T, Problem> {
+    match b {
+        Ok(Json(v)) => Ok(v),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(Problem::too_large(limit)),
+        Err(JsonRejection::MissingJsonContentType(_)) => Err(Problem::unsupported_media(
+            "send the body as Content-Type: application/json",
+        )),
+        Err(JsonRejection::JsonDataError(e)) => Err(bad(format!(
+            "the JSON body does not fit: {}",
+            params::excerpt(&e.body_text())
+        ))),
+        Err(_) => Err(bad("the body is not valid JSON".into())),
+    }
+}
+
+fn bytes_body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Problem> {
+    b.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::too_large(limit)
+        } else {
+            bad("the body could not be read".into())
+        }
+    })
+}
+
+fn path_seg(name: &str, v: &str) -> Result<String, Problem> {
+    params::segment(name, v).map_err(bad)
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::document().to_string(),
+    )
+        .into_response()
+}
+
+async fn web_config(State(st): St) -> Response {
+    let n = st.cameras.len().max(1) as f64;
+    let (lat, lon) = st
+        .cameras
+        .iter()
+        .fold((0.0, 0.0), |(a, b), c| (a + c.lat, b + c.lon));
+    Json(json!({
+        "tile_url": st.cfg.tile_url,
+        "tile_attribution": st.cfg.tile_attribution,
+        "center": [lat / n, lon / n],
+        "zoom": if st.cameras.is_empty() { 2 } else { 14 },
+    }))
+    .into_response()
+}
+
+async fn site(State(st): St) -> Response {
+    let doc = match &st.site {
+        Some(v) => v.clone(),
+        None => site_of_cameras(&st.cameras),
+    };
+    let n = doc["features"].as_array().map_or(0, Vec::len);
+    counted(
+        (
+            [(header::CONTENT_TYPE, "application/geo+json")],
+            doc.to_string(),
+        ),
+        n,
+    )
+}
+
+/// Cameras as Points, each grid as the outline (a box, padded by ~100 m) of its cameras.
+fn site_of_cameras(cameras: &[crate::config::CameraPlace]) -> Value {
+    let mut features: Vec<Value> = cameras
+        .iter()
+        .map(|c| {
+            json!({
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [c.lon, c.lat]},
+                "properties": {
+                    "kind": "camera", "site": c.site, "agent": c.agent, "camera": c.camera,
+                    "heading_deg": c.heading_deg, "fov_deg": c.fov_deg, "grid": c.grid,
+                },
+            })
+        })
+        .collect();
+    let mut grids: std::collections::BTreeMap<&str, [f64; 4]> = Default::default();
+    for c in cameras {
+        if let Some(g) = &c.grid {
+            let b = grids.entry(g).or_insert([c.lat, c.lon, c.lat, c.lon]);
+            *b = [
+                b[0].min(c.lat),
+                b[1].min(c.lon),
+                b[2].max(c.lat),
+                b[3].max(c.lon),
+            ];
+        }
+    }
+    const PAD: f64 = 0.001;
+    for (g, [la0, lo0, la1, lo1]) in grids {
+        let (la0, lo0, la1, lo1) = (la0 - PAD, lo0 - PAD, la1 + PAD, lo1 + PAD);
+        features.push(json!({
+            "type": "Feature",
+            "geometry": {"type": "Polygon", "coordinates": [[
+                [lo0, la0], [lo1, la0], [lo1, la1], [lo0, la1], [lo0, la0]
+            ]]},
+            "properties": {"kind": "grid", "grid": g},
+        }));
+    }
+    json!({"type": "FeatureCollection", "features": features})
+}
+
+async fn me(Extension(c): Extension<Caller>) -> Response {
+    counted(
+        Json(json!({"name": c.name, "role": c.role, "expires_ms": c.expires_ms})),
+        1,
+    )
+}
+
+async fn cameras(State(st): St) -> Answer {
+    let agents: std::collections::BTreeSet<String> =
+        st.cameras.iter().map(|c| c.agent.clone()).collect();
+    let online = st
+        .read("cameras", move |s| {
+            agents
+                .into_iter()
+                .map(|a| Ok((a.clone(), s.agent_status(&a)?.map(|x| x.online))))
+                .collect::<Result<std::collections::BTreeMap<_, _>, _>>()
+        })
+        .await?;
+    let rows: Vec<Value> = st
+        .cameras
+        .iter()
+        .map(|c| {
+            json!({
+                "site": c.site, "agent": c.agent, "camera": c.camera, "lat": c.lat, "lon": c.lon,
+                "heading_deg": c.heading_deg, "fov_deg": c.fov_deg, "grid": c.grid,
+                "online": online.get(&c.agent).copied().flatten(),
+            })
+        })
+        .collect();
+    let n = rows.len();
+    Ok(counted(Json(json!({ "cameras": rows })), n))
+}
+
+async fn vehicles(State(st): St, RawQuery(q): RawQuery) -> Answer {
+    let q = query(q, &["plate", "fuzzy"])?;
+    let plate = params::plate(q.req("plate").map_err(bad)?).map_err(bad)?;
+    let fuzzy = q.flag("fuzzy").map_err(bad)?;
+    let p = plate.clone();
+    let (vehicles, flags) = st
+        .read("vehicle search", move |s| {
+            let v = s.vehicles_by_plate(&p, fuzzy)?;
+            let ids: Vec<u64> = v.iter().map(|v| v.vehicle).collect();
+            Ok((v, s.plate_flags_of(&ids)?))
+        })
+        .await?;
+    let n = vehicles.len();
+    Ok(counted(
+        Json(json!({"plate": plate, "fuzzy": fuzzy, "vehicles": vehicles, "flags": flags})),
+        n,
+    ))
+}
+
+/// The page request of a sighting route.
+fn page_of(q: &Query, st: &AppState) -> Result<Page, Problem> {
+    let limit = q
+        .limit(st.cfg.page_size, st.cfg.max_page_size)
+        .map_err(bad)?;
+    let after = q
+        .get("cursor")
+        .map(params::uncursor::<SightingKey>)
+        .transpose()
+        .map_err(bad)?;
+    Ok(Page {
+        after,
+        // One more than asked: whether a next page exists.
+        limit: Some(limit + 1),
+    })
+}
+
+/// Cuts the extra row; the cursor of the next page.
+fn next_page(rows: &mut Vec<SightingRow>, page: &Page) -> Option<String> {
+    let limit = page.limit.unwrap_or(usize::MAX).saturating_sub(1);
+    if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| params::cursor(&SightingKey::of(r)))
+    } else {
+        None
+    }
+}
+
+/// Sightings as JSON (`doc`, which gets `next_cursor`), GeoJSON or CSV.
+fn sightings_answer(
+    format: Format,
+    mut doc: Value,
+    rows: &[SightingRow],
+    next: Option<String>,
+) -> Response {
+    let n = rows.len();
+    let resp = match format {
+        Format::Json => {
+            doc["next_cursor"] = json!(next);
+            Json(doc).into_response()
+        }
+        Format::GeoJson => {
+            let mut g = crate::query::geojson(rows);
+            g["next_cursor"] = json!(next);
+            (
+                [(header::CONTENT_TYPE, "application/geo+json")],
+                g.to_string(),
+            )
+                .into_response()
+        }
+        Format::Csv => {
+            let mut r = (
+                [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+                crate::query::sightings_csv(rows),
+            )
+                .into_response();
+            if let Some(c) = next.and_then(|c| HeaderValue::from_str(&c).ok()) {
+                r.headers_mut().insert("x-next-cursor", c);
+            }
+            r
+        }
+    };
+    counted(resp, n)
+}
+
+const SIGHTING_PARAMS: [&str; 4] = ["limit", "cursor", "format", "from"];
+
+async fn vehicle_trajectory(State(st): St, RawQuery(q): RawQuery) -> Answer {
+    let mut known = vec!["plate", "fuzzy", "to"];
+    known.extend(SIGHTING_PARAMS);
+    let q = query(q, &known)?;
+    let plate = params::plate(q.req("plate").map_err(bad)?).map_err(bad)?;
+    let fuzzy = q.flag("fuzzy").map_err(bad)?;
+    let format = q.format().map_err(bad)?;
+    let window = q.window(sharpeyes_wire::now_ms()).map_err(bad)?;
+    let page = page_of(&q, &st)?;
+    let (p, pg) = (plate.clone(), page.clone());
+    let (vehicles, flags, mut rows) = st
+        .read("vehicle trajectory", move |s| {
+            let v = s.vehicles_by_plate(&p, fuzzy)?;
+            let ids: Vec<u64> = v.iter().map(|v| v.vehicle).collect();
+            let flags = s.plate_flags_of(&ids)?;
+            let rows = s.identity_sightings_page("vehicle", &ids, window, &pg)?;
+            Ok((v, flags, rows))
+        })
+        .await?;
+    let next = next_page(&mut rows, &page);
+    let doc = json!({"plate": plate, "fuzzy": fuzzy, "vehicles": vehicles, "flags": flags, "sightings": rows});
+    Ok(sightings_answer(format, doc, &rows, next))
+}
+
+async fn person_trajectory(State(st): St, Path(id): Path<String>, RawQuery(q): RawQuery) -> Answer {
+    let person = params::person(&id).map_err(bad)?;
+    let mut known = vec!["to"];
+    known.extend(SIGHTING_PARAMS);
+    let q = query(q, &known)?;
+    let format = q.format().map_err(bad)?;
+    let window = q.window(sharpeyes_wire::now_ms()).map_err(bad)?;
+    let page = page_of(&q, &st)?;
+    let pg = page.clone();
+    let (resolved, mut rows) = st
+        .read("person trajectory", move |s| {
+            let r = s.resolve_person(person)?;
+            let rows = match r {
+                Some(p) => s.identity_sightings_page("person", &[p], window, &pg)?,
+                None => Vec::new(),
+            };
+            Ok((r, rows))
+        })
+        .await?;
+    let next = next_page(&mut rows, &page);
+    let doc = json!({"person": person, "resolved": resolved, "sightings": rows});
+    Ok(sightings_answer(format, doc, &rows, next))
+}
+
+async fn sightings(State(st): St, RawQuery(q): RawQuery) -> Answer {
+    let mut known = vec!["grid", "bbox", "to"];
+    known.extend(SIGHTING_PARAMS);
+    let q = query(q, &known)?;
+    let area = q.area().map_err(bad)?;
+    let format = q.format().map_err(bad)?;
+    let now = sharpeyes_wire::now_ms();
+    let from = q
+        .time("from", now)
+        .map_err(bad)?
+        .ok_or_else(|| bad("parameter \"from\" is required".into()))?;
+    let to = q.time("to", now).map_err(bad)?.unwrap_or(now);
+    if from > to {
+        return Err(bad("from is after to".into()));
+    }
+    let page = page_of(&q, &st)?;
+    let pg = page.clone();
+    let mut rows = st
+        .read("sightings", move |s| {
+            s.sightings_in_page(&area, from, to, &pg)
+        })
+        .await?;
+    let next = next_page(&mut rows, &page);
+    let doc = json!({"from_ms": from, "to_ms": to, "sightings": rows});
+    Ok(sightings_answer(format, doc, &rows, next))
+}
+
+async fn links(State(st): St, RawQuery(q): RawQuery) -> Answer {
+    let q = query(q, &["person", "plate", "limit", "cursor"])?;
+    let limit = q
+        .limit(st.cfg.page_size, st.cfg.max_page_size)
+        .map_err(bad)?;
+    let offset: usize = q
+        .get("cursor")
+        .map(params::uncursor::<usize>)
+        .transpose()
+        .map_err(bad)?
+        .unwrap_or(0);
+    enum Who {
+        Person(u64),
+        Plate(String),
+    }
+    let who = match (q.get("person"), q.get("plate")) {
+        (Some(p), None) => Who::Person(params::person(p).map_err(bad)?),
+        (None, Some(p)) => Who::Plate(params::plate(p).map_err(bad)?),
+        _ => return Err(bad("give person or plate (one of them)".into())),
+    };
+    // Links are few per identity (one row per person–vehicle pair): paged in memory.
+    let rows = st
+        .read("links", move |s| match who {
+            Who::Person(p) => s.links_of_person(p),
+            Who::Plate(p) => s.links_of_plate(&p),
+        })
+        .await?;
+    let total = rows.len();
+    let page: Vec<_> = rows.into_iter().skip(offset).take(limit).collect();
+    let next = (offset + page.len() < total).then(|| params::cursor(&(offset + page.len())));
+    let n = page.len();
+    Ok(counted(
+        Json(json!({"links": page, "next_cursor": next})),
+        n,
+    ))
+}
+
+async fn face_search(
+    State(st): St,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let q = query(q, &["top", "min_similarity", "from", "to"])?;
+    let top = q
+        .number("top", 1usize, 1000, Some(10))
+        .map_err(bad)?
+        .unwrap_or(10);
+    let min = q
+        .number("min_similarity", -1.0f32, 1.0, Some(-1.0))
+        .map_err(bad)?
+        .unwrap_or(-1.0);
+    let window = q.window(sharpeyes_wire::now_ms()).map_err(bad)?;
+    let body = bytes_body(body, st.cfg.max_body_bytes)?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !(ct.starts_with("image/jpeg") || ct.starts_with("image/png")) {
+        return Err(Problem::unsupported_media(
+            "send the photo as the body with Content-Type image/jpeg or image/png",
+        ));
+    }
+    let embedding = embed(&st, body).await?;
+    let model = st.model.clone();
+    let report = st
+        .read("face search", move |s| {
+            crate::facesearch::search_store(s, &embedding, &model, top, min, window).map_err(|e| {
+                match e {
+                    crate::facesearch::FaceSearchError::Store(e) => e,
+                    other => crate::store::StoreError::Invalid(other.to_string()),
+                }
+            })
+        })
+        .await?;
+    let n = report.results.len();
+    Ok(counted(Json(report), n))
+}
+
+/// Embeds an uploaded photo with the enrollment models (loaded once, kept).
+async fn embed(st: &Arc<AppState>, body: Bytes) -> Result<Vec<f32>, Problem> {
+    let st = st.clone();
+    AppState::blocking("embedding the photo", move || {
+        let file = photo_file(&body)?;
+        let mut e = st.enroller.lock().unwrap_or_else(|e| e.into_inner());
+        let enroller = e.get_or_insert_with(|| crate::watchlist::Enroller::new(&st.watchlist));
+        enroller.embed_photo(file.path()).map_err(photo_problem)
+    })
+    .await
+}
+
+/// The photo in a temporary file (the models read files).
+fn photo_file(body: &[u8]) -> Result<tempfile::NamedTempFile, Problem> {
+    use std::io::Write as _;
+    let mut f = tempfile::NamedTempFile::new().map_err(|e| Problem::internal("temp file", &e))?;
+    f.write_all(body)
+        .map_err(|e| Problem::internal("temp file", &e))?;
+    Ok(f)
+}
+
+/// A photo the models cannot use: what is wrong, without the temporary file's path.
+fn photo_problem(e: crate::watchlist::WatchlistError) -> Problem {
+    use crate::watchlist::WatchlistError as W;
+    match e {
+        W::Unreadable { .. } => Problem::unprocessable("the photo cannot be read as JPEG or PNG"),
+        W::NoFace { .. } => Problem::unprocessable("no face found in the photo"),
+        W::SeveralFaces { count, .. } => {
+            Problem::unprocessable(format!("{count} faces in the photo: crop it to one person"))
+        }
+        W::FaceTooSmall { height, min, .. } => Problem::unprocessable(format!(
+            "the face is {height} px high; at least {min} px are needed"
+        )),
+        W::NotSamePerson { similarity, .. } => Problem::unprocessable(format!(
+            "the photos do not show the same person (similarity {similarity:.2})"
+        )),
+        W::DuplicatePhoto { .. } => Problem::unprocessable("the same photo was given twice"),
+        W::Models(e) => {
+            Problem::internal("loading the face models", &e);
+            Problem::unavailable("the face models are not available on this aggregator")
+        }
+        other => Problem::unprocessable(params::excerpt(&other.to_string())),
+    }
+}
+
+async fn alerts(State(st): St, RawQuery(q): RawQuery) -> Answer {
+    let q = query(q, &["open", "kind", "since", "limit", "cursor"])?;
+    let limit = q
+        .limit(st.cfg.page_size, st.cfg.max_page_size)
+        .map_err(bad)?;
+    let after = q
+        .get("cursor")
+        .map(params::uncursor::<AlertKey>)
+        .transpose()
+        .map_err(bad)?;
+    let kind = q.get("kind").map(str::to_string);
+    if let Some(k) = &kind
+        && !matches!(
+            k.as_str(),
+            "loitering" | "face_watchlist" | "plate_watchlist"
+        )
+    {
+        return Err(bad(format!(
+            "kind {:?}: loitering, face_watchlist or plate_watchlist",
+            params::excerpt(k)
+        )));
+    }
+    let f = AlertFilter {
+        open_only: q.flag("open").map_err(bad)?,
+        since_ms: q.time("since", sharpeyes_wire::now_ms()).map_err(bad)?,
+        kind,
+        limit: Some(limit + 1),
+    };
+    let mut rows = st
+        .read("alerts", move |s| s.alerts_page(&f, after.as_ref()))
+        .await?;
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| params::cursor(&AlertKey::of(r)))
+    } else {
+        None
+    };
+    let n = rows.len();
+    Ok(counted(
+        Json(json!({"alerts": rows, "next_cursor": next})),
+        n,
+    ))
+}
+
+async fn alert_stream(State(st): St) -> Response {
+    let rx = st.events.subscribe();
+    let stop = st.shutdown.clone();
+    let events = futures_util::stream::unfold((rx, stop), |(mut rx, stop)| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let ev = tokio::select! {
+            _ = stop.cancelled() => return None,
+            r = rx.recv() => match r {
+                Ok(AlertEvent::Alert(a)) => Event::default().event("alert").json_data(&*a),
+                Ok(AlertEvent::Ack(a)) => Event::default().event("ack").json_data(&a),
+                Err(RecvError::Lagged(n)) => Ok(Event::default().comment(format!("skipped {n} events (too slow)"))),
+                Err(RecvError::Closed) => return None,
+            },
+        };
+        let ev = ev.unwrap_or_else(|_| Event::default().comment("unencodable event"));
+        Some((Ok::<_, std::convert::Infallible>(ev), (rx, stop)))
+    });
+    counted(Sse::new(events).keep_alive(KeepAlive::default()), 0)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    #[serde(default)]
+    note: String,
+}
+
+async fn ack(
+    State(st): St,
+    Extension(c): Extension<Caller>,
+    Path((agent, alert_id)): Path<(String, String)>,
+    body: Result<Json<AckBody>, JsonRejection>,
+) -> Answer {
+    let (agent, alert_id) = (path_seg("agent", &agent)?, path_seg("alert_id", &alert_id)?);
+    let note = json_body(body, st.cfg.max_body_bytes)?.note;
+    if note.chars().count() > 1000 {
+        return Err(bad("note is longer than 1000 characters".into()));
+    }
+    let (a, i, by, n) = (
+        agent.clone(),
+        alert_id.clone(),
+        c.name.clone(),
+        note.clone(),
+    );
+    let done = st
+        .write("acknowledging", move |w| {
+            w.ack_alert(&a, &i, &by, &n)
+                .map_err(|e| Problem::internal("acknowledging", &e))
+        })
+        .await?;
+    if !done {
+        let (a, i) = (agent.clone(), alert_id.clone());
+        let exists = st
+            .read("acknowledging", move |s| {
+                Ok(s.alerts(&AlertFilter::default())?
+                    .iter()
+                    .any(|r| r.agent == a && r.alert_id == i))
+            })
+            .await?;
+        return Err(if exists {
+            Problem::conflict("the alert was acknowledged already")
+        } else {
+            Problem::not_found("no such alert")
+        });
+    }
+    let ev = AckEvent {
+        agent,
+        alert_id,
+        acked_by: c.name,
+        acked_ms: sharpeyes_wire::now_ms(),
+        note,
+    };
+    let _ = st.events.send(AlertEvent::Ack(ev.clone()));
+    Ok(counted(Json(ev), 1))
+}
+
+async fn alert_evidence(
+    State(st): St,
+    Path((agent, alert_id, role)): Path<(String, String, String)>,
+) -> Answer {
+    let agent = path_seg("agent", &agent)?;
+    let alert_id = path_seg("alert_id", &alert_id)?;
+    let role = path_seg("role", &role)?;
+    let found = st
+        .read("alert evidence", move |s| {
+            s.alert_evidence(&agent, &alert_id, &role)
+        })
+        .await?;
+    let Some((mime, data)) = found else {
+        return Err(Problem::not_found("no such alert evidence"));
+    };
+    Ok(counted(image(&mime, data), 1))
+}
+
+/// An image answer: only image types are passed through; never sniffed.
+pub(super) fn image(mime: &str, data: Vec<u8>) -> Response {
+    let ct = match mime {
+        "image/jpeg" | "image/png" | "image/webp" => mime,
+        _ => "application/octet-stream",
+    };
+    (
+        [
+            (header::CONTENT_TYPE, ct),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        data,
+    )
+        .into_response()
+}
+
+async fn watchlist(State(st): St) -> Answer {
+    let l = st.read("watchlist", |s| s.watchlist_listing()).await?;
+    let n = l.faces.len() + l.plates.len();
+    Ok(counted(Json(l), n))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlateBody {
+    plate: String,
+    reason: String,
+}
+
+async fn add_plate(State(st): St, body: Result<Json<PlateBody>, JsonRejection>) -> Answer {
+    let b = json_body(body, st.cfg.max_body_bytes)?;
+    let reason = b.reason.trim().to_string();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(bad("reason must be 1..=200 characters".into()));
+    }
+    if b.plate.len() > 64 {
+        return Err(bad("plate is longer than 64 bytes".into()));
+    }
+    let (plate, version) = st
+        .write("enrolling a plate", move |w| {
+            crate::watchlist::enroll_plate(w, &b.plate, &reason).map_err(|e| match e {
+                crate::watchlist::WatchlistError::NotAPlate { why, .. } => {
+                    bad(format!("not a plate: {why}"))
+                }
+                e => Problem::internal("enrolling a plate", &e),
+            })
+        })
+        .await?;
+    Ok(counted(
+        (
+            StatusCode::CREATED,
+            Json(json!({"plate": plate, "version": version})),
+        ),
+        1,
+    ))
+}
+
+async fn remove_plate(State(st): St, Path(plate): Path<String>) -> Answer {
+    let plate = params::plate(&path_seg("plate", &plate)?).map_err(bad)?;
+    let p = plate.clone();
+    let v = st
+        .write("removing a plate", move |w| {
+            w.remove_plate(&p)
+                .map_err(|e| Problem::internal("removing a plate", &e))
+        })
+        .await?
+        .ok_or_else(|| Problem::not_found("the plate is not in the watchlist"))?;
+    Ok(counted(Json(json!({"plate": plate, "version": v})), 1))
+}
+
+async fn add_face(
+    State(st): St,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let body = bytes_body(body, st.cfg.max_body_bytes)?;
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let form = super::multipart::parse(&ct, &body).map_err(|e| {
+        if ct.starts_with("multipart/form-data") {
+            bad(e)
+        } else {
+            Problem::unsupported_media("send the enrollment as multipart/form-data")
+        }
+    })?;
+    let req = super::multipart::face_request(&form).map_err(bad)?;
+    let photos: Vec<Vec<u8>> = form.files("photo");
+    let st2 = st.clone();
+    let (id, role, n, version) = AppState::blocking("enrolling a face", move || {
+        let files = photos
+            .iter()
+            .map(|p| photo_file(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut req = req;
+        req.photos = files.iter().map(|f| f.path().to_path_buf()).collect();
+        let mut e = st2.enroller.lock().unwrap_or_else(|e| e.into_inner());
+        let enroller = e.get_or_insert_with(|| crate::watchlist::Enroller::new(&st2.watchlist));
+        let mut w = st2.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let v = crate::watchlist::enroll_face(&mut w, enroller, &req).map_err(|e| match e {
+            crate::watchlist::WatchlistError::Store(s) => match s {
+                crate::store::StoreError::Sqlite(_) | crate::store::StoreError::Postgres(_) => {
+                    Problem::internal("enrolling a face", &s)
+                }
+                other => bad(other.to_string()),
+            },
+            other => photo_problem(other),
+        })?;
+        Ok((req.id, req.role, req.photos.len(), v))
+    })
+    .await?;
+    Ok(counted(
+        (
+            StatusCode::CREATED,
+            Json(json!({
+                "id": id,
+                "role": crate::store::watchlist::role_name(role),
+                "photos": n,
+                "version": version,
+            })),
+        ),
+        1,
+    ))
+}
+
+async fn remove_face(State(st): St, Path(id): Path<String>) -> Answer {
+    let id = path_seg("id", &id)?;
+    let r = st
+        .write("removing a face", move |w| {
+            w.remove_face(&id)
+                .map_err(|e| Problem::internal("removing a face", &e))
+        })
+        .await?
+        .ok_or_else(|| Problem::not_found("no such enrolled face"))?;
+    Ok(counted(Json(r), 1))
+}
+
+async fn audit(State(st): St, RawQuery(q): RawQuery) -> Answer {
+    let q = query(q, &["from", "to", "who", "limit", "cursor"])?;
+    let now = sharpeyes_wire::now_ms();
+    let limit = q
+        .limit(st.cfg.page_size, st.cfg.max_page_size)
+        .map_err(bad)?;
+    let f = crate::store::audit::AuditFilter {
+        from_ms: q.time("from", now).map_err(bad)?,
+        to_ms: q.time("to", now).map_err(bad)?,
+        who: q.get("who").map(str::to_string),
+        before_seq: q
+            .get("cursor")
+            .map(params::uncursor::<u64>)
+            .transpose()
+            .map_err(bad)?,
+        limit: Some(limit + 1),
+    };
+    let mut rows = st.read("audit", move |s| s.audit_entries(&f)).await?;
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|r| params::cursor(&r.seq))
+    } else {
+        None
+    };
+    let n = rows.len();
+    Ok(counted(
+        Json(json!({"entries": rows, "next_cursor": next})),
+        n,
+    ))
+}
+
+async fn tokens(State(st): St) -> Answer {
+    let rows = st.read("tokens", |s| s.tokens()).await?;
+    let n = rows.len();
+    Ok(counted(Json(json!({ "tokens": rows })), n))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    name: String,
+    role: String,
+    /// A duration from now (`30d`).
+    expires: Option<String>,
+}
+
+async fn create_token(State(st): St, body: Result<Json<TokenBody>, JsonRejection>) -> Answer {
+    let b = json_body(body, st.cfg.max_body_bytes)?;
+    let now = sharpeyes_wire::now_ms();
+    let expires_ms = b
+        .expires
+        .as_deref()
+        .map(params::duration_ms)
+        .transpose()
+        .map_err(bad)?
+        .map(|d| now.saturating_add(d));
+    let (token, row) = st
+        .write("making a token", move |w| {
+            super::access::create_token(w, &b.name, &b.role, expires_ms, now).map_err(|e| match e {
+                super::access::TokenError::Store(crate::store::StoreError::Invalid(m)) => {
+                    Problem::conflict(m)
+                }
+                super::access::TokenError::Store(e) => Problem::internal("making a token", &e),
+                super::access::TokenError::Random => Problem::internal("making a token", &e),
+                e => bad(e.to_string()),
+            })
+        })
+        .await?;
+    Ok(counted(
+        (
+            StatusCode::CREATED,
+            Json(json!({"token": token, "name": row.name, "role": row.role,
+                        "created_ms": row.created_ms, "expires_ms": row.expires_ms})),
+        ),
+        1,
+    ))
+}
+
+async fn revoke_token(State(st): St, Path(name): Path<String>) -> Answer {
+    let name = path_seg("name", &name)?;
+    let now = sharpeyes_wire::now_ms();
+    let n = name.clone();
+    let done = st
+        .write("revoking a token", move |w| {
+            w.revoke_token(&n, now)
+                .map_err(|e| Problem::internal("revoking a token", &e))
+        })
+        .await?;
+    if !done {
+        return Err(Problem::not_found("no such token, or revoked already"));
+    }
+    Ok(counted(Json(json!({"name": name, "revoked_ms": now})), 1))
+}

@@ -1,0 +1,518 @@
+//! The analysts' HTTP API: `/api/v1` on `api.listen` (axum), next to the ops endpoint.
+//!
+//! - **Routes** are listed once, in [`access::ROUTES`] (method, path, roles, purpose): the
+//!   router is built from that table, the OpenAPI document ([`openapi`]) describes exactly
+//!   those routes, and the role × endpoint test walks it.
+//! - **Every request** goes through one gate ([`gate`]): the route is looked up; a token
+//!   (`Authorization: Bearer se_…`, stored hashed, see [`access`]) is checked (unknown,
+//!   revoked, expired → 401), its rate limit taken (429 with `Retry-After`), its role
+//!   checked against the table (403), the purpose headers checked where the table asks
+//!   (400 `purpose-required`); then the handler runs and the request — refused or not — is
+//!   appended to the hash-chained audit log (`store::audit`) with who, purpose, case,
+//!   parameters, result count and status **before** the answer leaves (a query that cannot
+//!   be audited is not answered). Requests are counted in `/metrics`
+//!   (`api_requests{route,status}`, `api_rejected{reason}`).
+//! - **Errors** are `application/problem+json` ([`problem`]); store errors are logged, the
+//!   caller gets a generic 500.
+//! - **The store** is synchronous: queries run in `spawn_blocking` on a small pool of reader
+//!   connections; writes (acknowledgements, enrollment, tokens, audit) on one writer
+//!   connection of their own.
+//! - **Live alerts**: the subscriber publishes every new alert on a broadcast channel
+//!   ([`AlertEvents`]), acknowledgements through the API too; `/alerts/stream` relays them
+//!   as Server-Sent Events.
+
+pub mod access;
+mod handlers;
+pub mod multipart;
+pub mod openapi;
+pub mod params;
+pub mod problem;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, RawPathParams, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use self::access::{Caller, RateLimiter, Refused, RouteSpec};
+use self::problem::{Problem, Rejected};
+use crate::config::{AggregatorConfig, ApiConfig, CameraPlace, WatchlistConfig};
+use crate::metrics::{Metrics, inc};
+use crate::store::audit::AuditEntry;
+use crate::store::{AlertRow, Location, Store, StoreError};
+
+/// Something the live alert stream relays.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlertEvent {
+    /// A new alert was stored.
+    Alert(Box<AlertRow>),
+    /// An alert was acknowledged through the API.
+    Ack(AckEvent),
+}
+
+/// An acknowledgement, as `/alerts/stream` sends it (`event: ack`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AckEvent {
+    /// Agent id.
+    pub agent: String,
+    /// Alert id.
+    pub alert_id: String,
+    /// The token name that acknowledged it.
+    pub acked_by: String,
+    /// When, UTC ms.
+    pub acked_ms: i64,
+    /// The note.
+    pub note: String,
+}
+
+/// The channel new alerts and acknowledgements travel on (to every open stream).
+pub type AlertEvents = broadcast::Sender<AlertEvent>;
+
+/// A channel for [`AlertEvents`] (a slow stream that falls 1024 events behind skips them
+/// and is told so).
+pub fn alert_events() -> AlertEvents {
+    broadcast::channel(1024).0
+}
+
+/// Why the API could not start.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    /// The address is unusable.
+    #[error("api: cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The store could not be opened.
+    #[error("api: {0}")]
+    Store(#[from] StoreError),
+    /// `api.site_geojson` is unreadable or not a FeatureCollection.
+    #[error("api.site_geojson {path}: {reason}")]
+    SiteGeojson {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Reader connections, reused (at most `MAX_IDLE` kept idle).
+struct Pool {
+    at: Location,
+    idle: Mutex<Vec<Store>>,
+}
+
+const MAX_IDLE: usize = 32;
+
+impl Pool {
+    fn with<T>(&self, f: impl FnOnce(&Store) -> T) -> Result<T, StoreError> {
+        let s = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let s = match s {
+            Some(s) => s,
+            None => Store::open_reader(&self.at)?,
+        };
+        let out = f(&s);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(s);
+        }
+        Ok(out)
+    }
+}
+
+/// What the handlers share.
+pub(crate) struct AppState {
+    cfg: ApiConfig,
+    cameras: Vec<CameraPlace>,
+    watchlist: WatchlistConfig,
+    model: String,
+    readers: Pool,
+    writer: Mutex<Store>,
+    enroller: Mutex<Option<crate::watchlist::Enroller>>,
+    limiter: RateLimiter,
+    metrics: Arc<Metrics>,
+    events: AlertEvents,
+    site: Option<serde_json::Value>,
+    shutdown: CancellationToken,
+    routes: HashMap<(Method, String), &'static RouteSpec>,
+}
+
+impl AppState {
+    /// Runs `f` on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        what: &'static str,
+        f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
+    ) -> Result<T, Problem> {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| Problem::internal(what, &e))?
+    }
+
+    /// Runs a query on a reader connection.
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        what: &'static str,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Problem> {
+        let st = self.clone();
+        Self::blocking(what, move || {
+            st.readers
+                .with(f)
+                .and_then(|r| r)
+                .map_err(|e| Problem::internal(what, &e))
+        })
+        .await
+    }
+
+    /// Runs `f` on the writer connection.
+    async fn write<T: Send + 'static>(
+        self: &Arc<Self>,
+        what: &'static str,
+        f: impl FnOnce(&mut Store) -> Result<T, Problem> + Send + 'static,
+    ) -> Result<T, Problem> {
+        let st = self.clone();
+        Self::blocking(what, move || {
+            let mut w = st.writer.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut w)
+        })
+        .await
+    }
+}
+
+/// The axum form of a route path (`{id}` → `:id`).
+fn axum_path(path: &str) -> String {
+    let p = path.replace('{', ":").replace('}', "");
+    format!("{}{p}", access::PREFIX)
+}
+
+/// Starts the API on `config.api.listen` over `config.store`; serves until `shutdown`.
+/// Returns the bound address.
+pub async fn serve(
+    config: &AggregatorConfig,
+    metrics: Arc<Metrics>,
+    events: AlertEvents,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, ApiError> {
+    let cfg = config.api.clone();
+    let at = config.store.location();
+    let site = match &cfg.site_geojson {
+        Some(p) => Some(load_site(p)?),
+        None => None,
+    };
+    let writer = {
+        let at = at.clone();
+        tokio::task::spawn_blocking(move || Store::open_at(&at))
+            .await
+            .map_err(|e| StoreError::Invalid(e.to_string()))??
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ApiError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ApiError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    let state = Arc::new(AppState {
+        limiter: RateLimiter::new(cfg.rate_per_s, cfg.rate_burst),
+        cameras: config.cameras.clone(),
+        watchlist: config.watchlist.clone(),
+        model: config.fusion.persons.embedding_model.clone(),
+        readers: Pool {
+            at,
+            idle: Mutex::new(Vec::new()),
+        },
+        writer: Mutex::new(writer),
+        enroller: Mutex::new(None),
+        metrics,
+        events,
+        site,
+        shutdown: shutdown.clone(),
+        routes: access::ROUTES
+            .iter()
+            .filter_map(|r| Some(((r.method.parse::<Method>().ok()?, axum_path(r.path)), r)))
+            .collect(),
+        cfg,
+    });
+    let app = router(state.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "the API stopped");
+        }
+    });
+    Ok(addr)
+}
+
+/// What `run` does with `[api]`: serves it when enabled, logging where, or why not (a taken
+/// port does not stop the aggregator: storing what the agents send matters more).
+pub async fn start(
+    config: &AggregatorConfig,
+    metrics: Arc<Metrics>,
+    events: AlertEvents,
+    shutdown: CancellationToken,
+) -> Option<SocketAddr> {
+    if !config.api.enabled {
+        return None;
+    }
+    match serve(config, metrics, events, shutdown).await {
+        Ok(a) => {
+            info!(addr = %a, "serving the HTTP API at /api/v1");
+            Some(a)
+        }
+        Err(e) => {
+            warn!(error = %e, "running without the HTTP API");
+            None
+        }
+    }
+}
+
+fn load_site(p: &std::path::Path) -> Result<serde_json::Value, ApiError> {
+    let bad = |reason: String| ApiError::SiteGeojson {
+        path: p.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(p).map_err(|e| bad(e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    if v.get("type").and_then(|t| t.as_str()) != Some("FeatureCollection")
+        || !v.get("features").is_some_and(|f| f.is_array())
+    {
+        return Err(bad("not a GeoJSON FeatureCollection".into()));
+    }
+    Ok(v)
+}
+
+/// The router: every route of [`access::ROUTES`], behind [`gate`].
+fn router(state: Arc<AppState>) -> Router {
+    let mut by_path: std::collections::BTreeMap<
+        String,
+        axum::routing::MethodRouter<Arc<AppState>>,
+    > = Default::default();
+    for r in access::ROUTES {
+        let h = handlers::endpoint(r.id);
+        let p = axum_path(r.path);
+        let m = match by_path.remove(&p) {
+            Some(m) => m.merge(h),
+            None => h,
+        };
+        by_path.insert(p, m);
+    }
+    let mut app = Router::new();
+    for (p, m) in by_path {
+        app = app.route(&p, m);
+    }
+    let limit = state.cfg.max_body_bytes;
+    let app = app.fallback(|| async { Problem::not_found("no such route").into_response() });
+    app.layer(axum::middleware::from_fn_with_state(state.clone(), gate))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// How many results a response carried (a response extension the gate audits).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResultCount(pub u64);
+
+/// The request's parameters as the audit log records them: path parameters and the query
+/// string's pairs (an undecodable query string is kept as text, cut at 512 bytes).
+fn audit_params(path: Option<&RawPathParams>, query: Option<&str>) -> serde_json::Value {
+    let mut m = serde_json::Map::new();
+    if let Some(p) = path {
+        for (k, v) in p.iter() {
+            m.insert(k.to_string(), v.into());
+        }
+    }
+    if let Some(q) = query {
+        match serde_urlencoded::from_str::<Vec<(String, String)>>(q) {
+            Ok(pairs) => {
+                for (k, v) in pairs {
+                    m.entry(k).or_insert(v.into());
+                }
+            }
+            Err(_) => {
+                let cut: String = q.chars().take(512).collect();
+                m.insert("_query".into(), cut.into());
+            }
+        }
+    }
+    serde_json::Value::Object(m)
+}
+
+fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The gate every request passes (see the module docs).
+async fn gate(
+    State(st): State<Arc<AppState>>,
+    matched: Option<MatchedPath>,
+    path_params: Option<RawPathParams>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let spec = match &matched {
+        Some(m) => st
+            .routes
+            .get(&(req.method().clone(), m.as_str().to_string()))
+            .copied(),
+        None => None,
+    };
+    let Some(spec) = spec else {
+        let p = if matched.is_some() {
+            Problem::method_not_allowed(format!("{} is not allowed here", req.method()))
+        } else {
+            Problem::not_found("no such route")
+        };
+        return finish(&st, "unmatched", p.into_response());
+    };
+    if spec.public() {
+        let resp = next.run(req).await;
+        return finish(&st, spec.id, resp);
+    }
+    let now = sharpeyes_wire::now_ms();
+    let mut entry = AuditEntry {
+        ts_ms: now,
+        who: "-".into(),
+        role: "-".into(),
+        action: spec.id.into(),
+        purpose: None,
+        case_ref: None,
+        params: audit_params(path_params.as_ref(), req.uri().query()),
+        result_count: None,
+        status: 0,
+    };
+    let token: Option<String> = header(req.headers(), header::AUTHORIZATION.as_str())
+        .and_then(access::bearer)
+        .map(str::to_string);
+    let (purpose, case) = {
+        let h = req.headers();
+        (
+            header(h, "x-purpose").map(str::to_string),
+            header(h, "x-case").map(str::to_string),
+        )
+    };
+    let checked: Result<Caller, Problem> = async {
+        let caller = match token {
+            None => Err(Refused::Missing),
+            Some(t) => {
+                let h = access::hash_token(&t);
+                let row = st
+                    .read("token lookup", move |s| s.token_by_hash(&h))
+                    .await?;
+                access::check(row, now)
+            }
+        }
+        .map_err(|r| Problem::unauthorized(r.detail()))?;
+        st.limiter
+            .take(&caller.name, std::time::Instant::now())
+            .map_err(Problem::rate_limited)?;
+        if !spec.allows(caller.role) {
+            return Err(Problem::forbidden(format!(
+                "the role {} may not use {} {}",
+                caller.role.as_str(),
+                spec.method,
+                spec.full_path()
+            )));
+        }
+        Ok(caller)
+    }
+    .await;
+    let resp = match checked {
+        Err(p) => p.into_response(),
+        Ok(caller) => {
+            entry.who = caller.name.clone();
+            entry.role = caller.role.as_str().into();
+            // Given purposes are recorded even where not required.
+            entry.purpose = purpose.as_ref().map(|p| p.chars().take(200).collect());
+            entry.case_ref = case.as_ref().map(|c| c.chars().take(64).collect());
+            match params::purpose(purpose.as_deref(), case.as_deref()) {
+                Err(e) if spec.purpose => Problem::purpose_required(e).into_response(),
+                _ => {
+                    req.extensions_mut().insert(caller);
+                    next.run(req).await
+                }
+            }
+        }
+    };
+    entry.status = resp.status().as_u16();
+    entry.result_count = resp.extensions().get::<ResultCount>().map(|c| c.0);
+    let audited = st
+        .write("audit", move |w| {
+            w.audit_append(&entry)
+                .map_err(|e| Problem::internal("audit", &e))
+        })
+        .await;
+    let resp = match audited {
+        Ok(_) => {
+            inc(&st.metrics.audit_entries);
+            resp
+        }
+        // Not audited, not answered.
+        Err(p) => p.into_response(),
+    };
+    finish(&st, spec.id, resp)
+}
+
+/// Counts the answer; a client error that axum itself produced (a path it could not
+/// decode, a method not allowed) becomes a problem too.
+fn finish(st: &AppState, route: &'static str, resp: Response) -> Response {
+    let problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    let resp = if resp.status().is_client_error() && !problem {
+        let s = resp.status();
+        let p = match s.as_u16() {
+            404 => Problem::not_found("no such route"),
+            405 => Problem::method_not_allowed("method not allowed here"),
+            413 => Problem::too_large(st.cfg.max_body_bytes),
+            _ => Problem::bad_request(format!("the request is malformed ({})", s.as_u16())),
+        };
+        p.into_response()
+    } else {
+        resp
+    };
+    st.metrics.api_requests.inc(route, resp.status().as_u16());
+    if let Some(Rejected(reason)) = resp.extensions().get::<Rejected>() {
+        st.metrics.api_rejected.inc(reason);
+    }
+    resp
+}
+
+/// Audits an access made from the command line (`aggregator alerts evidence`): who is
+/// `cli:$USER`, status 0.
+pub fn audit_cli(
+    store: &Store,
+    action: &str,
+    params: serde_json::Value,
+    result_count: u64,
+) -> Result<(), StoreError> {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    store.audit_append(&AuditEntry {
+        ts_ms: sharpeyes_wire::now_ms(),
+        who: format!("cli:{user}"),
+        role: "cli".into(),
+        action: action.into(),
+        purpose: None,
+        case_ref: None,
+        params,
+        result_count: Some(result_count),
+        status: 0,
+    })?;
+    Ok(())
+}

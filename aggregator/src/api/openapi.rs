@@ -1,0 +1,353 @@
+//! The OpenAPI 3.1 document of `/api/v1`, built from the route table
+//! ([`access::ROUTES`](super::access::ROUTES)): every route there is in the document and
+//! nothing else is (a test compares them). Parameters and bodies are described here, per
+//! route id.
+
+use serde_json::{Value, json};
+
+use super::access::{PREFIX, ROUTES, RouteSpec};
+
+fn q(name: &str, desc: &str, schema: Value, required: bool) -> Value {
+    json!({"name": name, "in": "query", "required": required, "description": desc, "schema": schema})
+}
+
+fn p(name: &str, desc: &str) -> Value {
+    json!({"name": name, "in": "path", "required": true, "description": desc, "schema": {"type": "string"}})
+}
+
+fn s() -> Value {
+    json!({"type": "string"})
+}
+
+fn time(name: &str, desc: &str) -> Value {
+    q(
+        name,
+        &format!(
+            "{desc}: RFC 3339 (2026-11-23T10:15:00Z) or a duration before now (90s, 10m, 2h, 1d)"
+        ),
+        s(),
+        false,
+    )
+}
+
+fn page() -> [Value; 2] {
+    [
+        q(
+            "limit",
+            "Rows per page (default api.page_size, at most api.max_page_size)",
+            json!({"type": "integer", "minimum": 1}),
+            false,
+        ),
+        q(
+            "cursor",
+            "The next_cursor of the previous page, as given",
+            s(),
+            false,
+        ),
+    ]
+}
+
+fn format() -> Value {
+    q(
+        "format",
+        "json (default), geojson (a LineString per identity and a Point per sighting) or csv (next page cursor in X-Next-Cursor)",
+        json!({"type": "string", "enum": ["json", "geojson", "csv"]}),
+        false,
+    )
+}
+
+/// The parameters of route `id`.
+fn parameters(r: &RouteSpec) -> Vec<Value> {
+    let mut v: Vec<Value> = match r.id {
+        "vehicles" => vec![
+            q(
+                "plate",
+                "The plate (separators and case do not matter)",
+                s(),
+                true,
+            ),
+            q(
+                "fuzzy",
+                "Also plates one OCR-confusable character off",
+                json!({"type": "boolean"}),
+                false,
+            ),
+        ],
+        "vehicles.trajectory" => {
+            let mut v = vec![
+                q("plate", "The plate", s(), true),
+                q(
+                    "fuzzy",
+                    "Also plates one OCR-confusable character off",
+                    json!({"type": "boolean"}),
+                    false,
+                ),
+                time("from", "Only sightings overlapping the window from"),
+                time("to", "… to (default now)"),
+                format(),
+            ];
+            v.extend(page());
+            v
+        }
+        "persons.trajectory" => {
+            let mut v = vec![
+                p(
+                    "id",
+                    "The person (P-12 or 12); a merged id gives its survivor's",
+                ),
+                time("from", "Only sightings overlapping the window from"),
+                time("to", "… to (default now)"),
+                format(),
+            ];
+            v.extend(page());
+            v
+        }
+        "faces.search" => vec![
+            q(
+                "top",
+                "Persons to return (1..=1000, default 10)",
+                json!({"type": "integer"}),
+                false,
+            ),
+            q(
+                "min_similarity",
+                "Cosine floor (-1..=1)",
+                json!({"type": "number"}),
+                false,
+            ),
+            time("from", "Only persons seen from"),
+            time("to", "… to (default now)"),
+        ],
+        "links" => {
+            let mut v = vec![
+                q("person", "A person (P-12 or 12)", s(), false),
+                q("plate", "Or a plate", s(), false),
+            ];
+            v.extend(page());
+            v
+        }
+        "sightings" => {
+            let mut v = vec![
+                q("grid", "A grid (cameras' grid)", s(), false),
+                q("bbox", "Or a box LAT1,LON1,LAT2,LON2", s(), false),
+                time("from", "Window start (required)"),
+                time("to", "Window end (default now)"),
+                format(),
+            ];
+            v.extend(page());
+            v
+        }
+        "alerts" => {
+            let mut v = vec![
+                q(
+                    "open",
+                    "Only alerts not acknowledged",
+                    json!({"type": "boolean"}),
+                    false,
+                ),
+                q(
+                    "kind",
+                    "loitering, face_watchlist or plate_watchlist",
+                    s(),
+                    false,
+                ),
+                time("since", "Only alerts last reported since"),
+            ];
+            v.extend(page());
+            v
+        }
+        "alerts.ack" => vec![p("agent", "Agent id"), p("alert_id", "Alert id")],
+        "alerts.evidence" => vec![
+            p("agent", "Agent id"),
+            p("alert_id", "Alert id"),
+            p("role", "Evidence role (crop, frame)"),
+        ],
+        "watchlist.plates.remove" => vec![p("plate", "The plate")],
+        "watchlist.faces.remove" => vec![p("id", "Enrollment id")],
+        "audit" => {
+            let mut v = vec![
+                time("from", "Entries from"),
+                time("to", "Entries to"),
+                q("who", "Only this token name", s(), false),
+            ];
+            v.extend(page());
+            v
+        }
+        "tokens.revoke" => vec![p("name", "Token name")],
+        _ => vec![],
+    };
+    if r.purpose {
+        v.push(
+            json!({"name": "X-Purpose", "in": "header", "required": true,
+            "description": "Why this search is made (3..=200 characters); audited",
+            "schema": {"type": "string", "minLength": 3, "maxLength": 200}}),
+        );
+        v.push(json!({"name": "X-Case", "in": "header", "required": true,
+            "description": "Case reference (1..=64 of A-Z a-z 0-9 . _ / -); audited",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._/-]{1,64}$"}}));
+    }
+    v
+}
+
+fn body(id: &str) -> Option<Value> {
+    let json_obj = |props: Value, required: Value| {
+        json!({"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "properties": props, "required": required, "additionalProperties": false}}}})
+    };
+    Some(match id {
+        "faces.search" => json!({"required": true, "content": {
+            "image/jpeg": {"schema": {"type": "string", "contentMediaType": "image/jpeg"}},
+            "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}}}),
+        "alerts.ack" => json_obj(
+            json!({"note": {"type": "string", "maxLength": 1000}}),
+            json!([]),
+        ),
+        "watchlist.plates.add" => json_obj(
+            json!({"plate": {"type": "string"}, "reason": {"type": "string", "maxLength": 200}}),
+            json!(["plate", "reason"]),
+        ),
+        "watchlist.faces.add" => {
+            json!({"required": true, "content": {"multipart/form-data": {"schema": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"}, "name": {"type": "string"},
+                "role": {"type": "string", "enum": ["patient", "guardian"]},
+                "consent": {"type": "string"},
+                "of": {"type": "array", "items": {"type": "string"}},
+                "contact": {"type": "array", "items": {"type": "string", "description": "NAME:PHONE"}},
+                "photo": {"type": "array", "items": {"type": "string", "contentMediaType": "image/jpeg"}}},
+            "required": ["id", "name", "role", "photo"]}}}})
+        }
+        "tokens.create" => json_obj(
+            json!({"name": {"type": "string", "pattern": "^[A-Za-z0-9._@-]{1,64}$"},
+                   "role": {"type": "string", "enum": ["viewer", "analyst", "enroller", "admin"]},
+                   "expires": {"type": "string", "description": "A duration from now (30d)"}}),
+            json!(["name", "role"]),
+        ),
+        _ => return None,
+    })
+}
+
+fn ok_content(id: &str) -> Value {
+    match id {
+        "alerts.stream" => json!({"text/event-stream": {"schema": {"type": "string",
+            "description": "event: alert (an alert row), event: ack ({agent, alert_id, acked_by, acked_ms, note}); keep-alive comments"}}}),
+        "alerts.evidence" => {
+            json!({"image/jpeg": {"schema": {"type": "string"}}, "image/png": {"schema": {"type": "string"}}})
+        }
+        "site" => json!({"application/geo+json": {"schema": {"type": "object"}}}),
+        "vehicles.trajectory" | "persons.trajectory" | "sightings" => json!({
+            "application/json": {"schema": {"$ref": "#/components/schemas/SightingPage"}},
+            "application/geo+json": {"schema": {"type": "object"}},
+            "text/csv": {"schema": {"type": "string"}}}),
+        _ => json!({"application/json": {"schema": {"type": "object"}}}),
+    }
+}
+
+fn operation(r: &RouteSpec) -> Value {
+    let problem =
+        json!({"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}});
+    let mut responses = serde_json::Map::new();
+    let ok = if matches!(
+        r.id,
+        "watchlist.plates.add" | "watchlist.faces.add" | "tokens.create"
+    ) {
+        "201"
+    } else {
+        "200"
+    };
+    responses.insert(
+        ok.into(),
+        json!({"description": "OK", "content": ok_content(r.id)}),
+    );
+    responses.insert(
+        "400".into(),
+        json!({"description": "Bad request (or purpose-required)", "content": problem}),
+    );
+    responses.insert(
+        "404".into(),
+        json!({"description": "Not found", "content": problem}),
+    );
+    if !r.public() {
+        responses.insert(
+            "401".into(),
+            json!({"description": "No, unknown, revoked or expired token", "content": problem}),
+        );
+        responses.insert(
+            "403".into(),
+            json!({"description": "The token's role may not", "content": problem}),
+        );
+        responses.insert(
+            "429".into(),
+            json!({"description": "Rate limited (Retry-After)", "content": problem}),
+        );
+    }
+    if body(r.id).is_some() {
+        responses.insert(
+            "413".into(),
+            json!({"description": "Body larger than api.max_body_bytes", "content": problem}),
+        );
+    }
+    let roles: Vec<&str> = r.roles.iter().map(|r| r.as_str()).collect();
+    let mut op = json!({
+        "operationId": r.id,
+        "summary": r.summary,
+        "description": if r.public() {
+            "No token needed.".to_string()
+        } else {
+            format!("Roles: {}.{} Audited.", roles.join(", "),
+                if r.purpose { " Needs X-Purpose and X-Case." } else { "" })
+        },
+        "parameters": parameters(r),
+        "responses": responses,
+        "x-roles": roles,
+    });
+    if r.public() {
+        op["security"] = json!([]);
+    }
+    if let Some(b) = body(r.id) {
+        op["requestBody"] = b;
+    }
+    op
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = serde_json::Map::new();
+    for r in ROUTES {
+        let e = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
+        e[r.method.to_ascii_lowercase()] = operation(r);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Sharp Eyes aggregator API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Trajectories, searches, sightings, alerts, watchlists and the audit log of a Sharp Eyes deployment. Bearer tokens (aggregator token create); every request is audited.",
+        },
+        "servers": [{"url": PREFIX}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "se_… tokens from `aggregator token create`"}},
+            "schemas": {
+                "Problem": {"type": "object", "properties": {
+                    "type": {"type": "string"}, "title": {"type": "string"},
+                    "status": {"type": "integer"}, "detail": {"type": "string"}},
+                    "required": ["type", "title", "status", "detail"]},
+                "Sighting": {"type": "object", "properties": {
+                    "kind": {"type": "string", "enum": ["vehicle", "person"]},
+                    "identity": {"type": "integer"}, "site": {"type": "string"},
+                    "agent": {"type": "string"}, "camera": {"type": "string"},
+                    "track": {"type": "integer"}, "class": {"type": "string"},
+                    "first_ms": {"type": "integer"}, "last_ms": {"type": "integer"},
+                    "lat": {"type": ["number", "null"]}, "lon": {"type": ["number", "null"]},
+                    "confidence": {"type": "number"}, "ended": {"type": "boolean"},
+                    "plate": {"type": "string"}, "why": {}, "evidence": {"type": "string"}}},
+                "SightingPage": {"type": "object", "properties": {
+                    "sightings": {"type": "array", "items": {"$ref": "#/components/schemas/Sighting"}},
+                    "next_cursor": {"type": ["string", "null"]}}},
+            },
+        },
+    })
+}

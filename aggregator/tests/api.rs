@@ -1,0 +1,1150 @@
+//! The HTTP API against a running aggregator (embedded broker, SQLite store) over real HTTP:
+//! the role × endpoint matrix from the one route table, purposes, the audit chain (and its
+//! tamper check, on both backends), the OpenAPI document against the routes, hostile
+//! requests, pagination and export formats, and the live alert stream fed by an alert
+//! published through the broker.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use aggregator::AggregatorConfig;
+use aggregator::api::access::{ROUTES, Role, create_token};
+use aggregator::config::{CameraPlace, ModelsConfig};
+use aggregator::metrics::Metrics;
+use aggregator::store::sql::Value;
+use aggregator::store::{Area, Store};
+use common::http::{self, Resp};
+use common::{free_port, wait};
+use http_body_util::BodyExt;
+use sharpeyes_wire::{Alert, AlertKind, Body, Envelope, Evidence, Priority, Topics};
+
+const PLATE: &str = "%E4%BA%ACA12345"; // 京A12345
+const PURPOSE: [(&str, &str); 2] = [
+    ("x-purpose", "theft investigation"),
+    ("x-case", "2026/0042"),
+];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+struct Server {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    addr: SocketAddr,
+    broker_port: u16,
+    tokens: HashMap<String, String>,
+    metrics: std::sync::Arc<Metrics>,
+    stop: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), aggregator::AggregatorError>>,
+}
+
+impl Server {
+    fn token(&self, name: &str) -> &str {
+        &self.tokens[name]
+    }
+
+    async fn get(&self, path: &str, who: &str) -> Resp {
+        http::get(self.addr, path, self.token(who)).await
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        who: Option<&str>,
+        extra: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Resp {
+        let auth = who.map(|w| format!("Bearer {}", self.token(w)));
+        let mut h: Vec<(&str, &str)> = extra.to_vec();
+        if let Some(a) = &auth {
+            h.push(("authorization", a));
+        }
+        http::request(self.addr, method, path, &h, body).await
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// An hour ago: the seeded sightings' time base.
+fn t0() -> i64 {
+    sharpeyes_wire::now_ms() - 3_600_000
+}
+
+fn alert_env(seq: u64, id: &str, ts_ms: i64) -> Envelope {
+    Envelope::new(
+        "agent-1",
+        seq,
+        ts_ms,
+        Body::Alert(Alert {
+            site: "s1".into(),
+            camera: "cam-1".into(),
+            alert_id: id.into(),
+            kind: AlertKind::PlateWatchlist,
+            priority: Priority::High,
+            ts_ms,
+            track: Some(3),
+            summary: format!("wanted plate seen ({id})"),
+            details: BTreeMap::new(),
+            evidence: vec![Evidence {
+                role: "crop".into(),
+                mime: "image/jpeg".into(),
+                data: vec![0xff, 0xd8, 0x01, 0xff, 0xd9],
+            }],
+        }),
+    )
+}
+
+/// Seeds a store: a token per role (named after it) and a few more, vehicles 1 and 2 with
+/// sightings, person 7, alerts, wanted plates.
+fn seed(db: &Path) -> HashMap<String, String> {
+    let mut s = Store::open(db).unwrap();
+    let now = sharpeyes_wire::now_ms();
+    let mut tokens = HashMap::new();
+    for name in [
+        "viewer", "analyst", "enroller", "admin", "victim", "revoked", "limited",
+    ] {
+        let role = match name {
+            "victim" | "revoked" | "limited" => "analyst",
+            r => r,
+        };
+        let (t, _) = create_token(&s, name, role, None, now).unwrap();
+        tokens.insert(name.to_string(), t);
+    }
+    let (t, _) = create_token(&s, "expired", "admin", Some(now + 50), now).unwrap();
+    tokens.insert("expired".into(), t);
+    assert!(s.revoke_token("revoked", now).unwrap());
+    tokens.insert(
+        "bogus".into(),
+        "se_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".into(),
+    );
+    let t0 = t0();
+    s.bulk_insert(
+        "vehicles",
+        &["id", "plate", "canon", "first_ms", "clone_of"],
+        &[1i64, 2].map(|id| {
+            let plate = if id == 1 { "京A12345" } else { "京A1234S" };
+            vec![
+                Value::Integer(id),
+                Value::Text(plate.into()),
+                Value::Text(sharpeyes_wire::plate::canonical(plate)),
+                Value::Integer(t0),
+                Value::Null,
+            ]
+        }),
+        None,
+    )
+    .unwrap();
+    s.bulk_insert(
+        "persons",
+        &["id", "first_ms"],
+        &[vec![Value::Integer(7), Value::Integer(t0)]],
+        None,
+    )
+    .unwrap();
+    let mut rows = Vec::new();
+    for i in 0..7i64 {
+        let (kind, identity, class, plate) = match i {
+            0..=4 => ("vehicle", 1, "car", Some("京A12345")),
+            5 => ("vehicle", 2, "car", Some("京A1234S")),
+            _ => ("person", 7, "person", None),
+        };
+        let cam = if i % 2 == 0 { "cam-1" } else { "cam-2" };
+        rows.push(vec![
+            Value::Text("agent-1".into()),
+            Value::Text(cam.into()),
+            Value::Integer(100 + i),
+            Value::Text("s1".into()),
+            Value::Text(kind.into()),
+            Value::Integer(identity),
+            Value::Text(class.into()),
+            Value::Integer(t0 + i * 60_000),
+            Value::Integer(t0 + i * 60_000 + 5_000),
+            Value::Real(if cam == "cam-1" { 30.657 } else { 30.68 }),
+            Value::Real(if cam == "cam-1" { 104.065 } else { 104.08 }),
+            Value::Real(0.9),
+            Value::Integer(1),
+            plate.map_or(Value::Null, |p| Value::Text(p.into())),
+            Value::Text("{\"rule\":\"exact_plate\"}".into()),
+        ]);
+    }
+    s.bulk_insert(
+        "sightings",
+        &[
+            "agent",
+            "camera",
+            "track",
+            "site",
+            "kind",
+            "identity",
+            "class",
+            "first_ms",
+            "last_ms",
+            "lat",
+            "lon",
+            "confidence",
+            "ended",
+            "plate",
+            "why_json",
+        ],
+        &rows,
+        Some(7),
+    )
+    .unwrap();
+    let topic = Topics::default().alerts("s1", "agent-1", "cam-1");
+    for (seq, id) in ["a-1", "ack-analyst", "ack-admin", "ack-twice"]
+        .iter()
+        .enumerate()
+    {
+        s.apply(&alert_env(seq as u64 + 1, id, t0 + seq as i64), &topic, 100)
+            .unwrap();
+    }
+    for p in ["京B00001", "京B00002", "京B00003", "京B00004"] {
+        aggregator::watchlist::enroll_plate(&mut s, p, "stolen").unwrap();
+    }
+    tokens
+}
+
+fn cameras() -> Vec<CameraPlace> {
+    ["cam-1", "cam-2"]
+        .iter()
+        .map(|c| CameraPlace {
+            site: "s1".into(),
+            agent: "agent-1".into(),
+            camera: c.to_string(),
+            lat: if *c == "cam-1" { 30.657 } else { 30.68 },
+            lon: if *c == "cam-1" { 104.065 } else { 104.08 },
+            heading_deg: None,
+            fov_deg: None,
+            grid: Some("g1".into()),
+        })
+        .collect()
+}
+
+async fn server(tweak: impl FnOnce(&mut AggregatorConfig)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("agg.db");
+    let tokens = seed(&db);
+    let mut cfg = AggregatorConfig::default();
+    let broker_port = free_port();
+    cfg.broker.listen = ([127, 0, 0, 1], broker_port).into();
+    cfg.store.path = db.clone();
+    cfg.ops.enabled = false;
+    cfg.api.listen = ([127, 0, 0, 1], free_port()).into();
+    cfg.api.rate_burst = 1000;
+    cfg.api.rate_per_s = 1000.0;
+    cfg.cameras = cameras();
+    cfg.watchlist.models = ModelsConfig {
+        dir: root().join("models/files"),
+        onnxruntime: root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
+        intra_threads: 1,
+    };
+    tweak(&mut cfg);
+    let addr: SocketAddr = cfg.api.listen;
+    let (task, stop, metrics) = common::start(cfg).await;
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the API did not come up on {addr}");
+    Server {
+        _dir: dir,
+        db,
+        addr,
+        broker_port,
+        tokens,
+        metrics,
+        stop,
+        task,
+    }
+}
+
+/// A grey PNG: a photo without a face.
+fn faceless_png() -> Vec<u8> {
+    let img = image::GrayImage::from_pixel(160, 160, image::Luma([128]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A request for route `id` made by `role` (each role gets its own target where the route
+/// changes something), and the status an allowed caller gets.
+fn sample(id: &str, role: &str) -> (String, Vec<u8>, Option<&'static str>, u16) {
+    let i = Role::ALL
+        .iter()
+        .position(|r| r.as_str() == role)
+        .unwrap_or(0)
+        + 1;
+    let json = Some("application/json");
+    let (path, body, ct, ok): (String, Vec<u8>, Option<&str>, u16) = match id {
+        "openapi" => ("/openapi.json".into(), vec![], None, 200),
+        "web_config" => ("/web-config".into(), vec![], None, 200),
+        "site" => ("/site.geojson".into(), vec![], None, 200),
+        "me" => ("/me".into(), vec![], None, 200),
+        "cameras" => ("/cameras".into(), vec![], None, 200),
+        "vehicles" => (
+            format!("/vehicles?plate={PLATE}&fuzzy=true"),
+            vec![],
+            None,
+            200,
+        ),
+        "vehicles.trajectory" => (
+            format!("/vehicles/trajectory?plate={PLATE}"),
+            vec![],
+            None,
+            200,
+        ),
+        "persons.trajectory" => ("/persons/P-7/trajectory".into(), vec![], None, 200),
+        "faces.search" => (
+            "/faces/search?top=3".into(),
+            faceless_png(),
+            Some("image/png"),
+            422,
+        ),
+        "links" => (format!("/links?plate={PLATE}"), vec![], None, 200),
+        "sightings" => ("/sightings?grid=g1&from=1d".into(), vec![], None, 200),
+        "alerts" => ("/alerts?limit=2".into(), vec![], None, 200),
+        "alerts.stream" => ("/alerts/stream".into(), vec![], None, 200),
+        "alerts.ack" => (
+            format!("/alerts/agent-1/ack-{role}/ack"),
+            br#"{"note":"handled"}"#.to_vec(),
+            json,
+            200,
+        ),
+        "alerts.evidence" => (
+            "/alerts/agent-1/a-1/evidence/crop".into(),
+            vec![],
+            None,
+            200,
+        ),
+        "watchlist" => ("/watchlist".into(), vec![], None, 200),
+        "watchlist.plates.add" => (
+            "/watchlist/plates".into(),
+            format!(r#"{{"plate":"京C0000{i}","reason":"wanted"}}"#).into_bytes(),
+            json,
+            201,
+        ),
+        "watchlist.plates.remove" => (
+            format!("/watchlist/plates/%E4%BA%ACB0000{i}"),
+            vec![],
+            None,
+            200,
+        ),
+        // Without a photo: past the role check, refused as incomplete.
+        "watchlist.faces.add" => (
+            "/watchlist/faces".into(),
+            b"--b\r\nContent-Disposition: form-data; name=\"id\"\r\n\r\nP-1\r\n--b--\r\n".to_vec(),
+            Some("multipart/form-data; boundary=b"),
+            400,
+        ),
+        "watchlist.faces.remove" => ("/watchlist/faces/nobody".into(), vec![], None, 404),
+        "audit" => ("/audit?limit=5".into(), vec![], None, 200),
+        "tokens" => ("/tokens".into(), vec![], None, 200),
+        "tokens.create" => (
+            "/tokens".into(),
+            format!(r#"{{"name":"made-by-{role}","role":"viewer","expires":"1d"}}"#).into_bytes(),
+            json,
+            201,
+        ),
+        "tokens.revoke" => ("/tokens/victim".into(), vec![], None, 200),
+        other => panic!("no sample request for route {other}: add one"),
+    };
+    (format!("/api/v1{path}"), body, ct, ok)
+}
+
+async fn call(s: &Server, method: &str, id: &str, who: Option<&str>) -> (u16, String) {
+    let (path, body, ct, _) = sample(id, who.unwrap_or("viewer"));
+    let auth = who.map(|w| format!("Bearer {}", s.token(w)));
+    let mut h: Vec<(&str, &str)> = PURPOSE.to_vec();
+    if let Some(a) = &auth {
+        h.push(("authorization", a));
+    }
+    if let Some(c) = ct {
+        h.push(("content-type", c));
+    }
+    if id == "alerts.stream" {
+        // The stream never ends: the head is the answer.
+        let r = http::open(s.addr, method, &path, &h, body).await;
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        return (r.status().as_u16(), ct);
+    }
+    let r = http::request(s.addr, method, &path, &h, body).await;
+    (r.status, r.text())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_gets_exactly_what_the_table_allows() {
+    let s = server(|_| {}).await;
+    let mut walked = 0;
+    for r in ROUTES {
+        for who in [
+            None,
+            Some("viewer"),
+            Some("analyst"),
+            Some("enroller"),
+            Some("admin"),
+        ] {
+            let (status, body) = call(&s, r.method, r.id, who).await;
+            let (_, _, _, ok) = sample(r.id, who.unwrap_or("viewer"));
+            let expected = match who {
+                _ if r.public() => ok,
+                None => 401,
+                Some(w) if r.allows(Role::parse(w).unwrap()) => ok,
+                Some(_) => 403,
+            };
+            assert_eq!(status, expected, "{} {} as {who:?}: {body}", r.method, r.id);
+            walked += 1;
+        }
+    }
+    assert_eq!(walked, ROUTES.len() * 5);
+    // What the allowed calls did.
+    let store = Store::open_read_only(&s.db).unwrap();
+    let acked: Vec<_> = store
+        .alerts(&Default::default())
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.acked_by.is_some())
+        .map(|a| (a.alert_id, a.acked_by.unwrap()))
+        .collect();
+    assert_eq!(acked.len(), 2, "{acked:?}");
+    assert!(acked.contains(&("ack-analyst".into(), "analyst".into())));
+    let names: BTreeSet<String> = store
+        .tokens()
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert!(names.contains("made-by-admin") && !names.contains("made-by-analyst"));
+    assert!(store.audit_verify().unwrap().broken.is_none());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_need_a_purpose_and_everything_is_audited() {
+    let s = server(|_| {}).await;
+    let path = format!("/api/v1/vehicles/trajectory?plate={PLATE}");
+    let r = s.get(&path, "analyst").await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert_eq!(r.json()["type"], "urn:sharpeyes:problem:purpose-required");
+    let auth = format!("Bearer {}", s.token("analyst"));
+    let short = [
+        ("authorization", auth.as_str()),
+        ("x-purpose", "ab"),
+        ("x-case", "C1"),
+    ];
+    assert_eq!(
+        http::request(s.addr, "GET", &path, &short, vec![])
+            .await
+            .status,
+        400
+    );
+    let bad_case = [
+        ("authorization", auth.as_str()),
+        ("x-purpose", "looking"),
+        ("x-case", "no spaces"),
+    ];
+    assert_eq!(
+        http::request(s.addr, "GET", &path, &bad_case, vec![])
+            .await
+            .status,
+        400
+    );
+    let r = s
+        .send("GET", &path, Some("analyst"), &PURPOSE, vec![])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let doc = r.json();
+    assert_eq!(doc["plate"], "京A12345");
+    assert_eq!(doc["sightings"].as_array().unwrap().len(), 5);
+    // Viewing alerts needs no purpose.
+    assert_eq!(s.get("/api/v1/alerts", "viewer").await.status, 200);
+    let audit = Store::open_read_only(&s.db)
+        .unwrap()
+        .audit_entries(&Default::default())
+        .unwrap();
+    assert_eq!(audit.len(), 5, "{audit:#?}");
+    let ok = &audit[1];
+    assert_eq!(
+        (
+            ok.who.as_str(),
+            ok.role.as_str(),
+            ok.action.as_str(),
+            ok.status
+        ),
+        ("analyst", "analyst", "vehicles.trajectory", 200)
+    );
+    assert_eq!(ok.purpose.as_deref(), Some("theft investigation"));
+    assert_eq!(ok.case_ref.as_deref(), Some("2026/0042"));
+    assert_eq!(ok.result_count, Some(5));
+    assert!(ok.params_json.contains("京A12345"), "{}", ok.params_json);
+    assert!(
+        audit[2..]
+            .iter()
+            .all(|e| e.status == 400 && e.result_count.is_none())
+    );
+    // The admin reads the log through the API, newest first, paged.
+    let r = s.get("/api/v1/audit?limit=3", "admin").await;
+    let page = r.json();
+    assert_eq!(page["entries"].as_array().unwrap().len(), 3);
+    let next = page["next_cursor"].as_str().unwrap().to_string();
+    let r = s
+        .get(&format!("/api/v1/audit?limit=3&cursor={next}"), "admin")
+        .await;
+    assert_eq!(
+        r.json()["entries"].as_array().unwrap().len(),
+        2,
+        "entries 2 and 1"
+    );
+    assert!(aggregator::metrics::get(&s.metrics.audit_entries) >= 7);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_lists_exactly_the_routes() {
+    let s = server(|_| {}).await;
+    let r = http::request(s.addr, "GET", "/api/v1/openapi.json", &[], vec![]).await;
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            documented.insert((method.to_uppercase(), path.clone()));
+            // Every path parameter of the template is described.
+            for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                let name = seg.trim_matches(['{', '}']);
+                assert!(
+                    op["parameters"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|p| p["name"] == name && p["in"] == "path"),
+                    "{method} {path}: {name} undocumented"
+                );
+            }
+        }
+    }
+    let routes: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
+    assert_eq!(documented, routes);
+    // And the server answers each of them (not the 404 of an unknown route).
+    for r in ROUTES {
+        let path = format!(
+            "/api/v1{}",
+            r.path
+                .replace("{id}", "x")
+                .replace("{agent}", "x")
+                .replace("{alert_id}", "x")
+                .replace("{role}", "x")
+                .replace("{plate}", "x")
+                .replace("{name}", "x")
+        );
+        if r.id == "alerts.stream" {
+            continue;
+        }
+        let resp = http::request(s.addr, r.method, &path, &[], vec![]).await;
+        assert!(
+            resp.json()["detail"] != "no such route",
+            "{} {path} is not routed",
+            r.method
+        );
+    }
+    s.stop().await;
+}
+
+fn problem_ok(r: &Resp, status: u16, what: &str) {
+    assert_eq!(r.status, status, "{what}: {}", r.text());
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/problem+json"),
+        "{what}"
+    );
+    let b = r.json();
+    assert_eq!(b["status"], status, "{what}");
+    let text = r.text().to_lowercase();
+    for leak in [
+        "sqlite", "select ", "postgres", "panicked", "/tmp", "se_", "stack",
+    ] {
+        assert!(!text.contains(leak), "{what} leaks {leak:?}: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_get_a_clear_4xx_are_counted_and_the_server_keeps_serving() {
+    let s = server(|c| {
+        c.api.max_body_bytes = 4096;
+        c.api.rate_per_s = 0.5;
+        c.api.rate_burst = 1000;
+    })
+    .await;
+    let j = [("content-type", "application/json")];
+    // Oversized body.
+    let big = format!(r#"{{"plate":"京A1","reason":"{}"}}"#, "x".repeat(10_000));
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/watchlist/plates",
+            Some("admin"),
+            &j,
+            big.into_bytes(),
+        )
+        .await;
+    problem_ok(&r, 413, "oversized");
+    // Malformed JSON, wrong fields.
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/watchlist/plates",
+            Some("admin"),
+            &j,
+            b"{\"plate\": ".to_vec(),
+        )
+        .await;
+    problem_ok(&r, 400, "malformed JSON");
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/watchlist/plates",
+            Some("admin"),
+            &j,
+            br#"{"plate":"x","why":1}"#.to_vec(),
+        )
+        .await;
+    problem_ok(&r, 400, "unknown field");
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/alerts/agent-1/a-1/ack",
+            Some("admin"),
+            &[],
+            b"{}".to_vec(),
+        )
+        .await;
+    problem_ok(&r, 415, "no content type");
+    // Path traversal, in every path parameter and in the path itself.
+    for p in [
+        "/api/v1/alerts/..%2F..%2Fetc/passwd/evidence/crop",
+        "/api/v1/alerts/agent-1/..%2F..%2F..%2Fetc%2Fpasswd/evidence/crop",
+        "/api/v1/alerts/agent-1/a-1/evidence/..%2F..%2Fetc%2Fshadow",
+        "/api/v1/alerts/agent-1/a-1/evidence/%2e%2e",
+        "/api/v1/persons/..%2F1/trajectory",
+        "/api/v1/../../../etc/passwd",
+        "/api/v1/alerts/agent-1/a-1/evidence/crop/../../../../etc/passwd",
+        "/api/v1/alerts/%ff%fe/x/evidence/crop",
+    ] {
+        let r = s.send("GET", p, Some("admin"), &PURPOSE, vec![]).await;
+        assert!(matches!(r.status, 400 | 404), "{p}: {}", r.status);
+        problem_ok(&r, r.status, p);
+    }
+    let r = s
+        .send(
+            "DELETE",
+            "/api/v1/watchlist/plates/..%2F..%2Fx",
+            Some("admin"),
+            &[],
+            vec![],
+        )
+        .await;
+    problem_ok(&r, 400, "traversal in plate");
+    // SQL metacharacters are data.
+    for q in [
+        "/api/v1/vehicles?plate=%27%20OR%201%3D1%20--",
+        "/api/v1/vehicles?plate=A%27%3B%20DROP%20TABLE%20sightings%3B%20--",
+        "/api/v1/sightings?grid=g1%27%20OR%20%271%27%3D%271&from=1d",
+        "/api/v1/links?person=1%20OR%201%3D1",
+        "/api/v1/alerts?kind=loitering%27--",
+        "/api/v1/audit?who=x%27%20OR%20%271%27%3D%271",
+    ] {
+        let r = s.send("GET", q, Some("admin"), &PURPOSE, vec![]).await;
+        assert!(
+            matches!(r.status, 200 | 400),
+            "{q}: {} {}",
+            r.status,
+            r.text()
+        );
+        if r.status == 200 {
+            let b = r.json();
+            let n = ["vehicles", "sightings", "links", "alerts", "entries"]
+                .iter()
+                .filter_map(|k| b[k].as_array())
+                .map(Vec::len)
+                .sum::<usize>();
+            assert_eq!(n, 0, "{q} matched something: {b}");
+        } else {
+            problem_ok(&r, 400, q);
+        }
+    }
+    // Tokens: none, malformed, unknown, expired, revoked; a role too weak.
+    tokio::time::sleep(Duration::from_millis(100)).await; // "expired" lives 50 ms
+    let p = "/api/v1/me";
+    problem_ok(
+        &http::request(s.addr, "GET", p, &[], vec![]).await,
+        401,
+        "no token",
+    );
+    problem_ok(
+        &http::request(
+            s.addr,
+            "GET",
+            p,
+            &[("authorization", "Bearer ' OR 1=1 --")],
+            vec![],
+        )
+        .await,
+        401,
+        "malformed token",
+    );
+    for who in ["bogus", "expired", "revoked"] {
+        let r = s.get(p, who).await;
+        problem_ok(&r, 401, who);
+    }
+    problem_ok(
+        &s.get("/api/v1/audit", "viewer").await,
+        403,
+        "viewer reads audit",
+    );
+    // Missing purpose, unknown route, wrong method, bad parameters.
+    problem_ok(
+        &s.get("/api/v1/sightings?grid=g1&from=1d", "analyst").await,
+        400,
+        "no purpose",
+    );
+    problem_ok(
+        &s.get("/api/v1/nothing-here", "admin").await,
+        404,
+        "unknown route",
+    );
+    problem_ok(
+        &s.send("PUT", "/api/v1/alerts", Some("admin"), &[], vec![])
+            .await,
+        405,
+        "PUT",
+    );
+    for q in [
+        "/api/v1/sightings?grid=g1&from=yesterday",
+        "/api/v1/sightings?bbox=1,2,3&from=1d",
+        "/api/v1/sightings?grid=g1&from=1d&limit=100000000",
+        "/api/v1/sightings?grid=g1&from=1d&cursor=AAAA",
+        "/api/v1/sightings?grid=g1&from=1d&format=xml",
+        "/api/v1/sightings?grid=g1&grid=g2&from=1d",
+        "/api/v1/vehicles?plate=%00%01",
+        "/api/v1/alerts?limit=-1",
+    ] {
+        problem_ok(
+            &s.send("GET", q, Some("admin"), &PURPOSE, vec![]).await,
+            400,
+            q,
+        );
+    }
+    // Rate limit: "limited" spends its burst of 1000 quickly? No: its own bucket is full;
+    // drain it, then the next one is refused with Retry-After.
+    let mut limited = None;
+    for _ in 0..1100 {
+        let r = s.get("/api/v1/me", "limited").await;
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 200);
+    }
+    let r = limited.expect("the rate limit never refused");
+    problem_ok(&r, 429, "rate limited");
+    assert!(
+        r.header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().unwrap() >= 1)
+    );
+    // Counted, by reason.
+    let rejected = s.metrics.api_rejected.snapshot();
+    for reason in [
+        "unauthorized",
+        "forbidden",
+        "purpose_required",
+        "bad_request",
+        "too_large",
+        "rate_limited",
+        "not_found",
+    ] {
+        assert!(
+            rejected.get(reason).copied().unwrap_or(0) > 0,
+            "{reason}: {rejected:?}"
+        );
+    }
+    use sharpeyes_common::ops::OpsSource as _;
+    let text = s.metrics.metrics();
+    assert!(
+        text.contains("sharpeyes_aggregator_api_rejected_total{reason=\"too_large\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("sharpeyes_aggregator_api_requests_total{route=\"me\",status=\"401\"}"));
+    // Still serving; the audit chain intact.
+    let r = s
+        .send(
+            "GET",
+            &format!("/api/v1/vehicles/trajectory?plate={PLATE}"),
+            Some("analyst"),
+            &PURPOSE,
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["sightings"].as_array().unwrap().len(), 5);
+    assert!(
+        Store::open_read_only(&s.db)
+            .unwrap()
+            .audit_verify()
+            .unwrap()
+            .broken
+            .is_none()
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sightings_page_through_and_export() {
+    let s = server(|_| {}).await;
+    let all = Store::open_read_only(&s.db)
+        .unwrap()
+        .sightings_in(&Area::Grid("g1".into()), t0() - 1, sharpeyes_wire::now_ms())
+        .unwrap();
+    assert_eq!(all.len(), 7);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut p = "/api/v1/sightings?grid=g1&from=1d&limit=3".to_string();
+        if let Some(c) = &cursor {
+            p.push_str(&format!("&cursor={c}"));
+        }
+        let doc = s
+            .send("GET", &p, Some("analyst"), &PURPOSE, vec![])
+            .await
+            .json();
+        for r in doc["sightings"].as_array().unwrap() {
+            seen.push((
+                r["agent"].as_str().unwrap().to_string(),
+                r["camera"].as_str().unwrap().to_string(),
+                r["track"].as_u64().unwrap(),
+            ));
+        }
+        pages += 1;
+        match doc["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let want: Vec<_> = all
+        .iter()
+        .map(|r| (r.agent.clone(), r.camera.clone(), r.track))
+        .collect();
+    assert_eq!(seen, want, "pages in order, each row once");
+    // A trajectory page by page too.
+    let p = format!("/api/v1/vehicles/trajectory?plate={PLATE}&limit=2");
+    let doc = s
+        .send("GET", &p, Some("analyst"), &PURPOSE, vec![])
+        .await
+        .json();
+    assert_eq!(doc["sightings"].as_array().unwrap().len(), 2);
+    assert!(doc["next_cursor"].is_string());
+    // GeoJSON: a LineString for vehicle 1's path, a Point per sighting.
+    let r = s
+        .send(
+            "GET",
+            &format!("/api/v1/vehicles/trajectory?plate={PLATE}&format=geojson"),
+            Some("analyst"),
+            &PURPOSE,
+            vec![],
+        )
+        .await;
+    assert_eq!(r.header("content-type"), Some("application/geo+json"));
+    let g = r.json();
+    assert_eq!(g["type"], "FeatureCollection");
+    let kinds: Vec<&str> = g["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["geometry"]["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "LineString").count(), 1);
+    assert_eq!(kinds.iter().filter(|k| **k == "Point").count(), 5);
+    // CSV: a header and one line per sighting; the next page's cursor in a header.
+    let r = s
+        .send(
+            "GET",
+            "/api/v1/sightings?grid=g1&from=1d&format=csv&limit=4",
+            Some("analyst"),
+            &PURPOSE,
+            vec![],
+        )
+        .await;
+    assert!(r.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(r.header("x-next-cursor").is_some());
+    let text = r.text();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[0].starts_with("kind,identity,site,agent,camera,track"));
+    assert!(
+        lines[1].starts_with("vehicle,V-1,s1,agent-1,cam-1,100,"),
+        "{}",
+        lines[1]
+    );
+    // A person's trajectory, by alias form.
+    let doc = s
+        .send(
+            "GET",
+            "/api/v1/persons/7/trajectory",
+            Some("analyst"),
+            &PURPOSE,
+            vec![],
+        )
+        .await
+        .json();
+    assert_eq!(doc["resolved"], 7);
+    assert_eq!(doc["sightings"].as_array().unwrap().len(), 1);
+    // bbox around cam-2 only.
+    let doc = s
+        .send(
+            "GET",
+            "/api/v1/sightings?bbox=30.67,104.07,30.69,104.09&from=1d",
+            Some("analyst"),
+            &PURPOSE,
+            vec![],
+        )
+        .await
+        .json();
+    assert_eq!(doc["sightings"].as_array().unwrap().len(), 3);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_relays_a_published_alert_and_its_acknowledgement() {
+    let s = server(|_| {}).await;
+    let auth = format!("Bearer {}", s.token("viewer"));
+    let resp = http::open(
+        s.addr,
+        "GET",
+        "/api/v1/alerts/stream",
+        &[("authorization", &auth)],
+        vec![],
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    // Publish an alert through the embedded broker, as an agent does.
+    let client = common::client(s.broker_port);
+    let env = alert_env(99, "live-1", sharpeyes_wire::now_ms());
+    client
+        .publish(
+            Topics::default().alerts("s1", "agent-1", "cam-1"),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            sharpeyes_wire::Codec::default().encode(&env).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !text.contains("live-1") {
+        let f = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .expect("no alert event within 20 s")
+            .expect("stream ended")
+            .unwrap();
+        if let Ok(d) = f.into_data() {
+            text.push_str(&String::from_utf8_lossy(&d));
+        }
+    }
+    assert!(text.contains("event: alert"), "{text}");
+    let data = text
+        .lines()
+        .find(|l| l.starts_with("data:") && l.contains("live-1"))
+        .unwrap();
+    let row: serde_json::Value =
+        serde_json::from_str(data.trim_start_matches("data:").trim()).unwrap();
+    assert_eq!(row["kind"], "plate_watchlist");
+    assert_eq!(row["evidence"], serde_json::json!(["crop"]));
+    // Wait until it is stored, then acknowledge it through the API.
+    assert!(
+        wait(Duration::from_secs(10), || aggregator::metrics::get(
+            &s.metrics.alerts
+        ) >= 1)
+        .await
+    );
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/alerts/agent-1/live-1/ack",
+            Some("analyst"),
+            &[("content-type", "application/json")],
+            br#"{"note":"unit 12 sent"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let again = s
+        .send(
+            "POST",
+            "/api/v1/alerts/agent-1/live-1/ack",
+            Some("analyst"),
+            &[("content-type", "application/json")],
+            br#"{}"#.to_vec(),
+        )
+        .await;
+    problem_ok(&again, 409, "second ack");
+    text.clear();
+    while !text.contains("event: ack") || !text.contains("unit 12 sent") {
+        let f = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .expect("no ack event within 20 s")
+            .expect("stream ended")
+            .unwrap();
+        if let Ok(d) = f.into_data() {
+            text.push_str(&String::from_utf8_lossy(&d));
+        }
+    }
+    assert!(text.contains("\"acked_by\":\"analyst\""), "{text}");
+    drop(body);
+    s.stop().await;
+}
+
+/// Appends entries, alters one behind the store's back, and checks that verify names it.
+fn tamper_check(s: &Store, alter: impl FnOnce()) {
+    for i in 0..5 {
+        s.audit_append(&aggregator::store::audit::AuditEntry {
+            ts_ms: 1000 + i,
+            who: "ana".into(),
+            role: "analyst".into(),
+            action: "vehicles.trajectory".into(),
+            purpose: Some("theft".into()),
+            case_ref: Some("C-1".into()),
+            params: serde_json::json!({"plate": "京A12345"}),
+            result_count: Some(i as u64),
+            status: 200,
+        })
+        .unwrap();
+    }
+    let v = s.audit_verify().unwrap();
+    assert_eq!((v.entries, v.broken.as_ref()), (5, None));
+    alter();
+    let v = s.audit_verify().unwrap();
+    let b = v.broken.expect("the altered entry is caught");
+    assert_eq!(b.seq, 3, "{}", b.what);
+    assert!(b.what.contains("altered"), "{}", b.what);
+    assert_eq!(v.entries, 2);
+}
+
+#[test]
+fn audit_verify_catches_an_altered_entry_sqlite_and_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("a.db");
+    let s = Store::open(&db).unwrap();
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
+            .args(args)
+            .args(["--db", db.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    tamper_check(&s, || {
+        let ok = cli(&["audit", "verify"]);
+        assert!(ok.status.success());
+        assert!(String::from_utf8_lossy(&ok.stdout).starts_with("ok: 5 entries, head "));
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute("UPDATE audit_log SET result_count = 0 WHERE seq = 3", [])
+            .unwrap();
+    });
+    let out = cli(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("broken at entry 3"), "{text}");
+    let listed = cli(&["audit", "list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 5);
+    // A removed entry is caught as well.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute("UPDATE audit_log SET result_count = 2 WHERE seq = 3", [])
+        .unwrap();
+    assert!(s.audit_verify().unwrap().broken.is_none(), "restored");
+    c.execute("DELETE FROM audit_log WHERE seq = 4", [])
+        .unwrap();
+    let b = s.audit_verify().unwrap().broken.unwrap();
+    assert_eq!(b.seq, 4);
+    assert!(b.what.contains("missing"), "{}", b.what);
+    // Tokens from the CLI: made, listed without secrets, revoked.
+    let made = cli(&[
+        "token",
+        "create",
+        "--name",
+        "ops-1",
+        "--role",
+        "viewer",
+        "--expires",
+        "7d",
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let token = String::from_utf8_lossy(&made.stdout).trim().to_string();
+    assert!(token.starts_with("se_") && token.len() == 46, "{token}");
+    let list = String::from_utf8_lossy(&cli(&["token", "list"]).stdout).into_owned();
+    assert!(
+        list.contains("ops-1") && !list.contains(&token[3..]),
+        "{list}"
+    );
+    assert!(
+        !cli(&["token", "create", "--name", "ops-1", "--role", "viewer"])
+            .status
+            .success()
+    );
+    assert!(
+        !cli(&["token", "create", "--name", "x", "--role", "boss"])
+            .status
+            .success()
+    );
+    assert!(cli(&["token", "revoke", "ops-1"]).status.success());
+    assert!(!cli(&["token", "revoke", "ops-1"]).status.success());
+    assert!(
+        s.token_by_hash(&aggregator::api::access::hash_token(&token))
+            .unwrap()
+            .unwrap()
+            .revoked_ms
+            .is_some()
+    );
+}
+
+#[test]
+fn audit_verify_catches_an_altered_entry_postgres() {
+    let pg = common::pg::TempPostgres::start();
+    let url = pg.database("audit");
+    let s = Store::open_postgres(&url).unwrap();
+    tamper_check(&s, || {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        c.execute("UPDATE audit_log SET who = 'mallory' WHERE seq = 3", &[])
+            .unwrap();
+    });
+}
