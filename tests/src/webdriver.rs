@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 /// The W3C element reference key.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecb";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Why a WebDriver call failed.
 #[derive(Debug, Error)]
@@ -224,10 +224,31 @@ impl ChromeDriver {
             .as_str()
             .ok_or_else(|| WebDriverError::Protocol("new session".into(), v.to_string()))?
             .to_string();
-        Ok(Session {
+        let s = Session {
             port: self.port,
             id,
-        })
+        };
+        // The window includes the browser's frame: size it so the page's viewport is
+        // exactly width × height.
+        let inner = s.script("return [window.innerWidth, window.innerHeight]", vec![])?;
+        let (iw, ih) = (
+            inner[0].as_i64().unwrap_or(0),
+            inner[1].as_i64().unwrap_or(0),
+        );
+        if iw > 0 && ih > 0 && (iw != i64::from(width) || ih != i64::from(height)) {
+            let outer = s.cmd("GET", "/window/rect", None)?;
+            let ow = outer["width"].as_i64().unwrap_or(i64::from(width));
+            let oh = outer["height"].as_i64().unwrap_or(i64::from(height));
+            s.cmd(
+                "POST",
+                "/window/rect",
+                Some(json!({
+                    "width": ow + i64::from(width) - iw,
+                    "height": oh + i64::from(height) - ih,
+                })),
+            )?;
+        }
+        Ok(s)
     }
 }
 

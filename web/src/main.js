@@ -225,6 +225,7 @@ async function enter() {
 function initMap() {
   if (state.map) return;
   state.map = L.map("map", { zoomControl: true, attributionControl: true, preferCanvas: false });
+  state.map.attributionControl.setPrefix("Leaflet");
   state.map.setView([0, 0], 2);
   state.trajLayer = L.layerGroup().addTo(state.map);
   state.cameraLayer = L.layerGroup().addTo(state.map);

@@ -131,14 +131,24 @@ fn main() -> anyhow::Result<()> {
     cfg.cameras = vec![scenario_camera_place(DEMO_CAMERA_AT)];
     std::fs::write(&serve, toml::to_string(&cfg)?)
         .with_context(|| format!("writing {}", serve.display()))?;
-    println!("\nWeb page: serve the demo's data, make a log-in token, open the page:");
-    println!(
-        "  target/debug/aggregator token create --name demo-analyst --role analyst --db {}",
-        r.db.display()
-    );
+    // A log-in for the page (an analyst: searches, evidence, acknowledgements), as
+    // `aggregator token create` makes one.
+    let (token, _) = aggregator::api::access::create_token(
+        &aggregator::store::Store::open(&r.db)?,
+        "demo-analyst",
+        "analyst",
+        None,
+        sharpeyes_wire::now_ms(),
+    )?;
+    println!("\nWeb page on the demo's data: serve it, open the page, log in with the token:");
     println!("  target/debug/aggregator run --config {}", serve.display());
     println!(
-        "  then open http://127.0.0.1:8080/ , paste the token, give a purpose and a case, search the plate {DEMO_WANTED_PLATE}"
+        "  http://{}/   token (analyst, shown only now): {token}",
+        cfg.api.listen
+    );
+    println!(
+        "  give a purpose and a case, search the plate {DEMO_WANTED_PLATE}; more tokens: target/debug/aggregator token create --name NAME --role analyst --db {}",
+        r.db.display()
     );
 
     let mut problems = check_tracks(&r.truth, &r.tracks);
