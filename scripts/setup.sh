@@ -7,6 +7,10 @@
 #   3. the demo's site PKI in .deps/pki (openssl): a CA and the embedded broker's certificate
 #      for localhost / 127.0.0.1, so the demo and the tests speak MQTT over TLS. (On a real
 #      site, `aggregator gen-certs` makes them without openssl.)
+#   4. the analyst web page: Node.js + npm (Debian's, unless a Node.js >= 18 is already
+#      installed), `npm ci` of web/package-lock.json (pinned, from the npm registry; npm's cache
+#      in ~/.cache/sharpeyes/npm) and `npm run build` into web/dist, which the aggregator embeds
+#      when it is compiled; Chromium and chromedriver for the browser test.
 # Idempotent: a second run installs nothing and says so. Used by both README commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +27,14 @@ APT_PACKAGES=(
   postgresql
   openssl
   fonts-wqy-zenhei
+  chromium chromium-driver
 )
+# Node.js and npm build the web page (web/): Debian 12's nodejs 18 and npm 9, unless a
+# Node.js >= 18 with npm is already installed (e.g. from NodeSource, whose nodejs package
+# ships npm and conflicts with Debian's npm).
+if ! { command -v node >/dev/null && command -v npm >/dev/null; }; then
+  APT_PACKAGES+=(nodejs npm)
+fi
 
 command -v dpkg-query >/dev/null || die "this script expects Debian 12 (dpkg-query not found)"
 missing=()
@@ -78,5 +89,30 @@ else
     chmod 644 ca.pem server.pem
   ) || die "openssl could not make the demo PKI in $PKI"
   openssl verify -CAfile "$PKI/ca.pem" "$PKI/server.pem" >/dev/null || die "the demo PKI does not verify"
+fi
+# The web page: rebuilt only when its sources or lock file changed (the fingerprint of the
+# last build is kept in web/dist/.fingerprint).
+command -v node >/dev/null || die "node missing after install (Debian package nodejs)"
+command -v npm >/dev/null || die "npm missing after install (Debian package npm)"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 18 ] || die "Node.js $(node --version) is too old for web/ (esbuild needs >= 18)"
+web_fingerprint=$(cd web && find package.json package-lock.json build.mjs src -type f -print0 \
+  | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+if [ -s web/dist/index.html ] && [ "$(cat web/dist/.fingerprint 2>/dev/null)" = "$web_fingerprint" ]; then
+  say "web page: web/dist up to date"
+else
+  say "web page: npm ci + npm run build (Node.js $(node --version), npm $(npm --version))"
+  export npm_config_cache="${XDG_CACHE_HOME:-$HOME/.cache}/sharpeyes/npm"
+  (
+    cd web
+    lock=$(sha256sum package-lock.json | cut -d' ' -f1)
+    if [ "$(cat node_modules/.sharpeyes-lock 2>/dev/null)" != "$lock" ]; then
+      npm ci --no-audit --no-fund --loglevel=error
+      printf '%s\n' "$lock" > node_modules/.sharpeyes-lock
+    fi
+    npm run build --silent
+  ) || die "building the web page failed (see the npm output above)"
+  [ -s web/dist/index.html ] || die "npm run build did not write web/dist/index.html"
+  printf '%s\n' "$web_fingerprint" > web/dist/.fingerprint
 fi
 say "ready"

@@ -18,6 +18,7 @@ pub mod query;
 pub mod store;
 pub mod subscribe;
 pub mod watchlist;
+pub mod web;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,6 +7,7 @@ pub mod clip;
 pub mod mosquitto;
 pub mod plate;
 pub mod rtsp;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -215,6 +216,34 @@ pub struct ScenarioOptions {
     /// `server.key`; [`demo_pki`] is the one `scripts/setup.sh` makes), per-agent passwords
     /// and the shipped ACL.
     pub secure: Option<PathBuf>,
+    /// Plates enrolled as wanted `(plate, reason)` before the run (as `aggregator enroll
+    /// plate` does), so the agent raises plate-watchlist alerts with evidence. Default none.
+    pub wanted_plates: Vec<(String, String)>,
+    /// Where the camera stands (`[lat, lon]`): a camera place of the aggregator (sightings
+    /// and trajectories get positions, the web page's map a camera) and the agent camera's
+    /// `geo`. Default none.
+    pub camera_at: Option<[f64; 2]>,
+}
+
+/// The demo's camera: a street corner in Chengdu (the rendered 川A plate's city).
+pub const DEMO_CAMERA_AT: [f64; 2] = [30.6571, 104.0661];
+
+/// The demo's wanted plate (the green new-energy plate of the clip).
+pub const DEMO_WANTED_PLATE: &str = "粤BD12345";
+
+/// The aggregator's place for the scenario's only camera, `cam-1` of the default agent.
+pub fn scenario_camera_place(at: [f64; 2]) -> aggregator::config::CameraPlace {
+    let agent = AgentConfig::default();
+    aggregator::config::CameraPlace {
+        site: agent.site.clone(),
+        agent: agent.agent_id.clone(),
+        camera: "cam-1".into(),
+        lat: at[0],
+        lon: at[1],
+        heading_deg: Some(90.0),
+        fov_deg: Some(70.0),
+        grid: Some("grid-1".into()),
+    }
 }
 
 /// The demo's site PKI, made by `scripts/setup.sh` with openssl (a CA and the broker's
@@ -252,6 +281,17 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     let spool_dir = opts.out.join("spool");
     let _ = std::fs::remove_dir_all(&spool_dir);
     agg_cfg.store.path = db.clone();
+    if let Some(at) = opts.camera_at {
+        agg_cfg.cameras = vec![scenario_camera_place(at)];
+    }
+    if !opts.wanted_plates.is_empty() {
+        let mut store = Store::open(&db)?;
+        for (plate, reason) in &opts.wanted_plates {
+            aggregator::watchlist::enroll_plate(&mut store, plate, reason)?;
+        }
+        agg_cfg.watchlist.publish_poll_ms = 200;
+    }
+    let watchlist_version = Store::open(&db)?.watchlist_version()?;
     let secure = match (&opts.secure, opts.broker) {
         (Some(pki), BrokerKind::Embedded) => {
             let ca = pki.join("ca.pem");
@@ -304,6 +344,17 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
     agg_cfg.ops.port = agg_ops;
     let agg = start_aggregator(agg_cfg).await?;
     let agg_metrics = agg.metrics.clone();
+    if !opts.wanted_plates.is_empty() {
+        // The agent must start with the watchlist: the aggregator publishes it retained once
+        // connected.
+        anyhow::ensure!(
+            wait_until(Duration::from_secs(10), || {
+                get(&agg_metrics.watchlist_version) == watchlist_version
+            })
+            .await,
+            "the aggregator did not publish the watchlist within 10 s"
+        );
+    }
 
     let mut agent_cfg = AgentConfig {
         models,
@@ -312,6 +363,7 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
             uri: server.url("cam-1"),
             analysis_fps: opts.analysis_fps,
             at_end: AtEnd::Stop,
+            geo: opts.camera_at,
             ..CameraConfig::default()
         }],
         ..AgentConfig::default()

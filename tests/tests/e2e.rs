@@ -22,6 +22,8 @@ fn scenario(broker: BrokerKind) {
         capture: Some(dir.path().join("payload.bin")),
         // The embedded broker runs as the demo's does: TLS with setup's CA, log-ins, the ACL.
         secure: (broker == BrokerKind::Embedded).then(sharpeyes_e2e::demo_pki),
+        wanted_plates: vec![],
+        camera_at: None,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let r = rt.block_on(run_face_scenario(&opts)).unwrap();

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use sharpeyes_e2e::{
-    BrokerKind, ScenarioOptions, check_person_links, check_plate_tracks, check_tracks,
-    run_face_scenario,
+    BrokerKind, DEMO_CAMERA_AT, DEMO_WANTED_PLATE, ScenarioOptions, check_person_links,
+    check_plate_tracks, check_tracks, run_face_scenario, scenario_camera_place,
 };
 
 /// Run the Sharp Eyes walking-skeleton demo end to end.
@@ -39,6 +39,10 @@ fn main() -> anyhow::Result<()> {
         analysis_fps: args.fps,
         capture: Some(args.out.join("payload.bin")),
         secure: Some(sharpeyes_e2e::demo_pki()),
+        // A wanted plate, so a plate-watchlist alert with evidence fires, and a camera
+        // position, so trajectories and the web page's map have places.
+        wanted_plates: vec![(DEMO_WANTED_PLATE.to_string(), "stolen (demo)".to_string())],
+        camera_at: Some(DEMO_CAMERA_AT),
     };
     let r = rt.block_on(run_face_scenario(&opts))?;
 
@@ -115,6 +119,38 @@ fn main() -> anyhow::Result<()> {
         "  decode it: target/debug/aggregator decode {}",
         args.out.join("payload.bin").display()
     );
+    let alerts =
+        aggregator::store::Store::open(&r.db)?.alerts(&aggregator::store::AlertFilter::default())?;
+    println!("\nAlerts ({}):\n", alerts.len());
+    print!("{}", aggregator::query::alerts_table(&alerts));
+
+    // A configuration that serves the demo's store (its API and web page) after the run.
+    let serve = args.out.join("aggregator.toml");
+    let mut cfg = aggregator::AggregatorConfig::default();
+    cfg.store.path = r.db.clone();
+    cfg.cameras = vec![scenario_camera_place(DEMO_CAMERA_AT)];
+    std::fs::write(&serve, toml::to_string(&cfg)?)
+        .with_context(|| format!("writing {}", serve.display()))?;
+    // A log-in for the page (an analyst: searches, evidence, acknowledgements), as
+    // `aggregator token create` makes one.
+    let (token, _) = aggregator::api::access::create_token(
+        &aggregator::store::Store::open(&r.db)?,
+        "demo-analyst",
+        "analyst",
+        None,
+        sharpeyes_wire::now_ms(),
+    )?;
+    println!("\nWeb page on the demo's data: serve it, open the page, log in with the token:");
+    println!("  target/debug/aggregator run --config {}", serve.display());
+    println!(
+        "  http://{}/   token (analyst, shown only now): {token}",
+        cfg.api.listen
+    );
+    println!(
+        "  give a purpose and a case, search the plate {DEMO_WANTED_PLATE}; more tokens: target/debug/aggregator token create --name NAME --role analyst --db {}",
+        r.db.display()
+    );
+
     let mut problems = check_tracks(&r.truth, &r.tracks);
     problems.extend(check_plate_tracks(&r.plates, &r.tracks));
     problems.extend(check_person_links(&r.tracks));
