@@ -918,9 +918,12 @@ async fn sightings_page_through_and_export() {
     let text = r.text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "{text}");
-    assert!(lines[0].starts_with("kind,identity,site,agent,camera,track"));
+    assert_eq!(
+        lines[0],
+        aggregator::query::SIGHTINGS_CSV_HEADER.join(",")
+    );
     assert!(
-        lines[1].starts_with("vehicle,V-1,s1,agent-1,cam-1,100,"),
+        lines[1].starts_with("V-1,vehicle,s1,agent-1,cam-1,100,"),
         "{}",
         lines[1]
     );
