@@ -63,6 +63,10 @@ pub struct Metrics {
     pub retention_partitions_dropped: AtomicU64,
     /// Retention steps that failed (retried at the next interval).
     pub retention_errors: AtomicU64,
+    /// Evidence images (track best shots, alert images) left out of stored messages: not an
+    /// image of their declared type, too large, or a bad role (the rest of each message was
+    /// stored).
+    pub evidence_refused: AtomicU64,
     /// What the start rebuilt from the store (`fusion.restore_hours`), by kind
     /// (`vehicles`, `persons`, `representatives`, `aliases`, `links`, `sightings`).
     pub fusion_restored: ByReason,
@@ -289,6 +293,12 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
                 "Retention steps that failed.",
                 Kind::Counter,
                 &self.retention_errors,
+            ),
+            (
+                "sharpeyes_aggregator_evidence_refused_total",
+                "Evidence images left out of stored messages (not an image of their type, too large, bad role).",
+                Kind::Counter,
+                &self.evidence_refused,
             ),
         ] {
             e.single(name, help, kind, get(c) as f64);

@@ -1259,6 +1259,8 @@ fn evidence_is_content_addressed_and_referenced(f: &Fixture) {
         Some(("image/jpeg".to_string(), j1.clone()))
     );
     assert_eq!(s.alert_evidence("agent-1", "al-1", "frame").unwrap(), None);
+    assert_eq!(s.take_evidence_refused(), 2, "the frame and the bad role");
+    assert_eq!(s.take_evidence_refused(), 0);
     let counts = s.evidence_counts().unwrap();
     assert_eq!(counts.get("alert").map(|c| c.0), Some(1));
     assert_eq!(counts.get("sighting").map(|c| c.0), Some(2), "j2 and j3");
@@ -1270,6 +1272,7 @@ fn evidence_is_content_addressed_and_referenced(f: &Fixture) {
             b"GIF89a".to_vec(),
         ),
     );
+    assert_eq!(s.take_evidence_refused(), 1);
     let t30 = s.tracks(&TrackFilter::default()).unwrap();
     assert_eq!(
         t30.iter().find(|r| r.track == 30).unwrap().evidence_crop,

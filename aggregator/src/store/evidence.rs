@@ -17,8 +17,9 @@
 //!   `alert`);
 //! - only images whose bytes start like their declared type (JPEG `FF D8`, PNG
 //!   `89 50 4E 47`) and fit [`MAX_THUMB_BYTES`] (track best shots) or [`MAX_ALERT_IMAGE_BYTES`]
-//!   (alert images) are stored; anything else is left out (logged), the rest of the message
-//!   is stored.
+//!   (alert images) are stored; anything else is left out (logged, and counted:
+//!   [`Store::take_evidence_refused`], `sharpeyes_aggregator_evidence_refused_total`), the
+//!   rest of the message is stored.
 //!
 //! **Migration from schema 8.** Alert images were held inline (`alert_evidence.data`). Opening
 //! such a store renames that table, moves each image into `evidence` (kind `alert`,
@@ -170,6 +171,7 @@ pub(crate) fn put_thumb(
             bytes = thumb.data.len(),
             "track best shot left out: not a JPEG/PNG of at most {MAX_THUMB_BYTES} bytes"
         );
+        db.evidence_refused_tx += 1;
         return Ok(None);
     }
     put(db, KIND_SIGHTING, &thumb.mime, &thumb.data, now, ts_ms).map(Some)
@@ -200,6 +202,7 @@ pub(crate) fn put_alert_image(
             bytes = e.data.len(),
             "alert image left out: bad role, or not a JPEG/PNG of at most {MAX_ALERT_IMAGE_BYTES} bytes"
         );
+        db.evidence_refused_tx += 1;
         return Ok(false);
     }
     let sha = put(db, KIND_ALERT, &e.mime, &e.data, now, ts_ms)?;

@@ -531,6 +531,11 @@ pub(crate) struct Db {
     partitions: HashSet<(&'static str, i64)>,
     /// Whether this session holds the fusion owner lock (PostgreSQL; SQLite: always).
     owner: bool,
+    /// Evidence images left out of committed messages since the last
+    /// [`Store::take_evidence_refused`] (see [`evidence`]).
+    evidence_refused: u64,
+    /// Those of the transaction under way (added to `evidence_refused` on commit).
+    evidence_refused_tx: u64,
 }
 
 impl Db {
@@ -794,8 +799,17 @@ impl Store {
                 backend,
                 partitions: HashSet::new(),
                 owner,
+                evidence_refused: 0,
+                evidence_refused_tx: 0,
             }),
         }
+    }
+
+    /// Evidence images left out of the messages committed since the last call (not an image
+    /// of their declared type, too large, a bad role; the rest of each message was stored);
+    /// the writer counts them in `sharpeyes_aggregator_evidence_refused_total`.
+    pub fn take_evidence_refused(&self) -> u64 {
+        std::mem::take(&mut self.db().evidence_refused)
     }
 
     /// The backend's engine.
@@ -814,6 +828,7 @@ impl Store {
     ) -> Result<T, StoreError> {
         let mut db = self.db();
         db.backend.begin()?;
+        db.evidence_refused_tx = 0;
         if db.backend.reconnected() {
             // A new session: the partitions may have been dropped meanwhile, and the owner
             // lock went with the old session.
@@ -823,6 +838,7 @@ impl Store {
         match f(&mut db) {
             Ok(v) => {
                 db.backend.commit()?;
+                db.evidence_refused += std::mem::take(&mut db.evidence_refused_tx);
                 Ok(v)
             }
             Err(e) => {

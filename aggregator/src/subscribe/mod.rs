@@ -639,6 +639,9 @@ fn writer_loop(w: Writer, mut rx: mpsc::UnboundedReceiver<Publish>) {
                     for o in fusion.outputs() {
                         metrics.fusion.inc(output_kind(o));
                     }
+                    metrics
+                        .evidence_refused
+                        .fetch_add(store.take_evidence_refused(), Ordering::Relaxed);
                     debug!(
                         messages = batch.len(),
                         fusion_outputs = fusion.outputs().len(),

@@ -363,7 +363,7 @@ fn envelopes() -> Vec<(&'static str, Envelope)> {
                     "gate-east",
                     T0 + 500,
                     12,
-                    vec![car, plate, ended.clone(), bike, moto, bus],
+                    vec![car.clone(), plate, ended.clone(), bike, moto, bus],
                 ),
             ),
         ),
@@ -512,6 +512,30 @@ fn envelopes() -> Vec<(&'static str, Envelope)> {
                         },
                     ],
                 }),
+            ),
+        ),
+        // Best shots (`TrackUpdate::thumb`): a person and its face share the face's JPEG, a
+        // car carries its own.
+        (
+            "tracks-best-shots",
+            env(
+                12,
+                batch(
+                    "gate-east",
+                    T0 + 6000,
+                    12,
+                    [(person, "face", 7), (face, "face", 7), (car, "vehicle", 9)]
+                        .into_iter()
+                        .map(|(mut u, role, seed)| {
+                            u.thumb = Some(Evidence {
+                                role: role.into(),
+                                mime: "image/jpeg".into(),
+                                data: jpeg(48, 64, seed),
+                            });
+                            u
+                        })
+                        .collect(),
+                ),
             ),
         ),
     ]
