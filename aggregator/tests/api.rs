@@ -71,9 +71,11 @@ impl Server {
         http::request(self.addr, method, path, &h, body).await
     }
 
-    async fn stop(self) {
+    /// Stops the aggregator; the store's directory lives on with the returned value.
+    async fn stop(self) -> tempfile::TempDir {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
+        self._dir
     }
 }
 
@@ -517,7 +519,30 @@ async fn searches_need_a_purpose_and_everything_is_audited() {
         "entries 2 and 1"
     );
     assert!(aggregator::metrics::get(&s.metrics.audit_entries) >= 7);
-    s.stop().await;
+    let db = s.db.clone();
+    let dir = s.stop().await;
+    // Evidence saved from the command line is audited too.
+    let out = dir.path().join("crop.jpg");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
+        .args(["alerts", "evidence", "agent-1/a-1", "--out"])
+        .arg(&out)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let store = Store::open_read_only(&db).unwrap();
+    let last = &store.audit_entries(&Default::default()).unwrap()[0];
+    assert_eq!(
+        (last.action.as_str(), last.role.as_str(), last.result_count),
+        ("alerts.evidence", "cli", Some(1))
+    );
+    assert!(last.who.starts_with("cli:") && last.params_json.contains("a-1"));
+    assert!(store.audit_verify().unwrap().broken.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
