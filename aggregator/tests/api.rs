@@ -71,9 +71,11 @@ impl Server {
         http::request(self.addr, method, path, &h, body).await
     }
 
-    async fn stop(self) {
+    /// Stops the aggregator; the store's directory lives on with the returned value.
+    async fn stop(self) -> tempfile::TempDir {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
+        self._dir
     }
 }
 
@@ -527,7 +529,30 @@ async fn searches_need_a_purpose_and_everything_is_audited() {
         "entries 2 and 1"
     );
     assert!(aggregator::metrics::get(&s.metrics.audit_entries) >= 7);
-    s.stop().await;
+    let db = s.db.clone();
+    let dir = s.stop().await;
+    // Evidence saved from the command line is audited too.
+    let out = dir.path().join("crop.jpg");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
+        .args(["alerts", "evidence", "agent-1/a-1", "--out"])
+        .arg(&out)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let store = Store::open_read_only(&db).unwrap();
+    let last = &store.audit_entries(&Default::default()).unwrap()[0];
+    assert_eq!(
+        (last.action.as_str(), last.role.as_str(), last.result_count),
+        ("alerts.evidence", "cli", Some(1))
+    );
+    assert!(last.who.starts_with("cli:") && last.params_json.contains("a-1"));
+    assert!(store.audit_verify().unwrap().broken.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,6 +585,31 @@ async fn the_openapi_document_lists_exactly_the_routes() {
         .map(|r| (r.method.to_string(), r.path.to_string()))
         .collect();
     assert_eq!(documented, routes);
+    // Every reference resolves.
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_string());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 10);
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .expect("a local schema");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} does not resolve"
+        );
+    }
     // And the server answers each of them (not the 404 of an unknown route).
     for r in ROUTES {
         let path = format!(
@@ -918,10 +968,7 @@ async fn sightings_page_through_and_export() {
     let text = r.text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "{text}");
-    assert_eq!(
-        lines[0],
-        aggregator::query::SIGHTINGS_CSV_HEADER.join(",")
-    );
+    assert_eq!(lines[0], aggregator::query::SIGHTINGS_CSV_HEADER.join(","));
     assert!(
         lines[1].starts_with("V-1,vehicle,s1,agent-1,cam-1,100,"),
         "{}",
