@@ -149,6 +149,8 @@ enum Cmd {
         #[command(flatten)]
         out: GeoOut,
         #[command(flatten)]
+        why: WhyArgs,
+        #[command(flatten)]
         db: DbArgs,
     },
     /// Person–vehicle links (getting in or out, seen inside), strongest first.
@@ -163,6 +165,8 @@ enum Cmd {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        why: WhyArgs,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -185,6 +189,8 @@ enum Cmd {
         to: String,
         #[command(flatten)]
         out: GeoOut,
+        #[command(flatten)]
+        why: WhyArgs,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -214,6 +220,8 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
+        why: WhyArgs,
+        #[command(flatten)]
         db: DbArgs,
     },
     /// Save an evidence image (a sighting's best shot, `evidence_crop`, or an alert's,
@@ -224,6 +232,8 @@ enum Cmd {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        why: WhyArgs,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -285,6 +295,30 @@ fn print_sightings(
         print!("{head}{}", aggregator::query::sightings_table(rows));
     }
     Ok(())
+}
+
+/// Why a query is made, written with it to the audit log (as the API's X-Purpose / X-Case;
+/// asked for, not enforced, on the command line).
+#[derive(clap::Args)]
+struct WhyArgs {
+    /// Why this query is made (3..=200 characters); audited.
+    #[arg(long, requires = "case")]
+    purpose: Option<String>,
+    /// The case reference (1..=64 of A-Z a-z 0-9 . _ / -); audited.
+    #[arg(long, requires = "purpose")]
+    case: Option<String>,
+}
+
+impl WhyArgs {
+    fn checked(&self) -> anyhow::Result<aggregator::api::CliWhy> {
+        let why = aggregator::api::CliWhy {
+            purpose: self.purpose.clone(),
+            case: self.case.clone(),
+        };
+        why.check()
+            .map_err(|e| anyhow::anyhow!("--purpose / --case: {e}"))?;
+        Ok(why)
+    }
 }
 
 /// Where the database is: `--db`, else the `[store]` of `--config`, else the default.
@@ -591,6 +625,7 @@ fn main() -> anyhow::Result<()> {
                 aggregator::api::audit_cli(
                     &db.open()?,
                     "alerts.evidence",
+                    &aggregator::api::CliWhy::default(),
                     serde_json::json!({"agent": agent, "alert_id": alert, "role": role}),
                     1,
                 )?;
@@ -725,8 +760,10 @@ fn main() -> anyhow::Result<()> {
             fuzzy,
             person,
             out,
+            why,
             db,
         } => {
+            let why = why.checked()?;
             let store = db.open()?;
             match (plate, person) {
                 (Some(plate), _) => {
@@ -749,6 +786,13 @@ fn main() -> anyhow::Result<()> {
                         "flags": flags,
                         "sightings": rows,
                     });
+                    aggregator::api::audit_cli(
+                        &store,
+                        "vehicles.trajectory",
+                        &why,
+                        serde_json::json!({"plate": plate, "fuzzy": fuzzy}),
+                        rows.len() as u64,
+                    )?;
                     print_sightings(&out, &head, json, &rows)?;
                 }
                 (None, Some(person)) => {
@@ -766,6 +810,13 @@ fn main() -> anyhow::Result<()> {
                         "resolved": resolved,
                         "sightings": rows,
                     });
+                    aggregator::api::audit_cli(
+                        &store,
+                        "persons.trajectory",
+                        &why,
+                        serde_json::json!({"person": person}),
+                        rows.len() as u64,
+                    )?;
                     print_sightings(&out, &head, json, &rows)?;
                 }
                 (None, None) => bail!("give --plate or --person"),
@@ -775,14 +826,23 @@ fn main() -> anyhow::Result<()> {
             person,
             plate,
             json,
+            why,
             db,
         } => {
+            let why = why.checked()?;
             let store = db.open()?;
-            let rows = match (person, plate) {
+            let rows = match (person, &plate) {
                 (Some(p), _) => store.links_of_person(p)?,
-                (None, Some(plate)) => store.links_of_plate(&plate)?,
+                (None, Some(plate)) => store.links_of_plate(plate)?,
                 (None, None) => bail!("give --person or --plate"),
             };
+            aggregator::api::audit_cli(
+                &store,
+                "links",
+                &why,
+                serde_json::json!({"person": person, "plate": plate}),
+                rows.len() as u64,
+            )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
@@ -795,20 +855,30 @@ fn main() -> anyhow::Result<()> {
             from,
             to,
             out,
+            why,
             db,
         } => {
+            let why = why.checked()?;
             let now = sharpeyes_wire::now_ms();
             let from_ms = aggregator::query::parse_time(&from, now).context("--from")?;
             let to_ms = aggregator::query::parse_time(&to, now).context("--to")?;
             if from_ms > to_ms {
                 bail!("--from is after --to");
             }
-            let area = match (grid, bbox) {
-                (Some(g), _) => Area::Grid(g),
+            let area = match (&grid, bbox) {
+                (Some(g), _) => Area::Grid(g.clone()),
                 (None, Some([lat1, lon1, lat2, lon2])) => Area::BBox([lat1, lon1], [lat2, lon2]),
                 (None, None) => bail!("give --grid or --bbox"),
             };
-            let rows = db.open()?.sightings_in(&area, from_ms, to_ms)?;
+            let store = db.open()?;
+            let rows = store.sightings_in(&area, from_ms, to_ms)?;
+            aggregator::api::audit_cli(
+                &store,
+                "sightings",
+                &why,
+                serde_json::json!({"grid": grid, "bbox": bbox, "from_ms": from_ms, "to_ms": to_ms}),
+                rows.len() as u64,
+            )?;
             let head = format!(
                 "{} to {}\n\n",
                 aggregator::query::utc(from_ms),
@@ -828,8 +898,10 @@ fn main() -> anyhow::Result<()> {
             from,
             to,
             json,
+            why,
             db,
         } => {
+            let why = why.checked()?;
             if let Some(m) = min_similarity
                 && !(-1.0..=1.0).contains(&m)
             {
@@ -862,6 +934,13 @@ fn main() -> anyhow::Result<()> {
                 min_similarity.unwrap_or(-1.0),
                 window,
             )?;
+            aggregator::api::audit_cli(
+                &store,
+                "faces.search",
+                &why,
+                serde_json::json!({"photo": photo, "top": top, "window": window}),
+                report.results.len() as u64,
+            )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -872,7 +951,13 @@ fn main() -> anyhow::Result<()> {
                 print!("{}", aggregator::query::face_search_table(&report.results));
             }
         }
-        Cmd::Evidence { sha256, out, db } => {
+        Cmd::Evidence {
+            sha256,
+            out,
+            why,
+            db,
+        } => {
+            let why = why.checked()?;
             let store = db.open()?;
             let Some(e) = store.evidence(&sha256)? else {
                 bail!("no evidence image {sha256}");
@@ -880,6 +965,7 @@ fn main() -> anyhow::Result<()> {
             aggregator::api::audit_cli(
                 &store,
                 "evidence",
+                &why,
                 serde_json::json!({"sha256": sha256}),
                 1,
             )?;

@@ -553,6 +553,70 @@ async fn searches_need_a_purpose_and_everything_is_audited() {
     );
     assert!(last.who.starts_with("cli:") && last.params_json.contains("a-1"));
     assert!(store.audit_verify().unwrap().broken.is_none());
+    drop(store);
+    // So are the command line's queries, with their purpose and case when given; a bad
+    // purpose is refused before anything is read.
+    let aggregator = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
+            .args(args)
+            .arg("--db")
+            .arg(&db)
+            .output()
+            .unwrap()
+    };
+    let run = aggregator(&[
+        "trajectory",
+        "--plate",
+        "京A12345",
+        "--json",
+        "--purpose",
+        "theft investigation",
+        "--case",
+        "2026/0042",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let shown: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let store = Store::open_read_only(&db).unwrap();
+    let last = &store.audit_entries(&Default::default()).unwrap()[0];
+    assert_eq!(
+        (
+            last.action.as_str(),
+            last.purpose.as_deref(),
+            last.case_ref.as_deref(),
+            last.result_count
+        ),
+        (
+            "vehicles.trajectory",
+            Some("theft investigation"),
+            Some("2026/0042"),
+            Some(shown["sightings"].as_array().unwrap().len() as u64)
+        )
+    );
+    let before = store.audit_entries(&Default::default()).unwrap().len();
+    drop(store);
+    let run = aggregator(&[
+        "sightings",
+        "--grid",
+        "g1",
+        "--from",
+        "1d",
+        "--purpose",
+        "x",
+        "--case",
+        "c1",
+    ]);
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("--purpose"));
+    let store = Store::open_read_only(&db).unwrap();
+    assert_eq!(
+        store.audit_entries(&Default::default()).unwrap().len(),
+        before
+    );
+    assert!(store.audit_verify().unwrap().broken.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -373,6 +373,11 @@ async fn gate(
         None => None,
     };
     let Some(spec) = spec else {
+        // Not an API route: the web page's files (`aggregator::web`), unless `api.web = false`.
+        let path = req.uri().path();
+        if matched.is_none() && st.cfg.web && path != "/api" && !path.starts_with("/api/") {
+            return crate::web::serve(req.method(), path, req.headers());
+        }
         let p = if matched.is_some() {
             Problem::method_not_allowed(format!("{} is not allowed here", req.method()))
         } else {
@@ -494,11 +499,33 @@ fn finish(st: &AppState, route: &'static str, resp: Response) -> Response {
     resp
 }
 
-/// Audits an access made from the command line (`aggregator alerts evidence`): who is
-/// `cli:$USER`, status 0.
+/// Why a command-line query is made: its `--purpose` and `--case`, recorded in the audit log.
+/// The command line reads the store directly (its user can read the database file anyway),
+/// so they are asked for, not enforced; given, they must be what the API accepts.
+#[derive(Debug, Clone, Default)]
+pub struct CliWhy {
+    /// The purpose (3..=200 characters).
+    pub purpose: Option<String>,
+    /// The case reference (1..=64 of `A-Z a-z 0-9 . _ / -`).
+    pub case: Option<String>,
+}
+
+impl CliWhy {
+    /// Checks what was given: nothing, or a purpose and a case the API would accept.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.purpose, &self.case) {
+            (None, None) => Ok(()),
+            (p, c) => params::purpose(p.as_deref(), c.as_deref()).map(|_| ()),
+        }
+    }
+}
+
+/// Audits an access made from the command line (queries, `aggregator alerts evidence`,
+/// `aggregator evidence`): who is `cli:$USER`, role `cli`, status 0.
 pub fn audit_cli(
     store: &Store,
     action: &str,
+    why: &CliWhy,
     params: serde_json::Value,
     result_count: u64,
 ) -> Result<(), StoreError> {
@@ -508,8 +535,8 @@ pub fn audit_cli(
         who: format!("cli:{user}"),
         role: "cli".into(),
         action: action.into(),
-        purpose: None,
-        case_ref: None,
+        purpose: why.purpose.as_ref().map(|p| p.trim().to_string()),
+        case_ref: why.case.as_ref().map(|c| c.trim().to_string()),
         params,
         result_count: Some(result_count),
         status: 0,
