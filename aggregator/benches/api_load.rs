@@ -163,8 +163,7 @@ fn main() {
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
-        let mut cfg = AggregatorConfig::default();
-        cfg.store = match &at {
+        let store = match &at {
             Location::Sqlite(p) => aggregator::config::StoreConfig {
                 path: p.clone(),
                 ..Default::default()
@@ -174,6 +173,10 @@ fn main() {
                 postgres_url: Some(u.clone()),
                 ..Default::default()
             },
+        };
+        let mut cfg = AggregatorConfig {
+            store,
+            ..Default::default()
         };
         cfg.api.listen = ([127, 0, 0, 1], 0).into();
         cfg.api.rate_per_s = 100_000.0;

@@ -71,9 +71,11 @@ impl Server {
         http::request(self.addr, method, path, &h, body).await
     }
 
-    async fn stop(self) {
+    /// Stops the aggregator; the store's directory lives on with the returned value.
+    async fn stop(self) -> tempfile::TempDir {
         self.stop.cancel();
         self.task.await.unwrap().unwrap();
+        self._dir
     }
 }
 
@@ -517,7 +519,30 @@ async fn searches_need_a_purpose_and_everything_is_audited() {
         "entries 2 and 1"
     );
     assert!(aggregator::metrics::get(&s.metrics.audit_entries) >= 7);
-    s.stop().await;
+    let db = s.db.clone();
+    let dir = s.stop().await;
+    // Evidence saved from the command line is audited too.
+    let out = dir.path().join("crop.jpg");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
+        .args(["alerts", "evidence", "agent-1/a-1", "--out"])
+        .arg(&out)
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let store = Store::open_read_only(&db).unwrap();
+    let last = &store.audit_entries(&Default::default()).unwrap()[0];
+    assert_eq!(
+        (last.action.as_str(), last.role.as_str(), last.result_count),
+        ("alerts.evidence", "cli", Some(1))
+    );
+    assert!(last.who.starts_with("cli:") && last.params_json.contains("a-1"));
+    assert!(store.audit_verify().unwrap().broken.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -550,6 +575,31 @@ async fn the_openapi_document_lists_exactly_the_routes() {
         .map(|r| (r.method.to_string(), r.path.to_string()))
         .collect();
     assert_eq!(documented, routes);
+    // Every reference resolves.
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_string());
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 10);
+    for r in all {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .expect("a local schema");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} does not resolve"
+        );
+    }
     // And the server answers each of them (not the 404 of an unknown route).
     for r in ROUTES {
         let path = format!(
@@ -1147,4 +1197,289 @@ fn audit_verify_catches_an_altered_entry_postgres() {
         c.execute("UPDATE audit_log SET who = 'mallory' WHERE seq = 3", &[])
             .unwrap();
     });
+}
+
+fn testdata() -> PathBuf {
+    match std::env::var_os("SHARPEYES_TESTDATA") {
+        Some(p) => PathBuf::from(p),
+        None => root().join("../shared/testdata"),
+    }
+}
+
+fn photos(identity: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(testdata().join("identities").join(identity))
+        .expect("identity folder")
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A multipart/form-data body (boundary `XbX`): text fields, then the photos.
+fn form(fields: &[(&str, &str)], photos: &[PathBuf]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (k, v) in fields {
+        b.extend_from_slice(
+            format!("--XbX\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for p in photos {
+        b.extend_from_slice(
+            b"--XbX\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"p.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n",
+        );
+        b.extend_from_slice(&std::fs::read(p).unwrap());
+        b.extend_from_slice(b"\r\n");
+    }
+    b.extend_from_slice(b"--XbX--\r\n");
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn face_search_by_upload_and_face_enrollment_use_the_real_models() {
+    let s = server(|_| {}).await;
+    // Person 7's stored face: a photo of John Salley; person 8: John Savage.
+    let cfg = aggregator::config::WatchlistConfig {
+        models: ModelsConfig {
+            dir: root().join("models/files"),
+            onnxruntime: root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
+            intra_threads: 1,
+        },
+        ..Default::default()
+    };
+    let mut enroller = aggregator::watchlist::Enroller::new(&cfg);
+    let model = AggregatorConfig::default().fusion.persons.embedding_model;
+    let mut rows = Vec::new();
+    for (person, who) in [(7i64, "John_Salley"), (8, "John_Savage")] {
+        let e = enroller.embed_photo(&photos(who)[0]).unwrap();
+        rows.push(vec![
+            Value::Text("agent-1".into()),
+            Value::Text("cam-1".into()),
+            Value::Integer(900 + person),
+            Value::Text("s1".into()),
+            Value::Integer(person),
+            Value::Text(model.clone()),
+            Value::Integer(e.len() as i64),
+            Value::Blob(aggregator::store::faces::encode_embedding(&e)),
+            Value::Real(0.9),
+            Value::Integer(t0()),
+        ]);
+    }
+    Store::open(&s.db)
+        .unwrap()
+        .bulk_insert(
+            "person_faces",
+            &[
+                "agent",
+                "camera",
+                "track",
+                "site",
+                "person",
+                "model",
+                "dim",
+                "embedding",
+                "quality",
+                "ts_ms",
+            ],
+            &rows,
+            None,
+        )
+        .unwrap();
+    let auth = format!("Bearer {}", s.token("analyst"));
+    let mut h: Vec<(&str, &str)> = PURPOSE.to_vec();
+    h.push(("authorization", &auth));
+    h.push(("content-type", "image/jpeg"));
+    let query = std::fs::read(&photos("John_Salley")[4]).unwrap();
+    let r = http::request(s.addr, "POST", "/api/v1/faces/search?top=2", &h, query).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let report = r.json();
+    assert_eq!(report["faces"], 2);
+    assert_eq!(report["results"][0]["person"], 7, "{report}");
+    assert_eq!(
+        report["results"][0]["sightings"]["sightings"], 1,
+        "{report}"
+    );
+    // A photo without a face is refused with the reason (and without a file path).
+    h.pop();
+    h.push(("content-type", "image/png"));
+    let r = http::request(s.addr, "POST", "/api/v1/faces/search", &h, faceless_png()).await;
+    problem_ok(&r, 422, "faceless photo");
+    assert!(r.json()["detail"].as_str().unwrap().contains("no face"));
+    // Enrollment of a patient with two photos, then its removal.
+    let body = form(
+        &[
+            ("id", "P-0042"),
+            ("role", "patient"),
+            ("name", "W."),
+            ("consent", "C-2026-7"),
+            ("contact", "Son:13800000000"),
+        ],
+        &photos("John_Savage")[1..3],
+    );
+    let ct = [("content-type", "multipart/form-data; boundary=XbX")];
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/watchlist/faces",
+            Some("enroller"),
+            &ct,
+            body,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["photos"], 2);
+    let listing = s.get("/api/v1/watchlist", "enroller").await.json();
+    assert!(
+        listing["faces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "P-0042"),
+        "{listing}"
+    );
+    // Two different people as one patient's photos are refused.
+    let mixed = form(
+        &[
+            ("id", "P-0043"),
+            ("role", "patient"),
+            ("name", "X."),
+            ("consent", "C-1"),
+        ],
+        &[photos("John_Savage")[1].clone(), photos("obama")[0].clone()],
+    );
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/watchlist/faces",
+            Some("enroller"),
+            &ct,
+            mixed,
+        )
+        .await;
+    problem_ok(&r, 422, "mixed photos");
+    let r = s
+        .send(
+            "DELETE",
+            "/api/v1/watchlist/faces/P-0042",
+            Some("enroller"),
+            &[],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    s.stop().await;
+}
+
+#[test]
+fn store_pages_on_postgres() {
+    let pg = common::pg::TempPostgres::start();
+    let url = pg.database("pages");
+    let mut s = Store::open_postgres(&url).unwrap();
+    let t = 1_767_000_000_000i64;
+    s.sync_cameras(&cameras()).unwrap();
+    let rows: Vec<Vec<Value>> = (0..7i64)
+        .map(|i| {
+            vec![
+                Value::Text("agent-1".into()),
+                Value::Text(if i % 2 == 0 { "cam-1" } else { "cam-2" }.into()),
+                Value::Integer(100 + i),
+                Value::Text("s1".into()),
+                Value::Text("vehicle".into()),
+                Value::Integer(1 + i % 2),
+                Value::Text("car".into()),
+                // Two rows share a first_ms: the key's tie-breakers order them.
+                Value::Integer(t + (i / 2) * 60_000),
+                Value::Integer(t + (i / 2) * 60_000 + 5_000),
+                Value::Real(if i % 2 == 0 { 30.657 } else { 30.68 }),
+                Value::Real(if i % 2 == 0 { 104.065 } else { 104.08 }),
+                Value::Real(0.9),
+                Value::Integer(1),
+                Value::Text("京A12345".into()),
+                Value::Text("{}".into()),
+            ]
+        })
+        .collect();
+    s.bulk_insert(
+        "sightings",
+        &[
+            "agent",
+            "camera",
+            "track",
+            "site",
+            "kind",
+            "identity",
+            "class",
+            "first_ms",
+            "last_ms",
+            "lat",
+            "lon",
+            "confidence",
+            "ended",
+            "plate",
+            "why_json",
+        ],
+        &rows,
+        Some(7),
+    )
+    .unwrap();
+    let all = s
+        .sightings_in(&Area::Grid("g1".into()), t, t + 600_000)
+        .unwrap();
+    assert_eq!(all.len(), 7);
+    let mut paged = Vec::new();
+    let mut page = aggregator::store::Page {
+        after: None,
+        limit: Some(3),
+    };
+    loop {
+        let rows = s
+            .sightings_in_page(&Area::Grid("g1".into()), t, t + 600_000, &page)
+            .unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        page.after = rows.last().map(aggregator::store::SightingKey::of);
+        paged.extend(rows);
+    }
+    assert_eq!(paged, all);
+    let v = s
+        .identity_sightings_page(
+            "vehicle",
+            &[1, 2],
+            Some((t + 60_000, t + 60_000)),
+            &Default::default(),
+        )
+        .unwrap();
+    assert_eq!(v.len(), 2, "the window holds the second minute's two");
+    let topic = Topics::default().alerts("s1", "agent-1", "cam-1");
+    for i in 0..5u64 {
+        s.apply(
+            &alert_env(i + 1, &format!("al-{i}"), t + (i as i64 / 2)),
+            &topic,
+            10,
+        )
+        .unwrap();
+    }
+    let mut after = None;
+    let mut ids = Vec::new();
+    loop {
+        let f = aggregator::store::AlertFilter {
+            limit: Some(2),
+            ..Default::default()
+        };
+        let rows = s.alerts_page(&f, after.as_ref()).unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        after = rows.last().map(aggregator::store::AlertKey::of);
+        ids.extend(rows.into_iter().map(|r| r.alert_id));
+    }
+    let all: Vec<String> = s
+        .alerts(&Default::default())
+        .unwrap()
+        .into_iter()
+        .map(|r| r.alert_id)
+        .collect();
+    assert_eq!(ids, all);
+    assert_eq!(ids.len(), 5);
 }

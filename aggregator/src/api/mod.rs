@@ -516,3 +516,49 @@ pub fn audit_cli(
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_geojson_is_checked_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("site.geojson");
+        std::fs::write(
+            &p,
+            r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null,"properties":{}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            load_site(&p).unwrap()["features"].as_array().unwrap().len(),
+            1
+        );
+        std::fs::write(&p, r#"{"type":"Feature"}"#).unwrap();
+        assert!(
+            load_site(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("FeatureCollection")
+        );
+        std::fs::write(&p, "{").unwrap();
+        assert!(
+            load_site(&p)
+                .unwrap_err()
+                .to_string()
+                .contains("api.site_geojson")
+        );
+        assert!(load_site(&dir.path().join("none")).is_err());
+    }
+
+    #[test]
+    fn axum_paths_of_the_table() {
+        assert_eq!(
+            axum_path("/alerts/{agent}/{alert_id}/ack"),
+            "/api/v1/alerts/:agent/:alert_id/ack"
+        );
+        for r in access::ROUTES {
+            assert!(!axum_path(r.path).contains(['{', '}']));
+        }
+    }
+}

@@ -228,19 +228,101 @@ fn body(id: &str) -> Option<Value> {
     })
 }
 
+fn r(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn obj(props: Value) -> Value {
+    json!({"type": "object", "properties": props})
+}
+
+fn list_of(key: &str, item: Value) -> Value {
+    obj(json!({key: {"type": "array", "items": item}, "next_cursor": {"type": ["string", "null"]}}))
+}
+
+/// The JSON a route answers with.
+fn ok_schema(id: &str) -> Value {
+    let sightings = |extra: Value| {
+        let mut o = extra;
+        o["sightings"] = json!({"type": "array", "items": r("Sighting")});
+        o["next_cursor"] = json!({"type": ["string", "null"]});
+        obj(o)
+    };
+    match id {
+        "web_config" => obj(
+            json!({"tile_url": {"type": "string"}, "tile_attribution": {"type": "string"},
+            "center": {"type": "array", "items": {"type": "number"}, "description": "[lat, lon]"},
+            "zoom": {"type": "integer"}}),
+        ),
+        "me" => obj(
+            json!({"name": {"type": "string"}, "role": {"type": "string"},
+            "expires_ms": {"type": ["integer", "null"]}}),
+        ),
+        "cameras" => obj(json!({"cameras": {"type": "array", "items": r("Camera")}})),
+        "vehicles" => obj(
+            json!({"plate": {"type": "string"}, "fuzzy": {"type": "boolean"},
+            "vehicles": {"type": "array", "items": r("Vehicle")},
+            "flags": {"type": "array", "items": r("Flag")}}),
+        ),
+        "vehicles.trajectory" => sightings(
+            json!({"plate": {"type": "string"}, "fuzzy": {"type": "boolean"},
+            "vehicles": {"type": "array", "items": r("Vehicle")},
+            "flags": {"type": "array", "items": r("Flag")}}),
+        ),
+        "persons.trajectory" => sightings(json!({"person": {"type": "integer"},
+            "resolved": {"type": ["integer", "null"], "description": "the surviving id; null: unknown person"}})),
+        "sightings" => {
+            sightings(json!({"from_ms": {"type": "integer"}, "to_ms": {"type": "integer"}}))
+        }
+        "faces.search" => obj(
+            json!({"model": {"type": "string"}, "dim": {"type": "integer"},
+            "faces": {"type": "integer"}, "persons": {"type": "integer"},
+            "results": {"type": "array", "items": obj(json!({
+                "rank": {"type": "integer"}, "person": {"type": "integer"},
+                "similarity": {"type": "number"}, "face": {"type": "object"},
+                "representatives": {"type": "integer"},
+                "sightings": {"type": ["object", "null"], "description": "count, first and last seen"}}))}}),
+        ),
+        "links" => list_of("links", r("Link")),
+        "alerts" => list_of("alerts", r("Alert")),
+        "alerts.ack" => r("Ack"),
+        "watchlist" => obj(
+            json!({"faces": {"type": "array", "items": {"type": "object"}},
+            "plates": {"type": "array", "items": {"type": "object"}}, "version": {"type": "integer"}}),
+        ),
+        "watchlist.plates.add" | "watchlist.plates.remove" => {
+            obj(json!({"plate": {"type": "string"}, "version": {"type": "integer"}}))
+        }
+        "watchlist.faces.add" => obj(json!({"id": {"type": "string"}, "role": {"type": "string"},
+            "photos": {"type": "integer"}, "version": {"type": "integer"}})),
+        "audit" => list_of("entries", r("AuditEntry")),
+        "tokens" => obj(json!({"tokens": {"type": "array", "items": r("Token")}})),
+        "tokens.create" => obj(
+            json!({"token": {"type": "string", "description": "se_…, shown only now"},
+            "name": {"type": "string"}, "role": {"type": "string"},
+            "created_ms": {"type": "integer"}, "expires_ms": {"type": ["integer", "null"]}}),
+        ),
+        "tokens.revoke" => {
+            obj(json!({"name": {"type": "string"}, "revoked_ms": {"type": "integer"}}))
+        }
+        _ => json!({"type": "object"}),
+    }
+}
+
 fn ok_content(id: &str) -> Value {
     match id {
         "alerts.stream" => json!({"text/event-stream": {"schema": {"type": "string",
-            "description": "event: alert (an alert row), event: ack ({agent, alert_id, acked_by, acked_ms, note}); keep-alive comments"}}}),
+            "description": "event: alert (data: an Alert), event: ack (data: an Ack); keep-alive comments"}}}),
         "alerts.evidence" => {
             json!({"image/jpeg": {"schema": {"type": "string"}}, "image/png": {"schema": {"type": "string"}}})
         }
         "site" => json!({"application/geo+json": {"schema": {"type": "object"}}}),
         "vehicles.trajectory" | "persons.trajectory" | "sightings" => json!({
-            "application/json": {"schema": {"$ref": "#/components/schemas/SightingPage"}},
-            "application/geo+json": {"schema": {"type": "object"}},
-            "text/csv": {"schema": {"type": "string"}}}),
-        _ => json!({"application/json": {"schema": {"type": "object"}}}),
+            "application/json": {"schema": ok_schema(id)},
+            "application/geo+json": {"schema": {"type": "object",
+                "description": "FeatureCollection: a LineString per identity, a Point per sighting; next_cursor as a foreign member"}},
+            "text/csv": {"schema": {"type": "string", "description": "next page cursor in X-Next-Cursor"}}}),
+        _ => json!({"application/json": {"schema": ok_schema(id)}}),
     }
 }
 
@@ -323,7 +405,7 @@ pub fn document() -> Value {
         "info": {
             "title": "Sharp Eyes aggregator API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Trajectories, searches, sightings, alerts, watchlists and the audit log of a Sharp Eyes deployment. Bearer tokens (aggregator token create); every request is audited.",
+            "description": "Trajectories, searches, sightings, alerts, watchlists and the audit log of a Sharp Eyes deployment. Bearer tokens (aggregator token create); every request is audited. Times are UTC milliseconds. Unknown or repeated query parameters are refused (400). Lists are paged: pass next_cursor back as cursor.",
         },
         "servers": [{"url": PREFIX}],
         "security": [{"bearer": []}],
@@ -344,9 +426,51 @@ pub fn document() -> Value {
                     "lat": {"type": ["number", "null"]}, "lon": {"type": ["number", "null"]},
                     "confidence": {"type": "number"}, "ended": {"type": "boolean"},
                     "plate": {"type": "string"}, "why": {}, "evidence": {"type": "string"}}},
-                "SightingPage": {"type": "object", "properties": {
-                    "sightings": {"type": "array", "items": {"$ref": "#/components/schemas/Sighting"}},
-                    "next_cursor": {"type": ["string", "null"]}}},
+                "Camera": {"type": "object", "properties": {
+                    "site": {"type": "string"}, "agent": {"type": "string"}, "camera": {"type": "string"},
+                    "lat": {"type": "number"}, "lon": {"type": "number"},
+                    "heading_deg": {"type": ["number", "null"]}, "fov_deg": {"type": ["number", "null"]},
+                    "grid": {"type": ["string", "null"]},
+                    "online": {"type": ["boolean", "null"], "description": "null: no status from its agent yet"}}},
+                "Vehicle": {"type": "object", "properties": {
+                    "vehicle": {"type": "integer"}, "plate": {"type": "string"}, "first_ms": {"type": "integer"},
+                    "clone_of": {"type": "integer"},
+                    "matched": {"type": "string", "enum": ["exact", "reading", "confusable"]}}},
+                "Flag": {"type": "object", "properties": {
+                    "vehicle": {"type": "integer"}, "other": {"type": "integer"}, "plate": {"type": "string"},
+                    "other_plate": {"type": "string"},
+                    "reason": {"type": "string", "enum": ["possible_clone", "near_plate_apart"]},
+                    "gate": {}, "evidence": {"type": "string"}, "ts_ms": {"type": "integer"}}},
+                "Link": {"type": "object", "properties": {
+                    "person": {"type": "integer"}, "vehicle": {"type": "integer"}, "plate": {"type": "string"},
+                    "count": {"type": "integer"}, "strength": {"type": "number"},
+                    "first_ms": {"type": "integer"}, "last_ms": {"type": "integer"},
+                    "evidence": {"type": "array", "items": {}}}},
+                "Alert": {"type": "object", "properties": {
+                    "agent": {"type": "string"}, "alert_id": {"type": "string"}, "site": {"type": "string"},
+                    "camera": {"type": "string"},
+                    "kind": {"type": "string", "enum": ["loitering", "face_watchlist", "plate_watchlist"]},
+                    "priority": {"type": "string", "enum": ["low", "normal", "high"]},
+                    "first_ms": {"type": "integer"}, "last_ms": {"type": "integer"},
+                    "sightings": {"type": "integer"}, "track": {"type": "integer"},
+                    "summary": {"type": "string"},
+                    "details": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "evidence": {"type": "array", "items": {"type": "string"},
+                        "description": "roles of the evidence images: GET /alerts/{agent}/{alert_id}/evidence/{role}"},
+                    "received_ms": {"type": "integer"}, "acked_ms": {"type": "integer"},
+                    "acked_by": {"type": "string"}, "ack_note": {"type": "string"}}},
+                "Ack": {"type": "object", "properties": {
+                    "agent": {"type": "string"}, "alert_id": {"type": "string"}, "acked_by": {"type": "string"},
+                    "acked_ms": {"type": "integer"}, "note": {"type": "string"}}},
+                "AuditEntry": {"type": "object", "properties": {
+                    "seq": {"type": "integer"}, "ts_ms": {"type": "integer"}, "who": {"type": "string"},
+                    "role": {"type": "string"}, "action": {"type": "string", "description": "the route's operationId"},
+                    "purpose": {"type": ["string", "null"]}, "case_ref": {"type": ["string", "null"]},
+                    "params_json": {"type": "string"}, "result_count": {"type": ["integer", "null"]},
+                    "status": {"type": "integer"}, "prev_hash": {"type": "string"}, "hash": {"type": "string"}}},
+                "Token": {"type": "object", "properties": {
+                    "name": {"type": "string"}, "role": {"type": "string"}, "created_ms": {"type": "integer"},
+                    "expires_ms": {"type": ["integer", "null"]}, "revoked_ms": {"type": ["integer", "null"]}}},
             },
         },
     })
