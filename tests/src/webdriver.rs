@@ -47,14 +47,25 @@ pub enum WebDriverError {
     Timeout(Duration, String),
 }
 
-/// A plain HTTP/1.1 exchange on 127.0.0.1 (`Connection: close`): (status, headers, body).
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// Body (de-chunked).
+    pub body: Vec<u8>,
+}
+
+/// A plain HTTP/1.1 exchange on 127.0.0.1 (`Connection: close`).
 pub fn http(
     port: u16,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
-) -> Result<(u16, Vec<(String, String)>, Vec<u8>), WebDriverError> {
+) -> Result<HttpResponse, WebDriverError> {
     let io = |source| WebDriverError::Io { port, source };
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(io)?;
     s.set_read_timeout(Some(Duration::from_secs(120)))
@@ -132,7 +143,11 @@ pub fn http(
     } else {
         s.read_to_end(&mut body).map_err(io)?;
     }
-    Ok((status, headers, body))
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
@@ -183,8 +198,10 @@ impl ChromeDriver {
         let mut d = ChromeDriver { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok((200, _, body)) = http(port, "GET", "/status", &[], None) {
-                let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+            if let Ok(r) = http(port, "GET", "/status", &[], None)
+                && r.status == 200
+            {
+                let v: Value = serde_json::from_slice(&r.body).unwrap_or_default();
                 if v["value"]["ready"].as_bool() == Some(true) {
                     return Ok(d);
                 }
@@ -267,7 +284,9 @@ fn call(
     body: Option<&Value>,
 ) -> Result<Value, WebDriverError> {
     let payload = body.map(|b| b.to_string());
-    let (status, _, resp) = http(
+    let HttpResponse {
+        status, body: resp, ..
+    } = http(
         port,
         method,
         path,

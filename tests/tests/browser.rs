@@ -8,8 +8,9 @@
 //! made with `aggregator token create`, and the browser: logs in, gives a purpose and a case,
 //! searches the plate, sees its trajectory on the map (numbered markers) and the timeline
 //! (bars; clicking one selects the sighting in the list and on the map), opens an evidence
-//! crop (an image with natural width > 0), and acknowledges the alert, which the API then
-//! reports acknowledged by the token's name.
+//! crop (an image with natural width > 0), acknowledges the alert, which the API then
+//! reports acknowledged by the token's name, and searches by a face photo (another photo of
+//! the clip's first person), picks the first person found and sees their trajectory.
 //!
 //! Screenshots of each step go to `target/browser-test/NN-step.png` (paths printed). Without
 //! chromium / chromedriver the test fails with what to install (`scripts/setup.sh` installs
@@ -23,8 +24,8 @@ use aggregator::store::{AlertFilter, Store};
 use serde_json::Value;
 use sharpeyes_e2e::webdriver::{ChromeDriver, Session, http};
 use sharpeyes_e2e::{
-    BrokerKind, DEMO_CAMERA_AT, DEMO_WANTED_PLATE, ScenarioOptions, free_port, run_face_scenario,
-    scenario_camera_place, workspace_bin, workspace_bin_dir,
+    BrokerKind, DEMO_CAMERA_AT, DEMO_WANTED_PLATE, ScenarioOptions, free_port, models_config,
+    run_face_scenario, scenario_camera_place, testdata_dir, workspace_bin, workspace_bin_dir,
 };
 
 const TOKEN_NAME: &str = "browser-analyst";
@@ -80,7 +81,7 @@ fn token_create(db: &Path) -> String {
 /// GET under /api/v1 with the token and the purpose headers; the JSON.
 fn api_get(port: u16, token: &str, path: &str) -> Value {
     let auth = format!("Bearer {token}");
-    let (status, _, body) = http(
+    let r = http(
         port,
         "GET",
         &format!("/api/v1{path}"),
@@ -92,8 +93,13 @@ fn api_get(port: u16, token: &str, path: &str) -> Value {
         None,
     )
     .unwrap();
-    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).unwrap()
+    assert_eq!(
+        r.status,
+        200,
+        "{path}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    serde_json::from_slice(&r.body).unwrap()
 }
 
 fn rows<'a>(v: &'a Value, key: &str) -> &'a Vec<Value> {
@@ -164,6 +170,8 @@ fn analyst_page_in_headless_chromium() {
     let mut cfg = aggregator::AggregatorConfig::default();
     cfg.store.path = r.db.clone();
     cfg.cameras = vec![scenario_camera_place(DEMO_CAMERA_AT)];
+    // Face search embeds the photo with the agents' models, as enrollment does.
+    cfg.watchlist.models = models_config();
     cfg.broker.listen = ([127, 0, 0, 1], free_port()).into();
     cfg.ops.port = free_port();
     let mut toml_cfg = toml::Value::try_from(&cfg).unwrap();
@@ -189,10 +197,7 @@ fn analyst_page_in_headless_chromium() {
             .unwrap(),
     );
     let deadline = Instant::now() + WAIT;
-    while !matches!(
-        http(api_port, "GET", "/api/v1/web-config", &[], None),
-        Ok((200, _, _))
-    ) {
+    while !http(api_port, "GET", "/api/v1/web-config", &[], None).is_ok_and(|r| r.status == 200) {
         assert!(
             Instant::now() < deadline,
             "the aggregator's API did not answer on 127.0.0.1:{api_port} within {WAIT:?}: {}",
@@ -362,6 +367,35 @@ fn analyst_page_in_headless_chromium() {
     assert_eq!(row["acked_by"], TOKEN_NAME, "{row}");
     assert_eq!(row["ack_note"], note, "{row}");
     assert!(row["acked_ms"].as_i64().is_some(), "{row}");
+
+    // 6. Face-photo search: another photo of the clip's first person finds them; picking
+    // the person draws their trajectory.
+    let photo = testdata_dir().join("identities/obama/obama2.jpg");
+    // chromedriver takes canonical paths only.
+    let photo = photo
+        .canonicalize()
+        .unwrap_or_else(|e| panic!("{}: {e}", photo.display()));
+    s.click(&s.find("#tab-face").unwrap()).unwrap();
+    s.type_into(&s.find("#photo").unwrap(), &photo.display().to_string())
+        .unwrap();
+    s.click(&s.find("#face-search").unwrap()).unwrap();
+    s.wait_for(
+        "persons found by the face photo",
+        WAIT,
+        "return document.querySelectorAll('#persons button.person').length",
+    )
+    .unwrap();
+    s.click(&s.find("#persons button.person").unwrap()).unwrap();
+    s.wait_for(
+        "the person's trajectory",
+        WAIT,
+        "const n = document.querySelectorAll('#sightings li').length; \
+         return n > 0 && document.querySelector('#result strong').textContent.startsWith('P-') \
+           && document.querySelectorAll('#map .traj-marker').length === n \
+           && document.querySelectorAll('#timeline rect.bar-s').length === n",
+    )
+    .unwrap();
+    shots.take(&s, "face-search");
 
     // The page showed no error on the way.
     let error = s.find("#error").unwrap();

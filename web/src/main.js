@@ -559,17 +559,28 @@ function drawTimeline(sightings) {
   lanes.forEach((cam, li) => {
     t.append(svg("text", { x: 2, y: 4 + li * laneH + laneH * 0.7 }, cam.length > 10 ? cam.slice(0, 9) + "…" : cam));
   });
+  // Overlapping sightings of one camera (a face and its person) stack inside the lane.
+  const rowEnds = lanes.map(() => []);
+  const place = sightings.map((s) => {
+    const ends = rowEnds[lanes.indexOf(s.camera)];
+    let row = ends.findIndex((end) => end < s.first_ms);
+    if (row < 0) row = ends.push(s.last_ms) - 1;
+    else ends[row] = s.last_ms;
+    return row;
+  });
   sightings.forEach((s, i) => {
     const li = lanes.indexOf(s.camera);
+    const rows = Math.max(1, rowEnds[li].length);
+    const rowH = (laneH - 3) / rows;
     const x0 = x(s.first_ms);
     const bw = Math.max(4, x(s.last_ms) - x0);
     const r = svg("rect", {
       class: "bar-s",
       id: `bar-${i}`,
       x: x0,
-      y: 4 + li * laneH,
+      y: 4 + li * laneH + place[i] * rowH,
       width: bw,
-      height: laneH - 3,
+      height: Math.max(2, rowH - (rows > 1 ? 1 : 0)),
       rx: 2,
       role: "listitem",
       tabindex: "0",
