@@ -903,7 +903,10 @@ impl Store {
         Ok(out)
     }
 
-    /// Sightings in an area overlapping `[from_ms, to_ms]`, in time order.
+    /// Sightings in an area overlapping `[from_ms, to_ms]`, in time order. An area is the
+    /// cameras configured in it now (`[[cameras]]`: their grid, or their position inside
+    /// the box); each camera's sightings are read through its (camera, time) index, so the
+    /// cost grows with the area's cameras and the window, not with the store.
     ///
     /// A sighting overlaps when it starts by `to_ms` and ends at or after `from_ms`; the
     /// search also bounds `first_ms` from below by `from_ms` minus
@@ -942,12 +945,21 @@ impl Store {
             Area::BBox(p, q) => {
                 let (lat0, lat1) = (p[0].min(q[0]), p[0].max(q[0]));
                 let (lon0, lon1) = (p[1].min(q[1]), p[1].max(q[1]));
+                // The configured cameras inside the box first (a small table), then each
+                // one's sightings by its (camera, time) index: a box is a grid drawn on the
+                // map. The sighting's own recorded position must be inside too (a camera
+                // moved since keeps its old sightings where they were seen).
                 (
                     format!(
-                        "FROM sightings s
-                         WHERE s.lat BETWEEN ? AND ? AND s.lon BETWEEN ? AND ? AND {time}"
+                        "FROM sightings s JOIN cameras c
+                           ON c.site = s.site AND c.agent = s.agent AND c.camera = s.camera
+                         WHERE c.lat BETWEEN ? AND ? AND c.lon BETWEEN ? AND ?
+                           AND s.lat BETWEEN ? AND ? AND s.lon BETWEEN ? AND ? AND {time}"
                     ),
-                    args![lat0, lat1, lon0, lon1, to_ms, from_ms, lower].to_vec(),
+                    args![
+                        lat0, lat1, lon0, lon1, lat0, lat1, lon0, lon1, to_ms, from_ms, lower
+                    ]
+                    .to_vec(),
                 )
             }
         };
