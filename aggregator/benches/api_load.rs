@@ -15,7 +15,10 @@
 //!   keep-alive HTTP/1.1 connection, sending its next request when the last one is answered;
 //! - `API_LOAD_SECONDS`: how long to run (default `30`); the clients then stop by
 //!   themselves, the server shuts down;
-//! - `API_LOAD_OUT`: a file to append one JSON line per route to.
+//! - `API_LOAD_OUT`: a file to append one JSON line per route to;
+//! - `API_LOAD_COLD`: set, the SQLite file is not read once before the run (by default it
+//!   is, so the run starts from the OS page cache as a serving aggregator's store does, and
+//!   measures the API and the queries rather than the disk).
 //!
 //! The API runs in this process on 127.0.0.1 (an ephemeral port) exactly as the aggregator
 //! serves it (`aggregator::api::serve`, rate limits raised out of the way), with an analyst
@@ -122,6 +125,31 @@ fn main() {
         let mut s = Store::open(p).unwrap();
         let secs = scale_store::load(&mut s, n);
         println!("built {} with {n} sightings in {secs:.1} s", p.display());
+    }
+    // A serving aggregator's store is in the OS page cache; a store just built or copied
+    // may not be (the run would measure the disk): read the SQLite file once first, unless
+    // API_LOAD_COLD is set.
+    if let Location::Sqlite(p) = &at
+        && std::env::var_os("API_LOAD_COLD").is_none()
+    {
+        use std::io::Read as _;
+        let t = Instant::now();
+        let mut f = std::fs::File::open(p).unwrap();
+        let mut buf = vec![0u8; 8 << 20];
+        let mut bytes = 0u64;
+        loop {
+            let n = f.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            bytes += n as u64;
+        }
+        println!(
+            "warmed {} ({:.1} GB) in {:.1} s",
+            p.display(),
+            bytes as f64 / 1e9,
+            t.elapsed().as_secs_f64()
+        );
     }
     // Sample plates, places and times from the store's vehicles.
     let (token, sample) = {

@@ -417,6 +417,8 @@ fn a_moved_track_is_one_sighting_and_empty_identities_are_deleted(f: &Fixture) {
         "one track, one sighting, wherever its start moved"
     );
     assert_eq!((t[0].identity, t[0].first_ms), (2, DAY - 3 * 3_600_000 - 1));
+    // An area is the cameras configured in it (see `Store::sightings_in`).
+    s.sync_cameras(&[place("cam-1", A, None)]).unwrap();
     let all = s
         .sightings_in(&Area::BBox([0.0, 0.0], [90.0, 180.0]), 0, i64::MAX / 2)
         .unwrap();

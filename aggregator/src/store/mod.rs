@@ -152,7 +152,7 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 10;
+const SCHEMA_VERSION: i64 = 11;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
 const MIGRATIONS: &[&str] = &[
@@ -175,6 +175,10 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE tracks ADD COLUMN evidence_crop TEXT;",
     // 9 → 10: the API's tokens and audit log, which tokens::SCHEMA and audit::SCHEMA create.
     "",
+    // 10 → 11: a camera's sightings indexed with their end too (the area queries filter on
+    // it in the index instead of reading every row of the day before the window); the
+    // schema creates it again.
+    "DROP INDEX IF EXISTS sightings_by_camera_time;",
 ];
 
 /// Track points (PostgreSQL: partitioned by day of `ts_ms`; the key holds the time).
@@ -215,7 +219,7 @@ CREATE TABLE IF NOT EXISTS sightings (
 ) PARTITION BY RANGE (first_ms);
 CREATE INDEX IF NOT EXISTS sightings_by_identity ON sightings (kind, identity, first_ms);
 CREATE INDEX IF NOT EXISTS sightings_by_time ON sightings (first_ms);
-CREATE INDEX IF NOT EXISTS sightings_by_camera_time ON sightings (agent, camera, first_ms);
+CREATE INDEX IF NOT EXISTS sightings_by_camera_time ON sightings (agent, camera, first_ms, last_ms);
 CREATE INDEX IF NOT EXISTS sightings_by_plate ON sightings (plate) WHERE plate IS NOT NULL;
 CREATE INDEX IF NOT EXISTS sightings_by_place ON sightings (lat, lon, first_ms);
 ";
@@ -742,6 +746,10 @@ impl Store {
                 });
             }
             // PostgreSQL stores begin at schema 7; later migrations go here, by version.
+            if found.is_some_and(|v| v < 11) {
+                // 10 → 11: sightings_by_camera_time gains last_ms (PG_SIGHTINGS makes it).
+                backend.batch("DROP INDEX IF EXISTS sightings_by_camera_time")?;
+            }
             backend.batch(&postgres_schema(SCHEMA))?;
             backend.batch(&postgres_schema(fusion::SCHEMA))?;
             backend.batch(&postgres_schema(
