@@ -71,11 +71,10 @@ def download(entry, cache):
 NPM_REGISTRY = "https://registry.npmjs.org"
 
 
-def tls_context():
-    """The system's trusted certificates plus those pip trusts (PIP_CERT, else the bundle
-    vendored with pip), so that a network where pip reaches PyPI reaches the npm registry too
+def extra_ca_bundle():
+    """The certificates pip trusts beyond the system's (PIP_CERT, else the bundle vendored
+    with pip), or None: so that a network where pip reaches PyPI reaches the npm registry too
     (e.g. behind a TLS-inspecting proxy whose CA only pip's bundle carries)."""
-    ctx = ssl.create_default_context()
     extra = os.environ.get("PIP_CERT") or os.environ.get("REQUESTS_CA_BUNDLE")
     if not extra:
         try:
@@ -83,7 +82,14 @@ def tls_context():
             extra = certifi.where()
         except Exception:
             extra = None
-    if extra and os.path.exists(extra):
+    return extra if extra and os.path.exists(extra) else None
+
+
+def tls_context():
+    """The system's trusted certificates plus [`extra_ca_bundle`]."""
+    ctx = ssl.create_default_context()
+    extra = extra_ca_bundle()
+    if extra:
         ctx.load_verify_locations(cafile=extra)
     return ctx
 
@@ -312,7 +318,12 @@ def main():
     ap.add_argument("--root", type=Path, default=here.parent)
     ap.add_argument("--cache", type=Path,
                     default=Path(os.environ.get("SHARPEYES_CACHE", Path.home() / ".cache" / "sharpeyes")))
+    ap.add_argument("--ca-bundle", action="store_true",
+                    help="print the extra CA bundle the downloads trust (for npm: NODE_EXTRA_CA_CERTS) and exit")
     args = ap.parse_args()
+    if args.ca_bundle:
+        print(extra_ca_bundle() or "")
+        return 0
     root = args.root.resolve()
     args.cache.mkdir(parents=True, exist_ok=True)
     try:

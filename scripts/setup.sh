@@ -103,14 +103,21 @@ if [ -s web/dist/index.html ] && [ "$(cat web/dist/.fingerprint 2>/dev/null)" = 
 else
   say "web page: npm ci + npm run build (Node.js $(node --version), npm $(npm --version))"
   export npm_config_cache="${XDG_CACHE_HOME:-$HOME/.cache}/sharpeyes/npm"
+  # npm trusts what the model downloads trust: the system's CAs plus pip's (a TLS-inspecting
+  # proxy's CA may only be there; models/fetch.py --ca-bundle says which file).
+  if [ -z "${NODE_EXTRA_CA_CERTS:-}" ]; then
+    ca=$(python3 models/fetch.py --ca-bundle 2>/dev/null || true)
+    [ -n "$ca" ] && export NODE_EXTRA_CA_CERTS="$ca"
+  fi
   (
-    cd web
+    # (set -e does not apply in a subshell whose failure is tested: each step exits itself)
+    cd web || exit 1
     lock=$(sha256sum package-lock.json | cut -d' ' -f1)
     if [ "$(cat node_modules/.sharpeyes-lock 2>/dev/null)" != "$lock" ]; then
-      npm ci --no-audit --no-fund --loglevel=error
-      printf '%s\n' "$lock" > node_modules/.sharpeyes-lock
+      npm ci --no-audit --no-fund --loglevel=error || exit 1
+      printf '%s\n' "$lock" > node_modules/.sharpeyes-lock || exit 1
     fi
-    npm run build --silent
+    npm run build --silent || exit 1
   ) || die "building the web page failed (see the npm output above)"
   [ -s web/dist/index.html ] || die "npm run build did not write web/dist/index.html"
   printf '%s\n' "$web_fingerprint" > web/dist/.fingerprint
