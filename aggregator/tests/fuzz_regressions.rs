@@ -10,26 +10,9 @@ use std::path::Path;
 
 use aggregator::config::{AggregatorConfig, ConfigFile, DEFAULT_CONFIG_TOML};
 
-/// The files of `fuzz/<kind>/aggregator_config/` (none if it does not exist), dotfiles left out.
+/// The files of `fuzz/<kind>/aggregator_config/`.
 fn inputs(kind: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz")
-        .join(kind)
-        .join("aggregator_config");
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<(String, Vec<u8>)> = entries
-        .map(|e| e.expect("directory entry").path())
-        .filter(|p| p.is_file())
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, fs::read(&p).expect("readable input"))
-        })
-        .filter(|(name, _)| !name.starts_with('.'))
-        .collect();
-    v.sort();
-    v
+    target_inputs("aggregator_config", kind)
 }
 
 /// What the fuzz target does: load the bytes as a config file; a valid config must come back
@@ -102,7 +85,8 @@ fn truncated_seeds_do_not_panic() {
     }
 }
 
-/// The files of `fuzz/<kind>/<target>/`.
+/// The files of `fuzz/<kind>/<target>/` (none if it does not exist), dotfiles left out,
+/// sorted by name.
 fn target_inputs(target: &str, kind: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fuzz")
