@@ -74,19 +74,9 @@ fn unit(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
+/// Camera `c`: a denser district than `store_scale`'s (40 grids over about 10 × 10 km).
 fn camera(c: usize) -> CameraPlace {
-    let mut r = Rng(c as u64 * 31 + 7);
-    let site = c % SITES;
-    CameraPlace {
-        site: format!("site-{site}"),
-        agent: format!("agent-{site}"),
-        camera: format!("cam-{c}"),
-        lat: 30.6 + r.unit() * 0.1,
-        lon: 104.0 + r.unit() * 0.1,
-        heading_deg: None,
-        fov_deg: None,
-        grid: Some(format!("g{}", c % 40)),
-    }
+    synth::camera(c, SITES, 40, [30.6, 104.0], 0.1)
 }
 
 /// A live track of the generator.

@@ -19,19 +19,9 @@ pub const DAYS: i64 = 28;
 pub const T0: i64 = 1_760_000_000_000 / DAY * DAY;
 pub const CHUNK: usize = 100_000;
 
+/// Camera `c`: 2,000 cameras in 200 grids over about 30 × 30 km around Chengdu.
 pub fn camera(c: usize) -> CameraPlace {
-    let mut r = Rng(c as u64 * 31 + 7);
-    let site = c % SITES;
-    CameraPlace {
-        site: format!("site-{site}"),
-        agent: format!("agent-{site}"),
-        camera: format!("cam-{c}"),
-        lat: 30.5 + r.unit() * 0.3,
-        lon: 103.9 + r.unit() * 0.3,
-        heading_deg: None,
-        fov_deg: None,
-        grid: Some(format!("g{}", c % GRIDS)),
-    }
+    super::synth::camera(c, SITES, GRIDS, [30.5, 103.9], 0.3)
 }
 
 /// Skewed draw of `0..n`: low ids far more often.

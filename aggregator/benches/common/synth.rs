@@ -1,5 +1,32 @@
-//! Synthetic data shared by the aggregator's benchmarks (`store_scale`, `ingest`): a small
-//! deterministic generator and plates that are a pure function of a vehicle number.
+//! Synthetic data shared by the aggregator's benchmarks (`store_scale`, `ingest`, `api_load`):
+//! a small deterministic generator, plates that are a pure function of a vehicle number, and
+//! cameras placed at random in a square.
+
+use aggregator::config::CameraPlace;
+
+/// Camera `c` of a synthetic city: site and agent `c % sites`, grid `c % grids`, placed at
+/// random (seeded by `c`) in the square of side `span_deg` degrees whose south-west corner
+/// is `south_west` (lat, lon).
+pub fn camera(
+    c: usize,
+    sites: usize,
+    grids: usize,
+    south_west: [f64; 2],
+    span_deg: f64,
+) -> CameraPlace {
+    let mut r = Rng(c as u64 * 31 + 7);
+    let site = c % sites;
+    CameraPlace {
+        site: format!("site-{site}"),
+        agent: format!("agent-{site}"),
+        camera: format!("cam-{c}"),
+        lat: south_west[0] + r.unit() * span_deg,
+        lon: south_west[1] + r.unit() * span_deg,
+        heading_deg: None,
+        fov_deg: None,
+        grid: Some(format!("g{}", c % grids)),
+    }
+}
 
 /// splitmix64: a small deterministic generator.
 pub struct Rng(pub u64);
