@@ -346,7 +346,7 @@ pub fn valid_name(s: &str) -> bool {
 
 /// The SHA-256 (hex) of a token, as stored.
 pub fn hash_token(token: &str) -> String {
-    crate::store::audit::hex(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref())
+    crate::store::evidence::sha256_hex(token.as_bytes())
 }
 
 /// Makes and stores a token: 32 random bytes shown as `se_<base64url>`; returns it (the only

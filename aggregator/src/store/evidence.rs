@@ -93,12 +93,7 @@ pub struct EvidenceBlob {
 
 /// SHA-256 of `bytes`, lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let mut s = String::with_capacity(64);
-    for b in d.as_ref() {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    super::audit::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
 }
 
 /// Checks an evidence reference: exactly 64 lowercase hex digits.
