@@ -71,9 +71,6 @@ pub async fn run_with_metrics(
 ) -> Result<(), AggregatorError> {
     config.validate()?;
     let at = config.store.location();
-    let mut store = Store::open_at(&at)?;
-    store.sync_cameras(&config.cameras)?;
-    store.create_partitions_ahead(sharpeyes_wire::now_ms(), 2)?;
     // The fuser is made when this writer is, or becomes, the fusion owner: from the store's
     // next ids, with the identities of the last `fusion.restore_hours` rebuilt from the store
     // (so a takeover continues the previous owner's vehicles and persons); the catalog is
@@ -105,30 +102,48 @@ pub async fn run_with_metrics(
     };
     let (client, eventloop) =
         AsyncClient::new(subscribe::mqtt_options(&config, embedded.as_ref())?, 1024);
-    let (tx, rx) = mpsc::unbounded_channel();
-    // Become the fusion owner (SQLite: always) and rebuild its identities before the first
-    // message; on PostgreSQL another aggregator may own fusion, and this one keeps trying.
-    let mut fusion = subscribe::FusionStage::new(new_fuser);
-    fusion.claim(&store, &metrics);
+    let (tx, rx) = mpsc::channel(config.ingest.queue);
+    // Cancelled when the writer thread dies: everything stops, and `run` reports it.
+    let writer_died = shutdown.child_token();
+    // The store is synchronous (the PostgreSQL client runs a runtime of its own, which may
+    // not be started from an async thread): opened, prepared and claimed off the async
+    // threads. Become the fusion owner (SQLite: always) and rebuild its identities before the
+    // first message; on PostgreSQL another aggregator may own fusion, and this one keeps
+    // trying.
+    let (store, fusion) = {
+        let (at, cameras, metrics) = (at.clone(), config.cameras.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || -> Result<_, AggregatorError> {
+            let mut store = Store::open_at(&at)?;
+            store.sync_cameras(&cameras)?;
+            store.create_partitions_ahead(sharpeyes_wire::now_ms(), 2)?;
+            let mut fusion = subscribe::FusionStage::new(new_fuser);
+            fusion.claim(&store, &metrics);
+            Ok((store, fusion))
+        })
+        .await
+        .map_err(|e| AggregatorError::Internal(format!("opening the store: {e}")))??
+    };
     let writer = {
         let writer = subscribe::Writer {
             store,
             client: client.clone(),
             topics: Topics::new(&config.broker.topic_prefix),
-            codec: Codec::default(),
+            codec: Codec::default().with_max_values(config.ingest.max_values),
             metrics: metrics.clone(),
             max_batch: config.store.max_batch,
             runtime: tokio::runtime::Handle::current(),
             shutdown: shutdown.clone(),
             hook: hook::Hook::start(&config.alerts, metrics.clone()),
+            ingest: config.ingest.clone(),
             events: Some(events.clone()),
             fusion,
             retention: config.store.retention(),
             retention_every: Duration::from_secs(config.store.retention_interval_s),
         };
+        let died = writer_died.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(rx, died))
             .map_err(|e| AggregatorError::Internal(e.to_string()))?
     };
     info!(
@@ -164,7 +179,7 @@ pub async fn run_with_metrics(
     ));
     // The subscribe loop ends on shutdown; it drops the writer's channel, so the writer drains
     // what it has, commits, acknowledges and exits.
-    let (txc, stop_sub) = (tx.clone(), shutdown.clone());
+    let (txc, stop_sub) = (tx.clone(), writer_died.clone());
     drop(tx);
     let sub = tokio::spawn(subscribe::subscribe_loop(
         config.clone(),
@@ -175,11 +190,30 @@ pub async fn run_with_metrics(
         stop_sub,
     ));
     let _ = sub.await;
-    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    let joined = tokio::task::spawn_blocking(move || writer.join()).await;
     stats.abort();
     publisher.abort();
     log_stats(&metrics);
-    Ok(())
+    match joined {
+        Ok(Ok(())) if !writer_died.is_cancelled() || shutdown.is_cancelled() => Ok(()),
+        Ok(Ok(())) => Err(AggregatorError::Internal(
+            "the store writer stopped unexpectedly; restart the aggregator".into(),
+        )),
+        Ok(Err(panic)) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(AggregatorError::Internal(format!(
+                "the store writer thread died ({why}); nothing after its last commit was \
+                 acknowledged, so restarting the aggregator loses nothing"
+            )))
+        }
+        Err(e) => Err(AggregatorError::Internal(format!(
+            "waiting for the store writer: {e}"
+        ))),
+    }
 }
 
 /// Rebuilds the identities seen within `fusion.restore_hours` from the store into `fuser`

@@ -247,6 +247,37 @@ enum Cmd {
         #[command(subcommand)]
         action: AuditCmd,
     },
+    /// List the dead letters: messages the store refused for a reason of its own, kept with
+    /// their raw payload and the error (see README "Poison messages").
+    DeadLetters {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// At most this many, oldest first.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Also write dead letter ID's raw payload to this file (read it with `decode`).
+        #[arg(long, requires = "id")]
+        out: Option<PathBuf>,
+        /// Only this dead letter.
+        #[arg(long)]
+        id: Option<u64>,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Ask the running aggregator to apply dead letter ID again (after a fix): it is taken
+    /// within a second and goes through the same checks, fusion and store as a message from
+    /// the broker; stored, it leaves the dead letters.
+    Replay {
+        /// The dead letter's id (`aggregator dead-letters`).
+        id: u64,
+        /// Wait up to this many seconds for the running aggregator to apply it, and say how
+        /// it went (0: do not wait).
+        #[arg(long, default_value_t = 10)]
+        wait_s: u64,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Print a captured payload (file, or - for stdin) as JSON.
     Decode {
         /// The payload file, or - for standard input.
@@ -1090,6 +1121,99 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         },
+        Cmd::DeadLetters {
+            json,
+            limit,
+            out,
+            id,
+            db,
+        } => {
+            let store = db.open()?;
+            let mut rows = store.dead_letters(limit)?;
+            if let Some(id) = id {
+                rows.retain(|r| r.id == id);
+                anyhow::ensure!(
+                    !rows.is_empty(),
+                    "no dead letter {id} (list them with `aggregator dead-letters`)"
+                );
+            }
+            if let (Some(path), Some(id)) = (out, id)
+                && let Some(r) = store.dead_letter_payload(id)?
+            {
+                std::fs::write(&path, &r.payload)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("payload of dead letter {id} written to {}", path.display());
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if rows.is_empty() {
+                println!("no dead letters");
+            } else {
+                println!(
+                    "{:>6}  {:<16} {:>20}  {:<7} {:>8}  {:<24}  error",
+                    "id", "agent", "seq", "kind", "attempts", "refused (UTC)"
+                );
+                for r in &rows {
+                    println!(
+                        "{:>6}  {:<16} {:>20}  {:<7} {:>8}  {:<24}  {}{}",
+                        r.id,
+                        r.agent,
+                        r.seq,
+                        r.kind,
+                        r.attempts,
+                        aggregator::query::utc(r.received_ms),
+                        r.error,
+                        if r.replay_ms.is_some() {
+                            " (replay pending)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+        }
+        Cmd::Replay { id, wait_s, db } => {
+            let store = db.open()?;
+            let before = store
+                .dead_letters(usize::MAX >> 1)?
+                .into_iter()
+                .find(|r| r.id == id)
+                .with_context(|| {
+                    format!("no dead letter {id} (list them with `aggregator dead-letters`)")
+                })?;
+            store.request_replay(id, sharpeyes_wire::now_ms())?;
+            println!(
+                "dead letter {id} ({} seq {}) queued for replay",
+                before.agent, before.seq
+            );
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait_s);
+            while wait_s > 0
+                && std::time::Instant::now() < deadline + std::time::Duration::from_secs(1)
+            {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                let now = store
+                    .dead_letters(usize::MAX >> 1)?
+                    .into_iter()
+                    .find(|r| r.id == id);
+                match now {
+                    None => {
+                        println!("replayed: stored");
+                        break;
+                    }
+                    Some(r) if r.replay_ms.is_none() => {
+                        println!("refused again: {}", r.error);
+                        std::process::exit(1);
+                    }
+                    Some(_) if std::time::Instant::now() >= deadline => {
+                        println!(
+                            "still pending after {wait_s} s: is `aggregator run` running on this store?"
+                        );
+                        std::process::exit(2);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
         Cmd::Decode { input, compact } => {
             let bytes = if input == "-" {
                 let mut b = Vec::new();

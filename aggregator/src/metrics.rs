@@ -25,6 +25,13 @@ pub struct Metrics {
     pub acked: AtomicU64,
     /// Store transactions that failed (their messages are not acknowledged).
     pub store_errors: AtomicU64,
+    /// Messages the store refused for a reason of their own, kept as dead letters
+    /// (`aggregator dead-letters`) and acknowledged.
+    pub dead_lettered: AtomicU64,
+    /// Dead letters replayed (`aggregator replay`) and stored.
+    pub replayed: AtomicU64,
+    /// Transactions whose fusion outputs could not be written (the messages were stored).
+    pub fusion_write_errors: AtomicU64,
     /// Broker connection errors.
     pub broker_errors: AtomicU64,
     /// Subscriptions the broker confirmed (SUBACKs; three per connection).
@@ -218,9 +225,27 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
             ),
             (
                 "sharpeyes_aggregator_store_errors_total",
-                "Store transactions that failed (retried; nothing acknowledged).",
+                "Store transactions that failed (store-wide failures are retried with back-off, nothing acknowledged meanwhile).",
                 Kind::Counter,
                 &self.store_errors,
+            ),
+            (
+                "sharpeyes_aggregator_dead_lettered_total",
+                "Messages the store refused, kept as dead letters and acknowledged.",
+                Kind::Counter,
+                &self.dead_lettered,
+            ),
+            (
+                "sharpeyes_aggregator_replayed_total",
+                "Dead letters replayed and stored.",
+                Kind::Counter,
+                &self.replayed,
+            ),
+            (
+                "sharpeyes_aggregator_fusion_write_errors_total",
+                "Transactions whose fusion outputs could not be written (messages stored).",
+                Kind::Counter,
+                &self.fusion_write_errors,
             ),
             (
                 "sharpeyes_aggregator_broker_errors_total",

@@ -396,11 +396,27 @@ async fn with_store<T: Send + 'static>(
     }
 }
 
+/// A store closed on a thread of its own when dropped: the PostgreSQL client blocks on a
+/// runtime of its own when it closes, which an async thread may not do (the publisher's
+/// future may be dropped there).
+struct OffThreadDrop(Option<Store>);
+
+impl Drop for OffThreadDrop {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            let _ = std::thread::Builder::new()
+                .name("store-close".into())
+                .spawn(move || drop(s));
+        }
+    }
+}
+
 /// Publishes the watchlists until `shutdown`: once connected, after every reconnection, and
 /// whenever the stored version changes (checked every `poll`).
 pub async fn publish_loop(p: Publisher, shutdown: CancellationToken) {
     let codec = Codec::default();
-    let mut store: Option<Store> = None;
+    let mut holder = OffThreadDrop(None);
+    let store = &mut holder.0;
     // What was published on the current connection: (connection epoch, version).
     let mut published: Option<(u64, u64)> = None;
     let mut last_check: Option<Instant> = None;
@@ -421,7 +437,7 @@ pub async fn publish_loop(p: Publisher, shutdown: CancellationToken) {
             continue;
         }
         last_check = Some(Instant::now());
-        let version = match with_store(&mut store, &p.store_at, |s| s.watchlist_version()).await {
+        let version = match with_store(store, &p.store_at, |s| s.watchlist_version()).await {
             Ok(v) => v,
             Err(e) => {
                 warn!(error = %e, "watchlist: cannot read the store's version");
@@ -431,7 +447,7 @@ pub async fn publish_loop(p: Publisher, shutdown: CancellationToken) {
         if !reconnected && published.is_some_and(|(_, v)| v == version) {
             continue;
         }
-        let lists = match with_store(&mut store, &p.store_at, |s| s.watchlists()).await {
+        let lists = match with_store(store, &p.store_at, |s| s.watchlists()).await {
             Ok(w) => w,
             Err(e) => {
                 error!(error = %e, "watchlist: cannot read the store");

@@ -55,6 +55,8 @@ async fn hostile_payloads_are_rejected_counted_and_never_stored() {
     let mut cfg = AggregatorConfig::default();
     cfg.broker.listen = ([127, 0, 0, 1], port).into();
     cfg.store.path = dir.path().join("agg.db");
+    // The test's times are fixed dates of the past: accept them.
+    cfg.ingest.max_age_days = 36_500;
     let metrics = Arc::new(Metrics::default());
     let stop = CancellationToken::new();
     let agg = tokio::spawn(aggregator::run_with_metrics(

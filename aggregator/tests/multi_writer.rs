@@ -222,3 +222,70 @@ fn two_writers_store_once_and_assign_one_identity_per_plate() {
     }
     assert_eq!(store.fusion_next_ids().unwrap().0, PLATES as u64 + 1);
 }
+
+/// The race of two writers, made deterministic: the non-owner stores and queues a batch that
+/// the owner also receives, after the owner's inbox read has passed it by (here: the batch
+/// is queued behind more than one inbox read's worth of others). The owner finds it stored,
+/// so it does not fuse it from its delivery; it must then leave it in the inbox, to be fused
+/// from there, instead of removing it as fused. Before the fix this batch was never fused.
+#[test]
+fn a_batch_the_owner_skipped_as_stored_stays_queued_until_fused() {
+    let pg = TempPostgres::start();
+    let url = pg.database("race");
+    let m = Arc::new(Metrics::default());
+    let mut owner = Store::open_postgres(&url).unwrap();
+    owner.sync_cameras(&config().cameras).unwrap();
+    let mut owner_stage = FusionStage::new(new_fuser(&config()));
+    owner_stage.prepare(&owner, &[], false, &m);
+    assert!(owner_stage.is_owner());
+    let mut other = Store::open_postgres(&url).unwrap();
+    let mut other_stage = FusionStage::new(new_fuser(&config()));
+
+    let base = sharpeyes_wire::now_ms() - 3_600_000;
+    // 300 passes on camera a1: more than one inbox read (256) ahead of the last one.
+    const N: usize = 300;
+    let all: Vec<(Envelope, String, usize)> = (0..N)
+        .map(|i| (pass(i, 0, base), "t".to_string(), 1))
+        .collect();
+    let (first, last) = all.split_at(N - 1);
+    for chunk in [first, last] {
+        other_stage.prepare(&other, chunk, false, &m);
+        other_stage.commit(&mut other, chunk, &m).unwrap();
+    }
+    assert!(!other_stage.is_owner());
+    assert_eq!(owner.fusion_inbox_len().unwrap(), N as u64);
+
+    // The owner receives the last batch as well (a redelivery, or the shared group's other
+    // member): its inbox read (the oldest 256) does not hold it, and it is stored already.
+    owner_stage.prepare(&owner, last, false, &m);
+    let applied = owner_stage.commit(&mut owner, last, &m).unwrap();
+    assert_eq!(applied, vec![aggregator::store::Applied::Duplicate]);
+    let left = owner.fusion_inbox(1000).unwrap();
+    assert!(
+        left.iter()
+            .any(|q| (q.agent.as_str(), q.seq) == ("a1", N as u64)),
+        "the skipped batch left the inbox unfused"
+    );
+    // Draining the inbox fuses every batch: each car is one vehicle with its sighting.
+    for _ in 0..10 {
+        if owner.fusion_inbox_len().unwrap() == 0 {
+            break;
+        }
+        owner_stage.prepare(&owner, &[], true, &m);
+        owner_stage.commit(&mut owner, &[], &m).unwrap();
+    }
+    assert_eq!(owner.fusion_inbox_len().unwrap(), 0);
+    for i in [0, 255, 256, N - 1] {
+        let v = owner.vehicles_by_plate(&plate(i), false).unwrap();
+        assert_eq!(
+            v.len(),
+            1,
+            "plate {} (pass {i}) fused once: {v:?}",
+            plate(i)
+        );
+    }
+    let sightings = owner
+        .sightings_in(&Area::Grid("g1".into()), 0, i64::MAX / 2)
+        .unwrap();
+    assert_eq!(sightings.len(), N, "every pass is one sighting");
+}

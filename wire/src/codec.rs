@@ -14,6 +14,11 @@ pub const HEADER_LEN: usize = 8;
 /// Largest decompressed body accepted (bodies carry a few evidence JPEGs at most).
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 const FLAG_ZSTD: u8 = 1;
+/// Deepest MessagePack nesting accepted (the schema nests about 6 levels).
+pub const MAX_DEPTH: usize = 32;
+/// Default budget of MessagePack values in one body ([`Codec::with_max_values`]): a track
+/// batch of 500 updates has about 15,000.
+pub const DEFAULT_MAX_VALUES: usize = 1 << 20;
 
 /// Why a payload was rejected.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -50,6 +55,12 @@ pub enum DecodeError {
     /// The body is not a valid MessagePack envelope of this schema.
     #[error("malformed body: {0}")]
     Malformed(String),
+    /// The body holds more MessagePack values than the decoder's budget, nests deeper than
+    /// [`MAX_DEPTH`], or announces more values than it has bytes: refused before any is
+    /// materialised (a few kB of zstd can expand to megabytes of tiny values, each of which
+    /// would cost far more memory decoded than encoded).
+    #[error("body too complex: {0}")]
+    TooComplex(String),
     /// The body's schema version differs from the header's.
     #[error("schema version mismatch: header says {header}, body says {body}")]
     VersionMismatch {
@@ -71,6 +82,7 @@ impl DecodeError {
             DecodeError::UnknownDictionary(_) => "unknown_dictionary",
             DecodeError::Decompress(_) => "corrupt",
             DecodeError::Malformed(_) => "malformed",
+            DecodeError::TooComplex(_) => "too_complex",
             DecodeError::VersionMismatch { .. } => "version_mismatch",
         }
     }
@@ -129,6 +141,7 @@ pub struct Codec {
     level: i32,
     encode_with: Option<Dictionary>,
     known: HashMap<u32, Dictionary>,
+    max_values: usize,
 }
 
 impl Default for Codec {
@@ -137,6 +150,7 @@ impl Default for Codec {
             level: 3,
             encode_with: None,
             known: HashMap::new(),
+            max_values: DEFAULT_MAX_VALUES,
         }
     }
 }
@@ -154,6 +168,13 @@ impl Codec {
     pub fn with_dictionary(mut self, dict: Dictionary) -> Self {
         self.known.insert(dict.id, dict.clone());
         self.encode_with = Some(dict);
+        self
+    }
+
+    /// Decodes only bodies of at most `n` MessagePack values (scalars and containers, each
+    /// counted once); default [`DEFAULT_MAX_VALUES`].
+    pub fn with_max_values(mut self, n: usize) -> Self {
+        self.max_values = n;
         self
     }
 
@@ -225,6 +246,7 @@ impl Codec {
             }
         }
         .map_err(|e| DecodeError::Decompress(e.to_string()))?;
+        scan(&body, self.max_values)?;
         let env: Envelope =
             rmp_serde::from_slice(&body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
         if env.v != version {
@@ -234,5 +256,184 @@ impl Codec {
             });
         }
         Ok(env)
+    }
+}
+
+/// Walks a MessagePack document without materialising it: counts its values against
+/// `max_values` and bounds the nesting by [`MAX_DEPTH`] ([`DecodeError::TooComplex`]), and
+/// checks that every container announces no more values than bytes are left (each value
+/// takes at least one byte) and every string or binary fits in what is left
+/// ([`DecodeError::Malformed`]).
+fn scan(buf: &[u8], max_values: usize) -> Result<(), DecodeError> {
+    scan_inner(buf, max_values).map_err(|(complex, why)| {
+        if complex {
+            DecodeError::TooComplex(why)
+        } else {
+            DecodeError::Malformed(why)
+        }
+    })
+}
+
+/// [`scan`]; the error says whether the document is too complex (true) or malformed.
+fn scan_inner(buf: &[u8], max_values: usize) -> Result<(), (bool, String)> {
+    let malformed = |why: &str| (false, why.to_string());
+    // Values still expected in each open container, innermost last.
+    let mut open: Vec<usize> = Vec::new();
+    let mut pos = 0usize;
+    let mut values = 0usize;
+    let mut expected = 1usize; // the top-level value
+    let take = |pos: &mut usize, n: usize| -> Result<u64, (bool, String)> {
+        let end = pos.checked_add(n).filter(|&e| e <= buf.len());
+        let Some(end) = end else {
+            return Err(malformed("truncated MessagePack"));
+        };
+        let v = buf[*pos..end]
+            .iter()
+            .fold(0u64, |a, &b| (a << 8) | u64::from(b));
+        *pos = end;
+        Ok(v)
+    };
+    while expected > 0 {
+        expected -= 1;
+        values += 1;
+        if values > max_values {
+            return Err((true, format!("more than {max_values} MessagePack values")));
+        }
+        let Some(&m) = buf.get(pos) else {
+            return Err(malformed("truncated MessagePack"));
+        };
+        pos += 1;
+        // (children, bytes to skip)
+        let (children, skip): (u64, u64) = match m {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
+            0x80..=0x8f => (2 * u64::from(m & 0x0f), 0),
+            0x90..=0x9f => (u64::from(m & 0x0f), 0),
+            0xa0..=0xbf => (0, u64::from(m & 0x1f)),
+            0xc4 | 0xd9 => (0, take(&mut pos, 1)?),
+            0xc5 | 0xda => (0, take(&mut pos, 2)?),
+            0xc6 | 0xdb => (0, take(&mut pos, 4)?),
+            0xc7 => (0, take(&mut pos, 1)? + 1),
+            0xc8 => (0, take(&mut pos, 2)? + 1),
+            0xc9 => (0, take(&mut pos, 4)? + 1),
+            0xca => (0, 4),
+            0xcb => (0, 8),
+            0xcc | 0xd0 => (0, 1),
+            0xcd | 0xd1 => (0, 2),
+            0xce | 0xd2 => (0, 4),
+            0xcf | 0xd3 => (0, 8),
+            0xd4 => (0, 2),
+            0xd5 => (0, 3),
+            0xd6 => (0, 5),
+            0xd7 => (0, 9),
+            0xd8 => (0, 17),
+            0xdc => (take(&mut pos, 2)?, 0),
+            0xdd => (take(&mut pos, 4)?, 0),
+            0xde => (2 * take(&mut pos, 2)?, 0),
+            0xdf => (2 * take(&mut pos, 4)?, 0),
+            0xc1 => return Err(malformed("invalid MessagePack marker 0xc1")),
+        };
+        let left = (buf.len() - pos) as u64;
+        if skip > left {
+            return Err(malformed("truncated MessagePack"));
+        }
+        pos += skip as usize;
+        if children > left {
+            return Err((
+                false,
+                format!("a container announces {children} values with {left} bytes left"),
+            ));
+        }
+        if children > 0 {
+            if open.len() >= MAX_DEPTH {
+                return Err((true, format!("nested deeper than {MAX_DEPTH}")));
+            }
+            open.push(expected);
+            expected = children as usize;
+        }
+        while expected == 0 {
+            match open.pop() {
+                Some(e) => expected = e,
+                None => break,
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Body, TrackBatch};
+
+    fn batch(updates: usize) -> Envelope {
+        let u = crate::TrackUpdate {
+            track: 1,
+            class: crate::ObjectClass::Person,
+            event: crate::TrackEvent::Update,
+            ts_ms: 1,
+            bbox: crate::QBox([1, 2, 3, 4]),
+            score: 0.5,
+            embedding: None,
+            plate: None,
+            link: None,
+            thumb: None,
+        };
+        Envelope::new(
+            "a",
+            1,
+            0,
+            Body::Tracks(TrackBatch {
+                site: "s".into(),
+                camera: "c".into(),
+                frame_w: 1,
+                frame_h: 1,
+                from_ms: 0,
+                to_ms: 0,
+                frames: 1,
+                updates: vec![u; updates],
+            }),
+        )
+    }
+
+    #[test]
+    fn the_scan_accepts_what_the_encoder_writes() {
+        for n in [0, 1, 500] {
+            let body = Codec::body_bytes(&batch(n)).unwrap();
+            scan(&body, usize::MAX).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_amplifying_body_is_refused_before_decoding() {
+        // 5 kB of zstd holding megabytes of tiny positional updates.
+        let mut body = vec![0x95u8, 0x01, 0xa1, b'a', 0x01, 0x00, 0x81, 0xa6];
+        body.extend_from_slice(b"tracks");
+        body.push(0xdd);
+        let n: u32 = 2_000_000;
+        body.extend_from_slice(&n.to_be_bytes());
+        // Empty arrays: one byte, one value each.
+        body.extend(std::iter::repeat_n(0x90u8, n as usize));
+        let codec = Codec::default().with_max_values(100_000);
+        let compressed = zstd::bulk::compress(&body, 19).unwrap();
+        assert!(compressed.len() < 10_000, "{}", compressed.len());
+        let mut payload = MAGIC.to_vec();
+        payload.extend_from_slice(&[crate::SCHEMA_VERSION, FLAG_ZSTD, 0, 0, 0, 0]);
+        payload.extend_from_slice(&compressed);
+        let e = codec.decode(&payload).unwrap_err();
+        assert_eq!(e.kind(), "too_complex", "{e}");
+    }
+
+    #[test]
+    fn lying_lengths_and_deep_nesting_are_refused() {
+        assert!(scan(&[0xdd, 0xff, 0xff, 0xff, 0xff, 0x01], usize::MAX).is_err());
+        assert!(scan(&[0xc6, 0x00, 0x10, 0x00, 0x00, 0x01], usize::MAX).is_err());
+        let deep = vec![0x91u8; 100];
+        assert_eq!(scan(&deep, usize::MAX).unwrap_err().kind(), "too_complex");
+        assert_eq!(
+            scan(&[0x92, 0x01], usize::MAX).unwrap_err().kind(),
+            "malformed"
+        );
+        assert!(scan(&[0xc1], usize::MAX).is_err());
+        assert!(scan(&[], usize::MAX).is_err());
     }
 }

@@ -43,8 +43,12 @@ mod messages;
 pub mod plate;
 mod quant;
 mod topics;
+pub mod validate;
 
-pub use codec::{Codec, DecodeError, Dictionary, EncodeError, HEADER_LEN, MAGIC, MAX_BODY_BYTES};
+pub use codec::{
+    Codec, DEFAULT_MAX_VALUES, DecodeError, Dictionary, EncodeError, HEADER_LEN, MAGIC,
+    MAX_BODY_BYTES, MAX_DEPTH,
+};
 pub use messages::*;
 pub use quant::{QBox, QEmbedding};
 pub use topics::{DEFAULT_PREFIX, Topic, TopicError, Topics};

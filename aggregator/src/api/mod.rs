@@ -116,6 +116,20 @@ struct Pool {
 
 const MAX_IDLE: usize = 32;
 
+impl Drop for Pool {
+    /// Closes the idle connections on a thread of their own: the PostgreSQL client blocks on
+    /// a runtime of its own when it closes, which an async thread (where the server's state
+    /// is dropped) may not do.
+    fn drop(&mut self) {
+        let idle = std::mem::take(self.idle.get_mut().unwrap_or_else(|e| e.into_inner()));
+        if !idle.is_empty() {
+            let _ = std::thread::Builder::new()
+                .name("store-close".into())
+                .spawn(move || drop(idle));
+        }
+    }
+}
+
 impl Pool {
     fn with<T>(&self, f: impl FnOnce(&Store) -> T) -> Result<T, StoreError> {
         let s = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();

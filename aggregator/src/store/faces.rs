@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS person_faces (
     PRIMARY KEY (agent, camera, track)
 );
 CREATE INDEX IF NOT EXISTS person_faces_by_person ON person_faces (person);
+CREATE INDEX IF NOT EXISTS person_faces_by_time ON person_faces (ts_ms);
 ";
 
 fn id(v: u64) -> i64 {

@@ -59,6 +59,7 @@ use sharpeyes_wire::{AgentStatus, Body, Envelope, TrackBatch, TrackEvent};
 use thiserror::Error;
 
 pub mod audit;
+pub mod deadletter;
 pub mod evidence;
 pub mod faces;
 pub mod fusion;
@@ -67,6 +68,7 @@ pub mod sql;
 pub mod tokens;
 pub mod watchlist;
 
+pub use self::deadletter::{DeadLetter, Replay};
 pub use self::evidence::{BadSha256, EvidenceBlob};
 pub use self::retention::{RetentionPolicy, RetentionReport};
 pub use self::sql::Dialect;
@@ -88,7 +90,7 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL failed (connecting, or a statement).
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_detail(.0))]
     Postgres(#[from] postgres::Error),
     /// A column did not hold what the store wrote there.
     #[error("column {column} holds {value}, not the expected type")]
@@ -138,6 +140,9 @@ pub enum StoreError {
     /// without consent reference...).
     #[error("{0}")]
     Invalid(String),
+    /// A value the store cannot place (a time with no partition).
+    #[error("out of range: {0}")]
+    OutOfRange(String),
     /// An evidence reference that is not a SHA-256 (64 lowercase hex digits); nothing was
     /// looked up.
     #[error(transparent)]
@@ -152,7 +157,111 @@ pub enum StoreError {
     },
 }
 
-const SCHEMA_VERSION: i64 = 12;
+/// Whom a store failure concerns ([`StoreError::scope`]): the writer retries a store-wide
+/// failure with back-off and acknowledges nothing meanwhile; a failure of one message sends
+/// that message to the dead letters and stores the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The store as a whole: unreachable, disk full, busy, read-only, out of memory…
+    Store,
+    /// The statement's data: a constraint, a value the column cannot hold.
+    Message,
+    /// Cannot tell (the writer isolates the batch; if every message fails alone, it is taken
+    /// for store-wide).
+    Unknown,
+}
+
+impl StoreError {
+    /// Whom this failure concerns.
+    pub fn scope(&self) -> Scope {
+        match self {
+            StoreError::Sqlite(e) => sqlite_scope(e),
+            StoreError::Postgres(e) => postgres_scope(e),
+            StoreError::Decode { .. }
+            | StoreError::Invalid(_)
+            | StoreError::OutOfRange(_)
+            | StoreError::BadEvidenceRef(_)
+            | StoreError::Corrupt { .. } => Scope::Message,
+            StoreError::NotFusionOwner
+            | StoreError::NewerSchema { .. }
+            | StoreError::OtherSchema { .. } => Scope::Store,
+            StoreError::UnknownPatient(_) | StoreError::RoleConflict { .. } => Scope::Message,
+        }
+    }
+}
+
+fn sqlite_scope(e: &rusqlite::Error) -> Scope {
+    use rusqlite::ErrorCode as C;
+    match e {
+        rusqlite::Error::SqliteFailure(f, _) => match f.code {
+            C::ConstraintViolation | C::TypeMismatch | C::TooBig | C::ParameterOutOfRange => {
+                Scope::Message
+            }
+            C::DiskFull
+            | C::SystemIoFailure
+            | C::CannotOpen
+            | C::DatabaseBusy
+            | C::DatabaseLocked
+            | C::ReadOnly
+            | C::OutOfMemory
+            | C::DatabaseCorrupt
+            | C::NotADatabase
+            | C::PermissionDenied
+            | C::FileLockingProtocolFailed
+            | C::NoLargeFileSupport => Scope::Store,
+            _ => Scope::Unknown,
+        },
+        rusqlite::Error::ToSqlConversionFailure(_)
+        | rusqlite::Error::IntegralValueOutOfRange(..)
+        | rusqlite::Error::Utf8Error(_)
+        | rusqlite::Error::NulError(_) => Scope::Message,
+        _ => Scope::Unknown,
+    }
+}
+
+/// What PostgreSQL said: the server's message, detail and SQLSTATE when it answered (the
+/// client's own text is only "db error"), else the client's error with its cause.
+fn postgres_detail(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => {
+            let mut s = format!("{} (SQLSTATE {})", d.message(), d.code().code());
+            if let Some(detail) = d.detail() {
+                s.push_str(&format!("; {detail}"));
+            }
+            s
+        }
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+fn postgres_scope(e: &postgres::Error) -> Scope {
+    if e.is_closed() {
+        return Scope::Store;
+    }
+    let Some(state) = e.code() else {
+        // No SQLSTATE: an I/O or protocol failure of the connection.
+        return if e.as_db_error().is_none() {
+            Scope::Store
+        } else {
+            Scope::Unknown
+        };
+    };
+    let code = state.code();
+    match &code[..2] {
+        // Data exception, integrity constraint, invalid text representation…
+        "22" | "23" => Scope::Message,
+        // Connection, resources (disk full), operator intervention, system error, rollback
+        // (serialisation, deadlock), lock not available, internal.
+        "08" | "53" | "57" | "58" | "40" | "XX" => Scope::Store,
+        "55" if code == "55P03" => Scope::Store,
+        _ => Scope::Unknown,
+    }
+}
+
+const SCHEMA_VERSION: i64 = 13;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
 const MIGRATIONS: &[&str] = &[
@@ -183,6 +292,9 @@ const MIGRATIONS: &[&str] = &[
     // found in the index (a plate seen 50,000 times was 50,000 row reads); the schema makes
     // it again.
     "DROP INDEX IF EXISTS sightings_by_plate;",
+    // 12 → 13: dead letters (deadletter::SCHEMA) and the audit log's signed checkpoints,
+    // which their schemas create.
+    "",
 ];
 
 /// Track points (PostgreSQL: partitioned by day of `ts_ms`; the key holds the time).
@@ -580,13 +692,20 @@ impl Db {
         if self.partitions.contains(&(table, day)) {
             return Ok(());
         }
+        let (Some(from), Some(to)) = (
+            day.checked_mul(DAY_MS),
+            day.checked_add(1).and_then(|d| d.checked_mul(DAY_MS)),
+        ) else {
+            return Err(StoreError::OutOfRange(format!(
+                "{table}: time {ms} ms has no daily partition"
+            )));
+        };
         self.backend
             .query("SELECT pg_advisory_xact_lock(?)", args![LOCK_PARTITIONS])?;
         self.backend.batch(&format!(
-            "CREATE TABLE IF NOT EXISTS {table}_d{day} PARTITION OF {table}
-             FOR VALUES FROM ({}) TO ({})",
-            day * DAY_MS,
-            (day + 1) * DAY_MS
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF {table}
+             FOR VALUES FROM ({from}) TO ({to})",
+            partition_name(table, day)
         ))?;
         self.partitions.insert((table, day));
         Ok(())
@@ -603,10 +722,13 @@ impl Db {
         let mut out = Vec::new();
         for r in rows {
             let name: String = r.get(0)?;
-            if let Some(day) = name
+            let day = name
                 .strip_prefix(&prefix)
-                .and_then(|d| d.parse::<i64>().ok())
-            {
+                .and_then(|d| match d.strip_prefix('m') {
+                    Some(neg) => neg.parse::<i64>().ok().map(|d| -d),
+                    None => d.parse::<i64>().ok(),
+                });
+            if let Some(day) = day {
                 out.push((name, day));
             }
         }
@@ -617,7 +739,18 @@ impl Db {
 
 /// One day, ms: the partition width.
 pub const DAY_MS: i64 = 86_400_000;
-/// Advisory lock keys (PostgreSQL), in the `pg_advisory_lock(bigint)` key space.
+
+/// The name of `table`'s partition of `day` (days since the epoch): `track_points_d20417`;
+/// a day before 1970 is written `dm1` (`-` cannot stand in a name).
+pub(crate) fn partition_name(table: &str, day: i64) -> String {
+    if day < 0 {
+        format!("{table}_dm{}", day.unsigned_abs())
+    } else {
+        format!("{table}_d{day}")
+    }
+}
+/// Advisory lock keys (PostgreSQL), in the `pg_advisory_lock(bigint)` key space (audit:
+/// `…5003`, dead letters: `…5004`).
 const LOCK_SCHEMA: i64 = 0x5348_4152_5001;
 const LOCK_PARTITIONS: i64 = 0x5348_4152_5002;
 /// The fusion owner's session lock: taken as `pg_try_advisory_lock(int4, int4)` so
@@ -672,6 +805,9 @@ impl Store {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Deleted rows (retention: faces, plates, images of passers-by) are overwritten, not
+        // left readable in free pages of the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "cache_size", -(SQLITE_CACHE_KIB as i64))?;
         let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if found > SCHEMA_VERSION {
@@ -692,6 +828,7 @@ impl Store {
         conn.execute_batch(faces::SCHEMA)?;
         conn.execute_batch(tokens::SCHEMA)?;
         conn.execute_batch(audit::SCHEMA)?;
+        conn.execute_batch(deadletter::SCHEMA)?;
         let store = Self::with(Box::new(sql::Sqlite::new(conn)));
         store.tx(evidence::migrate)?;
         store
@@ -769,6 +906,7 @@ impl Store {
             backend.batch("ALTER TABLE tracks ADD COLUMN IF NOT EXISTS evidence_crop TEXT")?;
             backend.batch(&postgres_schema(tokens::SCHEMA))?;
             backend.batch(&postgres_schema(audit::SCHEMA))?;
+            backend.batch(&postgres_schema(deadletter::SCHEMA))?;
             backend.execute(
                 "INSERT INTO schema_version (id, version) VALUES (1, ?)
                  ON CONFLICT (id) DO UPDATE SET version = excluded.version",
@@ -859,6 +997,8 @@ impl Store {
             }
             Err(e) => {
                 db.backend.rollback();
+                // Partitions this transaction made are gone with it.
+                db.partitions.clear();
                 Err(e)
             }
         }
@@ -935,19 +1075,7 @@ impl Store {
             let now = sharpeyes_wire::now_ms();
             let mut out = Vec::with_capacity(msgs.len());
             for (env, topic, bytes) in msgs {
-                let a = apply(db, env, topic, *bytes, now)?;
-                if let Body::Tracks(_) = &env.body {
-                    match (a, &fusion) {
-                        (Applied::Stored, Fusion::Queue) => fusion::queue(db, env, now)?,
-                        // Stored by another writer first, which queued it; this owner fused it
-                        // already, so it leaves the inbox.
-                        (Applied::Duplicate, Fusion::Fused(_)) => {
-                            fusion::unqueue(db, &env.agent, env.seq)?
-                        }
-                        _ => {}
-                    }
-                }
-                out.push(a);
+                out.push(apply_in_fusion(db, env, topic, *bytes, &fusion, now)?);
             }
             fusion::apply_fusion(db, outputs)?;
             if let Fusion::Fused(consumed) = fusion {
@@ -956,6 +1084,99 @@ impl Store {
                 }
             }
             Ok(out)
+        })
+    }
+
+    /// [`commit_batch`](Self::commit_batch) with each message in a savepoint of its own: a
+    /// message the store refuses for a reason of its own ([`Scope::Message`] or
+    /// [`Scope::Unknown`]) is rolled back to its savepoint and kept as a dead letter
+    /// ([`deadletter`]) with its raw payload (`raws[i]`, the payload of `msgs[i]`) in the same
+    /// transaction, and the others are stored. A store-wide failure ([`Scope::Store`]), or
+    /// every message of the batch failing with [`Scope::Unknown`], fails the whole
+    /// transaction (nothing written). The fusion outputs are written in a savepoint too:
+    /// when they fail, the messages are still stored and the error is returned beside them.
+    pub fn commit_batch_isolating(
+        &mut self,
+        msgs: &[(Envelope, String, usize)],
+        raws: &[&[u8]],
+        outputs: &[crate::fuse::FuseOutput],
+        fusion: Fusion<'_>,
+    ) -> Result<Isolated, StoreError> {
+        assert_eq!(msgs.len(), raws.len(), "one raw payload per message");
+        self.tx(|db| {
+            if matches!(fusion, Fusion::Fused(_)) && !db.still_owner()? {
+                return Err(StoreError::NotFusionOwner);
+            }
+            let now = sharpeyes_wire::now_ms();
+            let mut out = Vec::with_capacity(msgs.len());
+            let mut unknown_failures = 0;
+            let mut first_unknown = None;
+            for ((env, topic, bytes), raw) in msgs.iter().zip(raws) {
+                db.backend.batch("SAVEPOINT sharpeyes_msg")?;
+                match apply_in_fusion(db, env, topic, *bytes, &fusion, now) {
+                    Ok(a) => {
+                        db.backend.batch("RELEASE SAVEPOINT sharpeyes_msg")?;
+                        out.push(Outcome::Applied(a));
+                    }
+                    Err(e) => {
+                        let scope = e.scope();
+                        if scope == Scope::Store {
+                            return Err(e);
+                        }
+                        db.backend
+                            .batch("ROLLBACK TO SAVEPOINT sharpeyes_msg; RELEASE SAVEPOINT sharpeyes_msg")?;
+                        db.partitions.clear();
+                        if scope == Scope::Unknown {
+                            unknown_failures += 1;
+                            first_unknown.get_or_insert_with(|| e.to_string());
+                        }
+                        let error = e.to_string();
+                        let id = deadletter::put(
+                            db,
+                            &deadletter::Letter {
+                                agent: &env.agent,
+                                seq: env.seq,
+                                kind: env.body.kind(),
+                                topic,
+                                payload: raw,
+                                error: &error,
+                            },
+                            now,
+                        )?;
+                        out.push(Outcome::DeadLettered { id, error });
+                    }
+                }
+            }
+            if unknown_failures > 0 && unknown_failures == msgs.len() && msgs.len() > 1 {
+                return Err(StoreError::Invalid(format!(
+                    "every message of the batch failed alone: {}",
+                    first_unknown.unwrap_or_default()
+                )));
+            }
+            db.backend.batch("SAVEPOINT sharpeyes_fusion")?;
+            let fusion_error = match fusion::apply_fusion(db, outputs) {
+                Ok(()) => {
+                    db.backend.batch("RELEASE SAVEPOINT sharpeyes_fusion")?;
+                    None
+                }
+                Err(e) if e.scope() == Scope::Store => return Err(e),
+                Err(e) => {
+                    db.backend.batch(
+                        "ROLLBACK TO SAVEPOINT sharpeyes_fusion; RELEASE SAVEPOINT sharpeyes_fusion",
+                    )?;
+                    db.partitions.clear();
+                    Some(e.to_string())
+                }
+            };
+            if let Fusion::Fused(consumed) = fusion {
+                for (agent, seq) in consumed {
+                    fusion::unqueue(db, agent, *seq)?;
+                }
+            }
+            Ok(Isolated {
+                outcomes: out,
+                fusion_error,
+            })
         })
     }
 
@@ -1260,6 +1481,29 @@ impl Db {
     }
 }
 
+/// What happened to one message of [`Store::commit_batch_isolating`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored (or a duplicate, or a new alert).
+    Applied(Applied),
+    /// Refused by the store; kept as dead letter `id`.
+    DeadLettered {
+        /// The dead letter's id.
+        id: u64,
+        /// What the store said.
+        error: String,
+    },
+}
+
+/// What [`Store::commit_batch_isolating`] committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolated {
+    /// One outcome per message, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Why the fusion outputs were not written, if they were not.
+    pub fusion_error: Option<String>,
+}
+
 /// What the writer's transaction does about fusion ([`Store::commit_batch`]).
 #[derive(Debug, Clone, Copy)]
 pub enum Fusion<'a> {
@@ -1270,6 +1514,34 @@ pub enum Fusion<'a> {
     Queue,
     /// Messages only (tools, tests): no fusion bookkeeping.
     None,
+}
+
+/// Applies one message and keeps the fusion inbox right: a new track batch of a writer that
+/// is not the fusion owner is queued for it; a track batch this owner finds stored already
+/// (another writer stored and queued it) leaves the inbox only if this owner fused it (it
+/// is among `Fused`'s keys). If not (it was stored before this owner looked, so the owner
+/// left it to the inbox), it stays there to be fused from it.
+fn apply_in_fusion(
+    db: &mut Db,
+    env: &Envelope,
+    topic: &str,
+    bytes: usize,
+    fusion: &Fusion<'_>,
+    now: i64,
+) -> Result<Applied, StoreError> {
+    let a = apply(db, env, topic, bytes, now)?;
+    if let Body::Tracks(_) = &env.body {
+        match (a, fusion) {
+            (Applied::Stored, Fusion::Queue) => fusion::queue(db, env, now)?,
+            (Applied::Duplicate, Fusion::Fused(fused))
+                if fused.contains(&(env.agent.clone(), env.seq)) =>
+            {
+                fusion::unqueue(db, &env.agent, env.seq)?
+            }
+            _ => {}
+        }
+    }
+    Ok(a)
 }
 
 fn apply(

@@ -8,6 +8,7 @@
 //! | `tracks` | per-camera tracks | `last_ms` | `days` |
 //! | `messages` | the `(agent, seq)` dedupe log | `received_ms` | `days` |
 //! | `link_evidence` | co-occurrences behind links | `ts_ms` | `days` |
+//! | `person_faces` | representative face embeddings of fused persons (passers-by) | `ts_ms` | `days` |
 //! | `alerts` | alerts and their references to evidence images | `last_ms` | `alert_days` |
 //! | `evidence` | evidence images of kind `sighting` (tracks' best shots) | `last_ref_ms` | `evidence_sighting_days` |
 //! | `evidence` | evidence images of kind `alert` | `last_ref_ms` | `evidence_alert_days` |
@@ -27,8 +28,12 @@
 //! what remains (the partly expired day) is deleted like everything else: at most `chunk`
 //! rows of a kind per transaction, so the writer is never held up long. On SQLite every kind
 //! is deleted in such chunks through its time index; the file keeps its size and reuses the
-//! freed pages. Identities (vehicles, persons), links and aliases are not aged: they are
-//! small, and a later sighting may need them.
+//! freed pages (SQLite runs with `secure_delete`, so deleted faces and images are overwritten,
+//! not left in free pages). Identities (vehicles, persons), links and aliases are not aged:
+//! they are small ids without biometrics, and a later sighting may need them. A person's
+//! representative faces (embeddings of whoever passed a camera) go with the sightings they
+//! came from; the persons looked for are on the face watchlist, whose enrolled photos are
+//! kept apart (watchlist tables) and never aged.
 //!
 //! A message row older than `days` is forgotten, so an agent replaying a batch older than
 //! that would have it stored again: keep `days` above the agents' spool age.
@@ -128,6 +133,14 @@ const KINDS: &[Kind] = &[
         alerts: false,
     },
     Kind {
+        name: "person_faces",
+        table: "person_faces",
+        time: "ts_ms",
+        key: "agent, camera, track",
+        partitioned: false,
+        alerts: false,
+    },
+    Kind {
         name: "alerts",
         table: "alerts",
         time: "last_ms",
@@ -170,7 +183,7 @@ fn expired_partitions(
     Ok(db
         .partitions_of(table)?
         .into_iter()
-        .filter(|(_, day)| (day + 1) * DAY_MS <= cutoff)
+        .filter(|(_, day)| day.saturating_add(1).saturating_mul(DAY_MS) <= cutoff)
         .collect())
 }
 

@@ -8,10 +8,28 @@
 //! comes for a second the fuser gets a tick (timeouts, eviction, re-clustering), whose
 //! results get a transaction of their own.
 //!
-//! A payload that cannot be used (foreign topic, undecodable, agent id differing from the
-//! topic's, body kind not matching the topic) is rejected: logged, counted by reason,
-//! acknowledged (so the broker does not redeliver it forever) and never stored. Everything
-//! else keeps flowing.
+//! A payload that cannot be used (foreign topic, undecodable, too complex to decode, agent
+//! id differing from the topic's, body kind not matching the topic, or any value failing
+//! [`sharpeyes_wire::validate`]: a non-finite number, a time outside the `ingest` window
+//! around this aggregator's clock, a NUL or control character in a text, a box outside its
+//! frame, a list over its bound) is rejected: logged, counted by reason, acknowledged (so
+//! the broker does not redeliver it forever) and never stored. Everything else keeps flowing.
+//!
+//! **Poison never blocks.** A transaction that fails is looked at ([`StoreError::scope`]):
+//! - a store-wide failure (database unreachable, disk full, busy) is retried with back-off
+//!   (1 s doubling up to `ingest.retry_max_ms`); nothing is acknowledged meanwhile, so the
+//!   broker keeps every message;
+//! - any other failure is one message's: the batch is committed again with each message in
+//!   a savepoint ([`Store::commit_batch_isolating`]); a message the store still refuses is
+//!   kept with its raw bytes as a dead letter ([`crate::store::deadletter`]), acknowledged
+//!   and counted, and the others are stored. `aggregator replay ID` asks this writer to apply
+//!   a dead letter again (it is picked up within a second, and goes through the same checks
+//!   and fusion as a message from the broker).
+//!
+//! **Bounded.** The subscriber hands messages to the writer through a bounded queue
+//! (`ingest.queue`): when the store is slower than the agents, the subscriber stops reading
+//! from the broker, which holds the messages (QoS 1), instead of the queue growing. A writer
+//! thread that dies (a panic) cancels the aggregator, which then exits with an error.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,6 +37,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
+use sharpeyes_wire::validate::{Invalid, Limits};
 use sharpeyes_wire::{Body, Codec, DecodeError, Envelope, Topic, TopicError, Topics};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -29,7 +48,9 @@ use crate::config::AggregatorConfig;
 use crate::fuse::{FuseInput, FuseOutput, Fuser};
 use crate::metrics::{Metrics, inc};
 use crate::store::fusion::output_kind;
-use crate::store::{Applied, Dialect, Fusion, RetentionPolicy, Store, StoreError};
+use crate::store::{
+    Applied, Dialect, Fusion, Outcome, Replay, RetentionPolicy, Scope, Store, StoreError,
+};
 
 /// Why a payload was rejected.
 #[derive(Debug, Error)]
@@ -64,6 +85,16 @@ pub enum Rejection {
         /// Camera in the payload.
         payload: String,
     },
+    /// A value of the message is not usable (see [`sharpeyes_wire::validate`]).
+    #[error("agent {agent:?} seq {seq}: {invalid}")]
+    Invalid {
+        /// The sending agent.
+        agent: String,
+        /// Its sequence number.
+        seq: u64,
+        /// What is wrong.
+        invalid: Invalid,
+    },
 }
 
 impl Rejection {
@@ -75,19 +106,28 @@ impl Rejection {
             Rejection::AgentMismatch { .. } => "agent_mismatch",
             Rejection::KindMismatch { .. } => "kind_mismatch",
             Rejection::CameraMismatch { .. } => "camera_mismatch",
+            Rejection::Invalid { invalid, .. } => invalid.kind(),
         }
     }
 }
 
-/// Decodes a payload and checks it against its topic.
+/// Decodes a payload and checks it against its topic and every value against `limits`.
 pub fn check(
     codec: &Codec,
     topics: &Topics,
     topic: &str,
     payload: &[u8],
+    limits: &Limits,
 ) -> Result<Envelope, Rejection> {
     let t = topics.parse(topic)?;
     let env = codec.decode(payload)?;
+    if let Err(invalid) = sharpeyes_wire::validate::check_envelope(&env, limits) {
+        return Err(Rejection::Invalid {
+            agent: env.agent,
+            seq: env.seq,
+            invalid,
+        });
+    }
     if let Some(agent) = t.agent()
         && agent != env.agent
     {
@@ -188,7 +228,7 @@ pub async fn subscribe_loop(
     cfg: AggregatorConfig,
     client: AsyncClient,
     mut eventloop: EventLoop,
-    to_writer: mpsc::UnboundedSender<Publish>,
+    to_writer: mpsc::Sender<Publish>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) {
@@ -219,7 +259,14 @@ pub async fn subscribe_loop(
             Ok(Event::Incoming(Packet::SubAck(_))) => inc(&metrics.subscribed),
             Ok(Event::Incoming(Packet::Publish(p))) => {
                 inc(&metrics.received);
-                if to_writer.send(p).is_err() {
+                // A full queue waits here: the event loop is not polled meanwhile, so no more
+                // is read from the broker (which keeps the messages) until the writer catches up.
+                let sent = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    r = to_writer.send(p) => r,
+                };
+                if sent.is_err() {
+                    // The writer is gone (it died): stop; the aggregator reports it.
                     break;
                 }
             }
@@ -272,6 +319,8 @@ pub struct Writer {
     pub shutdown: CancellationToken,
     /// Runs the alert hook for new alerts, if one is configured.
     pub hook: Option<crate::hook::Hook>,
+    /// What is accepted from the agents, and the retry back-off.
+    pub ingest: crate::config::IngestConfig,
     /// Where new alerts are announced (the API's live stream); sending never blocks.
     pub events: Option<crate::api::AlertEvents>,
     /// Fuses the track batches into vehicles, persons and links (as the fusion owner), or
@@ -285,10 +334,32 @@ pub struct Writer {
 
 impl Writer {
     /// The writer thread: takes what arrived (up to `max_batch` at once), stores it in one
-    /// transaction, then acknowledges every message of the batch. A failed transaction is
-    /// retried (nothing is acknowledged before its commit).
-    pub fn run(self, rx: mpsc::UnboundedReceiver<Publish>) {
-        writer_loop(self, rx)
+    /// transaction, then acknowledges every message of the batch. A store-wide failure is
+    /// retried with back-off (nothing is acknowledged before its commit); a message the store
+    /// refuses goes to the dead letters (see the [module docs](self)). When the thread ends
+    /// by a panic, `died` is cancelled so the aggregator stops and reports it.
+    pub fn run(self, rx: mpsc::Receiver<Publish>, died: CancellationToken) {
+        let guard = DiedGuard(Some(died));
+        writer_loop(self, rx);
+        guard.disarm();
+    }
+}
+
+/// Cancels its token when dropped armed: during a panic's unwinding.
+struct DiedGuard(Option<CancellationToken>);
+
+impl DiedGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for DiedGuard {
+    fn drop(&mut self) {
+        if let Some(t) = self.0.take() {
+            error!("the store writer thread died; stopping the aggregator");
+            t.cancel();
+        }
     }
 }
 
@@ -410,7 +481,11 @@ impl FusionStage {
         metrics
             .fusion_dequeued
             .fetch_add(from_inbox.len() as u64, Ordering::Relaxed);
-        self.pending = fuse(fuser, store, valid, &from_inbox, tick, metrics);
+        let (outputs, fused) = fuse(fuser, store, valid, &from_inbox, tick, metrics);
+        self.pending = outputs;
+        // What this owner fused from the batch itself leaves the inbox too, should another
+        // writer have queued it meanwhile; a stored message it did not fuse stays there.
+        self.consumed.extend(fused);
     }
 
     /// Whether [`commit`](Self::commit) has anything to write besides `valid`.
@@ -421,6 +496,29 @@ impl FusionStage {
     /// The fusion outputs the last [`prepare`](Self::prepare) computed.
     pub fn outputs(&self) -> &[FuseOutput] {
         &self.pending
+    }
+
+    /// [`commit`](Self::commit) with each message in a savepoint: what the store refuses
+    /// becomes a dead letter ([`Store::commit_batch_isolating`]).
+    pub fn commit_isolating(
+        &mut self,
+        store: &mut Store,
+        valid: &[(Envelope, String, usize)],
+        raws: &[&[u8]],
+        metrics: &Metrics,
+    ) -> Result<crate::store::Isolated, StoreError> {
+        if self.fuser.is_some() {
+            match store.commit_batch_isolating(
+                valid,
+                raws,
+                &self.pending,
+                Fusion::Fused(&self.consumed),
+            ) {
+                Err(StoreError::NotFusionOwner) => self.lose(metrics),
+                r => return r,
+            }
+        }
+        store.commit_batch_isolating(valid, raws, &[], Fusion::Queue)
     }
 
     /// Stores `valid` with what [`prepare`](Self::prepare) fused (or queues its track batches
@@ -503,7 +601,7 @@ fn fuse(
     from_inbox: &[(Envelope, String, usize)],
     tick: bool,
     metrics: &Metrics,
-) -> Vec<FuseOutput> {
+) -> (Vec<FuseOutput>, Vec<(String, u64)>) {
     let t0 = Instant::now();
     let now = sharpeyes_wire::now_ms();
     let mut out = Vec::new();
@@ -540,10 +638,34 @@ fn fuse(
     metrics
         .fusion_us
         .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
-    out
+    let fused = seen
+        .into_iter()
+        .map(|(agent, seq)| (agent.to_string(), seq))
+        .collect();
+    (out, fused)
 }
 
-fn writer_loop(w: Writer, mut rx: mpsc::UnboundedReceiver<Publish>) {
+/// Where a message for the writer came from.
+enum Origin {
+    /// The broker: acknowledged after its commit.
+    Broker(Publish),
+    /// A dead letter to apply again (`aggregator replay`).
+    Replay(u64),
+}
+
+impl Origin {
+    fn topic(&self) -> &str {
+        match self {
+            Origin::Broker(p) => &p.topic,
+            Origin::Replay(_) => "",
+        }
+    }
+}
+
+/// Dead letters whose replay was asked for, taken per tick at most.
+const REPLAYS_PER_TICK: usize = 64;
+
+fn writer_loop(w: Writer, mut rx: mpsc::Receiver<Publish>) {
     let Writer {
         mut store,
         client,
@@ -554,6 +676,7 @@ fn writer_loop(w: Writer, mut rx: mpsc::UnboundedReceiver<Publish>) {
         runtime,
         shutdown,
         hook,
+        ingest,
         events,
         mut fusion,
         retention,
@@ -565,6 +688,7 @@ fn writer_loop(w: Writer, mut rx: mpsc::UnboundedReceiver<Publish>) {
         }
         inc(&metrics.acked);
     };
+    let retry_max = Duration::from_millis(ingest.retry_max_ms);
     let mut last_tick = Instant::now();
     loop {
         // (The timer is made inside the runtime: it needs its time driver.)
@@ -574,21 +698,11 @@ fn writer_loop(w: Writer, mut rx: mpsc::UnboundedReceiver<Publish>) {
             Ok(None) => break,
             Err(_) => None, // a second without messages
         };
-        let mut batch: Vec<Publish> = first.into_iter().collect();
+        let mut batch: Vec<Origin> = first.into_iter().map(Origin::Broker).collect();
         while !batch.is_empty() && batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(p) => batch.push(p),
+                Ok(p) => batch.push(Origin::Broker(p)),
                 Err(_) => break,
-            }
-        }
-        let mut valid: Vec<(Envelope, String, usize)> = Vec::with_capacity(batch.len());
-        for p in &batch {
-            match check(&codec, &topics, &p.topic, &p.payload) {
-                Ok(env) => valid.push((env, p.topic.clone(), p.payload.len())),
-                Err(r) => {
-                    metrics.rejected.inc(r.kind());
-                    warn!(topic = %p.topic, bytes = p.payload.len(), reason = %r, "rejected payload");
-                }
             }
         }
         let tick = last_tick.elapsed() >= TICK;
@@ -596,73 +710,176 @@ fn writer_loop(w: Writer, mut rx: mpsc::UnboundedReceiver<Publish>) {
             last_tick = Instant::now();
             fusion.retention(&store, &retention, retention_every, &metrics);
         }
+        // Replays asked for by `aggregator replay` (their payloads, kept here by id).
+        let mut replays: Vec<Replay> = Vec::new();
+        if tick {
+            match store.replays_requested(REPLAYS_PER_TICK) {
+                Ok(r) => replays = r,
+                Err(e) => warn!(error = %e, "cannot read the dead letters to replay"),
+            }
+            batch.extend(replays.iter().map(|r| Origin::Replay(r.id)));
+        }
+        let limits = ingest.limits(sharpeyes_wire::now_ms());
+        // (envelope, topic, size) of each usable message, and where it came from.
+        let mut valid: Vec<(Envelope, String, usize)> = Vec::with_capacity(batch.len());
+        let mut raws: Vec<&[u8]> = Vec::with_capacity(batch.len());
+        let mut origins: Vec<&Origin> = Vec::with_capacity(batch.len());
+        for o in &batch {
+            let (topic, payload): (&str, &[u8]) = match o {
+                Origin::Broker(p) => (&p.topic, &p.payload),
+                Origin::Replay(id) => match replays.iter().find(|r| r.id == *id) {
+                    Some(r) => (&r.topic, &r.payload),
+                    None => continue,
+                },
+            };
+            match check(&codec, &topics, topic, payload, &limits) {
+                Ok(env) => {
+                    valid.push((env, topic.to_string(), payload.len()));
+                    raws.push(payload);
+                    origins.push(o);
+                }
+                Err(r) => {
+                    metrics.rejected.inc(r.kind());
+                    warn!(topic = %topic, bytes = payload.len(), reason = %r, "rejected payload");
+                    if let Origin::Replay(id) = o
+                        && let Err(e) = store.replay_refused(
+                            *id,
+                            &format!("rejected: {r}"),
+                            sharpeyes_wire::now_ms(),
+                        )
+                    {
+                        warn!(error = %e, dead_letter = id, "cannot record a refused replay");
+                    }
+                }
+            }
+        }
         // Fused once, before the transaction: a retry writes the same outputs.
         fusion.prepare(&store, &valid, tick, &metrics);
         if valid.is_empty() && !fusion.has_work() {
-            for p in &batch {
-                ack(p);
+            for o in &batch {
+                if let Origin::Broker(p) = o {
+                    ack(p);
+                }
             }
             continue;
         }
-        loop {
+        let mut delay = Duration::from_secs(1);
+        let outcomes: Vec<Outcome> = loop {
             let t0 = std::time::Instant::now();
-            let result = fusion.commit(&mut store, &valid, &metrics);
+            let result = commit(&mut fusion, &mut store, &valid, &raws, &metrics);
             metrics
                 .commit_us
                 .fetch_add(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
             inc(&metrics.commits);
             match result {
-                Ok(applied) => {
-                    for (a, (env, _, _)) in applied.into_iter().zip(&valid) {
-                        match a {
-                            Applied::Stored => inc(&metrics.stored),
-                            Applied::NewAlert => {
-                                inc(&metrics.stored);
-                                inc(&metrics.alerts);
-                                if let (Some(h), Body::Alert(alert)) = (&hook, &env.body) {
-                                    h.send(&env.agent, alert);
-                                }
-                                if let (Some(tx), Body::Alert(alert)) = (&events, &env.body) {
-                                    // No receiver (no open stream) is fine.
-                                    let _ = tx.send(crate::api::AlertEvent::Alert(Box::new(
-                                        crate::store::AlertRow::from_wire(
-                                            &env.agent,
-                                            alert,
-                                            sharpeyes_wire::now_ms(),
-                                        ),
-                                    )));
-                                }
-                            }
-                            Applied::Duplicate => inc(&metrics.duplicates),
-                        }
-                    }
-                    for o in fusion.outputs() {
-                        metrics.fusion.inc(output_kind(o));
-                    }
-                    metrics
-                        .evidence_refused
-                        .fetch_add(store.take_evidence_refused(), Ordering::Relaxed);
-                    debug!(
-                        messages = batch.len(),
-                        fusion_outputs = fusion.outputs().len(),
-                        "committed"
-                    );
-                    break;
-                }
+                Ok(o) => break o,
                 Err(e) => {
                     inc(&metrics.store_errors);
-                    error!(error = %e, "store transaction failed; retrying in 1 s");
+                    error!(
+                        error = %e,
+                        "the store is failing as a whole; retrying in {delay:?} (nothing is \
+                         acknowledged meanwhile: the broker keeps the messages). Check that the \
+                         database is reachable and its disk has room"
+                    );
                     if shutdown.is_cancelled() {
                         return; // unacknowledged: the broker redelivers them later
                     }
-                    std::thread::sleep(Duration::from_secs(1));
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(retry_max);
+                }
+            }
+        };
+        for ((outcome, (env, _, _)), origin) in outcomes.into_iter().zip(&valid).zip(&origins) {
+            let replayed = match origin {
+                Origin::Replay(id) => Some(*id),
+                Origin::Broker(_) => None,
+            };
+            match outcome {
+                Outcome::Applied(a) => {
+                    match a {
+                        Applied::Stored => inc(&metrics.stored),
+                        Applied::NewAlert => {
+                            inc(&metrics.stored);
+                            inc(&metrics.alerts);
+                            if let (Some(h), Body::Alert(alert)) = (&hook, &env.body) {
+                                h.send(&env.agent, alert);
+                            }
+                            if let (Some(tx), Body::Alert(alert)) = (&events, &env.body) {
+                                // No receiver (no open stream) is fine.
+                                let _ = tx.send(crate::api::AlertEvent::Alert(Box::new(
+                                    crate::store::AlertRow::from_wire(
+                                        &env.agent,
+                                        alert,
+                                        sharpeyes_wire::now_ms(),
+                                    ),
+                                )));
+                            }
+                        }
+                        Applied::Duplicate => inc(&metrics.duplicates),
+                    }
+                    if let Some(id) = replayed {
+                        inc(&metrics.replayed);
+                        info!(dead_letter = id, agent = %env.agent, seq = env.seq, "dead letter replayed and stored");
+                        if let Err(e) = store.remove_dead_letter(id) {
+                            warn!(error = %e, dead_letter = id, "replayed, but cannot remove the dead letter (a later replay finds it stored)");
+                        }
+                    }
+                }
+                Outcome::DeadLettered { id, error } => {
+                    inc(&metrics.dead_lettered);
+                    warn!(
+                        agent = %env.agent, seq = env.seq, kind = env.body.kind(),
+                        topic = %origin.topic(), dead_letter = id, %error,
+                        "the store refused a message: kept as dead letter {id} and acknowledged \
+                         (list with `aggregator dead-letters`; after a fix, `aggregator replay {id}`)"
+                    );
                 }
             }
         }
-        for p in &batch {
-            ack(p);
+        for o in fusion.outputs() {
+            metrics.fusion.inc(output_kind(o));
+        }
+        metrics
+            .evidence_refused
+            .fetch_add(store.take_evidence_refused(), Ordering::Relaxed);
+        debug!(
+            messages = batch.len(),
+            fusion_outputs = fusion.outputs().len(),
+            "committed"
+        );
+        for o in &batch {
+            if let Origin::Broker(p) = o {
+                ack(p);
+            }
         }
     }
+}
+
+/// One try at committing `valid`: in one transaction; when that fails for a reason that is
+/// not store-wide, again with each message isolated (see the [module docs](self)). An error
+/// is a store-wide failure (to retry).
+fn commit(
+    fusion: &mut FusionStage,
+    store: &mut Store,
+    valid: &[(Envelope, String, usize)],
+    raws: &[&[u8]],
+    metrics: &Metrics,
+) -> Result<Vec<Outcome>, StoreError> {
+    let e = match fusion.commit(store, valid, metrics) {
+        Ok(applied) => return Ok(applied.into_iter().map(Outcome::Applied).collect()),
+        Err(e) => e,
+    };
+    if e.scope() == Scope::Store {
+        return Err(e);
+    }
+    inc(&metrics.store_errors);
+    warn!(error = %e, messages = valid.len(), "a transaction failed for a message's reason; committing its messages one by one");
+    let isolated = fusion.commit_isolating(store, valid, raws, metrics)?;
+    if let Some(fe) = &isolated.fusion_error {
+        inc(&metrics.fusion_write_errors);
+        error!(error = %fe, "the fusion results of a transaction could not be written (its messages were stored); the fuser rebuilds them from the store at the next start");
+    }
+    Ok(isolated.outcomes)
 }
 
 #[cfg(test)]
@@ -670,18 +887,20 @@ mod tests {
     use super::*;
     use sharpeyes_wire::TrackBatch;
 
+    const T0: i64 = 1_800_000_000_000;
+
     fn payload(agent: &str, camera: &str) -> Vec<u8> {
         let env = Envelope::new(
             agent,
             1,
-            0,
+            T0,
             Body::Tracks(TrackBatch {
                 site: "s".into(),
                 camera: camera.into(),
                 frame_w: 1,
                 frame_h: 1,
-                from_ms: 0,
-                to_ms: 0,
+                from_ms: T0,
+                to_ms: T0,
                 frames: 0,
                 updates: vec![],
             }),
@@ -693,8 +912,9 @@ mod tests {
     fn checks_payload_against_topic() {
         let (c, t) = (Codec::default(), Topics::default());
         let topic = t.tracks("s", "a1", "cam");
-        assert!(check(&c, &t, &topic, &payload("a1", "cam")).is_ok());
-        let kind = |topic: &str, p: &[u8]| check(&c, &t, topic, p).unwrap_err().kind();
+        let l = Limits::around(T0, 86_400_000, 60_000);
+        assert!(check(&c, &t, &topic, &payload("a1", "cam"), &l).is_ok());
+        let kind = |topic: &str, p: &[u8]| check(&c, &t, topic, p, &l).unwrap_err().kind();
         assert_eq!(kind(&topic, &payload("a2", "cam")), "agent_mismatch");
         assert_eq!(kind(&topic, &payload("a1", "other")), "camera_mismatch");
         assert_eq!(
@@ -704,6 +924,26 @@ mod tests {
         assert_eq!(kind("elsewhere/x", &payload("a1", "cam")), "topic");
         assert_eq!(kind(&topic, b"{\"hello\":1}"), "bad_magic");
         assert_eq!(kind(&topic, b"SE"), "truncated");
+    }
+
+    #[test]
+    fn a_writer_thread_that_panics_cancels_the_aggregator() {
+        let died = CancellationToken::new();
+        let d = died.clone();
+        let r = std::thread::spawn(move || {
+            let guard = DiedGuard(Some(d));
+            if guard.0.is_some() {
+                panic!("a bug in the writer");
+            }
+            guard.disarm();
+        })
+        .join();
+        assert!(r.is_err());
+        assert!(died.is_cancelled(), "the panic cancelled the aggregator");
+        // A writer that ends normally (shutdown) cancels nothing.
+        let ok = CancellationToken::new();
+        DiedGuard(Some(ok.clone())).disarm();
+        assert!(!ok.is_cancelled());
     }
 
     #[test]

@@ -109,14 +109,21 @@ impl TempPostgres {
                 "--no-instructions",
             ],
         );
+        pg.pg_start();
+        pg
+    }
+
+    fn pg_start(&self) {
         let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off -c max_connections=50 \
              -c shared_buffers=256MB -c max_wal_size=4GB",
-            pg.dir.path().display()
+            self.port,
+            self.dir.path().display()
         );
-        let log = pg.dir.path().join("server.log");
-        pg.run(
+        let log = self.dir.path().join("server.log");
+        let data = self.data();
+        self.run(
             "pg_ctl",
             &[
                 "-D",
@@ -131,7 +138,21 @@ impl TempPostgres {
                 "start",
             ],
         );
-        pg
+    }
+
+    /// Stops the server (fast: its clients' connections break; what was committed is kept,
+    /// though the test server runs without fsync and with asynchronous commits).
+    pub fn stop(&mut self) {
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    /// Starts a stopped server again, on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.pg_start();
     }
 
     fn data(&self) -> PathBuf {
