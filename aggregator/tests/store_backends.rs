@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use aggregator::config::CameraPlace;
 use aggregator::fuse::{
-    Assignment, CameraKey, FlagReason, FuseOutput, Gate, Identity, LinkEvidence, LinkRule,
+    Assignment, CameraKey, FaceRep, FlagReason, FuseOutput, Gate, Identity, LinkEvidence, LinkRule,
     PersonId, RetireReason, Sighting, TrackRef, VehicleId,
 };
 use aggregator::store::{
@@ -86,6 +86,7 @@ both!(
     alerts_are_stored_updated_and_acknowledged,
     watchlists_version_and_entries,
     retention_deletes_old_rows_in_chunks,
+    person_faces_age_out_with_the_sightings,
     one_fusion_owner_and_the_inbox,
     cli_queries_answer_from_either_backend,
     evidence_is_content_addressed_and_referenced,
@@ -672,6 +673,73 @@ fn watchlists_version_and_entries(f: &Fixture) {
     };
     assert_eq!(reader.watchlist_version().unwrap(), 5);
     assert!(reader.watchlists().unwrap().faces.is_empty());
+}
+
+/// Privacy by default: the representative faces of fused persons (embeddings of whoever
+/// passed a camera) are deleted with the sightings they came from; on SQLite deleted rows
+/// are overwritten (`secure_delete`), not left readable in the file's free pages.
+fn person_faces_age_out_with_the_sightings(f: &Fixture) {
+    let mut s = f.open();
+    let now = 40 * DAY;
+    let face = |track: u64, ts_ms: i64| FuseOutput::PersonFace {
+        person: PersonId(1),
+        face: FaceRep {
+            track: TrackRef {
+                camera: cam("cam-1"),
+                track,
+            },
+            model: "sface_2021dec".into(),
+            // A pattern of its own per track, to look for in the file afterwards.
+            embedding: (0..128)
+                .map(|i| (track * 1000 + i) as f32 / 1_000_003.0)
+                .collect(),
+            quality: 0.9,
+            ts_ms,
+        },
+    };
+    s.apply_fusion(&[
+        ps(1, "cam-1", 1, 2 * DAY, A),
+        ps(1, "cam-1", 2, 39 * DAY, A),
+        face(1, 2 * DAY),
+        face(2, 39 * DAY),
+    ])
+    .unwrap();
+    assert_eq!(s.person_faces(None, 128).unwrap().0.len(), 2);
+    let policy = RetentionPolicy {
+        days: 30,
+        alert_days: 30,
+        evidence_sighting_days: 30,
+        evidence_alert_days: 30,
+        chunk: 100,
+    };
+    assert_eq!(
+        s.retention_preview(&policy, now)
+            .unwrap()
+            .deleted
+            .get("person_faces"),
+        Some(&1)
+    );
+    while !s.retention_step(&policy, now).unwrap().done {}
+    let left = s.person_faces(None, 128).unwrap().0;
+    assert_eq!(
+        left.iter().map(|r| r.track).collect::<Vec<_>>(),
+        vec![2],
+        "the face of the old sighting is gone, the recent one kept"
+    );
+    if let Fixture::Sqlite(dir) = f {
+        // Closed (the WAL is checkpointed into the file): the old face's bytes are nowhere
+        // in it, the kept one's are.
+        drop(s);
+        let file = std::fs::read(dir.path().join("t.db")).unwrap();
+        let bytes_of = |track: u64| -> Vec<u8> {
+            (0..16)
+                .flat_map(|i| ((track * 1000 + i) as f32 / 1_000_003.0).to_le_bytes())
+                .collect()
+        };
+        let found = |needle: &[u8]| file.windows(needle.len()).any(|w| w == needle);
+        assert!(found(&bytes_of(2)), "the kept face is in the file");
+        assert!(!found(&bytes_of(1)), "the deleted face was overwritten");
+    }
 }
 
 fn retention_deletes_old_rows_in_chunks(f: &Fixture) {
