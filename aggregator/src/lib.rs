@@ -19,6 +19,7 @@ pub mod store;
 pub mod subscribe;
 pub mod watchlist;
 pub mod web;
+pub mod witness;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,6 +111,24 @@ pub async fn run_with_metrics(
     // message; on PostgreSQL another aggregator may own fusion, and this one keeps trying.
     let mut fusion = subscribe::FusionStage::new(new_fuser);
     fusion.claim(&store, &metrics);
+    let hook = hook::Hook::start(&config.alerts, metrics.clone());
+    // Signed audit checkpoints: periodically, and a last one once everything that audits
+    // has stopped (`audit_done`, below).
+    let audit_done = CancellationToken::new();
+    let checkpoints = {
+        let c = witness::Checkpointer {
+            cfg: config.audit.clone(),
+            at: at.clone(),
+            hook: hook.clone(),
+            metrics: metrics.clone(),
+        };
+        let done = audit_done.clone();
+        tokio::spawn(async move {
+            if let Err(e) = c.run(done).await {
+                tracing::error!(error = %e, "audit checkpoints are off: the audit log is not anchored");
+            }
+        })
+    };
     let writer = {
         let writer = subscribe::Writer {
             store,
@@ -120,7 +139,7 @@ pub async fn run_with_metrics(
             max_batch: config.store.max_batch,
             runtime: tokio::runtime::Handle::current(),
             shutdown: shutdown.clone(),
-            hook: hook::Hook::start(&config.alerts, metrics.clone()),
+            hook,
             events: Some(events.clone()),
             fusion,
             retention: config.store.retention(),
@@ -176,6 +195,8 @@ pub async fn run_with_metrics(
     ));
     let _ = sub.await;
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    audit_done.cancel();
+    let _ = checkpoints.await;
     stats.abort();
     publisher.abort();
     log_stats(&metrics);
