@@ -1120,7 +1120,8 @@ fn main() -> anyhow::Result<()> {
                 );
                 let done = db.open()?.audited(&entry, |s| {
                     Ok::<_, aggregator::store::StoreError>(
-                        s.revoke_token(&name, sharpeyes_wire::now_ms())?.then_some(()),
+                        s.revoke_token(&name, sharpeyes_wire::now_ms())?
+                            .then_some(()),
                     )
                 })?;
                 if done.is_none() {
@@ -1138,12 +1139,17 @@ fn main() -> anyhow::Result<()> {
             } => {
                 let store = db.open()?;
                 let mut trust = aggregator::store::audit::AuditTrust {
-                    keys: public_keys.iter().map(|k| k.trim().to_lowercase()).collect(),
+                    keys: public_keys
+                        .iter()
+                        .map(|k| k.trim().to_lowercase())
+                        .collect(),
                     witnessed: Vec::new(),
                 };
                 for k in &trust.keys {
                     if aggregator::store::audit::unhex(k).is_none_or(|b| b.len() != 32) {
-                        bail!("--public-key {k:?} is not 64 hex digits (aggregator audit public-key prints it)");
+                        bail!(
+                            "--public-key {k:?} is not 64 hex digits (aggregator audit public-key prints it)"
+                        );
                     }
                 }
                 let key_file = key.path(&db)?;
@@ -1191,12 +1197,18 @@ fn main() -> anyhow::Result<()> {
             AuditCmd::Keygen { key, db } => {
                 let path = key.path(&db)?;
                 let k = aggregator::witness::AuditKey::generate(&path)?;
-                eprintln!("audit key written to {} (mode 0600); its public key:", path.display());
+                eprintln!(
+                    "audit key written to {} (mode 0600); its public key:",
+                    path.display()
+                );
                 println!("{}", k.public_hex());
             }
             AuditCmd::PublicKey { key, db } => {
                 let path = key.path(&db)?;
-                println!("{}", aggregator::witness::AuditKey::load(&path)?.public_hex());
+                println!(
+                    "{}",
+                    aggregator::witness::AuditKey::load(&path)?.public_hex()
+                );
             }
             AuditCmd::Checkpoint { out, key, db } => {
                 let store = db.open()?;

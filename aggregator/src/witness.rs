@@ -351,10 +351,7 @@ mod tests {
         std::fs::write(&p, b"not a key").unwrap();
         assert!(matches!(AuditKey::load(&p), Err(WitnessError::BadKey(_))));
         assert_eq!(
-            key_path(
-                &AuditConfig::default(),
-                &Location::Sqlite("/x/s.db".into())
-            ),
+            key_path(&AuditConfig::default(), &Location::Sqlite("/x/s.db".into())),
             PathBuf::from("/x/s.db.audit-key")
         );
     }

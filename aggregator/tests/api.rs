@@ -1635,8 +1635,14 @@ async fn chinese_purposes_and_local_times_work_over_http() {
             at_offset(to, -300),
         ),
         // An unencoded + arrives as a space: still +08:00.
-        (at_offset(from, 480), at_offset(to, 0).replace("+00:00", "Z")),
-        (at_offset(from, 330).replace('+', "%2B"), at_offset(to, 480).replace('+', "%2B")),
+        (
+            at_offset(from, 480),
+            at_offset(to, 0).replace("+00:00", "Z"),
+        ),
+        (
+            at_offset(from, 330).replace('+', "%2B"),
+            at_offset(to, 480).replace('+', "%2B"),
+        ),
     ] {
         let r = s
             .send(
@@ -1649,12 +1655,19 @@ async fn chinese_purposes_and_local_times_work_over_http() {
             .await;
         assert_eq!(r.status, 200, "{f} {t}: {}", r.text());
         let doc = r.json();
-        assert_eq!((doc["from_ms"].as_i64(), doc["to_ms"].as_i64()), (Some(from), Some(to)), "{f} {t}");
+        assert_eq!(
+            (doc["from_ms"].as_i64(), doc["to_ms"].as_i64()),
+            (Some(from), Some(to)),
+            "{f} {t}"
+        );
         assert_eq!(doc["sightings"].as_array().unwrap().len(), 7);
     }
     let r = s
         .get(
-            &format!("/api/v1/audit?from={}", at_offset(from, 480).replace('+', "%2B")),
+            &format!(
+                "/api/v1/audit?from={}",
+                at_offset(from, 480).replace('+', "%2B")
+            ),
             "admin",
         )
         .await;
@@ -1690,7 +1703,7 @@ async fn chinese_purposes_and_local_times_work_over_http() {
         .expect("the refused purpose is recorded as sent");
     assert_eq!(short.who, "analyst");
     let db = s.db.clone();
-    s.stop().await;
+    let _dir = s.stop().await;
     // The command line: Chinese purpose and case, times with offsets.
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
         .args(["sightings", "--grid", "g1", "--json", "--from"])
@@ -1701,14 +1714,25 @@ async fn chinese_purposes_and_local_times_work_over_http() {
         .arg(&db)
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
-    assert_eq!((doc["from_ms"].as_i64(), doc["to_ms"].as_i64()), (Some(from), Some(to)));
+    assert_eq!(
+        (doc["from_ms"].as_i64(), doc["to_ms"].as_i64()),
+        (Some(from), Some(to))
+    );
     assert_eq!(doc["sightings"].as_array().unwrap().len(), 7);
     let store = Store::open_read_only(&db).unwrap();
     let last = &store.audit_entries(&Default::default()).unwrap()[0];
     assert_eq!(
-        (last.action.as_str(), last.purpose.as_deref(), last.case_ref.as_deref()),
+        (
+            last.action.as_str(),
+            last.purpose.as_deref(),
+            last.case_ref.as_deref()
+        ),
         ("sightings", Some(PURPOSE_ZH), Some(CASE_ZH))
     );
     assert!(store.audit_verify().unwrap().broken.is_none());
@@ -1762,7 +1786,13 @@ async fn refused_requests_record_the_token_and_what_was_sent() {
         .collect();
     let p = Some(PURPOSE_ZH.to_string());
     let row = |who: &str, role: &str, st: u16, case: Option<&str>| {
-        (who.to_string(), role.to_string(), st, p.clone(), case.map(str::to_string))
+        (
+            who.to_string(),
+            role.to_string(),
+            st,
+            p.clone(),
+            case.map(str::to_string),
+        )
     };
     assert_eq!(
         got,
@@ -1791,13 +1821,25 @@ async fn write_routes_audit_in_the_transaction_of_their_change() {
          BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
     )
     .unwrap();
-    let plate = br#"{"plate": "京C12345", "reason": "stolen"}"#.to_vec();
+    let plate = r#"{"plate": "京C12345", "reason": "stolen"}"#.as_bytes().to_vec();
     let r = s
-        .send("POST", "/api/v1/watchlist/plates", Some("admin"), &json, plate.clone())
+        .send(
+            "POST",
+            "/api/v1/watchlist/plates",
+            Some("admin"),
+            &json,
+            plate.clone(),
+        )
         .await;
     assert_eq!(r.status, 500, "{}", r.text());
     let r = s
-        .send("DELETE", "/api/v1/tokens/victim", Some("admin"), &[], vec![])
+        .send(
+            "DELETE",
+            "/api/v1/tokens/victim",
+            Some("admin"),
+            &[],
+            vec![],
+        )
         .await;
     assert_eq!(r.status, 500, "{}", r.text());
     let r = s
@@ -1806,7 +1848,7 @@ async fn write_routes_audit_in_the_transaction_of_their_change() {
             "/api/v1/alerts/agent-1/ack-analyst/ack",
             Some("analyst"),
             &json,
-            br#"{"note": "已处理"}"#.to_vec(),
+            r#"{"note": "已处理"}"#.as_bytes().to_vec(),
         )
         .await;
     assert_eq!(r.status, 500, "{}", r.text());
@@ -1825,7 +1867,10 @@ async fn write_routes_audit_in_the_transaction_of_their_change() {
         let l = st.watchlist_listing().unwrap();
         assert!(!l.plates.iter().any(|p| p.plate == "京C12345"), "{l:?}");
         let toks = st.tokens().unwrap();
-        assert!(toks.iter().any(|t| t.name == "victim" && t.revoked_ms.is_none()));
+        assert!(
+            toks.iter()
+                .any(|t| t.name == "victim" && t.revoked_ms.is_none())
+        );
         assert!(!toks.iter().any(|t| t.name == "new-1"));
         assert!(
             st.alerts(&Default::default())
@@ -1834,27 +1879,54 @@ async fn write_routes_audit_in_the_transaction_of_their_change() {
                 .any(|a| a.alert_id == "ack-analyst" && a.acked_ms.is_none())
         );
     }
-    assert_eq!(s.get("/api/v1/me", "victim").await.status, 200, "still valid");
     c.execute_batch("DROP TRIGGER refuse_audit").unwrap();
+    assert_eq!(
+        s.get("/api/v1/me", "victim").await.status,
+        200,
+        "still valid"
+    );
     // Now each change is stored with its entry.
     let before = Store::open_read_only(&s.db).unwrap().audit_len().unwrap();
     let r = s
-        .send("POST", "/api/v1/watchlist/plates", Some("admin"), &json, plate)
+        .send(
+            "POST",
+            "/api/v1/watchlist/plates",
+            Some("admin"),
+            &json,
+            plate,
+        )
         .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let r = s
-        .send("DELETE", "/api/v1/tokens/victim", Some("admin"), &[], vec![])
+        .send(
+            "DELETE",
+            "/api/v1/tokens/victim",
+            Some("admin"),
+            &[],
+            vec![],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let r = s
-        .send("DELETE", "/api/v1/tokens/victim", Some("admin"), &[], vec![])
+        .send(
+            "DELETE",
+            "/api/v1/tokens/victim",
+            Some("admin"),
+            &[],
+            vec![],
+        )
         .await;
     problem_ok(&r, 404, "revoked already");
     let st = Store::open_read_only(&s.db).unwrap();
     let audit = st.audit_entries(&Default::default()).unwrap();
     assert_eq!(audit.len() as u64, before + 3, "one entry each: {audit:#?}");
     assert_eq!(
-        (audit[2].action.as_str(), audit[2].status, audit[2].who.as_str(), audit[2].result_count),
+        (
+            audit[2].action.as_str(),
+            audit[2].status,
+            audit[2].who.as_str(),
+            audit[2].result_count
+        ),
         ("watchlist.plates.add", 201, "admin", Some(1))
     );
     assert_eq!(
@@ -1909,11 +1981,20 @@ async fn streams_end_when_their_token_is_revoked_or_expires() {
     // Revoked while streaming.
     let mut body = open(s.token("victim").to_string()).await;
     let r = s
-        .send("DELETE", "/api/v1/tokens/victim", Some("admin"), &[], vec![])
+        .send(
+            "DELETE",
+            "/api/v1/tokens/victim",
+            Some("admin"),
+            &[],
+            vec![],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let text = read_to_end(&mut body).await;
-    assert!(text.contains("event: end") && text.contains("revoked"), "{text}");
+    assert!(
+        text.contains("event: end") && text.contains("revoked"),
+        "{text}"
+    );
     // Expiring while streaming (made with a 2 s life).
     let r = s
         .send(
@@ -1928,11 +2009,11 @@ async fn streams_end_when_their_token_is_revoked_or_expires() {
     let token = r.json()["token"].as_str().unwrap().to_string();
     let mut body = open(token).await;
     let text = read_to_end(&mut body).await;
-    assert!(text.contains("event: end") && text.contains("expired"), "{text}");
-    assert_eq!(
-        aggregator::metrics::get(&s.metrics.streams_ended_token),
-        2
+    assert!(
+        text.contains("event: end") && text.contains("expired"),
+        "{text}"
     );
+    assert_eq!(aggregator::metrics::get(&s.metrics.streams_ended_token), 2);
     // A valid token's stream stays open (it gets keep-alives and events, not an end).
     let mut body = open(s.token("viewer").to_string()).await;
     let quiet = tokio::time::timeout(Duration::from_millis(1500), read_to_end(&mut body)).await;
@@ -1953,7 +2034,10 @@ async fn the_running_aggregator_signs_checkpoints_and_hands_them_to_its_witnesse
         c.alerts.hook = vec![
             "sh".into(),
             "-c".into(),
-            format!("{{ echo \"$SHARPEYES_EVENT\"; cat; echo; }} >> '{}'", hf.display()),
+            format!(
+                "{{ echo \"$SHARPEYES_EVENT\"; cat; echo; }} >> '{}'",
+                hf.display()
+            ),
         ];
     })
     .await;
@@ -1987,12 +2071,17 @@ async fn the_running_aggregator_signs_checkpoints_and_hands_them_to_its_witnesse
         PathBuf::from(p)
     };
     let key = aggregator::witness::AuditKey::load(&key_file).unwrap();
-    assert!(stored.iter().all(|c| c.public_key == key.public_hex() && c.signature_holds()));
+    assert!(
+        stored
+            .iter()
+            .all(|c| c.public_key == key.public_hex() && c.signature_holds())
+    );
     // The hook got them too.
     assert!(
         wait(Duration::from_secs(10), || std::fs::read_to_string(&hooked)
-            .is_ok_and(|t| t.contains("audit_checkpoint")
-                && t.contains(&format!("\"entries\":{n}"))))
+            .is_ok_and(
+                |t| t.contains("audit_checkpoint") && t.contains(&format!("\"entries\":{n}"))
+            ))
         .await,
         "{:?}",
         std::fs::read_to_string(&hooked)
@@ -2014,7 +2103,12 @@ async fn the_running_aggregator_signs_checkpoints_and_hands_them_to_its_witnesse
             .unwrap()
     };
     let out = verify(&["--checkpoints", witness_file.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("were removed"));
     drop(dir);
 }

@@ -97,7 +97,12 @@ fn cut_log_is_caught(db: &Db, dir: &Path) {
     let out = cli(
         db,
         &key_file,
-        &["audit", "checkpoint", "--out", witness_file.to_str().unwrap()],
+        &[
+            "audit",
+            "checkpoint",
+            "--out",
+            witness_file.to_str().unwrap(),
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
     let c: Checkpoint = serde_json::from_slice(&out.stdout).unwrap();
@@ -128,7 +133,9 @@ fn cut_log_is_caught(db: &Db, dir: &Path) {
     db.sql("DELETE FROM audit_log WHERE seq > (SELECT max(seq) - 2 FROM audit_log)");
     assert_eq!(s.audit_len().unwrap(), 3);
     let v = s.audit_verify().unwrap();
-    let b = v.broken.expect("the cut is caught by the stored checkpoint");
+    let b = v
+        .broken
+        .expect("the cut is caught by the stored checkpoint");
     assert_eq!((b.seq, v.entries), (4, 3));
     assert!(b.what.contains("entries 4..=5 were removed"), "{}", b.what);
     let out = cli(db, &key_file, &["audit", "verify"]);
@@ -144,7 +151,12 @@ fn cut_log_is_caught(db: &Db, dir: &Path) {
     let out = cli(
         db,
         &key_file,
-        &["audit", "verify", "--checkpoints", witness_file.to_str().unwrap()],
+        &[
+            "audit",
+            "verify",
+            "--checkpoints",
+            witness_file.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
@@ -165,7 +177,11 @@ fn cut_log_is_caught(db: &Db, dir: &Path) {
     ));
     let out = cli(db, &key_file, &["audit", "verify"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("not by the audit key"), "{}", text(&out));
+    assert!(
+        text(&out).contains("not by the audit key"),
+        "{}",
+        text(&out)
+    );
     let out = cli(
         db,
         &key_file,
@@ -241,9 +257,7 @@ fn change_and_entry_commit_together(db: &Db) {
     assert_eq!(s.audit_len().unwrap(), 1);
     assert_eq!(s.watchlist_listing().unwrap().plates.len(), 1);
     // Nothing changed: nothing appended.
-    let none = s
-        .audited(&e, |s| s.remove_plate("京B99999"))
-        .unwrap();
+    let none = s.audited(&e, |s| s.remove_plate("京B99999")).unwrap();
     assert!(none.is_none());
     assert_eq!(s.audit_len().unwrap(), 1);
     // The audit append fails: the change is rolled back.
@@ -274,9 +288,7 @@ fn change_and_entry_commit_together(db: &Db) {
         Dialect::Sqlite => "DROP TRIGGER refuse_audit",
         Dialect::Postgres => "DROP TRIGGER refuse_audit ON audit_log",
     });
-    let r = s
-        .audited(&e, |s| s.remove_plate("京A12345"))
-        .unwrap();
+    let r = s.audited(&e, |s| s.remove_plate("京A12345")).unwrap();
     assert!(r.is_some());
     assert!(s.watchlist_listing().unwrap().plates.is_empty());
     assert_eq!(s.audit_len().unwrap(), 2);

@@ -563,7 +563,9 @@ async fn alerts(State(st): St, RawQuery(q): RawQuery) -> Answer {
 /// that cannot answer keeps the stream (the next check asks again).
 async fn token_refused(st: &Arc<AppState>, name: &str) -> Option<&'static str> {
     let n = name.to_string();
-    let row = st.read("stream token check", move |s| s.token_named(&n)).await;
+    let row = st
+        .read("stream token check", move |s| s.token_named(&n))
+        .await;
     match row {
         Ok(row) => super::access::check(row, sharpeyes_wire::now_ms())
             .err()
@@ -606,11 +608,15 @@ async fn alert_stream(State(st): St, Extension(c): Extension<Caller>) -> Respons
                 s.ended = true;
                 crate::metrics::inc(&s.st.metrics.streams_ended_token);
                 tracing::info!(token = %s.who, why, "live alert stream ended");
-                break Event::default().event("end").json_data(json!({ "reason": why }));
+                break Event::default()
+                    .event("end")
+                    .json_data(json!({ "reason": why }));
             }
             match r {
                 None => continue,
-                Some(Ok(AlertEvent::Alert(a))) => break Event::default().event("alert").json_data(&*a),
+                Some(Ok(AlertEvent::Alert(a))) => {
+                    break Event::default().event("alert").json_data(&*a);
+                }
                 Some(Ok(AlertEvent::Ack(a))) => break Event::default().event("ack").json_data(&a),
                 Some(Err(RecvError::Lagged(n))) => {
                     break Ok(Event::default().comment(format!("skipped {n} events (too slow)")));
@@ -655,7 +661,7 @@ async fn ack(
             w.audited(&entry, |w| {
                 Ok::<_, crate::store::StoreError>(w.ack_alert(&a, &i, &by, &n)?.then_some(()))
             })
-                .map_err(|e| Problem::internal("acknowledging", &e))
+            .map_err(|e| Problem::internal("acknowledging", &e))
         })
         .await?
         .is_some();
@@ -974,7 +980,7 @@ async fn revoke_token(
             w.audited(&entry, |w| {
                 Ok::<_, crate::store::StoreError>(w.revoke_token(&n, now)?.then_some(()))
             })
-                .map_err(|e| Problem::internal("revoking a token", &e))
+            .map_err(|e| Problem::internal("revoking a token", &e))
         })
         .await?;
     if done.is_none() {

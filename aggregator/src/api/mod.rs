@@ -431,7 +431,13 @@ async fn gate(
         (text("x-purpose"), text("x-case"))
     };
     let sent = |v: &Option<Result<String, String>>, max: usize| match v {
-        Some(Ok(t)) => Some(t.trim().chars().filter(|c| !c.is_control()).take(max).collect()),
+        Some(Ok(t)) => Some(
+            t.trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(max)
+                .collect(),
+        ),
         Some(Err(_)) => Some("(not UTF-8)".to_string()),
         None => None,
     };

@@ -415,11 +415,20 @@ mod tests {
         assert!(purpose(Some("theft investigation"), Some("2026/0042")).is_ok());
         // Chinese: characters are counted, not bytes.
         let (p, c) = purpose(Some("盗窃案调查"), Some("京公（刑）字〔2026〕42号")).unwrap();
-        assert_eq!((p.as_str(), c.as_str()), ("盗窃案调查", "京公（刑）字〔2026〕42号"));
+        assert_eq!(
+            (p.as_str(), c.as_str()),
+            ("盗窃案调查", "京公（刑）字〔2026〕42号")
+        );
         assert!(purpose(Some("盗窃"), Some("C1")).is_err(), "2 characters");
-        assert!(purpose(Some("盗窃案"), Some("C1")).is_ok(), "3 characters, 9 bytes");
+        assert!(
+            purpose(Some("盗窃案"), Some("C1")).is_ok(),
+            "3 characters, 9 bytes"
+        );
         let long_case: String = "案".repeat(64);
-        assert!(purpose(Some("盗窃案"), Some(&long_case)).is_ok(), "64 characters");
+        assert!(
+            purpose(Some("盗窃案"), Some(&long_case)).is_ok(),
+            "64 characters"
+        );
         assert!(purpose(Some("盗窃案"), Some(&"案".repeat(65))).is_err());
         assert!(purpose(Some(&"查".repeat(200)), Some("C1")).is_ok());
         assert!(purpose(Some(&"查".repeat(201)), Some("C1")).is_err());

@@ -247,48 +247,46 @@ pub(super) fn append_in(db: &mut Db, e: &AuditEntry) -> Result<AuditRow, StoreEr
     if db.dialect() == Dialect::Postgres {
         db.query("SELECT pg_advisory_xact_lock(?)", args![LOCK_AUDIT])?;
     }
-        let (seq, prev_hash) = match db.one(
-            "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
-            &[],
-        )? {
-            Some(r) => (r.get::<u64>(0)? + 1, r.get::<String>(1)?),
-            None => (1, GENESIS.to_string()),
-        };
-        let mut row = AuditRow {
-            seq,
-            ts_ms: e.ts_ms,
-            who: e.who.clone(),
-            role: e.role.clone(),
-            action: e.action.clone(),
-            purpose: e.purpose.clone(),
-            case_ref: e.case_ref.clone(),
-            params_json: e.params.to_string(),
-            result_count: e.result_count,
-            status: e.status,
-            prev_hash,
-            hash: String::new(),
-        };
-        row.hash = row.compute_hash();
-        db.execute(
-            &format!(
-                "INSERT INTO audit_log ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ),
-            args![
-                row.seq,
-                row.ts_ms,
-                row.who,
-                row.role,
-                row.action,
-                row.purpose,
-                row.case_ref,
-                row.params_json,
-                row.result_count,
-                row.status,
-                row.prev_hash,
-                row.hash
-            ],
-        )?;
-        Ok(row)
+    let (seq, prev_hash) = match db.one(
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        &[],
+    )? {
+        Some(r) => (r.get::<u64>(0)? + 1, r.get::<String>(1)?),
+        None => (1, GENESIS.to_string()),
+    };
+    let mut row = AuditRow {
+        seq,
+        ts_ms: e.ts_ms,
+        who: e.who.clone(),
+        role: e.role.clone(),
+        action: e.action.clone(),
+        purpose: e.purpose.clone(),
+        case_ref: e.case_ref.clone(),
+        params_json: e.params.to_string(),
+        result_count: e.result_count,
+        status: e.status,
+        prev_hash,
+        hash: String::new(),
+    };
+    row.hash = row.compute_hash();
+    db.execute(
+        &format!("INSERT INTO audit_log ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        args![
+            row.seq,
+            row.ts_ms,
+            row.who,
+            row.role,
+            row.action,
+            row.purpose,
+            row.case_ref,
+            row.params_json,
+            row.result_count,
+            row.status,
+            row.prev_hash,
+            row.hash
+        ],
+    )?;
+    Ok(row)
 }
 
 const COLUMNS: &str = "seq, ts_ms, who, role, action, purpose, case_ref, params_json, result_count,
@@ -457,7 +455,11 @@ impl Store {
                 return Ok(fail(
                     0,
                     0,
-                    format!("the {from} checkpoint of {} covers no entries but names head {}", crate::query::utc(c.ts_ms), c.head),
+                    format!(
+                        "the {from} checkpoint of {} covers no entries but names head {}",
+                        crate::query::utc(c.ts_ms),
+                        c.head
+                    ),
                 ));
             }
         }
@@ -508,7 +510,10 @@ impl Store {
                     ));
                 }
                 if let Some(cs) = by_entries.get(&row.seq)
-                    && let Some((c, from)) = cs.iter().map(|c| (&c.0, c.1)).find(|(c, _)| c.head != row.hash)
+                    && let Some((c, from)) = cs
+                        .iter()
+                        .map(|c| (&c.0, c.1))
+                        .find(|(c, _)| c.head != row.hash)
                 {
                     return Ok(fail(
                         entries,
