@@ -1771,7 +1771,9 @@ async fn refused_requests_record_the_token_and_what_was_sent() {
         .unwrap()
         .audit_entries(&Default::default())
         .unwrap();
-    let got: Vec<(String, String, u16, Option<String>, Option<String>)> = audit
+    /// Who, role, status, purpose, case.
+    type Seen = (String, String, u16, Option<String>, Option<String>);
+    let got: Vec<Seen> = audit
         .iter()
         .rev()
         .map(|e| {
