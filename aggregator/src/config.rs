@@ -38,6 +38,8 @@ pub struct AggregatorConfig {
     pub watchlist: WatchlistConfig,
     /// The analysts' HTTP API (`/api/v1`) and web page.
     pub api: ApiConfig,
+    /// The audit log's signed checkpoints and their witnesses.
+    pub audit: AuditConfig,
     /// Fusion of the agents' tracks into vehicles, persons, links and trajectories.
     pub fusion: FuseConfig,
     /// Where the cameras are (`[[cameras]]`, one table per camera). Cameras missing here are
@@ -251,6 +253,10 @@ pub struct ApiConfig {
     pub site_geojson: Option<PathBuf>,
     /// Serve the web page at `/`. Default `true`.
     pub web: bool,
+    /// How often an open live alert stream checks that its token is still valid, ms (it
+    /// checks before every event too); a revoked or expired token ends it (100..=60000).
+    /// Default `5000`.
+    pub stream_check_ms: u64,
 }
 
 impl Default for ApiConfig {
@@ -267,6 +273,7 @@ impl Default for ApiConfig {
             tile_attribution: String::new(),
             site_geojson: None,
             web: true,
+            stream_check_ms: 5000,
         }
     }
 }
@@ -280,6 +287,7 @@ impl ApiConfig {
         }
         in_range("api.rate_burst", self.rate_burst, 1, 1_000_000)?;
         in_range("api.max_page_size", self.max_page_size, 1, 100_000)?;
+        in_range("api.stream_check_ms", self.stream_check_ms, 100, 60_000)?;
         if !(1..=self.max_page_size).contains(&self.page_size) {
             return Err(invalid(
                 "api.page_size",
@@ -315,14 +323,69 @@ impl ApiConfig {
     }
 }
 
+/// The audit log's signed checkpoints (see `aggregator::witness`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The Ed25519 key pair (PKCS#8) that signs checkpoints, kept outside the database;
+    /// created with mode 0600 on first use (or by `aggregator audit keygen`). Keep a copy of
+    /// its public key (`aggregator audit public-key`) with whoever verifies. Default: none,
+    /// meaning `<store.path>.audit-key` beside the SQLite file, `sharpeyes-audit.key` in the
+    /// working directory with PostgreSQL (aggregators sharing a database share the key).
+    pub key_file: Option<PathBuf>,
+    /// How often the running aggregator stores a signed checkpoint when the log grew,
+    /// seconds (one more at shutdown) (1..=86400). Default `60`.
+    pub checkpoint_interval_s: u64,
+    /// A JSON-lines file every checkpoint is appended to as well (put it where the
+    /// database's administrators cannot rewrite it: another disk, a mounted share); `audit
+    /// verify --checkpoints FILE` checks the log against it. Default: none.
+    pub witness_file: Option<PathBuf>,
+    /// Hand every checkpoint to `alerts.hook` too (standard input: the checkpoint as JSON;
+    /// environment: `SHARPEYES_EVENT=audit_checkpoint`). Default `false`.
+    pub checkpoint_hook: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            key_file: None,
+            checkpoint_interval_s: 60,
+            witness_file: None,
+            checkpoint_hook: false,
+        }
+    }
+}
+
+impl AuditConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        in_range(
+            "audit.checkpoint_interval_s",
+            self.checkpoint_interval_s,
+            1,
+            86_400,
+        )?;
+        for (name, p) in [
+            ("audit.key_file", &self.key_file),
+            ("audit.witness_file", &self.witness_file),
+        ] {
+            if p.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+                return Err(invalid(name, "must not be empty (leave it out instead)"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What happens when a new alert arrives (updates of an open alert run nothing).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertsConfig {
     /// Command run once per new alert, e.g. an SMS gateway's client, as a program and its
     /// arguments (no shell). It gets the alert as JSON on standard input (evidence left out:
-    /// `aggregator alerts evidence` fetches it) and `SHARPEYES_ALERT_AGENT`, `_ID`, `_KIND`,
-    /// `_PRIORITY`, `_CAMERA`, `_SUMMARY` in its environment. A webhook:
+    /// `aggregator alerts evidence` fetches it) and `SHARPEYES_EVENT=alert`,
+    /// `SHARPEYES_ALERT_AGENT`, `_ID`, `_KIND`, `_PRIORITY`, `_CAMERA`, `_SUMMARY` in its
+    /// environment (with `audit.checkpoint_hook`, audit checkpoints come too, with
+    /// `SHARPEYES_EVENT=audit_checkpoint`). A webhook:
     /// `["curl", "-sf", "-H", "Content-Type: application/json", "--data-binary", "@-", URL]`.
     /// Hooks run one at a time, off the store path; a failure is logged and counted. Default:
     /// none.
@@ -771,6 +834,7 @@ impl ConfigFile for AggregatorConfig {
         self.store.validate()?;
         self.ingest.validate()?;
         self.api.validate()?;
+        self.audit.validate()?;
         let w = &self.watchlist;
         in_range("watchlist.publish_poll_ms", w.publish_poll_ms, 100, 600_000)?;
         in_range("watchlist.min_face_ratio", w.min_face_ratio, 0.0, 1.0)?;

@@ -2,6 +2,11 @@
 //! webhook through curl), one at a time on its own thread so a slow gateway never holds up
 //! the store. The alert goes to the command as JSON on standard input; the command is killed
 //! when it overruns its time. Runs, failures and skipped alerts are counted.
+//!
+//! With `audit.checkpoint_hook = true` the same command also gets every signed audit
+//! checkpoint (`aggregator::witness`): the checkpoint as JSON on standard input and
+//! `SHARPEYES_EVENT=audit_checkpoint` (alerts come with `SHARPEYES_EVENT=alert`), so a
+//! webhook can carry the checkpoints to an outside witness.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -28,8 +33,14 @@ pub struct HookAlert<'a> {
     pub evidence_roles: Vec<&'a str>,
 }
 
-/// An alert waiting for the hook: agent, alert without its evidence bytes, evidence roles.
-type Queued = (String, Alert, Vec<String>);
+/// What waits for the hook.
+#[derive(Debug)]
+enum Queued {
+    /// A new alert: agent, alert without its evidence bytes, evidence roles.
+    Alert(String, Alert, Vec<String>),
+    /// A signed audit checkpoint.
+    Checkpoint(crate::store::audit::Checkpoint),
+}
 
 /// Hands new alerts to the hook thread; dropping it lets the thread finish its queue and end.
 #[derive(Debug, Clone)]
@@ -66,7 +77,7 @@ impl Hook {
             evidence: Vec::new(),
             ..alert.clone()
         };
-        match self.tx.try_send((agent.to_string(), a, roles)) {
+        match self.tx.try_send(Queued::Alert(agent.to_string(), a, roles)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 inc(&self.metrics.hook_skipped);
@@ -74,16 +85,47 @@ impl Hook {
             }
         }
     }
+
+    /// Queues a signed audit checkpoint for the hook (`audit.checkpoint_hook`); counted and
+    /// skipped when the queue is full (it is stored and logged all the same).
+    pub fn send_checkpoint(&self, c: &crate::store::audit::Checkpoint) {
+        if self.tx.try_send(Queued::Checkpoint(c.clone())).is_err() {
+            inc(&self.metrics.hook_skipped);
+            warn!(
+                entries = c.entries,
+                "alert hook queue full: audit checkpoint not passed to the hook"
+            );
+        }
+    }
 }
 
 fn run(rx: Receiver<Queued>, argv: &[String], timeout: Duration, m: &Metrics) {
-    while let Ok((agent, alert, roles)) = rx.recv() {
+    while let Ok(q) = rx.recv() {
         inc(&m.hook_runs);
-        match run_one(argv, timeout, &agent, &alert, &roles) {
-            Ok(()) => info!(agent, alert = %alert.alert_id, "alert hook ran"),
-            Err(e) => {
-                inc(&m.hook_failures);
-                warn!(agent, alert = %alert.alert_id, error = %e, "alert hook failed");
+        match q {
+            Queued::Alert(agent, alert, roles) => {
+                match run_one(argv, timeout, &agent, &alert, &roles) {
+                    Ok(()) => info!(agent, alert = %alert.alert_id, "alert hook ran"),
+                    Err(e) => {
+                        inc(&m.hook_failures);
+                        warn!(agent, alert = %alert.alert_id, error = %e, "alert hook failed");
+                    }
+                }
+            }
+            Queued::Checkpoint(c) => {
+                let json = serde_json::to_vec(&c).unwrap_or_default();
+                match spawn_wait(
+                    argv,
+                    timeout,
+                    &[("SHARPEYES_EVENT", "audit_checkpoint")],
+                    &json,
+                ) {
+                    Ok(()) => info!(entries = c.entries, "alert hook took the audit checkpoint"),
+                    Err(e) => {
+                        inc(&m.hook_failures);
+                        warn!(entries = c.entries, error = %e, "alert hook failed on the audit checkpoint");
+                    }
+                }
             }
         }
     }
@@ -102,20 +144,36 @@ fn run_one(
         evidence_roles: roles.iter().map(String::as_str).collect(),
     })
     .map_err(|e| e.to_string())?;
-    let kind = alert.kind.as_str();
-    let priority = alert.priority.as_str();
+    spawn_wait(
+        argv,
+        timeout,
+        &[
+            ("SHARPEYES_EVENT", "alert"),
+            ("SHARPEYES_ALERT_AGENT", agent),
+            ("SHARPEYES_ALERT_ID", &alert.alert_id),
+            ("SHARPEYES_ALERT_KIND", alert.kind.as_str()),
+            ("SHARPEYES_ALERT_PRIORITY", alert.priority.as_str()),
+            ("SHARPEYES_ALERT_CAMERA", &alert.camera),
+            ("SHARPEYES_ALERT_SUMMARY", &alert.summary),
+        ],
+        &json,
+    )
+}
+
+/// Runs the hook with `env`, `json` on its standard input; killed after `timeout`.
+fn spawn_wait(
+    argv: &[String],
+    timeout: Duration,
+    env: &[(&str, &str)],
+    json: &[u8],
+) -> Result<(), String> {
     let mut cmd = Command::new(&argv[0]);
     // Its own process group, so a timeout kills what it started too (a shell's children).
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd
         .args(&argv[1..])
-        .env("SHARPEYES_ALERT_AGENT", agent)
-        .env("SHARPEYES_ALERT_ID", &alert.alert_id)
-        .env("SHARPEYES_ALERT_KIND", kind)
-        .env("SHARPEYES_ALERT_PRIORITY", priority)
-        .env("SHARPEYES_ALERT_CAMERA", &alert.camera)
-        .env("SHARPEYES_ALERT_SUMMARY", &alert.summary)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -123,7 +181,7 @@ fn run_one(
         .map_err(|e| format!("starting {:?}: {e}", argv[0]))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A command that does not read its input is fine.
-        let _ = stdin.write_all(&json);
+        let _ = stdin.write_all(json);
     }
     let deadline = Instant::now() + timeout;
     loop {

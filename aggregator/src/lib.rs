@@ -19,6 +19,7 @@ pub mod store;
 pub mod subscribe;
 pub mod watchlist;
 pub mod web;
+pub mod witness;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,6 +124,24 @@ pub async fn run_with_metrics(
         .await
         .map_err(|e| AggregatorError::Internal(format!("opening the store: {e}")))??
     };
+    let hook = hook::Hook::start(&config.alerts, metrics.clone());
+    // Signed audit checkpoints: periodically, and a last one once everything that audits
+    // has stopped (`audit_done`, below).
+    let audit_done = CancellationToken::new();
+    let checkpoints = {
+        let c = witness::Checkpointer {
+            cfg: config.audit.clone(),
+            at: at.clone(),
+            hook: hook.clone(),
+            metrics: metrics.clone(),
+        };
+        let done = audit_done.clone();
+        tokio::spawn(async move {
+            if let Err(e) = c.run(done).await {
+                tracing::error!(error = %e, "audit checkpoints are off: the audit log is not anchored");
+            }
+        })
+    };
     let writer = {
         let writer = subscribe::Writer {
             store,
@@ -133,7 +152,7 @@ pub async fn run_with_metrics(
             max_batch: config.store.max_batch,
             runtime: tokio::runtime::Handle::current(),
             shutdown: shutdown.clone(),
-            hook: hook::Hook::start(&config.alerts, metrics.clone()),
+            hook,
             ingest: config.ingest.clone(),
             events: Some(events.clone()),
             fusion,
@@ -191,6 +210,8 @@ pub async fn run_with_metrics(
     ));
     let _ = sub.await;
     let joined = tokio::task::spawn_blocking(move || writer.join()).await;
+    audit_done.cancel();
+    let _ = checkpoints.await;
     stats.abort();
     publisher.abort();
     log_stats(&metrics);

@@ -242,7 +242,8 @@ enum Cmd {
         #[command(subcommand)]
         action: TokenCmd,
     },
-    /// Check or list the audit log (every API query and evidence access, hash-chained).
+    /// Check, list or anchor the audit log (every API query, change and evidence access,
+    /// hash-chained, anchored by signed checkpoints).
     Audit {
         #[command(subcommand)]
         action: AuditCmd,
@@ -335,7 +336,8 @@ struct WhyArgs {
     /// Why this query is made (3..=200 characters); audited.
     #[arg(long, requires = "case")]
     purpose: Option<String>,
-    /// The case reference (1..=64 of A-Z a-z 0-9 . _ / -); audited.
+    /// The case reference (1..=64 characters: letters and digits of any script, . _ / - # :
+    /// ( ) [ ], e.g. 京公（刑）字〔2026〕42号); audited.
     #[arg(long, requires = "purpose")]
     case: Option<String>,
 }
@@ -575,10 +577,71 @@ enum TokenCmd {
     },
 }
 
+/// Which audit key: `--key`, else `audit.key_file` of `--config`, else its default.
+#[derive(clap::Args)]
+struct KeyArgs {
+    /// The audit key file (Ed25519, PKCS#8). Default: [audit] key_file of --config, else
+    /// `<database>.audit-key` beside a SQLite file, `sharpeyes-audit.key` with PostgreSQL.
+    #[arg(long)]
+    key: Option<PathBuf>,
+}
+
+impl KeyArgs {
+    fn path(&self, db: &DbArgs) -> anyhow::Result<PathBuf> {
+        Ok(match &self.key {
+            Some(k) => k.clone(),
+            None => aggregator::witness::key_path(
+                &load_config(db.config.as_ref())?.audit,
+                &db.location()?,
+            ),
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum AuditCmd {
-    /// Check the hash chain: `ok: N entries, head HASH`, or the first broken entry (exit 1).
+    /// Check the hash chain and the signed checkpoints (stored, and those of --checkpoints
+    /// files): `ok: N entries, head HASH, K checkpoints`, or what is wrong (exit 1): an
+    /// altered, removed or inserted entry, a log shorter than a checkpoint or without its
+    /// head, a checkpoint whose signature does not hold or is not by the audit key.
     Verify {
+        /// A JSON-lines file of checkpoints kept outside the database (audit.witness_file,
+        /// `audit checkpoint --out`); repeatable.
+        #[arg(long = "checkpoints")]
+        checkpoints: Vec<PathBuf>,
+        /// The audit public key (hex, `aggregator audit public-key`) checkpoints must be
+        /// signed with; repeatable. Default: the public key of the key file.
+        #[arg(long = "public-key")]
+        public_keys: Vec<String>,
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Make the audit signing key (mode 0600; refused if the file exists) and print its
+    /// public key.
+    Keygen {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Print the audit key's public key (hex): give it to whoever verifies.
+    PublicKey {
+        #[command(flatten)]
+        key: KeyArgs,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Sign a checkpoint of the log as it is now (made with the key, created if missing),
+    /// store it, print it as a JSON line and append it to --out.
+    Checkpoint {
+        /// Append the checkpoint (one JSON line) to this file: an outside witness for
+        /// `audit verify --checkpoints`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        key: KeyArgs,
         #[command(flatten)]
         db: DbArgs,
     },
@@ -643,7 +706,18 @@ fn main() -> anyhow::Result<()> {
                 if by.trim().is_empty() {
                     bail!("--by must name who acknowledges");
                 }
-                if !db.open()?.ack_alert(agent, alert, &by, &note)? {
+                let entry = aggregator::api::cli_entry(
+                    "alerts.ack",
+                    &aggregator::api::CliWhy::default(),
+                    serde_json::json!({"agent": agent, "alert_id": alert, "by": by}),
+                    1,
+                );
+                let done = db.open()?.audited(&entry, |s| {
+                    Ok::<_, aggregator::store::StoreError>(
+                        s.ack_alert(agent, alert, &by, &note)?.then_some(()),
+                    )
+                })?;
+                if done.is_none() {
                     bail!("no open alert {id} (see `aggregator alerts --open`)");
                 }
                 println!("{id} acknowledged by {by}");
@@ -1024,13 +1098,19 @@ fn main() -> anyhow::Result<()> {
                     .transpose()
                     .map_err(|e| anyhow::anyhow!("--expires: {e}"))?
                     .map(|d| now.saturating_add(d));
-                let (token, row) = aggregator::api::access::create_token(
-                    &db.open_or_create()?,
-                    &name,
-                    &role,
-                    expires_ms,
-                    now,
-                )?;
+                let entry = aggregator::api::cli_entry(
+                    "tokens.create",
+                    &aggregator::api::CliWhy::default(),
+                    serde_json::json!({"name": name, "role": role}),
+                    1,
+                );
+                let (token, row) = db
+                    .open_or_create()?
+                    .audited(&entry, |s| {
+                        aggregator::api::access::create_token(s, &name, &role, expires_ms, now)
+                            .map(Some)
+                    })?
+                    .context("no token made")?;
                 eprintln!(
                     "token {} ({}{}); shown only now:",
                     row.name,
@@ -1063,20 +1143,78 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             TokenCmd::Revoke { name, db } => {
-                if !db.open()?.revoke_token(&name, sharpeyes_wire::now_ms())? {
+                let entry = aggregator::api::cli_entry(
+                    "tokens.revoke",
+                    &aggregator::api::CliWhy::default(),
+                    serde_json::json!({"name": name}),
+                    1,
+                );
+                let done = db.open()?.audited(&entry, |s| {
+                    Ok::<_, aggregator::store::StoreError>(
+                        s.revoke_token(&name, sharpeyes_wire::now_ms())?
+                            .then_some(()),
+                    )
+                })?;
+                if done.is_none() {
                     bail!("no token {name:?}, or revoked already (see `aggregator token list`)");
                 }
                 println!("revoked {name}");
             }
         },
         Cmd::Audit { action } => match action {
-            AuditCmd::Verify { db } => {
-                let v = db.open()?.audit_verify()?;
+            AuditCmd::Verify {
+                checkpoints,
+                public_keys,
+                key,
+                db,
+            } => {
+                let store = db.open()?;
+                let mut trust = aggregator::store::audit::AuditTrust {
+                    keys: public_keys
+                        .iter()
+                        .map(|k| k.trim().to_lowercase())
+                        .collect(),
+                    witnessed: Vec::new(),
+                };
+                for k in &trust.keys {
+                    if aggregator::store::audit::unhex(k).is_none_or(|b| b.len() != 32) {
+                        bail!(
+                            "--public-key {k:?} is not 64 hex digits (aggregator audit public-key prints it)"
+                        );
+                    }
+                }
+                let key_file = key.path(&db)?;
+                if trust.keys.is_empty() && key_file.exists() {
+                    trust
+                        .keys
+                        .push(aggregator::witness::AuditKey::load(&key_file)?.public_hex());
+                }
+                for f in &checkpoints {
+                    trust.witnessed.extend(aggregator::witness::read(f)?);
+                }
+                let stored = store.audit_checkpoints()?.len();
+                if trust.keys.is_empty() && stored + trust.witnessed.len() > 0 {
+                    eprintln!(
+                        "cannot check the checkpoints' signatures: no audit key at {} (give --public-key HEX from `aggregator audit public-key`, or --key FILE)",
+                        key_file.display()
+                    );
+                    std::process::exit(2);
+                }
+                let v = store.audit_verify_with(&trust)?;
                 match v.broken {
-                    None => println!(
-                        "ok: {} entries, head {}",
+                    None if v.checkpoints == 0 => println!(
+                        "ok: {} entries, head {}; no checkpoints: the newest entries are not anchored (run the aggregator, or `aggregator audit checkpoint --out FILE`)",
                         v.entries,
                         v.head.as_deref().unwrap_or("-")
+                    ),
+                    None => println!(
+                        "ok: {} entries, head {}, {} checkpoints ({} stored, {} witnessed) signed by {}",
+                        v.entries,
+                        v.head.as_deref().unwrap_or("-"),
+                        v.checkpoints,
+                        stored,
+                        trust.witnessed.len(),
+                        trust.keys.join(", ")
                     ),
                     Some(b) => {
                         println!(
@@ -1086,6 +1224,31 @@ fn main() -> anyhow::Result<()> {
                         std::process::exit(1);
                     }
                 }
+            }
+            AuditCmd::Keygen { key, db } => {
+                let path = key.path(&db)?;
+                let k = aggregator::witness::AuditKey::generate(&path)?;
+                eprintln!(
+                    "audit key written to {} (mode 0600); its public key:",
+                    path.display()
+                );
+                println!("{}", k.public_hex());
+            }
+            AuditCmd::PublicKey { key, db } => {
+                let path = key.path(&db)?;
+                println!(
+                    "{}",
+                    aggregator::witness::AuditKey::load(&path)?.public_hex()
+                );
+            }
+            AuditCmd::Checkpoint { out, key, db } => {
+                let store = db.open()?;
+                let k = aggregator::witness::AuditKey::load_or_create(&key.path(&db)?)?;
+                let c = store.audit_checkpoint(&k, sharpeyes_wire::now_ms())?;
+                if let Some(out) = &out {
+                    aggregator::witness::append(out, &c)?;
+                }
+                println!("{}", serde_json::to_string(&c)?);
             }
             AuditCmd::List {
                 limit,

@@ -86,6 +86,12 @@ pub struct Metrics {
     pub api_rejected: ByReason,
     /// Entries appended to the audit log.
     pub audit_entries: AtomicU64,
+    /// Signed audit checkpoints stored (`witness`).
+    pub audit_checkpoints: AtomicU64,
+    /// Audit checkpoints that could not be made or written to a witness.
+    pub audit_witness_failures: AtomicU64,
+    /// Live alert streams ended because their token was revoked or expired.
+    pub streams_ended_token: AtomicU64,
 }
 
 /// A counter per (route, status) pair.
@@ -312,6 +318,24 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
                 "Entries appended to the audit log.",
                 Kind::Counter,
                 &self.audit_entries,
+            ),
+            (
+                "sharpeyes_aggregator_audit_checkpoints_total",
+                "Signed audit checkpoints stored.",
+                Kind::Counter,
+                &self.audit_checkpoints,
+            ),
+            (
+                "sharpeyes_aggregator_audit_witness_failures_total",
+                "Audit checkpoints that could not be made or written to a witness.",
+                Kind::Counter,
+                &self.audit_witness_failures,
+            ),
+            (
+                "sharpeyes_aggregator_streams_ended_token_total",
+                "Live alert streams ended because their token was revoked or expired.",
+                Kind::Counter,
+                &self.streams_ended_token,
             ),
             (
                 "sharpeyes_aggregator_retention_errors_total",

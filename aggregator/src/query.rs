@@ -14,25 +14,81 @@ use crate::store::{
 /// Why a time argument was refused.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "{0:?} is neither an RFC 3339 time (2026-11-23T10:15:00Z) nor a duration before now (90s, 10m, 2h, 1d)"
+    "{0:?} is neither an RFC 3339 time (2026-11-23T10:15:00Z, 2026-11-23T18:15:00+08:00) nor a duration before now (90s, 10m, 2h, 1d)"
 )]
 pub struct TimeError(String);
 
-/// A time argument as UTC ms: an RFC 3339 time (`2026-11-23T10:15:00Z`, `2026-11-23
-/// 10:15:00` in UTC), or a duration meaning that long before `now_ms` (`90s`, `10m`, `2h`,
-/// `1d`; `0s` is now).
+/// A time argument as UTC ms: an RFC 3339 time with any offset (`2026-12-07T08:00:00+08:00`,
+/// `…Z`, `…-05:00`; a `T` or a space between date and time; fractions of a second; without
+/// an offset it is UTC), or a duration meaning that long before `now_ms` (`90s`, `10m`,
+/// `2h`, `1d`; `0s` is now). An offset's `+` that arrived as a space (an unencoded `+` in a
+/// URL query string: `from=2026-12-07T08:00:00+08:00`) is taken as `+`.
 pub fn parse_time(s: &str, now_ms: i64) -> Result<i64, TimeError> {
     let s = s.trim();
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        return match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => Ok(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
-            Err(e) => Ok(-i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX)),
+    let (local, offset_ms) = split_offset(s);
+    if let Ok(t) = humantime::parse_rfc3339_weak(local) {
+        let ms = match t.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
         };
+        return Ok(ms.saturating_sub(offset_ms));
     }
     match humantime::parse_duration(s) {
         Ok(d) => Ok(now_ms.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))),
         Err(_) => Err(TimeError(s.to_string())),
     }
+}
+
+/// A trailing numeric UTC offset (`+08:00`, `-05:00`, `+0800`, ` 08:00`) cut off a date-time
+/// (one that has a time: a `:` before it), as ms east of UTC; `Z` and no offset are left to
+/// the RFC 3339 parser (0).
+fn split_offset(s: &str) -> (&str, i64) {
+    let b = s.as_bytes();
+    let parse = |sign: u8, hh: &str, mm: &str| -> Option<i64> {
+        if !(hh.len() == 2 && mm.len() == 2) {
+            return None;
+        }
+        let (h, m): (i64, i64) = (hh.parse().ok()?, mm.parse().ok()?);
+        if !hh.bytes().chain(mm.bytes()).all(|c| c.is_ascii_digit()) || h > 23 || m > 59 {
+            return None;
+        }
+        let ms = (h * 60 + m) * 60_000;
+        Some(if sign == b'-' { -ms } else { ms })
+    };
+    // `±HH:MM` (6 bytes) or `±HHMM` (5 bytes), after a time (`…:SS` or `…:SS.fff`).
+    for len in [6usize, 5] {
+        if b.len() <= len + 8 {
+            continue;
+        }
+        let at = b.len() - len;
+        let sign = b[at];
+        if !matches!(sign, b'+' | b'-' | b' ') || !s.is_char_boundary(at) {
+            continue;
+        }
+        let head = &s[..at];
+        // The part before must end in a time: a digit, with a `:` within its last 13 bytes
+        // (and a date: a `-` in its first 10), so `2026-12-07` alone is never cut.
+        let time_part = head.rsplit(['T', 't', ' ']).next().unwrap_or("");
+        if !(head.ends_with(|c: char| c.is_ascii_digit())
+            && time_part.contains(':')
+            && head.len() > 10
+            && head[..10].contains('-'))
+        {
+            continue;
+        }
+        let off = &s[at + 1..];
+        let got = if len == 6 {
+            off.split_once(':').and_then(|(h, m)| parse(sign, h, m))
+        } else {
+            off.get(..2)
+                .zip(off.get(2..))
+                .and_then(|(h, m)| parse(sign, h, m))
+        };
+        if let Some(ms) = got {
+            return (head.trim_end(), ms);
+        }
+    }
+    (s, 0)
 }
 
 /// Why a person id was refused.
@@ -745,6 +801,37 @@ mod tests {
             1_700_000_000_123
         );
         assert_eq!(parse_time("10m", 1_000_000).unwrap(), 400_000);
+        // Any offset: the same instant.
+        let utc = parse_time("2026-12-07T00:00:00Z", 0).unwrap();
+        for s in [
+            "2026-12-07T08:00:00+08:00",
+            "2026-12-07 08:00:00+08:00",
+            "2026-12-07T08:00:00+0800",
+            "2026-12-07T08:00:00 08:00",
+            "2026-12-06T19:00:00-05:00",
+            "2026-12-07T00:00:00+00:00",
+            "2026-12-07T00:00:00",
+        ] {
+            assert_eq!(parse_time(s, 0).unwrap(), utc, "{s}");
+        }
+        assert_eq!(
+            parse_time("2026-12-07T08:00:00.250+08:00", 0).unwrap(),
+            utc + 250
+        );
+        assert_eq!(
+            parse_time("2026-12-07T05:30:00+05:30", 0).unwrap(),
+            utc,
+            "half-hour offsets"
+        );
+        for bad in [
+            "2026-12-07T08:00:00+24:00",
+            "2026-12-07T08:00:00+08:60",
+            "2026-12-07T08:00:00+8:00",
+            "08:00:00+08:00",
+            "2026-12-07+08:00",
+        ] {
+            assert!(parse_time(bad, 0).is_err(), "{bad}");
+        }
         assert_eq!(parse_time("0s", 5).unwrap(), 5);
         assert!(parse_time("yesterday", 0).is_err());
     }

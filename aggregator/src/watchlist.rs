@@ -312,6 +312,17 @@ pub fn enroll_face(
     enroller: &mut Enroller,
     req: &FaceRequest,
 ) -> Result<u64, WatchlistError> {
+    let entry = prepare_face(store, enroller, req)?;
+    store_face(store, &entry, req.photos.len())
+}
+
+/// The first half of [`enroll_face`]: checks the request against the store and embeds the
+/// photos (slow: the models run); nothing is stored.
+pub fn prepare_face(
+    store: &Store,
+    enroller: &mut Enroller,
+    req: &FaceRequest,
+) -> Result<FaceEnrollment, WatchlistError> {
     let mut entry = FaceEnrollment {
         id: req.id.clone(),
         role: req.role,
@@ -330,8 +341,18 @@ pub fn enroll_face(
         .iter()
         .map(|e| QEmbedding::quantize(e))
         .collect();
-    let version = store.enroll_face(&entry)?;
-    info!(id = %req.id, role = ?req.role, photos = req.photos.len(), version, "face enrolled");
+    Ok(entry)
+}
+
+/// The second half of [`enroll_face`]: stores a prepared entry (made from `photos` photos);
+/// the new watchlist version.
+pub fn store_face(
+    store: &mut Store,
+    entry: &FaceEnrollment,
+    photos: usize,
+) -> Result<u64, WatchlistError> {
+    let version = store.enroll_face(entry)?;
+    info!(id = %entry.id, role = ?entry.role, photos, version, "face enrolled");
     Ok(version)
 }
 

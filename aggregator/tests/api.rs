@@ -1560,3 +1560,557 @@ fn store_pages_on_postgres() {
     assert_eq!(ids, all);
     assert_eq!(ids.len(), 5);
 }
+
+/// `ms` (whole seconds) as RFC 3339 local time at `offset_min` east of UTC
+/// (`2026-12-07T08:00:00+08:00`).
+fn at_offset(ms: i64, offset_min: i64) -> String {
+    let local = std::time::UNIX_EPOCH + Duration::from_millis((ms + offset_min * 60_000) as u64);
+    let z = humantime::format_rfc3339_seconds(local).to_string();
+    let sign = if offset_min < 0 { '-' } else { '+' };
+    let m = offset_min.abs();
+    format!("{}{sign}{:02}:{:02}", &z[..z.len() - 1], m / 60, m % 60)
+}
+
+const PURPOSE_ZH: &str = "盗窃案调查";
+const CASE_ZH: &str = "京公（刑）字〔2026〕42号";
+
+/// Percent-encodes every byte outside A-Z a-z 0-9 (what a browser sends).
+fn pct(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chinese_purposes_and_local_times_work_over_http() {
+    let s = server(|_| {}).await;
+    let auth = format!("Bearer {}", s.token("analyst"));
+    let path = format!("/api/v1/vehicles/trajectory?plate={PLATE}");
+    // Raw UTF-8 in the headers.
+    let raw = [
+        ("authorization", auth.as_str()),
+        ("x-purpose", PURPOSE_ZH),
+        ("x-case", CASE_ZH),
+    ];
+    let r = http::request(s.addr, "GET", &path, &raw, vec![]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Percent-encoded.
+    let (p, c) = (pct(PURPOSE_ZH), pct(CASE_ZH));
+    assert!(p.starts_with("%E7%9B%97"), "{p}");
+    let enc = [
+        ("authorization", auth.as_str()),
+        ("x-purpose", p.as_str()),
+        ("x-case", c.as_str()),
+    ];
+    let r = http::request(s.addr, "GET", &path, &enc, vec![]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Two Chinese characters are 6 bytes but too short a purpose; bad UTF-8 is refused.
+    let short = [
+        ("authorization", auth.as_str()),
+        ("x-purpose", "盗窃"),
+        ("x-case", CASE_ZH),
+    ];
+    let r = http::request(s.addr, "GET", &path, &short, vec![]).await;
+    problem_ok(&r, 400, "two characters");
+    let cut = [
+        ("authorization", auth.as_str()),
+        ("x-purpose", "%E7%9B%97%E7%AA"),
+        ("x-case", "C1"),
+    ];
+    let r = http::request(s.addr, "GET", &path, &cut, vec![]).await;
+    problem_ok(&r, 400, "cut UTF-8");
+    // Times with any offset: the same instant whichever way it is written.
+    let now = sharpeyes_wire::now_ms();
+    let from = (now / 1000 - 7200) * 1000;
+    let to = (now / 1000 + 60) * 1000;
+    for (f, t) in [
+        (
+            at_offset(from, 480).replace('+', "%2B"),
+            at_offset(to, -300),
+        ),
+        // An unencoded + arrives as a space: still +08:00.
+        (
+            at_offset(from, 480),
+            at_offset(to, 0).replace("+00:00", "Z"),
+        ),
+        (
+            at_offset(from, 330).replace('+', "%2B"),
+            at_offset(to, 480).replace('+', "%2B"),
+        ),
+    ] {
+        let r = s
+            .send(
+                "GET",
+                &format!("/api/v1/sightings?grid=g1&from={f}&to={t}"),
+                Some("analyst"),
+                &PURPOSE,
+                vec![],
+            )
+            .await;
+        assert_eq!(r.status, 200, "{f} {t}: {}", r.text());
+        let doc = r.json();
+        assert_eq!(
+            (doc["from_ms"].as_i64(), doc["to_ms"].as_i64()),
+            (Some(from), Some(to)),
+            "{f} {t}"
+        );
+        assert_eq!(doc["sightings"].as_array().unwrap().len(), 7);
+    }
+    let r = s
+        .get(
+            &format!(
+                "/api/v1/audit?from={}",
+                at_offset(from, 480).replace('+', "%2B")
+            ),
+            "admin",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = s
+        .send(
+            "GET",
+            "/api/v1/sightings?grid=g1&from=2026-12-07T08:00:00%2B25:00",
+            Some("analyst"),
+            &PURPOSE,
+            vec![],
+        )
+        .await;
+    problem_ok(&r, 400, "offset out of range");
+    // The audit log holds the decoded Chinese, raw and percent-encoded alike.
+    let audit = Store::open_read_only(&s.db)
+        .unwrap()
+        .audit_entries(&Default::default())
+        .unwrap();
+    let ok: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "vehicles.trajectory" && e.status == 200)
+        .collect();
+    assert_eq!(ok.len(), 2, "{audit:#?}");
+    for e in ok {
+        assert_eq!(e.purpose.as_deref(), Some(PURPOSE_ZH));
+        assert_eq!(e.case_ref.as_deref(), Some(CASE_ZH));
+        assert_eq!(e.who, "analyst");
+    }
+    let short = audit
+        .iter()
+        .find(|e| e.status == 400 && e.purpose.as_deref() == Some("盗窃"))
+        .expect("the refused purpose is recorded as sent");
+    assert_eq!(short.who, "analyst");
+    let db = s.db.clone();
+    let _dir = s.stop().await;
+    // The command line: Chinese purpose and case, times with offsets.
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
+        .args(["sightings", "--grid", "g1", "--json", "--from"])
+        .arg(at_offset(from, 480))
+        .arg("--to")
+        .arg(at_offset(to, -300))
+        .args(["--purpose", PURPOSE_ZH, "--case", CASE_ZH, "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        (doc["from_ms"].as_i64(), doc["to_ms"].as_i64()),
+        (Some(from), Some(to))
+    );
+    assert_eq!(doc["sightings"].as_array().unwrap().len(), 7);
+    let store = Store::open_read_only(&db).unwrap();
+    let last = &store.audit_entries(&Default::default()).unwrap()[0];
+    assert_eq!(
+        (
+            last.action.as_str(),
+            last.purpose.as_deref(),
+            last.case_ref.as_deref()
+        ),
+        ("sightings", Some(PURPOSE_ZH), Some(CASE_ZH))
+    );
+    assert!(store.audit_verify().unwrap().broken.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_record_the_token_and_what_was_sent() {
+    let s = server(|c| {
+        c.api.rate_burst = 2;
+        c.api.rate_per_s = 0.1;
+    })
+    .await;
+    let path = format!("/api/v1/vehicles/trajectory?plate={PLATE}");
+    let addr = s.addr;
+    let with = |who: &str, purpose: &str, case: &str| {
+        let auth = format!("Bearer {}", s.token(who));
+        let (p, c) = (purpose.to_string(), case.to_string());
+        let path = path.clone();
+        async move {
+            let h = [
+                ("authorization", auth.as_str()),
+                ("x-purpose", p.as_str()),
+                ("x-case", c.as_str()),
+            ];
+            http::request(addr, "GET", &path, &h, vec![]).await.status
+        }
+    };
+    assert_eq!(with("viewer", PURPOSE_ZH, CASE_ZH).await, 403);
+    assert_eq!(with("analyst", PURPOSE_ZH, "").await, 400);
+    assert_eq!(with("revoked", PURPOSE_ZH, CASE_ZH).await, 401);
+    assert_eq!(with("bogus", PURPOSE_ZH, CASE_ZH).await, 401);
+    assert_eq!(with("limited", PURPOSE_ZH, "C-1").await, 200);
+    assert_eq!(with("limited", PURPOSE_ZH, "C-2").await, 200);
+    assert_eq!(with("limited", PURPOSE_ZH, "C-3").await, 429);
+    let audit = Store::open_read_only(&s.db)
+        .unwrap()
+        .audit_entries(&Default::default())
+        .unwrap();
+    /// Who, role, status, purpose, case.
+    type Seen = (String, String, u16, Option<String>, Option<String>);
+    let got: Vec<Seen> = audit
+        .iter()
+        .rev()
+        .map(|e| {
+            (
+                e.who.clone(),
+                e.role.clone(),
+                e.status,
+                e.purpose.clone(),
+                e.case_ref.clone(),
+            )
+        })
+        .collect();
+    let p = Some(PURPOSE_ZH.to_string());
+    let row = |who: &str, role: &str, st: u16, case: Option<&str>| {
+        (
+            who.to_string(),
+            role.to_string(),
+            st,
+            p.clone(),
+            case.map(str::to_string),
+        )
+    };
+    assert_eq!(
+        got,
+        vec![
+            row("viewer", "viewer", 403, Some(CASE_ZH)),
+            row("analyst", "analyst", 400, Some("")),
+            row("revoked", "analyst", 401, Some(CASE_ZH)),
+            row("-", "-", 401, Some(CASE_ZH)),
+            row("limited", "analyst", 200, Some("C-1")),
+            row("limited", "analyst", 200, Some("C-2")),
+            row("limited", "analyst", 429, Some("C-3")),
+        ]
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_routes_audit_in_the_transaction_of_their_change() {
+    let s = server(|_| {}).await;
+    let json = [("content-type", "application/json")];
+    // An administrator left a trigger that refuses audit entries: every change is refused
+    // and nothing changes.
+    let c = rusqlite::Connection::open(&s.db).unwrap();
+    c.execute_batch(
+        "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_log
+         BEGIN SELECT RAISE(ABORT, 'audit refused'); END;",
+    )
+    .unwrap();
+    let plate = r#"{"plate": "京C12345", "reason": "stolen"}"#.as_bytes().to_vec();
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/watchlist/plates",
+            Some("admin"),
+            &json,
+            plate.clone(),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    let r = s
+        .send(
+            "DELETE",
+            "/api/v1/tokens/victim",
+            Some("admin"),
+            &[],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/alerts/agent-1/ack-analyst/ack",
+            Some("analyst"),
+            &json,
+            r#"{"note": "已处理"}"#.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/tokens",
+            Some("admin"),
+            &json,
+            br#"{"name": "new-1", "role": "viewer"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    {
+        let st = Store::open_read_only(&s.db).unwrap();
+        let l = st.watchlist_listing().unwrap();
+        assert!(!l.plates.iter().any(|p| p.plate == "京C12345"), "{l:?}");
+        let toks = st.tokens().unwrap();
+        assert!(
+            toks.iter()
+                .any(|t| t.name == "victim" && t.revoked_ms.is_none())
+        );
+        assert!(!toks.iter().any(|t| t.name == "new-1"));
+        assert!(
+            st.alerts(&Default::default())
+                .unwrap()
+                .iter()
+                .any(|a| a.alert_id == "ack-analyst" && a.acked_ms.is_none())
+        );
+    }
+    c.execute_batch("DROP TRIGGER refuse_audit").unwrap();
+    assert_eq!(
+        s.get("/api/v1/me", "victim").await.status,
+        200,
+        "still valid"
+    );
+    // Now each change is stored with its entry.
+    let before = Store::open_read_only(&s.db).unwrap().audit_len().unwrap();
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/watchlist/plates",
+            Some("admin"),
+            &json,
+            plate,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = s
+        .send(
+            "DELETE",
+            "/api/v1/tokens/victim",
+            Some("admin"),
+            &[],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = s
+        .send(
+            "DELETE",
+            "/api/v1/tokens/victim",
+            Some("admin"),
+            &[],
+            vec![],
+        )
+        .await;
+    problem_ok(&r, 404, "revoked already");
+    let st = Store::open_read_only(&s.db).unwrap();
+    let audit = st.audit_entries(&Default::default()).unwrap();
+    assert_eq!(audit.len() as u64, before + 3, "one entry each: {audit:#?}");
+    assert_eq!(
+        (
+            audit[2].action.as_str(),
+            audit[2].status,
+            audit[2].who.as_str(),
+            audit[2].result_count
+        ),
+        ("watchlist.plates.add", 201, "admin", Some(1))
+    );
+    assert_eq!(
+        (audit[1].action.as_str(), audit[1].status),
+        ("tokens.revoke", 200)
+    );
+    assert!(audit[1].params_json.contains("victim"));
+    assert_eq!(
+        (audit[0].action.as_str(), audit[0].status),
+        ("tokens.revoke", 404)
+    );
+    assert!(st.audit_verify().unwrap().broken.is_none());
+    s.stop().await;
+}
+
+/// Reads the stream until it ends; its text (panics after 20 s).
+async fn read_to_end(body: &mut hyper::body::Incoming) -> String {
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("the stream did not end within 20 s: {text}"))
+        {
+            None => return text,
+            Some(f) => {
+                if let Ok(d) = f.unwrap().into_data() {
+                    text.push_str(&String::from_utf8_lossy(&d));
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_end_when_their_token_is_revoked_or_expires() {
+    let s = server(|c| c.api.stream_check_ms = 200).await;
+    let addr = s.addr;
+    let open = |token: String| async move {
+        let auth = format!("Bearer {token}");
+        let r = http::open(
+            addr,
+            "GET",
+            "/api/v1/alerts/stream",
+            &[("authorization", &auth)],
+            vec![],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        r.into_body()
+    };
+    // Revoked while streaming.
+    let mut body = open(s.token("victim").to_string()).await;
+    let r = s
+        .send(
+            "DELETE",
+            "/api/v1/tokens/victim",
+            Some("admin"),
+            &[],
+            vec![],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = read_to_end(&mut body).await;
+    assert!(
+        text.contains("event: end") && text.contains("revoked"),
+        "{text}"
+    );
+    // Expiring while streaming (made with a 2 s life).
+    let r = s
+        .send(
+            "POST",
+            "/api/v1/tokens",
+            Some("admin"),
+            &[("content-type", "application/json")],
+            br#"{"name": "short", "role": "viewer", "expires": "2s"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let mut body = open(token).await;
+    let text = read_to_end(&mut body).await;
+    assert!(
+        text.contains("event: end") && text.contains("expired"),
+        "{text}"
+    );
+    assert_eq!(aggregator::metrics::get(&s.metrics.streams_ended_token), 2);
+    // A valid token's stream stays open (it gets keep-alives and events, not an end).
+    let mut body = open(s.token("viewer").to_string()).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), read_to_end(&mut body)).await;
+    assert!(quiet.is_err(), "the viewer's stream ended: {quiet:?}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_aggregator_signs_checkpoints_and_hands_them_to_its_witnesses() {
+    let witness_dir = tempfile::tempdir().unwrap();
+    let witness_file = witness_dir.path().join("witness.jsonl");
+    let hooked = witness_dir.path().join("hook.txt");
+    let (wf, hf) = (witness_file.clone(), hooked.clone());
+    let s = server(move |c| {
+        c.audit.checkpoint_interval_s = 1;
+        c.audit.witness_file = Some(wf);
+        c.audit.checkpoint_hook = true;
+        c.alerts.hook = vec![
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "{{ echo \"$SHARPEYES_EVENT\"; cat; echo; }} >> '{}'",
+                hf.display()
+            ),
+        ];
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(s.get("/api/v1/me", "viewer").await.status, 200);
+    }
+    // A checkpoint within a few intervals, in the table and the witness file.
+    let db = s.db.clone();
+    assert!(
+        wait(Duration::from_secs(20), || {
+            Store::open_read_only(&db)
+                .and_then(|st| st.audit_checkpoints())
+                .is_ok_and(|c| c.iter().any(|c| c.entries >= 3))
+        })
+        .await,
+        "no checkpoint within 20 s"
+    );
+    assert!(aggregator::metrics::get(&s.metrics.audit_checkpoints) >= 1);
+    assert_eq!(s.get("/api/v1/me", "viewer").await.status, 200);
+    let dir = s.stop().await;
+    // The last one, at shutdown, covers every entry.
+    let st = Store::open_read_only(&db).unwrap();
+    let n = st.audit_len().unwrap();
+    let stored = st.audit_checkpoints().unwrap();
+    assert_eq!(stored.last().unwrap().entries, n, "{stored:?}");
+    let witnessed = aggregator::witness::read(&witness_file).unwrap();
+    assert_eq!(witnessed, stored, "every stored checkpoint was witnessed");
+    let key_file = {
+        let mut p = db.as_os_str().to_owned();
+        p.push(".audit-key");
+        PathBuf::from(p)
+    };
+    let key = aggregator::witness::AuditKey::load(&key_file).unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|c| c.public_key == key.public_hex() && c.signature_holds())
+    );
+    // The hook got them too.
+    assert!(
+        wait(Duration::from_secs(10), || std::fs::read_to_string(&hooked)
+            .is_ok_and(
+                |t| t.contains("audit_checkpoint") && t.contains(&format!("\"entries\":{n}"))
+            ))
+        .await,
+        "{:?}",
+        std::fs::read_to_string(&hooked)
+    );
+    drop(st);
+    // Cut the newest entries and every stored checkpoint: the witness file catches it.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(
+        "DELETE FROM audit_log WHERE seq > (SELECT max(seq) - 2 FROM audit_log);
+         DELETE FROM audit_checkpoints;",
+    )
+    .unwrap();
+    let verify = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_aggregator"))
+            .args(["audit", "verify", "--db"])
+            .arg(&db)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = verify(&["--checkpoints", witness_file.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("were removed"));
+    drop(dir);
+}

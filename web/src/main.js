@@ -78,8 +78,10 @@ function headers(purpose, extra) {
   const h = new Headers(extra || {});
   if (state.token) h.set("Authorization", `Bearer ${state.token}`);
   if (purpose) {
-    h.set("X-Purpose", state.purpose);
-    h.set("X-Case", state.caseRef);
+    // Percent-encoded: a browser refuses non-Latin-1 header values (盗窃案调查); the API
+    // decodes a value that holds %XX escapes.
+    h.set("X-Purpose", encodeURIComponent(state.purpose));
+    h.set("X-Case", encodeURIComponent(state.caseRef));
   }
   return h;
 }

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::access::Caller;
 use super::params::{self, Format, Query};
 use super::problem::Problem;
-use super::{AckEvent, AlertEvent, AppState, ResultCount};
+use super::{AckEvent, AlertEvent, AppState, AuditDraft, Audited, ResultCount};
 use crate::store::{AlertFilter, AlertKey, Page, SightingKey, SightingRow};
 
 type St = State<Arc<AppState>>;
@@ -63,6 +63,25 @@ fn bad(e: String) -> Problem {
 fn counted(resp: impl IntoResponse, n: usize) -> Response {
     let mut r = resp.into_response();
     r.extensions_mut().insert(ResultCount(n as u64));
+    r
+}
+
+/// The audit entry of a change answered with `status` (one result), from the gate's draft.
+fn entry_of(d: &AuditDraft, status: StatusCode) -> crate::store::audit::AuditEntry {
+    crate::store::audit::AuditEntry {
+        status: status.as_u16(),
+        result_count: Some(1),
+        ..d.0.clone()
+    }
+}
+
+/// `resp` (a change, its entry appended with it by [`Store::audited`]) marked so the gate
+/// does not append another.
+///
+/// [`Store::audited`]: crate::store::Store::audited
+fn audited(resp: impl IntoResponse) -> Response {
+    let mut r = counted(resp, 1);
+    r.extensions_mut().insert(Audited);
     r
 }
 
@@ -540,22 +559,73 @@ async fn alerts(State(st): St, RawQuery(q): RawQuery) -> Answer {
     ))
 }
 
-async fn alert_stream(State(st): St) -> Response {
-    let rx = st.events.subscribe();
-    let stop = st.shutdown.clone();
-    let events = futures_util::stream::unfold((rx, stop), |(mut rx, stop)| async move {
+/// Why the stream's token no longer holds (revoked, expired, gone), if it does not; a store
+/// that cannot answer keeps the stream (the next check asks again).
+async fn token_refused(st: &Arc<AppState>, name: &str) -> Option<&'static str> {
+    let n = name.to_string();
+    let row = st
+        .read("stream token check", move |s| s.token_named(&n))
+        .await;
+    match row {
+        Ok(row) => super::access::check(row, sharpeyes_wire::now_ms())
+            .err()
+            .map(|r| r.detail()),
+        Err(_) => None,
+    }
+}
+
+async fn alert_stream(State(st): St, Extension(c): Extension<Caller>) -> Response {
+    struct S {
+        rx: tokio::sync::broadcast::Receiver<AlertEvent>,
+        st: Arc<AppState>,
+        who: String,
+        tick: tokio::time::Interval,
+        ended: bool,
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(st.cfg.stream_check_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let s0 = S {
+        rx: st.events.subscribe(),
+        st: st.clone(),
+        who: c.name,
+        tick,
+        ended: false,
+    };
+    let events = futures_util::stream::unfold(s0, |mut s| async move {
         use tokio::sync::broadcast::error::RecvError;
-        let ev = tokio::select! {
-            _ = stop.cancelled() => return None,
-            r = rx.recv() => match r {
-                Ok(AlertEvent::Alert(a)) => Event::default().event("alert").json_data(&*a),
-                Ok(AlertEvent::Ack(a)) => Event::default().event("ack").json_data(&a),
-                Err(RecvError::Lagged(n)) => Ok(Event::default().comment(format!("skipped {n} events (too slow)"))),
-                Err(RecvError::Closed) => return None,
-            },
+        if s.ended {
+            return None;
+        }
+        let stop = s.st.shutdown.clone();
+        let ev = loop {
+            let r = tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = s.tick.tick() => None,
+                r = s.rx.recv() => Some(r),
+            };
+            // The token is checked on every tick and before every event.
+            if let Some(why) = token_refused(&s.st, &s.who).await {
+                s.ended = true;
+                crate::metrics::inc(&s.st.metrics.streams_ended_token);
+                tracing::info!(token = %s.who, why, "live alert stream ended");
+                break Event::default()
+                    .event("end")
+                    .json_data(json!({ "reason": why }));
+            }
+            match r {
+                None => continue,
+                Some(Ok(AlertEvent::Alert(a))) => {
+                    break Event::default().event("alert").json_data(&*a);
+                }
+                Some(Ok(AlertEvent::Ack(a))) => break Event::default().event("ack").json_data(&a),
+                Some(Err(RecvError::Lagged(n))) => {
+                    break Ok(Event::default().comment(format!("skipped {n} events (too slow)")));
+                }
+                Some(Err(RecvError::Closed)) => return None,
+            }
         };
         let ev = ev.unwrap_or_else(|_| Event::default().comment("unencodable event"));
-        Some((Ok::<_, std::convert::Infallible>(ev), (rx, stop)))
+        Some((Ok::<_, std::convert::Infallible>(ev), s))
     });
     counted(Sse::new(events).keep_alive(KeepAlive::default()), 0)
 }
@@ -570,6 +640,7 @@ struct AckBody {
 async fn ack(
     State(st): St,
     Extension(c): Extension<Caller>,
+    Extension(draft): Extension<AuditDraft>,
     Path((agent, alert_id)): Path<(String, String)>,
     body: Result<Json<AckBody>, JsonRejection>,
 ) -> Answer {
@@ -584,12 +655,16 @@ async fn ack(
         c.name.clone(),
         note.clone(),
     );
+    let entry = entry_of(&draft, StatusCode::OK);
     let done = st
         .write("acknowledging", move |w| {
-            w.ack_alert(&a, &i, &by, &n)
-                .map_err(|e| Problem::internal("acknowledging", &e))
+            w.audited(&entry, |w| {
+                Ok::<_, crate::store::StoreError>(w.ack_alert(&a, &i, &by, &n)?.then_some(()))
+            })
+            .map_err(|e| Problem::internal("acknowledging", &e))
         })
-        .await?;
+        .await?
+        .is_some();
     if !done {
         let (a, i) = (agent.clone(), alert_id.clone());
         let exists = st
@@ -613,7 +688,7 @@ async fn ack(
         note,
     };
     let _ = st.events.send(AlertEvent::Ack(ev.clone()));
-    Ok(counted(Json(ev), 1))
+    Ok(audited(Json(ev)))
 }
 
 async fn alert_evidence(
@@ -674,7 +749,11 @@ struct PlateBody {
     reason: String,
 }
 
-async fn add_plate(State(st): St, body: Result<Json<PlateBody>, JsonRejection>) -> Answer {
+async fn add_plate(
+    State(st): St,
+    Extension(draft): Extension<AuditDraft>,
+    body: Result<Json<PlateBody>, JsonRejection>,
+) -> Answer {
     let b = json_body(body, st.cfg.max_body_bytes)?;
     let reason = b.reason.trim().to_string();
     if reason.is_empty() || reason.chars().count() > 200 {
@@ -683,40 +762,48 @@ async fn add_plate(State(st): St, body: Result<Json<PlateBody>, JsonRejection>) 
     if b.plate.len() > 64 {
         return Err(bad("plate is longer than 64 bytes".into()));
     }
+    let entry = entry_of(&draft, StatusCode::CREATED);
     let (plate, version) = st
         .write("enrolling a plate", move |w| {
-            crate::watchlist::enroll_plate(w, &b.plate, &reason).map_err(|e| match e {
+            w.audited(&entry, |w| {
+                crate::watchlist::enroll_plate(w, &b.plate, &reason).map(Some)
+            })
+            .map_err(|e| match e {
                 crate::watchlist::WatchlistError::NotAPlate { why, .. } => {
                     bad(format!("not a plate: {why}"))
                 }
                 e => Problem::internal("enrolling a plate", &e),
             })
         })
-        .await?;
-    Ok(counted(
-        (
-            StatusCode::CREATED,
-            Json(json!({"plate": plate, "version": version})),
-        ),
-        1,
-    ))
+        .await?
+        .ok_or_else(|| Problem::internal("enrolling a plate", &"no result"))?;
+    Ok(audited((
+        StatusCode::CREATED,
+        Json(json!({"plate": plate, "version": version})),
+    )))
 }
 
-async fn remove_plate(State(st): St, Path(plate): Path<String>) -> Answer {
+async fn remove_plate(
+    State(st): St,
+    Extension(draft): Extension<AuditDraft>,
+    Path(plate): Path<String>,
+) -> Answer {
     let plate = params::plate(&path_seg("plate", &plate)?).map_err(bad)?;
     let p = plate.clone();
+    let entry = entry_of(&draft, StatusCode::OK);
     let v = st
         .write("removing a plate", move |w| {
-            w.remove_plate(&p)
+            w.audited(&entry, |w| w.remove_plate(&p))
                 .map_err(|e| Problem::internal("removing a plate", &e))
         })
         .await?
         .ok_or_else(|| Problem::not_found("the plate is not in the watchlist"))?;
-    Ok(counted(Json(json!({"plate": plate, "version": v})), 1))
+    Ok(audited(Json(json!({"plate": plate, "version": v}))))
 }
 
 async fn add_face(
     State(st): St,
+    Extension(draft): Extension<AuditDraft>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
@@ -746,7 +833,15 @@ async fn add_face(
         let mut e = st2.enroller.lock().unwrap_or_else(|e| e.into_inner());
         let enroller = e.get_or_insert_with(|| crate::watchlist::Enroller::new(&st2.watchlist));
         let mut w = st2.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let v = crate::watchlist::enroll_face(&mut w, enroller, &req).map_err(|e| match e {
+        // The photos are embedded first (seconds), outside the transaction; the entry is
+        // stored with its audit entry.
+        let entry = crate::watchlist::prepare_face(&w, enroller, &req).and_then(|face| {
+            let audit = entry_of(&draft, StatusCode::CREATED);
+            w.audited(&audit, |w| {
+                crate::watchlist::store_face(w, &face, req.photos.len()).map(Some)
+            })
+        });
+        let v = entry.map_err(|e| match e {
             crate::watchlist::WatchlistError::Store(s) => match s {
                 crate::store::StoreError::Sqlite(_) | crate::store::StoreError::Postgres(_) => {
                     Problem::internal("enrolling a face", &s)
@@ -755,33 +850,36 @@ async fn add_face(
             },
             other => photo_problem(other),
         })?;
+        let v = v.ok_or_else(|| Problem::internal("enrolling a face", &"no result"))?;
         Ok((req.id, req.role, req.photos.len(), v))
     })
     .await?;
-    Ok(counted(
-        (
-            StatusCode::CREATED,
-            Json(json!({
-                "id": id,
-                "role": crate::store::watchlist::role_name(role),
-                "photos": n,
-                "version": version,
-            })),
-        ),
-        1,
-    ))
+    Ok(audited((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": id,
+            "role": crate::store::watchlist::role_name(role),
+            "photos": n,
+            "version": version,
+        })),
+    )))
 }
 
-async fn remove_face(State(st): St, Path(id): Path<String>) -> Answer {
+async fn remove_face(
+    State(st): St,
+    Extension(draft): Extension<AuditDraft>,
+    Path(id): Path<String>,
+) -> Answer {
     let id = path_seg("id", &id)?;
+    let entry = entry_of(&draft, StatusCode::OK);
     let r = st
         .write("removing a face", move |w| {
-            w.remove_face(&id)
+            w.audited(&entry, |w| w.remove_face(&id))
                 .map_err(|e| Problem::internal("removing a face", &e))
         })
         .await?
         .ok_or_else(|| Problem::not_found("no such enrolled face"))?;
-    Ok(counted(Json(r), 1))
+    Ok(audited(Json(r)))
 }
 
 async fn audit(State(st): St, RawQuery(q): RawQuery) -> Answer {
@@ -830,7 +928,11 @@ struct TokenBody {
     expires: Option<String>,
 }
 
-async fn create_token(State(st): St, body: Result<Json<TokenBody>, JsonRejection>) -> Answer {
+async fn create_token(
+    State(st): St,
+    Extension(draft): Extension<AuditDraft>,
+    body: Result<Json<TokenBody>, JsonRejection>,
+) -> Answer {
     let b = json_body(body, st.cfg.max_body_bytes)?;
     let now = sharpeyes_wire::now_ms();
     let expires_ms = b
@@ -840,9 +942,13 @@ async fn create_token(State(st): St, body: Result<Json<TokenBody>, JsonRejection
         .transpose()
         .map_err(bad)?
         .map(|d| now.saturating_add(d));
+    let entry = entry_of(&draft, StatusCode::CREATED);
     let (token, row) = st
         .write("making a token", move |w| {
-            super::access::create_token(w, &b.name, &b.role, expires_ms, now).map_err(|e| match e {
+            w.audited(&entry, |w| {
+                super::access::create_token(w, &b.name, &b.role, expires_ms, now).map(Some)
+            })
+            .map_err(|e| match e {
                 super::access::TokenError::Store(crate::store::StoreError::Invalid(m)) => {
                     Problem::conflict(m)
                 }
@@ -851,29 +957,34 @@ async fn create_token(State(st): St, body: Result<Json<TokenBody>, JsonRejection
                 e => bad(e.to_string()),
             })
         })
-        .await?;
-    Ok(counted(
-        (
-            StatusCode::CREATED,
-            Json(json!({"token": token, "name": row.name, "role": row.role,
-                        "created_ms": row.created_ms, "expires_ms": row.expires_ms})),
-        ),
-        1,
-    ))
+        .await?
+        .ok_or_else(|| Problem::internal("making a token", &"no result"))?;
+    Ok(audited((
+        StatusCode::CREATED,
+        Json(json!({"token": token, "name": row.name, "role": row.role,
+                    "created_ms": row.created_ms, "expires_ms": row.expires_ms})),
+    )))
 }
 
-async fn revoke_token(State(st): St, Path(name): Path<String>) -> Answer {
+async fn revoke_token(
+    State(st): St,
+    Extension(draft): Extension<AuditDraft>,
+    Path(name): Path<String>,
+) -> Answer {
     let name = path_seg("name", &name)?;
     let now = sharpeyes_wire::now_ms();
     let n = name.clone();
+    let entry = entry_of(&draft, StatusCode::OK);
     let done = st
         .write("revoking a token", move |w| {
-            w.revoke_token(&n, now)
-                .map_err(|e| Problem::internal("revoking a token", &e))
+            w.audited(&entry, |w| {
+                Ok::<_, crate::store::StoreError>(w.revoke_token(&n, now)?.then_some(()))
+            })
+            .map_err(|e| Problem::internal("revoking a token", &e))
         })
         .await?;
-    if !done {
+    if done.is_none() {
         return Err(Problem::not_found("no such token, or revoked already"));
     }
-    Ok(counted(Json(json!({"name": name, "revoked_ms": now})), 1))
+    Ok(audited(Json(json!({"name": name, "revoked_ms": now}))))
 }

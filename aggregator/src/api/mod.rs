@@ -8,10 +8,18 @@
 //!   revoked, expired → 401), its rate limit taken (429 with `Retry-After`), its role
 //!   checked against the table (403), the purpose headers checked where the table asks
 //!   (400 `purpose-required`); then the handler runs and the request — refused or not — is
-//!   appended to the hash-chained audit log (`store::audit`) with who, purpose, case,
-//!   parameters, result count and status **before** the answer leaves (a query that cannot
-//!   be audited is not answered). Requests are counted in `/metrics`
+//!   appended to the hash-chained audit log (`store::audit`) with who (the token's name and
+//!   role whenever the token is known, refused or not), purpose, case, parameters, result
+//!   count and status **before** the answer leaves (a query that cannot be audited is not
+//!   answered). A route that changes something (acknowledging, enrolling, removing, tokens)
+//!   appends its entry in the same transaction as the change ([`Store::audited`]): both are
+//!   committed or neither. Requests are counted in `/metrics`
 //!   (`api_requests{route,status}`, `api_rejected{reason}`).
+//! - **Purpose headers** (`X-Purpose`, `X-Case`) are UTF-8, sent raw (`X-Purpose: 盗窃案调查`)
+//!   or percent-encoded (decoded when the value holds a `%XX` escape; see
+//!   [`params::header_text`]); they are stored decoded. Lengths count characters.
+//! - **Live streams** (`/alerts/stream`) check their token every `api.stream_check_ms` and
+//!   before each event; a revoked or expired token ends the stream (`event: end`).
 //! - **Errors** are `application/problem+json` ([`problem`]); store errors are logged, the
 //!   caller gets a generic 500.
 //! - **The store** is synchronous: queries run in `spawn_blocking` on a small pool of reader
@@ -342,6 +350,17 @@ fn router(state: Arc<AppState>) -> Router {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ResultCount(pub u64);
 
+/// The audit entry of an admitted request as the gate made it (who, role, action, purpose,
+/// case, parameters): a request extension for the write routes, which complete it and
+/// append it in the transaction of their change ([`Store::audited`]).
+#[derive(Debug, Clone)]
+pub(crate) struct AuditDraft(pub AuditEntry);
+
+/// A response extension: the handler appended the request's audit entry already (with its
+/// change); the gate does not append another.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Audited;
+
 /// The request's parameters as the audit log records them: path parameters and the query
 /// string's pairs (an undecodable query string is kept as text, cut at 512 bytes).
 fn audit_params(path: Option<&RawPathParams>, query: Option<&str>) -> serde_json::Value {
@@ -418,23 +437,46 @@ async fn gate(
     let token: Option<String> = header(req.headers(), header::AUTHORIZATION.as_str())
         .and_then(access::bearer)
         .map(str::to_string);
+    // What was sent, decoded (raw or percent-encoded UTF-8), recorded even where refused or
+    // not required (cut to the lengths the purpose check allows).
     let (purpose, case) = {
         let h = req.headers();
-        (
-            header(h, "x-purpose").map(str::to_string),
-            header(h, "x-case").map(str::to_string),
-        )
+        let text = |name: &str| h.get(name).map(|v| params::header_text(v.as_bytes()));
+        (text("x-purpose"), text("x-case"))
     };
+    let sent = |v: &Option<Result<String, String>>, max: usize| match v {
+        Some(Ok(t)) => Some(
+            t.trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(max)
+                .collect(),
+        ),
+        Some(Err(_)) => Some("(not UTF-8)".to_string()),
+        None => None,
+    };
+    entry.purpose = sent(&purpose, 200);
+    entry.case_ref = sent(&case, 64);
     let checked: Result<Caller, Problem> = async {
-        let caller = match token {
-            None => Err(Refused::Missing),
+        let row = match token {
+            None => None,
             Some(t) => {
                 let h = access::hash_token(&t);
                 let row = st
                     .read("token lookup", move |s| s.token_by_hash(&h))
                     .await?;
-                access::check(row, now)
+                Some(row)
             }
+        };
+        // A known token is recorded even when refused (revoked, expired, rate-limited,
+        // the wrong role, no purpose).
+        if let Some(Some(r)) = &row {
+            entry.who = r.name.clone();
+            entry.role = r.role.clone();
+        }
+        let caller = match row {
+            None => Err(Refused::Missing),
+            Some(row) => access::check(row, now),
         }
         .map_err(|r| Problem::unauthorized(r.detail()))?;
         st.limiter
@@ -454,20 +496,22 @@ async fn gate(
     let resp = match checked {
         Err(p) => p.into_response(),
         Ok(caller) => {
-            entry.who = caller.name.clone();
-            entry.role = caller.role.as_str().into();
-            // Given purposes are recorded even where not required.
-            entry.purpose = purpose.as_ref().map(|p| p.chars().take(200).collect());
-            entry.case_ref = case.as_ref().map(|c| c.chars().take(64).collect());
-            match params::purpose(purpose.as_deref(), case.as_deref()) {
+            let decoded = |v: Option<Result<String, String>>| v.and_then(Result::ok);
+            match params::purpose(decoded(purpose).as_deref(), decoded(case).as_deref()) {
                 Err(e) if spec.purpose => Problem::purpose_required(e).into_response(),
                 _ => {
                     req.extensions_mut().insert(caller);
+                    // Write routes append it themselves, in the transaction of their change.
+                    req.extensions_mut().insert(AuditDraft(entry.clone()));
                     next.run(req).await
                 }
             }
         }
     };
+    if resp.extensions().get::<Audited>().is_some() {
+        inc(&st.metrics.audit_entries);
+        return finish(&st, spec.id, resp);
+    }
     entry.status = resp.status().as_u16();
     entry.result_count = resp.extensions().get::<ResultCount>().map(|c| c.0);
     let audited = st
@@ -520,7 +564,7 @@ fn finish(st: &AppState, route: &'static str, resp: Response) -> Response {
 pub struct CliWhy {
     /// The purpose (3..=200 characters).
     pub purpose: Option<String>,
-    /// The case reference (1..=64 of `A-Z a-z 0-9 . _ / -`).
+    /// The case reference (1..=64 characters: letters and digits of any script, `. _ / - # : ( ) [ ]`, no spaces).
     pub case: Option<String>,
 }
 
@@ -534,17 +578,16 @@ impl CliWhy {
     }
 }
 
-/// Audits an access made from the command line (queries, `aggregator alerts evidence`,
-/// `aggregator evidence`): who is `cli:$USER`, role `cli`, status 0.
-pub fn audit_cli(
-    store: &Store,
+/// The audit entry of something done from the command line: who is `cli:$USER`, role
+/// `cli`, status 0.
+pub fn cli_entry(
     action: &str,
     why: &CliWhy,
     params: serde_json::Value,
     result_count: u64,
-) -> Result<(), StoreError> {
+) -> AuditEntry {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    store.audit_append(&AuditEntry {
+    AuditEntry {
         ts_ms: sharpeyes_wire::now_ms(),
         who: format!("cli:{user}"),
         role: "cli".into(),
@@ -554,7 +597,20 @@ pub fn audit_cli(
         params,
         result_count: Some(result_count),
         status: 0,
-    })?;
+    }
+}
+
+/// Audits an access made from the command line (queries, `aggregator alerts evidence`,
+/// `aggregator evidence`; see [`cli_entry`]). Changes made from the command line go through
+/// [`Store::audited`] with a [`cli_entry`] instead.
+pub fn audit_cli(
+    store: &Store,
+    action: &str,
+    why: &CliWhy,
+    params: serde_json::Value,
+    result_count: u64,
+) -> Result<(), StoreError> {
+    store.audit_append(&cli_entry(action, why, params, result_count))?;
     Ok(())
 }
 

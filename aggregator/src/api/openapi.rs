@@ -23,7 +23,7 @@ fn time(name: &str, desc: &str) -> Value {
     q(
         name,
         &format!(
-            "{desc}: RFC 3339 (2026-11-23T10:15:00Z) or a duration before now (90s, 10m, 2h, 1d)"
+            "{desc}: RFC 3339 with any offset (2026-11-23T10:15:00Z, 2026-11-23T18:15:00+08:00; encode the + as %2B) or a duration before now (90s, 10m, 2h, 1d)"
         ),
         s(),
         false,
@@ -183,12 +183,12 @@ fn parameters(r: &RouteSpec) -> Vec<Value> {
     if r.purpose {
         v.push(
             json!({"name": "X-Purpose", "in": "header", "required": true,
-            "description": "Why this search is made (3..=200 characters); audited",
+            "description": "Why this search is made (3..=200 characters, any script); UTF-8, raw (盗窃案调查) or percent-encoded (%E7%9B%97…, decoded when the value holds a %XX escape); audited decoded",
             "schema": {"type": "string", "minLength": 3, "maxLength": 200}}),
         );
         v.push(json!({"name": "X-Case", "in": "header", "required": true,
-            "description": "Case reference (1..=64 of A-Z a-z 0-9 . _ / -); audited",
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._/-]{1,64}$"}}));
+            "description": "Case reference (1..=64 characters: letters and digits of any script, . _ / - # : ( ) [ ], other non-ASCII marks such as 〔〕（）; no spaces); UTF-8, raw or percent-encoded; audited decoded",
+            "schema": {"type": "string", "minLength": 1, "maxLength": 64}}));
     }
     v
 }
@@ -316,7 +316,7 @@ fn ok_schema(id: &str) -> Value {
 fn ok_content(id: &str) -> Value {
     match id {
         "alerts.stream" => json!({"text/event-stream": {"schema": {"type": "string",
-            "description": "event: alert (data: an Alert), event: ack (data: an Ack); keep-alive comments"}}}),
+            "description": "event: alert (data: an Alert), event: ack (data: an Ack); keep-alive comments; a last event: end (data: {\"reason\": …}) when the token is revoked or expires"}}}),
         "alerts.evidence" | "evidence" => {
             json!({"image/jpeg": {"schema": {"type": "string"}}, "image/png": {"schema": {"type": "string"}}})
         }

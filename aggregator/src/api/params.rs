@@ -227,25 +227,65 @@ pub fn segment(name: &str, s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-/// The purpose headers: `X-Purpose` 3..=200 characters, `X-Case` 1..=64 of
-/// `[A-Za-z0-9._/-]`.
+/// A header a person types (`X-Purpose`, `X-Case`) as text: its bytes as UTF-8 (raw
+/// Chinese works: `X-Purpose: 盗窃案调查`), and, when the value holds a `%XX` escape (two hex
+/// digits after `%`), percent-decoded first (`%E7%9B%97%E7%AA%83…`, what browsers and
+/// `curl --data-urlencode` users send; a `+` stays a `+`). Bytes that are not UTF-8 after
+/// that are an error.
+pub fn header_text(raw: &[u8]) -> Result<String, String> {
+    let has_escape = raw
+        .windows(3)
+        .any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit());
+    let bytes: std::borrow::Cow<'_, [u8]> = if has_escape {
+        let mut out = Vec::with_capacity(raw.len());
+        let mut i = 0;
+        while i < raw.len() {
+            if raw[i] == b'%'
+                && i + 2 < raw.len()
+                && raw[i + 1].is_ascii_hexdigit()
+                && raw[i + 2].is_ascii_hexdigit()
+            {
+                let h = |b: u8| (b as char).to_digit(16).unwrap_or(0) as u8;
+                out.push(h(raw[i + 1]) * 16 + h(raw[i + 2]));
+                i += 3;
+            } else {
+                out.push(raw[i]);
+                i += 1;
+            }
+        }
+        out.into()
+    } else {
+        raw.into()
+    };
+    String::from_utf8(bytes.into_owned())
+        .map_err(|_| "the header is neither UTF-8 nor percent-encoded UTF-8".to_string())
+}
+
+/// Whether `c` may be in a case reference: letters and digits of any script, `. _ / - # :
+/// ( ) [ ]`, and any other printable non-ASCII character (`〔2026〕`, `（刑）`, `号`); no
+/// spaces, controls or other ASCII punctuation.
+fn case_char(c: char) -> bool {
+    c.is_alphanumeric()
+        || "._/-#:()[]".contains(c)
+        || (!c.is_ascii() && !c.is_whitespace() && !c.is_control())
+}
+
+/// The purpose headers, decoded (see [`header_text`]): `X-Purpose` 3..=200 characters
+/// (any script, no control characters), `X-Case` 1..=64 characters of [`case_char`].
+/// Lengths count characters, not bytes.
 pub fn purpose(purpose: Option<&str>, case: Option<&str>) -> Result<(String, String), String> {
     let p = purpose.map(str::trim).unwrap_or("");
     let n = p.chars().count();
     if !(3..=200).contains(&n) || p.chars().any(char::is_control) {
         return Err(
-            "this search needs a purpose: X-Purpose (3..=200 characters) and X-Case (case reference)"
+            "this search needs a purpose: X-Purpose (3..=200 characters, UTF-8 or percent-encoded UTF-8) and X-Case (case reference)"
                 .into(),
         );
     }
     let c = case.map(str::trim).unwrap_or("");
-    if !(1..=64).contains(&c.len())
-        || !c
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'))
-    {
+    if !(1..=64).contains(&c.chars().count()) || !c.chars().all(case_char) {
         return Err(
-            "this search needs a case reference: X-Case (1..=64 of A-Z a-z 0-9 . _ / -)".into(),
+            "this search needs a case reference: X-Case (1..=64 letters or digits of any script and . _ / - # : ( ) [ ], no spaces; UTF-8 or percent-encoded UTF-8)".into(),
         );
     }
     Ok((p.to_string(), c.to_string()))
@@ -305,6 +345,7 @@ pub fn exercise(input: &str, now_ms: i64) {
         .unwrap_or(0);
     let (a, b) = input.split_at(mid);
     let _ = purpose(Some(a), Some(b));
+    let _ = header_text(input.as_bytes()).map(|t| purpose(Some(&t), Some(&t)));
     let _ = uncursor::<crate::store::AlertKey>(input);
     let _ = duration_ms(input);
     let _ = crate::query::parse_time(input, now_ms);
@@ -344,6 +385,25 @@ mod tests {
     }
 
     #[test]
+    fn header_text_takes_raw_and_percent_encoded_utf8() {
+        assert_eq!(header_text("盗窃案调查".as_bytes()).unwrap(), "盗窃案调查");
+        assert_eq!(
+            header_text(b"%E7%9B%97%E7%AA%83%E6%A1%88%E8%B0%83%E6%9F%A5").unwrap(),
+            "盗窃案调查"
+        );
+        assert_eq!(
+            header_text(b"theft investigation").unwrap(),
+            "theft investigation"
+        );
+        assert_eq!(header_text(b"100% sure").unwrap(), "100% sure", "no escape");
+        assert_eq!(header_text(b"a+b%20c").unwrap(), "a+b c");
+        assert!(header_text(b"%E7%9B").is_err(), "cut UTF-8");
+        assert!(header_text(&[0xff, 0xfe]).is_err());
+        assert_eq!(header_text(b"%").unwrap(), "%");
+        assert_eq!(header_text(b"ab%4").unwrap(), "ab%4");
+    }
+
+    #[test]
     fn segments_purpose_cursors() {
         assert!(segment("agent", "../etc").is_err());
         assert!(segment("agent", "a/b").is_err());
@@ -353,6 +413,26 @@ mod tests {
         assert!(purpose(Some("ok"), Some("C1")).is_err());
         assert!(purpose(Some("theft investigation"), Some("bad case!")).is_err());
         assert!(purpose(Some("theft investigation"), Some("2026/0042")).is_ok());
+        // Chinese: characters are counted, not bytes.
+        let (p, c) = purpose(Some("盗窃案调查"), Some("京公（刑）字〔2026〕42号")).unwrap();
+        assert_eq!(
+            (p.as_str(), c.as_str()),
+            ("盗窃案调查", "京公（刑）字〔2026〕42号")
+        );
+        assert!(purpose(Some("盗窃"), Some("C1")).is_err(), "2 characters");
+        assert!(
+            purpose(Some("盗窃案"), Some("C1")).is_ok(),
+            "3 characters, 9 bytes"
+        );
+        let long_case: String = "案".repeat(64);
+        assert!(
+            purpose(Some("盗窃案"), Some(&long_case)).is_ok(),
+            "64 characters"
+        );
+        assert!(purpose(Some("盗窃案"), Some(&"案".repeat(65))).is_err());
+        assert!(purpose(Some(&"查".repeat(200)), Some("C1")).is_ok());
+        assert!(purpose(Some(&"查".repeat(201)), Some("C1")).is_err());
+        assert!(purpose(Some("theft"), Some("a b")).is_err(), "no spaces");
         let k = crate::store::AlertKey {
             last_ms: 5,
             agent: "a".into(),

@@ -656,9 +656,25 @@ pub(crate) struct Db {
     evidence_refused: u64,
     /// Those of the transaction under way (added to `evidence_refused` on commit).
     evidence_refused_tx: u64,
+    /// A transaction of [`Store::audited`] is open: [`Store::tx`] runs inside it (no
+    /// BEGIN/COMMIT of its own; an error rolls the whole of it back).
+    nested: bool,
 }
 
 impl Db {
+    /// BEGIN, with what a new session needs.
+    fn begin_tx(&mut self) -> Result<(), StoreError> {
+        self.backend.begin()?;
+        self.evidence_refused_tx = 0;
+        if self.backend.reconnected() {
+            // A new session: the partitions may have been dropped meanwhile, and the owner
+            // lock went with the old session.
+            self.partitions.clear();
+            self.owner = self.dialect() == Dialect::Sqlite;
+        }
+        Ok(())
+    }
+
     pub(crate) fn dialect(&self) -> Dialect {
         self.backend.dialect()
     }
@@ -955,6 +971,7 @@ impl Store {
                 owner,
                 evidence_refused: 0,
                 evidence_refused_tx: 0,
+                nested: false,
             }),
         }
     }
@@ -981,14 +998,11 @@ impl Store {
         f: impl FnOnce(&mut Db) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut db = self.db();
-        db.backend.begin()?;
-        db.evidence_refused_tx = 0;
-        if db.backend.reconnected() {
-            // A new session: the partitions may have been dropped meanwhile, and the owner
-            // lock went with the old session.
-            db.partitions.clear();
-            db.owner = db.dialect() == Dialect::Sqlite;
+        if db.nested {
+            // Inside `audited`: its transaction commits or rolls back the whole.
+            return f(&mut db);
         }
+        db.begin_tx()?;
         match f(&mut db) {
             Ok(v) => {
                 db.backend.commit()?;
@@ -999,6 +1013,55 @@ impl Store {
                 db.backend.rollback();
                 // Partitions this transaction made are gone with it.
                 db.partitions.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs the change `f` and appends `entry` to the audit log in **one** transaction: both
+    /// are committed, or neither (an audit append that fails undoes the change). `f` returns
+    /// `Some` when it changed something (then `entry` is appended), `None` when it changed
+    /// nothing (nothing is appended: the caller audits the refusal itself). Every store
+    /// method `f` calls that opens a transaction of its own runs inside this one. `&mut self`:
+    /// no other user of this handle can slip a statement into the transaction.
+    pub fn audited<T, E: From<StoreError>>(
+        &mut self,
+        entry: &audit::AuditEntry,
+        f: impl FnOnce(&mut Store) -> Result<Option<T>, E>,
+    ) -> Result<Option<T>, E> {
+        {
+            let mut db = self.db();
+            db.begin_tx()?;
+            db.nested = true;
+        }
+        // A panic in `f` still closes the transaction (the handle stays usable).
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        let mut db = self.db();
+        db.nested = false;
+        let out = match out {
+            Ok(Ok(Some(v))) => audit::append_in(&mut db, entry)
+                .map(|_| Some(v))
+                .map_err(E::from),
+            Ok(other) => other,
+            Err(panic) => {
+                db.backend.rollback();
+                drop(db);
+                std::panic::resume_unwind(panic);
+            }
+        };
+        match out {
+            Ok(v) => match db.backend.commit() {
+                Ok(()) => {
+                    db.evidence_refused += std::mem::take(&mut db.evidence_refused_tx);
+                    Ok(v)
+                }
+                Err(e) => {
+                    db.backend.rollback();
+                    Err(E::from(e))
+                }
+            },
+            Err(e) => {
+                db.backend.rollback();
                 Err(e)
             }
         }

@@ -94,6 +94,18 @@ impl Store {
             .transpose()
     }
 
+    /// The token named `name`, if any (revoked and expired ones too).
+    pub fn token_named(&self, name: &str) -> Result<Option<TokenRow>, StoreError> {
+        self.db()
+            .one(
+                "SELECT name, role, created_ms, expires_ms, revoked_ms FROM api_tokens WHERE name = ?",
+                args![name],
+            )?
+            .as_ref()
+            .map(token_row)
+            .transpose()
+    }
+
     /// Revokes the token `name` at `now_ms`; false if there is none or it was revoked already.
     pub fn revoke_token(&self, name: &str, now_ms: i64) -> Result<bool, StoreError> {
         let n = self.db().execute(
