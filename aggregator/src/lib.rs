@@ -72,6 +72,7 @@ pub async fn run_with_metrics(
     config.validate()?;
     let at = config.store.location();
     let mut store = Store::open_at(&at)?;
+    store.set_sqlite_synchronous(config.store.sqlite_synchronous)?;
     store.sync_cameras(&config.cameras)?;
     store.create_partitions_ahead(sharpeyes_wire::now_ms(), 2)?;
     // The fuser is made when this writer is, or becomes, the fusion owner: from the store's
@@ -125,6 +126,7 @@ pub async fn run_with_metrics(
             fusion,
             retention: config.store.retention(),
             retention_every: Duration::from_secs(config.store.retention_interval_s),
+            client_id: config.broker.client_id.clone(),
         };
         std::thread::Builder::new()
             .name("store-writer".into())

@@ -649,6 +649,28 @@ fn postgres_schema(common: &str) -> String {
         .replace(") WITHOUT ROWID;", ");")
 }
 
+/// SQLite's `synchronous` pragma for the writer (`store.sqlite_synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// Every commit reaches the disk before it returns (durable through a power cut).
+    #[default]
+    Full,
+    /// Commits reach the disk at checkpoints (survives a crash of the process, not of the
+    /// machine).
+    Normal,
+}
+
+impl SqliteSynchronous {
+    /// The pragma's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        }
+    }
+}
+
 /// SQLite's page cache per connection, KiB (SQLite's own default, 2 MiB, makes the indexes
 /// of a store of millions of sightings go to the disk for every insert and query).
 const SQLITE_CACHE_KIB: u32 = 64 * 1024;
@@ -666,12 +688,25 @@ impl Store {
         Ok(())
     }
 
-    /// Opens (creating if needed) the SQLite database at `path`.
+    /// Sets this SQLite connection's `synchronous` (the aggregator applies
+    /// `store.sqlite_synchronous`; [`Store::open`] starts with `FULL`); nothing on
+    /// PostgreSQL.
+    pub fn set_sqlite_synchronous(&self, mode: SqliteSynchronous) -> Result<(), StoreError> {
+        if self.dialect() == Dialect::Sqlite {
+            self.db()
+                .backend
+                .batch(&format!("PRAGMA synchronous = {}", mode.as_str()))?;
+        }
+        Ok(())
+    }
+
+    /// Opens (creating if needed) the SQLite database at `path` (WAL, `synchronous = FULL`:
+    /// a commit survives a power cut).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "cache_size", -(SQLITE_CACHE_KIB as i64))?;
         let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if found > SCHEMA_VERSION {
@@ -1312,7 +1347,7 @@ fn apply(
         }
         // The aggregator publishes the watchlists; its own store holds them (the message row
         // records a copy that came back).
-        Body::Watchlists(_) => {}
+        Body::Watchlists(_) | Body::Acks(_) => {}
     }
     Ok(Applied::Stored)
 }

@@ -8,10 +8,15 @@
 //! comes for a second the fuser gets a tick (timeouts, eviction, re-clustering), whose
 //! results get a transaction of their own.
 //!
+//! After each commit the writer acknowledges the committed track batches and alerts to their
+//! agents end to end ([`acks`]), then to the broker.
+//!
 //! A payload that cannot be used (foreign topic, undecodable, agent id differing from the
 //! topic's, body kind not matching the topic) is rejected: logged, counted by reason,
 //! acknowledged (so the broker does not redeliver it forever) and never stored. Everything
 //! else keeps flowing.
+
+pub mod acks;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -101,6 +106,7 @@ pub fn check(
         Topic::Alerts { camera, .. } => ("alert", Some(camera)),
         Topic::Status { .. } => ("status", None),
         Topic::Watchlists => ("watchlists", None),
+        Topic::Acks { .. } => ("acks", None),
     };
     if env.body.kind() != topic_kind {
         return Err(Rejection::KindMismatch {
@@ -281,6 +287,8 @@ pub struct Writer {
     pub retention: RetentionPolicy,
     /// How often retention runs.
     pub retention_every: Duration,
+    /// The aggregator's MQTT client id (the sender of its acknowledgements to agents).
+    pub client_id: String,
 }
 
 impl Writer {
@@ -558,7 +566,15 @@ fn writer_loop(w: Writer, mut rx: mpsc::UnboundedReceiver<Publish>) {
         mut fusion,
         retention,
         retention_every,
+        client_id,
     } = w;
+    let mut agent_acks = acks::AckPublisher::new(
+        client.clone(),
+        topics.clone(),
+        &client_id,
+        runtime.clone(),
+        metrics.clone(),
+    );
     let ack = |p: &Publish| {
         if client.try_ack(p).is_err() {
             let _ = runtime.block_on(client.ack(p));
@@ -659,6 +675,8 @@ fn writer_loop(w: Writer, mut rx: mpsc::UnboundedReceiver<Publish>) {
                 }
             }
         }
+        agent_acks.committed(valid.iter().map(|(env, _, _)| env));
+        agent_acks.flush();
         for p in &batch {
             ack(p);
         }
