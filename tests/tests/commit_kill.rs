@@ -69,12 +69,14 @@ fn aggregator_killed_while_committing_loses_nothing() {
     });
 
     std::thread::sleep(Duration::from_secs(2));
-    let mut commits = 0u64;
+    let (mut commits, mut commit_s) = (0.0, 0.0);
     for i in 0..KILLS {
         // 300..900 ms of streaming between kills, a different moment of the commit each time.
         std::thread::sleep(Duration::from_millis(300 + (i * 397) % 600));
         let seen = rt.block_on(agg.duplicates_now());
-        commits += rt.block_on(scrape(agg.ops_port(), "sharpeyes_aggregator_commits_total"));
+        let port = agg.ops_port();
+        commits += rt.block_on(scrape(port, "sharpeyes_aggregator_store_commits_total"));
+        commit_s += rt.block_on(scrape(port, "sharpeyes_aggregator_store_commit_seconds_total"));
         agg.kill(seen); // SIGKILL
         std::thread::sleep(Duration::from_millis(200));
         agg.restart().unwrap();
@@ -92,7 +94,8 @@ fn aggregator_killed_while_committing_loses_nothing() {
     distinct.sort();
     distinct.dedup();
     println!(
-        "aggregator SIGKILLed {KILLS} times while committing ({commits} commits before the kills): \
+        "aggregator SIGKILLed {KILLS} times while committing ({commits} commits, {commit_s:.1} s \
+         inside transactions, reported just before the kills): \
          produced {produced} track batches, stored {}, duplicates recognised {} (at least), \
          re-sent by the agent {resent}, left in the spool {left}, integrity_check {integrity}",
         keys.len(),
@@ -110,12 +113,12 @@ fn aggregator_killed_while_committing_loses_nothing() {
 }
 
 /// One counter of the aggregator's `/metrics` (0 when it does not answer).
-async fn scrape(port: u16, name: &str) -> u64 {
+async fn scrape(port: u16, name: &str) -> f64 {
     let Ok(text) = sharpeyes_e2e::http_get(port, "/metrics").await else {
-        return 0;
+        return 0.0;
     };
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+        .unwrap_or(0.0)
 }
