@@ -136,10 +136,7 @@ impl SyntheticAgent {
         self.publisher.await??;
         self.mqtt_stop.cancel();
         let _ = self.driver.await;
-        Ok((
-            get(&self.metrics.spooled),
-            get(&self.metrics.spool_pending),
-        ))
+        Ok((get(&self.metrics.spooled), get(&self.metrics.spool_pending)))
     }
 }
 

@@ -76,7 +76,10 @@ fn aggregator_killed_while_committing_loses_nothing() {
         let seen = rt.block_on(agg.duplicates_now());
         let port = agg.ops_port();
         commits += rt.block_on(scrape(port, "sharpeyes_aggregator_store_commits_total"));
-        commit_s += rt.block_on(scrape(port, "sharpeyes_aggregator_store_commit_seconds_total"));
+        commit_s += rt.block_on(scrape(
+            port,
+            "sharpeyes_aggregator_store_commit_seconds_total",
+        ));
         agg.kill(seen); // SIGKILL
         std::thread::sleep(Duration::from_millis(200));
         agg.restart().unwrap();

@@ -38,7 +38,11 @@ fn seqs_stay_unique_when_the_clock_goes_back() {
     let t = sharpeyes_wire::now_ms();
     let mut produced = 0;
     let mut previous_max = 0u64;
-    for (run, clock) in [("first boot", t), ("same clock", t), ("a day back", t - 86_400_000)] {
+    for (run, clock) in [
+        ("first boot", t),
+        ("same clock", t),
+        ("a day back", t - 86_400_000),
+    ] {
         let before: Vec<u64> = keys(&db).into_iter().map(|(_, s)| s).collect();
         let (n, left) = rt.block_on(async {
             let mut agent = SyntheticAgent::start(&agent_cfg, clock).unwrap();
@@ -67,7 +71,10 @@ fn seqs_stay_unique_when_the_clock_goes_back() {
             new.len()
         );
         assert_eq!(new.len() as u64, n, "{run}: lost or taken for duplicates");
-        assert!(lo > previous_max, "{run}: seq {lo} not above {previous_max}");
+        assert!(
+            lo > previous_max,
+            "{run}: seq {lo} not above {previous_max}"
+        );
         previous_max = hi;
     }
     rt.block_on(agg.shut_down()).unwrap();
@@ -79,7 +86,11 @@ fn seqs_stay_unique_when_the_clock_goes_back() {
     );
     assert_eq!(stored.len() as u64, produced);
     assert!(stored.iter().all(|(a, _)| a == AGENT));
-    assert_eq!(get(&metrics.duplicates), 0, "a new message was taken for an old one");
+    assert_eq!(
+        get(&metrics.duplicates),
+        0,
+        "a new message was taken for an old one"
+    );
 }
 
 fn keys(db: &std::path::Path) -> Vec<(String, u64)> {

@@ -453,7 +453,10 @@ mod acks_tests {
     #[test]
     fn seqs_compact_into_ranges() {
         let a = Acks::from_seqs([7, 3, 4, 5, 9, 4, u64::MAX, u64::MAX - 1]);
-        assert_eq!(a.ranges, vec![[3, 5], [7, 7], [9, 9], [u64::MAX - 1, u64::MAX]]);
+        assert_eq!(
+            a.ranges,
+            vec![[3, 5], [7, 7], [9, 9], [u64::MAX - 1, u64::MAX]]
+        );
         assert!(a.contains(4) && a.contains(9) && !a.contains(6) && !a.contains(10));
         assert!(Acks::from_seqs([]).ranges.is_empty());
     }

@@ -110,9 +110,9 @@ impl AckPublisher {
 
     fn publish(&mut self, agent: &str, ranges: &[[u64; 2]]) {
         self.seq += 1;
-        let count = ranges
-            .iter()
-            .fold(0u64, |n, [a, b]| n.saturating_add((b - a).saturating_add(1)));
+        let count = ranges.iter().fold(0u64, |n, [a, b]| {
+            n.saturating_add((b - a).saturating_add(1))
+        });
         let env = Envelope::new(
             self.sender.clone(),
             self.seq,
@@ -130,18 +130,19 @@ impl AckPublisher {
             }
         };
         let topic = self.topics.acks(agent);
-        let sent = match self
-            .client
-            .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
-        {
-            Ok(()) => Ok(()),
-            Err(_) => self.runtime.block_on(self.client.publish(
-                topic,
-                QoS::AtLeastOnce,
-                false,
-                payload,
-            )),
-        };
+        let sent =
+            match self
+                .client
+                .try_publish(topic.clone(), QoS::AtLeastOnce, false, payload.clone())
+            {
+                Ok(()) => Ok(()),
+                Err(_) => self.runtime.block_on(self.client.publish(
+                    topic,
+                    QoS::AtLeastOnce,
+                    false,
+                    payload,
+                )),
+            };
         match sent {
             Ok(()) => {
                 inc(&self.metrics.agent_acks_published);

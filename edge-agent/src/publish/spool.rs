@@ -35,10 +35,10 @@
 //! directory.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -199,7 +199,10 @@ fn decode(buf: &[u8]) -> Option<(Record, usize)> {
         if body.len() < 10 {
             return None;
         }
-        (Some(u64::from_le_bytes(body[..8].try_into().ok()?)), &body[8..])
+        (
+            Some(u64::from_le_bytes(body[..8].try_into().ok()?)),
+            &body[8..],
+        )
     } else {
         (None, body)
     };
@@ -389,12 +392,12 @@ impl Spool {
         decode(&buf)
             .map(|(r, _)| Record { seq, ..r })
             .ok_or_else(|| SpoolError::Io {
-            path: seg.path.clone(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("record {id} changed on disk"),
-            ),
-        })
+                path: seg.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("record {id} changed on disk"),
+                ),
+            })
     }
 
     /// Ids of the pending records that have no `seq` (an older spool's, invariant 6).
@@ -425,7 +428,11 @@ impl Spool {
     /// How long the oldest pending record has waited (since this run appended it or opened
     /// the spool holding it); None when nothing is pending.
     pub fn oldest_age(&self) -> Option<Duration> {
-        self.index.values().map(|e| e.since).min().map(|t| t.elapsed())
+        self.index
+            .values()
+            .map(|e| e.since)
+            .min()
+            .map(|t| t.elapsed())
     }
 
     /// Appends a record (evicting old ones if the cap requires) with the `seq` of the envelope

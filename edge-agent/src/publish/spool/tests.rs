@@ -121,7 +121,12 @@ fn check(spool: &Spool, model: &Model) -> Result<(), TestCaseError> {
     }
     prop_assert_eq!(
         spool.pending_without_seq(),
-        model.recs.iter().filter(|(_, r)| r.3.is_none()).map(|(k, _)| *k).collect::<Vec<_>>()
+        model
+            .recs
+            .iter()
+            .filter(|(_, r)| r.3.is_none())
+            .map(|(k, _)| *k)
+            .collect::<Vec<_>>()
     );
     prop_assert_eq!(spool.pending_bytes(), model.bytes());
     prop_assert!(spool.pending_bytes() <= limits().max_bytes);
