@@ -12,6 +12,9 @@
 //! - `INGEST_BACKENDS`: `sqlite`, `postgres` or both (default `sqlite`);
 //! - `INGEST_GROUP`: batches per writer transaction, as `store.max_batch` groups them
 //!   (default `16`);
+//! - `INGEST_SQLITE_SYNC`: SQLite's `synchronous` for the `sqlite` runs, `full` (the
+//!   aggregator's default, `store.sqlite_synchronous`), `normal`, or both (`full,normal`:
+//!   one run each, labelled `sqlite/full`, `sqlite/normal`); default `full`;
 //! - `INGEST_OUT`: a file to append one JSON line per result to.
 //!
 //! The traffic: 200 cameras at 20 sites around Chengdu; each batch is one camera's 500 ms:
@@ -34,7 +37,7 @@ use std::time::{Duration, Instant};
 use aggregator::config::CameraPlace;
 use aggregator::fuse::{CameraCatalog, FuseConfig, Fuser};
 use aggregator::metrics::Metrics;
-use aggregator::store::Store;
+use aggregator::store::{SqliteSynchronous, Store};
 use aggregator::subscribe::FusionStage;
 use sharpeyes_wire::{
     Body, Codec, Envelope, ObjectClass, PlateReading, QBox, QEmbedding, TrackBatch, TrackEvent,
@@ -344,18 +347,34 @@ fn main() {
         "vehicles",
         "persons"
     );
+    let syncs = std::env::var("INGEST_SQLITE_SYNC").unwrap_or_else(|_| "full".into());
+    let mut runs: Vec<&str> = Vec::new();
     for b in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+        if b == "sqlite" {
+            for s in syncs.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                runs.push(match s {
+                    "full" => "sqlite/full",
+                    "normal" => "sqlite/normal",
+                    other => panic!("INGEST_SQLITE_SYNC: {other:?} is neither full nor normal"),
+                });
+            }
+        } else {
+            runs.push(b);
+        }
+    }
+    for b in runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let (r, _server) = match b {
-            "sqlite" => (
-                run(
-                    "sqlite",
-                    Store::open(&dir.path().join("ingest.db")).expect("sqlite"),
-                    batches,
-                    group,
-                ),
-                None,
-            ),
+            "sqlite/full" | "sqlite/normal" => {
+                let store = Store::open(&dir.path().join("ingest.db")).expect("sqlite");
+                let (mode, label) = if b == "sqlite/full" {
+                    (SqliteSynchronous::Full, "sqlite/full")
+                } else {
+                    (SqliteSynchronous::Normal, "sqlite/normal")
+                };
+                store.set_sqlite_synchronous(mode).expect("synchronous");
+                (run(label, store, batches, group), None)
+            }
             "postgres" => {
                 let server = pg::TempPostgres::start();
                 let store = Store::open_postgres(&server.database("ingest")).expect("postgres");

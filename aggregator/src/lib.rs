@@ -113,8 +113,10 @@ pub async fn run_with_metrics(
     // trying.
     let (store, fusion) = {
         let (at, cameras, metrics) = (at.clone(), config.cameras.clone(), metrics.clone());
+        let synchronous = config.store.sqlite_synchronous;
         tokio::task::spawn_blocking(move || -> Result<_, AggregatorError> {
             let mut store = Store::open_at(&at)?;
+            store.set_sqlite_synchronous(synchronous)?;
             store.sync_cameras(&cameras)?;
             store.create_partitions_ahead(sharpeyes_wire::now_ms(), 2)?;
             let mut fusion = subscribe::FusionStage::new(new_fuser);
@@ -158,6 +160,7 @@ pub async fn run_with_metrics(
             fusion,
             retention: config.store.retention(),
             retention_every: Duration::from_secs(config.store.retention_interval_s),
+            client_id: config.broker.client_id.clone(),
         };
         let died = writer_died.clone();
         std::thread::Builder::new()

@@ -23,6 +23,13 @@ pub struct Metrics {
     pub duplicates: AtomicU64,
     /// Messages acknowledged to the broker.
     pub acked: AtomicU64,
+    /// End-to-end acknowledgement messages published to agents (`{prefix}/acks/{agent}`).
+    pub agent_acks_published: AtomicU64,
+    /// Agent messages (track batches, alerts) acknowledged end to end after their commit.
+    pub agent_acked: AtomicU64,
+    /// End-to-end acknowledgements that could not be published (the agents send those
+    /// messages again).
+    pub agent_acks_failed: AtomicU64,
     /// Store transactions that failed (their messages are not acknowledged).
     pub store_errors: AtomicU64,
     /// Messages the store refused for a reason of their own, kept as dead letters
@@ -228,6 +235,24 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
                 "Messages acknowledged to the broker after their commit.",
                 Kind::Counter,
                 &self.acked,
+            ),
+            (
+                "sharpeyes_aggregator_agent_acks_published_total",
+                "End-to-end acknowledgement messages published to agents after a commit.",
+                Kind::Counter,
+                &self.agent_acks_published,
+            ),
+            (
+                "sharpeyes_aggregator_agent_acked_total",
+                "Agent messages acknowledged end to end (stored or found stored).",
+                Kind::Counter,
+                &self.agent_acked,
+            ),
+            (
+                "sharpeyes_aggregator_agent_acks_failed_total",
+                "End-to-end acknowledgements that could not be published (agents re-send).",
+                Kind::Counter,
+                &self.agent_acks_failed,
             ),
             (
                 "sharpeyes_aggregator_store_errors_total",

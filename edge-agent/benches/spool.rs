@@ -31,16 +31,22 @@ fn spool(c: &mut Criterion) {
             },
         )
         .unwrap();
+        let mut seq = 0u64;
         g.bench_function(format!("append/{name}"), |b| {
-            b.iter(|| black_box(s.append(TOPIC, &payload, false).unwrap()))
+            b.iter(|| {
+                seq += 1;
+                black_box(s.append(TOPIC, &payload, false, Some(seq)).unwrap())
+            })
         });
         // Append then acknowledge: the steady state while the broker is up.
         g.bench_function(format!("append_and_ack/{name}"), |b| {
             b.iter_batched(
                 || (),
                 |()| {
-                    let id = s.append(TOPIC, &payload, false).unwrap();
-                    s.ack(id).unwrap();
+                    seq += 1;
+                    let id = s.append(TOPIC, &payload, false, Some(seq)).unwrap();
+                    s.ack_seqs(seq, seq).unwrap();
+                    black_box(id);
                 },
                 BatchSize::SmallInput,
             )

@@ -407,7 +407,8 @@ pub struct PublishConfig {
     /// Payloads handed to the MQTT client at once (its queue); the rest wait in the spool.
     /// Default `1000`.
     pub max_pending: usize,
-    /// Directory of the disk spool (one sub-directory per agent id). Default `spool`.
+    /// Directory of the disk spool (one sub-directory per agent id, which also holds the
+    /// persisted message sequence). Default `spool`.
     pub spool_dir: PathBuf,
     /// Bytes of unacknowledged track batches the spool keeps at most (1 MiB..=1 TiB); beyond
     /// it the oldest are evicted and counted (`spool_evicted`). Default `1073741824` (1 GiB).
@@ -415,6 +416,12 @@ pub struct PublishConfig {
     /// `always`: fsync every spool write (survives power loss); `never`: leave it to the OS
     /// (survives an agent crash). Default `always`.
     pub fsync: crate::publish::spool::Fsync,
+    /// A spooled batch or alert stays in the spool until an aggregator acknowledges it as
+    /// committed (topic `{prefix}/acks/{agent}`); one without acknowledgement this long after
+    /// the broker took it (or after it was handed to the MQTT client) is sent again, the wait
+    /// doubling with each re-send of it up to 8×; after a reconnect, what the broker had
+    /// taken is sent again at once. In ms (500..=3600000). Default `30000`.
+    pub ack_timeout_ms: u64,
 }
 
 impl Default for PublishConfig {
@@ -427,6 +434,7 @@ impl Default for PublishConfig {
             spool_dir: "spool".into(),
             spool_max_bytes: 1 << 30,
             fsync: Default::default(),
+            ack_timeout_ms: 30_000,
         }
     }
 }
@@ -664,6 +672,7 @@ impl ConfigFile for AgentConfig {
         in_range("publish.status_interval_s", p.status_interval_s, 1, 3600)?;
         in_range("publish.zstd_level", p.zstd_level, 1, 19)?;
         in_range("publish.max_pending", p.max_pending, 1, 1_000_000)?;
+        in_range("publish.ack_timeout_ms", p.ack_timeout_ms, 500, 3_600_000)?;
         in_range(
             "publish.spool_max_bytes",
             p.spool_max_bytes,
@@ -759,6 +768,7 @@ mod tests {
         assert!(err("agent_id = 'a/b'").contains("agent_id"));
         assert!(err("agnet_id = 'x'").contains("unknown field"));
         assert!(err("[broker]\nport = 0").contains("broker.port"));
+        assert!(err("[publish]\nack_timeout_ms = 10").contains("publish.ack_timeout_ms"));
         assert!(
             err("[face_detector]\nscore_threshold = 1.5").contains("face_detector.score_threshold")
         );

@@ -95,11 +95,16 @@ pub struct RunSummary {
     pub track_updates: u64,
     /// Bytes of track-batch payloads.
     pub track_bytes: u64,
-    /// Payloads acknowledged by the broker.
+    /// Payloads acknowledged by the broker (PUBACK: in flight).
     pub published: u64,
-    /// Track batches written to the spool (every batch produced).
+    /// Track batches and alerts written to the spool (every one produced).
     pub spooled: u64,
-    /// Track batches still in the spool at exit (sent at the next start).
+    /// Spooled messages an aggregator acknowledged as committed.
+    pub acked: u64,
+    /// Spooled messages sent again (no acknowledgement in time, or a reconnect).
+    pub resent: u64,
+    /// Track batches and alerts still in the spool at exit, no aggregator having acknowledged
+    /// them (sent at the next start).
     pub spool_pending: u64,
     /// Broker connection errors.
     pub broker_errors: u64,
@@ -275,6 +280,8 @@ pub async fn run(
         track_bytes: get(&metrics.track_bytes),
         published: get(&metrics.published),
         spooled: get(&metrics.spooled),
+        acked: get(&metrics.acked),
+        resent: get(&metrics.resent),
         spool_pending: get(&metrics.spool_pending),
         broker_errors: get(&metrics.broker_errors),
     };

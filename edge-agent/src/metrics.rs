@@ -115,6 +115,17 @@ pub struct Metrics {
     pub watchlists_rejected: AtomicU64,
     /// Version of the watchlists the rules apply, plus one (0: none received yet).
     pub watchlist_version_plus_one: AtomicU64,
+    /// Acknowledgement messages received from an aggregator.
+    pub acks_received: AtomicU64,
+    /// Spooled batches and alerts an aggregator acknowledged (they left the spool).
+    pub acked: AtomicU64,
+    /// Messages on the acknowledgement topic that were not acknowledgements (ignored).
+    pub acks_rejected: AtomicU64,
+    /// Spooled batches and alerts sent again because no acknowledgement came in time, or
+    /// after a reconnect.
+    pub resent: AtomicU64,
+    /// Age in ms of the oldest unacknowledged spool record (a gauge; 0: none).
+    pub spool_oldest_ms: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -139,6 +150,10 @@ impl Metrics {
             .store(spool.len() as u64, Ordering::Relaxed);
         self.spool_bytes
             .store(spool.pending_bytes(), Ordering::Relaxed);
+        self.spool_oldest_ms.store(
+            spool.oldest_age().map_or(0, |d| d.as_millis() as u64),
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -248,9 +263,33 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
         for (name, help, kind, c) in [
             (
                 "sharpeyes_agent_published_total",
-                "Payloads the broker acknowledged.",
+                "Payloads the broker acknowledged (PUBACK: in flight to the aggregator).",
                 Kind::Counter,
                 &self.published,
+            ),
+            (
+                "sharpeyes_agent_acks_received_total",
+                "Acknowledgement messages received from an aggregator.",
+                Kind::Counter,
+                &self.acks_received,
+            ),
+            (
+                "sharpeyes_agent_acked_total",
+                "Spooled batches and alerts an aggregator acknowledged as committed.",
+                Kind::Counter,
+                &self.acked,
+            ),
+            (
+                "sharpeyes_agent_acks_rejected_total",
+                "Messages on the acknowledgement topic that were not acknowledgements.",
+                Kind::Counter,
+                &self.acks_rejected,
+            ),
+            (
+                "sharpeyes_agent_resent_total",
+                "Spooled batches and alerts sent again (no acknowledgement in time, or a reconnect).",
+                Kind::Counter,
+                &self.resent,
             ),
             (
                 "sharpeyes_agent_sent_total",
@@ -334,6 +373,12 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
             e.single(name, help, kind, get(c) as f64);
         }
         e.single(
+            "sharpeyes_agent_spool_oldest_unacked_seconds",
+            "Age of the oldest spool record no aggregator acknowledged yet (0: none).",
+            Kind::Gauge,
+            get(&self.spool_oldest_ms) as f64 / 1e3,
+        );
+        e.single(
             "sharpeyes_agent_publish_seconds_total",
             "Time batching, encoding, spooling and handing batches to MQTT.",
             Kind::Counter,
@@ -399,6 +444,9 @@ impl Metrics {
             ("track_bytes", &self.track_bytes),
             ("alerts", &self.alerts),
             ("watchlists_rejected", &self.watchlists_rejected),
+            ("acks_received", &self.acks_received),
+            ("acked", &self.acked),
+            ("resent", &self.resent),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), get(v)))

@@ -111,7 +111,7 @@ pub fn decode_checked(codec: &Codec, payload: &[u8]) -> Option<Envelope> {
         Body::Tracks(b) => Some((&b.site, Some(&b.camera))),
         Body::Alert(a) => Some((&a.site, Some(&a.camera))),
         Body::Status(s) => Some((&s.site, None)),
-        Body::Watchlists(_) => None,
+        Body::Watchlists(_) | Body::Acks(_) => None,
     };
     if let Some((site, camera)) = site
         && Topics::check_id("site", site).is_ok()
@@ -162,6 +162,7 @@ pub fn topic_checked(topic: &str) {
             } => topics.alerts(site, agent, camera),
             Topic::Status { site, agent } => topics.status(site, agent),
             Topic::Watchlists => topics.watchlists(),
+            Topic::Acks { agent } => topics.acks(agent),
         };
         assert_eq!(rebuilt, topic, "parsed as {t:?}");
     }

@@ -7,6 +7,7 @@ pub mod clip;
 pub mod mosquitto;
 pub mod plate;
 pub mod rtsp;
+pub mod synthetic;
 pub mod webdriver;
 
 use std::path::{Path, PathBuf};

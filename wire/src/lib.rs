@@ -3,7 +3,19 @@
 //! Everything an edge agent and an aggregator say to each other over MQTT is one
 //! [`Envelope`]: a schema version, the sending agent's id, a per-agent monotonic sequence
 //! number (the idempotency key), the send time, and one [`Body`] (a batch of track updates,
-//! an alert, an agent status, or the watchlists).
+//! an alert, an agent status, the watchlists, or an aggregator's acknowledgements).
+//!
+//! ## Delivery: end-to-end acknowledgement
+//!
+//! Track batches and alerts are published at QoS 1 and kept in the agent's disk spool until
+//! an aggregator has *committed* them: after each store transaction the aggregator publishes
+//! [`Acks`] (QoS 1, not retained) on `{prefix}/acks/{agent}` with the `seq`s of that agent's
+//! messages it stored or found stored already. The broker's PUBACK only means "in flight".
+//! An agent re-sends what stays unacknowledged (after `publish.ack_timeout_ms`, with
+//! back-off, and after every reconnect); the store keeps each `(agent, seq)` once, so a
+//! replay costs bandwidth, never a duplicate. `seq` is unique per agent across restarts
+//! whatever its clock says (the agent persists its sequence in its spool directory). Status
+//! messages are not acknowledged (only the newest matters; it is retained).
 //!
 //! ## Payload layout
 //!

@@ -51,16 +51,20 @@ pub enum Body {
     Status(AgentStatus),
     /// The current face and plate watchlists (retained topic `{prefix}/config/watchlists`).
     Watchlists(Watchlists),
+    /// The aggregator's acknowledgement of committed messages, to one agent (topic
+    /// `{prefix}/acks/{agent}`).
+    Acks(Acks),
 }
 
 impl Body {
-    /// Short name of the variant (`tracks`, `alert`, `status`, `watchlists`).
+    /// Short name of the variant (`tracks`, `alert`, `status`, `watchlists`, `acks`).
     pub fn kind(&self) -> &'static str {
         match self {
             Body::Tracks(_) => "tracks",
             Body::Alert(_) => "alert",
             Body::Status(_) => "status",
             Body::Watchlists(_) => "watchlists",
+            Body::Acks(_) => "acks",
         }
     }
 }
@@ -400,4 +404,60 @@ pub struct PlateEntry {
     pub plate: String,
     /// Why it is wanted.
     pub reason: String,
+}
+
+/// End-to-end acknowledgement: the `seq`s of one agent's messages (track batches, alerts) that
+/// an aggregator has committed to its store, or found there already (a replay). Published by
+/// the aggregator after each commit on `{prefix}/acks/{agent}` (QoS 1, not retained); the
+/// envelope's `agent` is the aggregator's client id and its `seq` only counts that
+/// aggregator's acknowledgements (it is no idempotency key: applying one twice is harmless).
+///
+/// The agent removes a spooled message only when its `seq` arrives here; the broker's PUBACK
+/// only says the message is in flight. A `seq` the agent does not hold (acknowledged already,
+/// evicted, or never sent) is ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Acks {
+    /// Inclusive ranges `[first, last]` of acknowledged `seq`s, ascending and disjoint as
+    /// [`Acks::from_seqs`] makes them (a reader must not rely on it). A receiver looks up the
+    /// seqs it holds within each range, never walks a range: `[1, u64::MAX]` is one entry.
+    pub ranges: Vec<[u64; 2]>,
+}
+
+impl Acks {
+    /// The compact form of `seqs` (any order, repeats allowed): consecutive seqs become one
+    /// range.
+    pub fn from_seqs(seqs: impl IntoIterator<Item = u64>) -> Self {
+        let mut all: Vec<u64> = seqs.into_iter().collect();
+        all.sort_unstable();
+        all.dedup();
+        let mut ranges: Vec<[u64; 2]> = Vec::new();
+        for s in all {
+            match ranges.last_mut() {
+                Some(r) if r[1].checked_add(1) == Some(s) => r[1] = s,
+                _ => ranges.push([s, s]),
+            }
+        }
+        Self { ranges }
+    }
+
+    /// Whether `seq` is acknowledged.
+    pub fn contains(&self, seq: u64) -> bool {
+        self.ranges.iter().any(|[a, b]| (*a..=*b).contains(&seq))
+    }
+}
+
+#[cfg(test)]
+mod acks_tests {
+    use super::Acks;
+
+    #[test]
+    fn seqs_compact_into_ranges() {
+        let a = Acks::from_seqs([7, 3, 4, 5, 9, 4, u64::MAX, u64::MAX - 1]);
+        assert_eq!(
+            a.ranges,
+            vec![[3, 5], [7, 7], [9, 9], [u64::MAX - 1, u64::MAX]]
+        );
+        assert!(a.contains(4) && a.contains(9) && !a.contains(6) && !a.contains(10));
+        assert!(Acks::from_seqs([]).ranges.is_empty());
+    }
 }

@@ -6,6 +6,12 @@
 //! | `{prefix}/{site}/{agent}/{camera}/alerts` | no | [`crate::Body::Alert`] |
 //! | `{prefix}/{site}/{agent}/status` | yes | [`crate::Body::Status`] |
 //! | `{prefix}/config/watchlists` | yes | [`crate::Body::Watchlists`] |
+//! | `{prefix}/acks/{agent}` | no | [`crate::Body::Acks`] (aggregator → agent) |
+//!
+//! The acknowledgement topic carries, from the aggregator that committed them, the `seq`s of
+//! the agent's track batches and alerts that are in the store (stored now, or found stored
+//! already); the agent keeps each in its disk spool until they arrive. Only that agent may
+//! read it and only the aggregator write it (`configs/mosquitto/acl`).
 
 use thiserror::Error;
 
@@ -63,6 +69,11 @@ pub enum Topic {
     },
     /// The watchlists.
     Watchlists,
+    /// The aggregator's acknowledgements to one agent.
+    Acks {
+        /// Agent id.
+        agent: String,
+    },
 }
 
 impl Topic {
@@ -71,7 +82,8 @@ impl Topic {
         match self {
             Topic::Tracks { agent, .. }
             | Topic::Alerts { agent, .. }
-            | Topic::Status { agent, .. } => Some(agent),
+            | Topic::Status { agent, .. }
+            | Topic::Acks { agent } => Some(agent),
             Topic::Watchlists => None,
         }
     }
@@ -133,6 +145,11 @@ impl Topics {
         format!("{}/config/watchlists", self.prefix)
     }
 
+    /// `{prefix}/acks/{agent}`
+    pub fn acks(&self, agent: &str) -> String {
+        format!("{}/acks/{agent}", self.prefix)
+    }
+
     /// Filter matching every camera's track batches.
     pub fn all_tracks(&self) -> String {
         format!("{}/+/+/+/tracks", self.prefix)
@@ -158,6 +175,9 @@ impl Topics {
         let ok = |s: &&str| !s.is_empty();
         match parts.as_slice() {
             ["config", "watchlists"] => Ok(Topic::Watchlists),
+            ["acks", agent] if ok(agent) => Ok(Topic::Acks {
+                agent: agent.to_string(),
+            }),
             [site, agent, "status"] if ok(site) && ok(agent) => Ok(Topic::Status {
                 site: site.to_string(),
                 agent: agent.to_string(),
@@ -215,6 +235,15 @@ mod tests {
             }
         );
         assert_eq!(t.parse(&t.watchlists()).unwrap(), Topic::Watchlists);
+        assert_eq!(
+            t.parse(&t.acks("agent-1")).unwrap(),
+            Topic::Acks {
+                agent: "agent-1".into()
+            }
+        );
+        assert_eq!(t.acks("agent-1"), "sharpeyes/v1/acks/agent-1");
+        assert!(t.parse("sharpeyes/v1/acks/").is_err());
+        assert!(t.parse("sharpeyes/v1/acks/a/b").is_err());
     }
 
     #[test]

@@ -166,6 +166,20 @@ pub fn check_envelope(env: &Envelope, limits: &Limits) -> Result<(), Invalid> {
         Body::Tracks(b) => tracks(b, limits),
         Body::Alert(a) => alert(a, limits),
         Body::Status(s) => status(s),
+        // Published by aggregators to one agent: seq ranges, each ordered.
+        Body::Acks(a) => {
+            count("acks.ranges", a.ranges.len(), 1 << 16)?;
+            for [first, last] in &a.ranges {
+                if first > last {
+                    return Err(Invalid::OutOfRange {
+                        field: "acks.ranges",
+                        value: *first as f64,
+                        range: "first <= last",
+                    });
+                }
+            }
+            Ok(())
+        }
         // Published by aggregators (their own, trusted path); still bounded text.
         Body::Watchlists(w) => {
             for f in &w.faces {

@@ -102,6 +102,7 @@ fn replay(plain: &Codec, with_dict: &Codec, data: &[u8]) -> [bool; 4] {
             } => topics.alerts(site, agent, camera),
             Topic::Status { site, agent } => topics.status(site, agent),
             Topic::Watchlists => topics.watchlists(),
+            Topic::Acks { agent } => topics.acks(agent),
         };
         assert_eq!(rebuilt.as_bytes(), data);
     }

@@ -293,6 +293,13 @@ mod tests {
         assert!(!acl.may_subscribe(a1, c1, "sharpeyes/v1/#"));
         assert!(!acl.may_subscribe(a1, c1, "sharpeyes/v1/+/agent-2/+/tracks"));
         assert!(!acl.may_subscribe(a1, c1, "#"));
+        // Each agent reads its own acknowledgements, no one else's, and cannot forge any.
+        assert!(acl.may_subscribe(a1, c1, "sharpeyes/v1/acks/agent-1"));
+        assert!(!acl.may_subscribe(a1, c1, "sharpeyes/v1/acks/agent-2"));
+        assert!(!acl.may_subscribe(a1, c1, "sharpeyes/v1/acks/+"));
+        assert!(!acl.may_subscribe(a1, c1, "sharpeyes/v1/acks/#"));
+        assert!(!acl.may_publish(a1, c1, "sharpeyes/v1/acks/agent-1"));
+        assert!(!acl.may_publish(a1, c1, "sharpeyes/v1/acks/agent-2"));
         // The aggregator reads everything and writes only the config topics.
         let ag = Some("aggregator");
         assert!(acl.may_subscribe(
@@ -302,6 +309,7 @@ mod tests {
         ));
         assert!(acl.may_subscribe(ag, "aggregator-1", "sharpeyes/v1/+/+/status"));
         assert!(acl.may_publish(ag, "aggregator-1", "sharpeyes/v1/config/watchlists"));
+        assert!(acl.may_publish(ag, "aggregator-1", "sharpeyes/v1/acks/agent-1"));
         assert!(!acl.may_publish(
             ag,
             "aggregator-1",

@@ -798,6 +798,28 @@ fn postgres_schema(common: &str) -> String {
         .replace(") WITHOUT ROWID;", ");")
 }
 
+/// SQLite's `synchronous` pragma for the writer (`store.sqlite_synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    /// Every commit reaches the disk before it returns (durable through a power cut).
+    #[default]
+    Full,
+    /// Commits reach the disk at checkpoints (survives a crash of the process, not of the
+    /// machine).
+    Normal,
+}
+
+impl SqliteSynchronous {
+    /// The pragma's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SqliteSynchronous::Full => "FULL",
+            SqliteSynchronous::Normal => "NORMAL",
+        }
+    }
+}
+
 /// SQLite's page cache per connection, KiB (SQLite's own default, 2 MiB, makes the indexes
 /// of a store of millions of sightings go to the disk for every insert and query).
 const SQLITE_CACHE_KIB: u32 = 64 * 1024;
@@ -815,12 +837,25 @@ impl Store {
         Ok(())
     }
 
-    /// Opens (creating if needed) the SQLite database at `path`.
+    /// Sets this SQLite connection's `synchronous` (the aggregator applies
+    /// `store.sqlite_synchronous`; [`Store::open`] starts with `FULL`); nothing on
+    /// PostgreSQL.
+    pub fn set_sqlite_synchronous(&self, mode: SqliteSynchronous) -> Result<(), StoreError> {
+        if self.dialect() == Dialect::Sqlite {
+            self.db()
+                .backend
+                .batch(&format!("PRAGMA synchronous = {}", mode.as_str()))?;
+        }
+        Ok(())
+    }
+
+    /// Opens (creating if needed) the SQLite database at `path` (WAL, `synchronous = FULL`:
+    /// a commit survives a power cut).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
         // Deleted rows (retention: faces, plates, images of passers-by) are overwritten, not
         // left readable in free pages of the file.
         conn.pragma_update(None, "secure_delete", "ON")?;
@@ -1647,7 +1682,7 @@ fn apply(
         }
         // The aggregator publishes the watchlists; its own store holds them (the message row
         // records a copy that came back).
-        Body::Watchlists(_) => {}
+        Body::Watchlists(_) | Body::Acks(_) => {}
     }
     Ok(Applied::Stored)
 }

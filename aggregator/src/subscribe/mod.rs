@@ -8,6 +8,11 @@
 //! comes for a second the fuser gets a tick (timeouts, eviction, re-clustering), whose
 //! results get a transaction of their own.
 //!
+//! After each commit the writer acknowledges what it is done with to its agents, end to end
+//! ([`acks`]): stored and duplicate track batches and alerts, dead letters, and messages
+//! rejected for a value (their agent matched their topic); then to the broker. An agent keeps
+//! a batch in its spool until then.
+//!
 //! A payload that cannot be used (foreign topic, undecodable, too complex to decode, agent
 //! id differing from the topic's, body kind not matching the topic, or any value failing
 //! [`sharpeyes_wire::validate`]: a non-finite number, a time outside the `ingest` window
@@ -30,6 +35,8 @@
 //! (`ingest.queue`): when the store is slower than the agents, the subscriber stops reading
 //! from the broker, which holds the messages (QoS 1), instead of the queue growing. A writer
 //! thread that dies (a panic) cancels the aggregator, which then exits with an error.
+
+pub mod acks;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -121,13 +128,6 @@ pub fn check(
 ) -> Result<Envelope, Rejection> {
     let t = topics.parse(topic)?;
     let env = codec.decode(payload)?;
-    if let Err(invalid) = sharpeyes_wire::validate::check_envelope(&env, limits) {
-        return Err(Rejection::Invalid {
-            agent: env.agent,
-            seq: env.seq,
-            invalid,
-        });
-    }
     if let Some(agent) = t.agent()
         && agent != env.agent
     {
@@ -141,6 +141,7 @@ pub fn check(
         Topic::Alerts { camera, .. } => ("alert", Some(camera)),
         Topic::Status { .. } => ("status", None),
         Topic::Watchlists => ("watchlists", None),
+        Topic::Acks { .. } => ("acks", None),
     };
     if env.body.kind() != topic_kind {
         return Err(Rejection::KindMismatch {
@@ -159,6 +160,14 @@ pub fn check(
         return Err(Rejection::CameraMismatch {
             topic: tc.clone(),
             payload: bc.clone(),
+        });
+    }
+    // Last: a message rejected for a value is its topic's agent's own (its agent may be told).
+    if let Err(invalid) = sharpeyes_wire::validate::check_envelope(&env, limits) {
+        return Err(Rejection::Invalid {
+            agent: env.agent,
+            seq: env.seq,
+            invalid,
         });
     }
     Ok(env)
@@ -330,6 +339,8 @@ pub struct Writer {
     pub retention: RetentionPolicy,
     /// How often retention runs.
     pub retention_every: Duration,
+    /// The aggregator's MQTT client id (the sender of its acknowledgements to agents).
+    pub client_id: String,
 }
 
 impl Writer {
@@ -681,7 +692,15 @@ fn writer_loop(w: Writer, mut rx: mpsc::Receiver<Publish>) {
         mut fusion,
         retention,
         retention_every,
+        client_id,
     } = w;
+    let mut agent_acks = acks::AckPublisher::new(
+        client.clone(),
+        topics.clone(),
+        &client_id,
+        runtime.clone(),
+        metrics.clone(),
+    );
     let ack = |p: &Publish| {
         if client.try_ack(p).is_err() {
             let _ = runtime.block_on(client.ack(p));
@@ -741,6 +760,10 @@ fn writer_loop(w: Writer, mut rx: mpsc::Receiver<Publish>) {
                 Err(r) => {
                     metrics.rejected.inc(r.kind());
                     warn!(topic = %topic, bytes = payload.len(), reason = %r, "rejected payload");
+                    // Settled for good (a re-send would be rejected again): its agent may let go.
+                    if let Rejection::Invalid { agent, seq, .. } = &r {
+                        agent_acks.done(agent, *seq);
+                    }
                     if let Origin::Replay(id) = o
                         && let Err(e) = store.replay_refused(
                             *id,
@@ -756,6 +779,7 @@ fn writer_loop(w: Writer, mut rx: mpsc::Receiver<Publish>) {
         // Fused once, before the transaction: a retry writes the same outputs.
         fusion.prepare(&store, &valid, tick, &metrics);
         if valid.is_empty() && !fusion.has_work() {
+            agent_acks.flush();
             for o in &batch {
                 if let Origin::Broker(p) = o {
                     ack(p);
@@ -847,6 +871,9 @@ fn writer_loop(w: Writer, mut rx: mpsc::Receiver<Publish>) {
             fusion_outputs = fusion.outputs().len(),
             "committed"
         );
+        // Stored, duplicates and dead letters alike: the agents may let go of them.
+        agent_acks.committed(valid.iter().map(|(env, _, _)| env));
+        agent_acks.flush();
         for o in &batch {
             if let Origin::Broker(p) = o {
                 ack(p);

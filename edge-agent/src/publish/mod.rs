@@ -2,24 +2,34 @@
 //! the wire codec and publishes them at QoS 1; keeps the retained status topic current (with
 //! an `online: false` last will); reconnects to the broker with exponential back-off.
 //!
-//! Every track batch goes to the disk spool (`spool`) before it is handed to the MQTT client,
-//! and leaves the spool when the broker's PUBACK for it arrives: broker outages of any length
-//! (up to the spool's byte cap) and agent restarts lose nothing; a batch whose PUBACK was lost
-//! is sent again and the aggregator drops the duplicate by `(agent, seq)`. Status messages are
+//! Every track batch and alert goes to the disk spool (`spool`) before it is handed to the
+//! MQTT client, and leaves the spool only when an aggregator acknowledged it end to end: the
+//! aggregator publishes the `seq`s it committed (stored, or found stored already) on
+//! `{prefix}/acks/{agent}` (QoS 1), which the agent subscribes to on every connection. The
+//! broker's PUBACK only means "in flight": a broker that dies with what it took (the
+//! aggregator's embedded rumqttd keeps messages in memory), an aggregator killed before its
+//! commit, or an acknowledgement lost on the way, all end in a re-send. A record is sent again
+//! when no acknowledgement came `publish.ack_timeout_ms` after it was handed to the client or
+//! PUBACKed (the wait doubling with each re-send of it, up to 8×), and at once after every
+//! reconnect if the broker had PUBACKed it. The aggregator keeps each `(agent, seq)` once, so
+//! a re-send costs bandwidth, never a duplicate. Broker outages of any length (up to the
+//! spool's byte cap), agent restarts and aggregator crashes lose nothing. Status messages are
 //! not spooled (only the newest matters; it is retained).
 //!
 //! Linking PUBACKs to spool records: records are handed to the client in spool order, and the
 //! event loop reports each first transmission as `Outgoing::Publish(pkid)` in that same order;
 //! a retransmission after a reconnect reuses its packet id, which is already linked.
 //!
-//! Sequence numbers: `seq = agent start time (UTC ms) × 1000 + n`, so they stay monotonic
-//! across restarts without any state on disk (up to 1000 messages per ms of uptime).
+//! Sequence numbers come from [`seq::Sequence`], persisted in the spool directory: unique
+//! across restarts even when the clock goes backwards.
 
+pub mod seq;
 pub mod spool;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use sharpeyes_wire::{
@@ -46,10 +56,24 @@ pub enum PublishError {
     /// The broker's CA file cannot be used.
     #[error("broker.ca_file: {0}")]
     Tls(#[from] sharpeyes_common::tls::TlsError),
+    /// The persisted sequence cannot be written.
+    #[error(transparent)]
+    Seq(#[from] seq::SeqError),
 }
 
-/// What links spool records to the MQTT client's packets; shared by the publisher and the
-/// event loop.
+/// A spooled record handed to the client in this run, not yet acknowledged by an aggregator.
+#[derive(Debug, Clone, Copy)]
+struct Outstanding {
+    /// When it is sent again if no acknowledgement came.
+    due: Instant,
+    /// Times handed to the client in this run.
+    sends: u32,
+    /// Whether the broker PUBACKed its last transmission.
+    pubacked: bool,
+}
+
+/// What links spool records to the MQTT client's packets and to the aggregator's
+/// acknowledgements; shared by the publisher and the event loop.
 #[derive(Debug)]
 pub struct Link {
     spool: spool::Spool,
@@ -57,15 +81,83 @@ pub struct Link {
     handed: VecDeque<Option<u64>>,
     /// Transmitted, awaiting PUBACK, by packet id.
     by_pkid: HashMap<u16, Option<u64>>,
+    /// Spool records handed to the client in this run and not acknowledged, by spool id.
+    out: BTreeMap<u64, Outstanding>,
+    /// `publish.ack_timeout_ms`.
+    ack_timeout: Duration,
 }
 
+/// Longest wait for an acknowledgement before a re-send, in multiples of the timeout.
+const MAX_BACKOFF: u32 = 8;
+
 impl Link {
-    /// Payloads not yet acknowledged by the broker: spooled records plus status messages
-    /// in flight.
+    /// Payloads not yet acknowledged end to end: spooled records (until an aggregator
+    /// acknowledged them) plus status messages the broker has not PUBACKed.
     pub fn unacked(&self) -> usize {
         self.spool.len()
             + self.handed.iter().filter(|e| e.is_none()).count()
             + self.by_pkid.values().filter(|e| e.is_none()).count()
+    }
+
+    /// How long to wait for the acknowledgement of a record sent `sends` times.
+    fn wait(&self, sends: u32) -> Duration {
+        self.ack_timeout * (1u32 << sends.saturating_sub(1).min(3)).min(MAX_BACKOFF)
+    }
+
+    /// Record `id` was handed to the client (again).
+    fn handed_over(&mut self, id: u64, now: Instant) {
+        let sends = self.out.get(&id).map_or(0, |o| o.sends) + 1;
+        let due = now + self.wait(sends);
+        self.out.insert(
+            id,
+            Outstanding {
+                due,
+                sends,
+                pubacked: false,
+            },
+        );
+    }
+
+    /// The broker PUBACKed record `id`: the wait for the aggregator starts now.
+    fn pubacked(&mut self, id: u64, now: Instant) {
+        let wait = self.out.get(&id).map(|o| self.wait(o.sends));
+        if let (Some(o), Some(wait)) = (self.out.get_mut(&id), wait) {
+            o.due = now + wait;
+            o.pubacked = true;
+        }
+    }
+
+    /// After a reconnect: what the broker had PUBACKed may have died with it (an embedded
+    /// broker keeps it in memory), so it is due at once. What it had not PUBACKed the MQTT
+    /// client retransmits itself.
+    fn reconnected(&mut self, now: Instant) {
+        for o in self.out.values_mut().filter(|o| o.pubacked) {
+            o.due = now;
+        }
+    }
+
+    /// The aggregator acknowledged `acks`: those records leave the spool. Returns how many.
+    fn acknowledged(&mut self, acks: &sharpeyes_wire::Acks) -> Result<u64, spool::SpoolError> {
+        let mut n = 0;
+        for &[first, last] in &acks.ranges {
+            for id in self.spool.ack_seqs(first, last)? {
+                self.out.remove(&id);
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Records due for a re-send, oldest first; forgets those no longer in the spool
+    /// (evicted).
+    fn due(&mut self, now: Instant) -> Vec<u64> {
+        let spool = &self.spool;
+        self.out.retain(|id, _| spool.seq_of(*id).is_some());
+        self.out
+            .iter()
+            .filter(|(_, o)| o.due <= now)
+            .map(|(id, _)| *id)
+            .collect()
     }
 }
 
@@ -143,13 +235,18 @@ pub struct Publisher {
     codec: Codec,
     metrics: Arc<Metrics>,
     client: AsyncClient,
-    seq: u64,
+    seq: seq::Sequence,
     started_ms: i64,
     batches: Vec<PendingBatch>,
     link: SharedLink,
     /// Spool ids below this were handed to the client in this run.
     cursor: u64,
+    /// When [`Publisher::pump`] last looked for overdue records.
+    last_scan: Option<Instant>,
 }
+
+/// How often [`Publisher::pump`] looks for records to send again at most.
+const RESEND_SCAN: Duration = Duration::from_millis(250);
 
 /// Size at which the spool starts a new segment file.
 const SEGMENT_BYTES: u64 = 8 << 20;
@@ -201,14 +298,22 @@ pub fn connect(
     cfg: &AgentConfig,
     metrics: Arc<Metrics>,
 ) -> Result<(Publisher, EventLoop), PublishError> {
+    connect_at(cfg, metrics, sharpeyes_wire::now_ms())
+}
+
+/// [`connect`] with the wall clock reading `started_ms` (tests: a clock set back).
+pub fn connect_at(
+    cfg: &AgentConfig,
+    metrics: Arc<Metrics>,
+    started_ms: i64,
+) -> Result<(Publisher, EventLoop), PublishError> {
     let topics = Topics::new(&cfg.broker.topic_prefix);
     let codec = Codec::new(cfg.publish.zstd_level);
-    let started_ms = sharpeyes_wire::now_ms();
     let opts = mqtt_options(cfg, &topics, &codec, started_ms)?;
     let (client, eventloop) = AsyncClient::new(opts, cfg.publish.max_pending);
     let p = &cfg.publish;
     let dir = p.spool_dir.join(&cfg.agent_id);
-    let spool = spool::Spool::open(
+    let mut spool = spool::Spool::open(
         &dir,
         spool::SpoolLimits {
             max_bytes: p.spool_max_bytes,
@@ -216,6 +321,14 @@ pub fn connect(
             fsync: p.fsync,
         },
     )?;
+    adopt_older_records(&mut spool, &metrics)?;
+    let floor = spool
+        .pending()
+        .into_iter()
+        .filter_map(|id| spool.seq_of(id))
+        .max()
+        .unwrap_or(0);
+    let seq = seq::Sequence::open(&dir, started_ms, floor)?;
     if !spool.is_empty() || spool.cut_bytes() > 0 {
         info!(
             pending = spool.len(),
@@ -225,10 +338,13 @@ pub fn connect(
             "spool holds batches from a previous run; replaying them"
         );
     }
+    metrics.spool_gauges(&spool);
     let link = Arc::new(Mutex::new(Link {
         spool,
         handed: VecDeque::new(),
         by_pkid: HashMap::new(),
+        out: BTreeMap::new(),
+        ack_timeout: Duration::from_millis(p.ack_timeout_ms),
     }));
     let publisher = Publisher {
         cfg: cfg.clone(),
@@ -236,19 +352,40 @@ pub fn connect(
         codec,
         metrics,
         client,
-        seq: started_ms as u64 * 1000,
+        seq,
         started_ms,
         batches: (0..cfg.cameras.len())
             .map(|_| PendingBatch::default())
             .collect(),
         link,
         cursor: 0,
+        last_scan: None,
     };
     Ok((publisher, eventloop))
 }
 
-/// Drives the MQTT event loop until `stop`: counts PUBACKs, reconnects with back-off.
-/// `connected` receives a message on every (re)connection.
+/// Records of an older spool carry no `seq` in their header (spool invariant 6): read it from
+/// the payload so acknowledgements find them. One that does not decode could never be
+/// acknowledged (the aggregator cannot tell whose it is): it is dropped, counted as evicted.
+fn adopt_older_records(spool: &mut spool::Spool, metrics: &Metrics) -> Result<(), PublishError> {
+    let codec = Codec::default();
+    for id in spool.pending_without_seq() {
+        match spool.read(id).map(|r| codec.decode(&r.payload)) {
+            Ok(Ok(env)) => spool.set_seq(id, env.seq)?,
+            Ok(Err(e)) => {
+                warn!(id, error = %e, "an undecodable record in the spool is dropped");
+                spool.ack(id)?;
+                inc(&metrics.spool_evicted);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Drives the MQTT event loop until `stop`: links PUBACKs, applies the aggregator's
+/// acknowledgements, reconnects with back-off. `connected` receives a message on every
+/// (re)connection.
 pub async fn drive(
     mut eventloop: EventLoop,
     cfg: AgentConfig,
@@ -260,6 +397,7 @@ pub async fn drive(
 ) {
     let codec = Codec::default();
     let watchlist_topic = Topics::new(&cfg.broker.topic_prefix).watchlists();
+    let ack_topic = Topics::new(&cfg.broker.topic_prefix).acks(&cfg.agent_id);
     let min = Duration::from_millis(cfg.broker.reconnect_min_ms);
     let max = Duration::from_millis(cfg.broker.reconnect_max_ms);
     let mut backoff = min;
@@ -275,10 +413,26 @@ pub async fn drive(
                     .broker_connected
                     .store(1, std::sync::atomic::Ordering::Relaxed);
                 backoff = min;
+                lock(&link).reconnected(Instant::now());
                 let _ = connected.send(());
             }
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                {
+                    warn!(
+                        "the broker refused a subscription: its ACL must let each agent read \
+                         {{prefix}}/config/# and {{prefix}}/acks/{{agent}} (configs/mosquitto/acl); \
+                         without acknowledgements the agent keeps its spool and re-sends"
+                    );
+                }
+            }
             Ok(Event::Incoming(Packet::Publish(p))) => {
-                if p.topic == watchlist_topic {
+                if p.topic == ack_topic {
+                    receive_acks(&codec, &p.payload, &link, &metrics);
+                } else if p.topic == watchlist_topic {
                     receive_watchlists(&codec, &p.payload, &watchlists, &metrics);
                 } else {
                     warn!(topic = %p.topic, "message on a topic the agent did not subscribe to; ignored");
@@ -297,14 +451,11 @@ pub async fn drive(
                 let mut l = lock(&link);
                 if let Some(entry) = l.by_pkid.remove(&ack.pkid) {
                     inc(&metrics.published);
-                    // An evicted record may still be acknowledged: nothing to remove then.
-                    if let Some(id) = entry
-                        && let Err(e) = l.spool.ack(id)
-                        && !matches!(e, spool::SpoolError::Unknown(_))
-                    {
-                        warn!(error = %e, "could not remove an acknowledged batch from the spool");
+                    // In flight: the record stays in the spool until the aggregator
+                    // acknowledges it (an acknowledged or evicted one is no longer there).
+                    if let Some(id) = entry {
+                        l.pubacked(id, Instant::now());
                     }
-                    metrics.spool_gauges(&l.spool);
                 }
             }
             Ok(_) => {}
@@ -320,6 +471,38 @@ pub async fn drive(
                 }
                 backoff = (backoff * 2).min(max);
             }
+        }
+    }
+}
+
+/// Applies an acknowledgement message: the records whose `seq`s it names leave the spool.
+/// Anything else on the topic is counted and ignored (the records stay and are re-sent).
+fn receive_acks(codec: &Codec, payload: &[u8], link: &SharedLink, metrics: &Metrics) {
+    match codec.decode(payload) {
+        Ok(Envelope {
+            body: Body::Acks(acks),
+            ..
+        }) => {
+            inc(&metrics.acks_received);
+            let mut l = lock(link);
+            match l.acknowledged(&acks) {
+                Ok(n) => add(&metrics.acked, n),
+                Err(e) => {
+                    warn!(error = %e, "could not remove acknowledged records from the spool; they are sent again")
+                }
+            }
+            metrics.spool_gauges(&l.spool);
+        }
+        Ok(env) => {
+            inc(&metrics.acks_rejected);
+            warn!(
+                kind = env.body.kind(),
+                "not an acknowledgement on the acknowledgement topic; ignored"
+            );
+        }
+        Err(e) => {
+            inc(&metrics.acks_rejected);
+            warn!(error = %e, bytes = payload.len(), "undecodable acknowledgement; ignored");
         }
     }
 }
@@ -359,9 +542,8 @@ fn receive_watchlists(
 }
 
 impl Publisher {
-    fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
+    fn next_seq(&mut self) -> Result<u64, PublishError> {
+        Ok(self.seq.next_seq()?)
     }
 
     /// Adds one analysed frame's outputs to its camera's batch and publishes its alerts at
@@ -470,7 +652,7 @@ impl Publisher {
         retain: bool,
         spool: Spool,
     ) -> Result<usize, PublishError> {
-        let seq = self.next_seq();
+        let seq = self.next_seq()?;
         let env = Envelope::new(
             self.cfg.agent_id.clone(),
             seq,
@@ -488,7 +670,8 @@ impl Publisher {
         if spool != Spool::No {
             let mut l = lock(&self.link);
             let before = l.spool.evicted();
-            l.spool.append(&topic, &payload, spool == Spool::Alert)?;
+            l.spool
+                .append(&topic, &payload, spool == Spool::Alert, Some(seq))?;
             inc(&self.metrics.spooled);
             let evicted = l.spool.evicted() - before;
             if evicted > 0 {
@@ -516,32 +699,66 @@ impl Publisher {
         Ok(len)
     }
 
-    /// Hands spooled records the client has not got yet to it, oldest first, until its queue
-    /// is full (the rest wait in the spool for the next call).
+    /// Hands spooled records the client has not got yet to it, oldest first, then (while
+    /// connected) those whose acknowledgement is overdue, until its queue is full (the rest
+    /// wait in the spool for the next call).
     pub fn pump(&mut self) -> Result<(), PublishError> {
         let mut l = lock(&self.link);
+        let now = Instant::now();
+        self.metrics.spool_gauges(&l.spool);
         loop {
             let ids = l.spool.pending_from(self.cursor, 64);
             if ids.is_empty() {
                 break;
             }
             for id in ids {
-                let rec = l.spool.read(id)?;
-                match self
-                    .client
-                    .try_publish(rec.topic, QoS::AtLeastOnce, false, rec.payload)
-                {
-                    Ok(()) => {
-                        inc(&self.metrics.sent);
-                        l.handed.push_back(Some(id));
-                        self.cursor = id + 1;
-                    }
-                    Err(_) => return Ok(()),
+                if !self.hand(&mut l, id, now)? {
+                    return Ok(());
                 }
+                self.cursor = id + 1;
             }
         }
-        self.metrics.spool_gauges(&l.spool);
+        // Re-sends wait for a connection (what the client holds it transmits itself), and
+        // the scan over what is outstanding runs at most every RESEND_SCAN.
+        if self.metrics.broker_connected.load(Ordering::Relaxed) == 0
+            || self.last_scan.is_some_and(|t| now - t < RESEND_SCAN)
+        {
+            return Ok(());
+        }
+        self.last_scan = Some(now);
+        for id in l.due(now) {
+            if !self.hand(&mut l, id, now)? {
+                break;
+            }
+            inc(&self.metrics.resent);
+        }
         Ok(())
+    }
+
+    /// Hands spool record `id` to the client; false when its queue is full.
+    fn hand(&self, l: &mut Link, id: u64, now: Instant) -> Result<bool, PublishError> {
+        let rec = l.spool.read(id)?;
+        match self
+            .client
+            .try_publish(rec.topic, QoS::AtLeastOnce, false, rec.payload)
+        {
+            Ok(()) => {
+                inc(&self.metrics.sent);
+                l.handed.push_back(Some(id));
+                l.handed_over(id, now);
+                Ok(true)
+            }
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Subscribes to this agent's acknowledgement topic (again on every connection: a broker
+    /// that restarted lost the subscription).
+    pub fn subscribe_acks(&mut self) {
+        let topic = self.topics.acks(&self.cfg.agent_id);
+        if let Err(e) = self.client.try_subscribe(topic, QoS::AtLeastOnce) {
+            warn!(error = %e, "could not subscribe to the acknowledgements; retried at the next connection");
+        }
     }
 
     /// Subscribes to the retained watchlists (again on every connection: the broker then
@@ -558,21 +775,30 @@ impl Publisher {
         self.link.clone()
     }
 
-    /// Payloads not yet acknowledged by the broker (spooled ones included).
+    /// Payloads not yet acknowledged end to end (spooled ones until an aggregator
+    /// acknowledged them; status messages until the broker did).
     pub fn unacked(&self) -> u64 {
         lock(&self.link).unacked() as u64
     }
 
-    /// Waits (up to `timeout`) until every sent payload is acknowledged, then disconnects.
+    /// Waits (up to `timeout`) until every sent payload is acknowledged, re-sending overdue
+    /// ones, then disconnects.
     pub async fn close(&mut self, timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut last_pump = tokio::time::Instant::now();
         while self.unacked() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+            if last_pump.elapsed() >= Duration::from_millis(200) {
+                last_pump = tokio::time::Instant::now();
+                if let Err(e) = self.pump() {
+                    warn!(error = %e, "could not re-send from the spool while stopping");
+                }
+            }
         }
         if self.unacked() > 0 {
             warn!(
                 unacked = self.unacked(),
-                "stopping with payloads the broker has not acknowledged (spooled ones are sent at the next start)"
+                "stopping with payloads no aggregator has acknowledged yet (spooled ones are sent at the next start)"
             );
         }
         let _ = self.client.disconnect().await;
@@ -594,6 +820,8 @@ pub async fn publish_loop(
     batch_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     status_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     async {
+        // Subscribed before anything is sent, so no acknowledgement goes unheard.
+        publisher.subscribe_acks();
         publisher.pump()?;
         loop {
             tokio::select! {
@@ -607,8 +835,10 @@ pub async fn publish_loop(
                 }
                 _ = status_tick.tick() => publisher.publish_status(true)?,
                 Some(()) = connected.recv() => {
+                    publisher.subscribe_acks();
                     publisher.subscribe_watchlists();
                     publisher.publish_status(true)?;
+                    publisher.pump()?;
                 }
             }
         }
@@ -623,4 +853,66 @@ pub async fn publish_loop(
     }
     .instrument(info_span!("publish", agent = %cfg.agent_id))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(dir: &std::path::Path) -> Link {
+        Link {
+            spool: spool::Spool::open(
+                dir,
+                spool::SpoolLimits {
+                    max_bytes: 1 << 20,
+                    segment_bytes: 1 << 16,
+                    fsync: spool::Fsync::Never,
+                },
+            )
+            .unwrap(),
+            handed: VecDeque::new(),
+            by_pkid: HashMap::new(),
+            out: BTreeMap::new(),
+            ack_timeout: Duration::from_secs(10),
+        }
+    }
+
+    #[test]
+    fn unacknowledged_records_are_due_after_the_timeout_with_back_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut l = link(dir.path());
+        let a = l.spool.append("t", b"a", false, Some(10)).unwrap();
+        let b = l.spool.append("t", b"b", true, Some(11)).unwrap();
+        let t0 = Instant::now();
+        let s = Duration::from_secs(1);
+        l.handed_over(a, t0);
+        l.handed_over(b, t0);
+        assert!(l.due(t0 + 9 * s).is_empty());
+        assert_eq!(l.due(t0 + 10 * s), vec![a, b]);
+        // The broker took `a` at 5 s: its wait for the aggregator starts there.
+        l.pubacked(a, t0 + 5 * s);
+        assert_eq!(l.due(t0 + 14 * s), vec![b]);
+        assert_eq!(l.due(t0 + 15 * s), vec![a, b]);
+        // A reconnect makes what the broker took due at once, not what the client holds.
+        l.reconnected(t0 + 6 * s);
+        assert_eq!(l.due(t0 + 6 * s), vec![a]);
+        // Each re-send doubles the wait, up to 8×.
+        for (n, wait) in [(2, 20), (3, 40), (4, 80), (5, 80)] {
+            l.handed_over(a, t0);
+            assert_eq!(l.out[&a].sends, n);
+            assert!(!l.due(t0 + (wait - 1) * s).contains(&a));
+            assert!(l.due(t0 + wait * s).contains(&a));
+        }
+        // The acknowledgement of seq 10 (and of seqs the agent does not hold) removes `a`.
+        let acks = sharpeyes_wire::Acks {
+            ranges: vec![[1, 10], [12, u64::MAX]],
+        };
+        assert_eq!(l.acknowledged(&acks).unwrap(), 1);
+        assert_eq!(l.spool.pending(), vec![b]);
+        assert_eq!(l.unacked(), 1);
+        assert_eq!(l.due(t0 + 1000 * s), vec![b]);
+        // A record gone from the spool otherwise (evicted) is forgotten.
+        l.spool.ack(b).unwrap();
+        assert!(l.due(t0 + 1000 * s).is_empty() && l.out.is_empty());
+    }
 }

@@ -1,32 +1,44 @@
-//! The disk spool: every payload is written here before it is published, and leaves only
-//! when the broker acknowledged it (or when the byte cap evicts it, counted).
+//! The disk spool: every track batch and alert is written here before it is published, and
+//! leaves only when an aggregator acknowledged it end to end (its `seq` arrived on the
+//! agent's acknowledgement topic, after the aggregator committed it), or when the byte cap
+//! evicts it (counted). The broker's PUBACK does not remove anything: it only says the message
+//! is in flight.
 //!
 //! # Invariants
 //! 1. `append` returns only after the record is in the segment file (and fsynced, with
 //!    `fsync = "always"`); publishing comes after.
-//! 2. A record leaves the spool only through `ack` (the broker's PUBACK) or eviction by the
-//!    byte cap; both are written to the resolution log before they take effect, and every
-//!    eviction is counted. Nothing leaves silently.
+//! 2. A record leaves the spool only through `ack_seqs` (the aggregator's acknowledgement of
+//!    its `seq`), `ack` (by spool id: a record without a `seq`, see 6) or eviction by the byte
+//!    cap; all are written to the resolution log before they take effect, and every eviction
+//!    is counted. Nothing leaves silently.
 //! 3. After a restart, `pending()` lists every record appended and not resolved, in append
-//!    order (ids are increasing and survive restarts).
+//!    order (ids are increasing and survive restarts), each with the `seq` it was appended
+//!    with.
 //! 4. A torn or corrupt tail (a crash during a write) is detected by length, magic and CRC32
 //!    and cut off; every record before it survives. Reading never panics on bad bytes.
 //! 5. Pending bytes stay under `max_bytes`: beyond it the oldest non-alert records are
 //!    evicted first, alerts only when nothing else is left. Disk use is pending bytes plus
 //!    resolved records in segments that still hold a pending one (a segment is deleted as
 //!    soon as all its records are resolved).
+//! 6. Every record appended by this version carries its envelope's `seq` in its header (flag
+//!    bit 1), so acknowledgements find it without decoding the payload. Records of an older
+//!    spool have none (`Record::seq` is `None`); the publisher reads their `seq` from the
+//!    payload at start and tells the spool ([`Spool::set_seq`]), or resolves them by id.
 //!
 //! # Layout
 //! `dir/NNNNNNNNNNNNNNNN.seg`: segments named by their first record id (hex), each a run of
-//! records `[magic 0xA5][flags u8][len u32][id u64][crc32 u32][topic_len u16][topic][payload]`
-//! (little endian; `len` counts topic_len, topic and payload; the CRC covers id, flags and
-//! those bytes). `dir/resolved.log`: 12-byte entries `[id u64][crc32 of id u32]`, one per ack
-//! or eviction; emptied when no segment remains.
+//! records `[magic 0xA5][flags u8][len u32][id u64][crc32 u32]([seq u64])[topic_len u16][topic][payload]`
+//! (little endian; flags: bit 0 alert, bit 1 `seq` present; `len` counts seq, topic_len,
+//! topic and payload; the CRC covers id, flags and those bytes). `dir/resolved.log`: 12-byte
+//! entries `[id u64][crc32 of id u32]`, one per acknowledgement or eviction; emptied when no
+//! segment remains. The agent's sequence file (`seq`, see `publish::seq`) lives in the same
+//! directory.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -34,6 +46,7 @@ use thiserror::Error;
 const MAGIC: u8 = 0xA5;
 const HEADER: usize = 1 + 1 + 4 + 8 + 4 + 2;
 const FLAG_ALERT: u8 = 1;
+const FLAG_SEQ: u8 = 2;
 const RESOLVED: &str = "resolved.log";
 /// Largest record accepted (a payload carries at most a few evidence JPEGs).
 pub const MAX_RECORD: usize = 64 << 20;
@@ -91,6 +104,8 @@ pub struct Record {
     pub payload: Vec<u8>,
     /// Whether it is an alert (evicted last).
     pub alert: bool,
+    /// The envelope's `seq` (None: a record of an older spool, see invariant 6).
+    pub seq: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +114,9 @@ struct Entry {
     offset: u64,
     size: u64,
     alert: bool,
+    seq: Option<u64>,
+    /// When this run appended it, or opened the spool holding it.
+    since: Instant,
 }
 
 #[derive(Debug)]
@@ -117,6 +135,8 @@ pub struct Spool {
     active: Option<(u64, File)>,
     resolved: File,
     index: BTreeMap<u64, Entry>,
+    /// Pending records by `seq` (those that have one).
+    by_seq: BTreeMap<u64, u64>,
     pending_bytes: u64,
     next_id: u64,
     evicted: u64,
@@ -139,9 +159,12 @@ fn crc(id: u64, flags: u8, body: &[u8]) -> u32 {
 }
 
 /// Encodes one record.
-fn encode(id: u64, topic: &str, payload: &[u8], alert: bool) -> Vec<u8> {
-    let flags = if alert { FLAG_ALERT } else { 0 };
-    let mut body = Vec::with_capacity(2 + topic.len() + payload.len());
+fn encode(id: u64, topic: &str, payload: &[u8], alert: bool, seq: Option<u64>) -> Vec<u8> {
+    let flags = if alert { FLAG_ALERT } else { 0 } | if seq.is_some() { FLAG_SEQ } else { 0 };
+    let mut body = Vec::with_capacity(10 + topic.len() + payload.len());
+    if let Some(seq) = seq {
+        body.extend_from_slice(&seq.to_le_bytes());
+    }
     body.extend_from_slice(&(topic.len() as u16).to_le_bytes());
     body.extend_from_slice(topic.as_bytes());
     body.extend_from_slice(payload);
@@ -172,6 +195,17 @@ fn decode(buf: &[u8]) -> Option<(Record, usize)> {
     if crc(id, flags, body) != sum {
         return None;
     }
+    let (seq, body) = if flags & FLAG_SEQ != 0 {
+        if body.len() < 10 {
+            return None;
+        }
+        (
+            Some(u64::from_le_bytes(body[..8].try_into().ok()?)),
+            &body[8..],
+        )
+    } else {
+        (None, body)
+    };
     let tlen = u16::from_le_bytes([body[0], body[1]]) as usize;
     if 2 + tlen > body.len() {
         return None;
@@ -184,6 +218,7 @@ fn decode(buf: &[u8]) -> Option<(Record, usize)> {
             topic,
             payload,
             alert: flags & FLAG_ALERT != 0,
+            seq,
         },
         18 + len,
     ))
@@ -229,6 +264,7 @@ impl Spool {
             active: None,
             resolved,
             index: BTreeMap::new(),
+            by_seq: BTreeMap::new(),
             pending_bytes: 0,
             next_id: max_resolved + 1,
             evicted: 0,
@@ -245,6 +281,7 @@ impl Spool {
             })
             .collect();
         names.sort();
+        let opened = Instant::now();
         for (first, path) in names {
             let bytes = std::fs::read(&path).map_err(io(&path))?;
             let mut off = 0usize;
@@ -266,8 +303,13 @@ impl Spool {
                             offset: off as u64,
                             size: size as u64,
                             alert: rec.alert,
+                            seq: rec.seq,
+                            since: opened,
                         },
                     );
+                    if let Some(seq) = rec.seq {
+                        spool.by_seq.insert(seq, rec.id);
+                    }
                     spool.pending_bytes += size as u64;
                     seg.pending += 1;
                 }
@@ -346,19 +388,64 @@ impl Spool {
         f.seek(SeekFrom::Start(e.offset)).map_err(io(&seg.path))?;
         let mut buf = vec![0u8; e.size as usize];
         f.read_exact(&mut buf).map_err(io(&seg.path))?;
-        decode(&buf).map(|(r, _)| r).ok_or_else(|| SpoolError::Io {
-            path: seg.path.clone(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("record {id} changed on disk"),
-            ),
-        })
+        let seq = e.seq;
+        decode(&buf)
+            .map(|(r, _)| Record { seq, ..r })
+            .ok_or_else(|| SpoolError::Io {
+                path: seg.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("record {id} changed on disk"),
+                ),
+            })
     }
 
-    /// Appends a record (evicting old ones if the cap requires); returns its id.
-    pub fn append(&mut self, topic: &str, payload: &[u8], alert: bool) -> Result<u64, SpoolError> {
+    /// Ids of the pending records that have no `seq` (an older spool's, invariant 6).
+    pub fn pending_without_seq(&self) -> Vec<u64> {
+        self.index
+            .iter()
+            .filter(|(_, e)| e.seq.is_none())
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// The `seq` of pending record `id` (None: it has none).
+    pub fn seq_of(&self, id: u64) -> Option<u64> {
+        self.index.get(&id).and_then(|e| e.seq)
+    }
+
+    /// Tells the spool the `seq` of a pending record that has none on disk (read from its
+    /// payload), so acknowledgements find it; kept in memory only.
+    pub fn set_seq(&mut self, id: u64, seq: u64) -> Result<(), SpoolError> {
+        let e = self.index.get_mut(&id).ok_or(SpoolError::Unknown(id))?;
+        if let Some(old) = e.seq.replace(seq) {
+            self.by_seq.remove(&old);
+        }
+        self.by_seq.insert(seq, id);
+        Ok(())
+    }
+
+    /// How long the oldest pending record has waited (since this run appended it or opened
+    /// the spool holding it); None when nothing is pending.
+    pub fn oldest_age(&self) -> Option<Duration> {
+        self.index
+            .values()
+            .map(|e| e.since)
+            .min()
+            .map(|t| t.elapsed())
+    }
+
+    /// Appends a record (evicting old ones if the cap requires) with the `seq` of the envelope
+    /// its payload holds; returns its id.
+    pub fn append(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        alert: bool,
+        seq: Option<u64>,
+    ) -> Result<u64, SpoolError> {
         let id = self.next_id;
-        let rec = encode(id, topic, payload, alert);
+        let rec = encode(id, topic, payload, alert, seq);
         let size = rec.len() as u64;
         if rec.len() > MAX_RECORD || size > self.limits.max_bytes || topic.len() > u16::MAX as usize
         {
@@ -412,8 +499,13 @@ impl Spool {
                 offset: seg.bytes,
                 size,
                 alert,
+                seq,
+                since: Instant::now(),
             },
         );
+        if let Some(seq) = seq {
+            self.by_seq.insert(seq, id);
+        }
         seg.bytes += size;
         seg.pending += 1;
         self.pending_bytes += size;
@@ -421,7 +513,7 @@ impl Spool {
         Ok(id)
     }
 
-    /// The broker acknowledged record `id`: it leaves the spool.
+    /// Record `id` is done with: it leaves the spool.
     pub fn ack(&mut self, id: u64) -> Result<(), SpoolError> {
         if !self.index.contains_key(&id) {
             return Err(SpoolError::Unknown(id));
@@ -429,9 +521,29 @@ impl Spool {
         self.resolve(id)
     }
 
+    /// The aggregator acknowledged the `seq`s `first..=last`: every pending record with a
+    /// `seq` in that range leaves the spool (looked up, never walked: the range may be
+    /// huge). Returns the ids removed, ascending by `seq`.
+    pub fn ack_seqs(&mut self, first: u64, last: u64) -> Result<Vec<u64>, SpoolError> {
+        if first > last {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<u64> = self.by_seq.range(first..=last).map(|(_, id)| *id).collect();
+        for &id in &ids {
+            self.resolve(id)?;
+        }
+        Ok(ids)
+    }
+
     fn resolve(&mut self, id: u64) -> Result<(), SpoolError> {
+        if !self.index.contains_key(&id) {
+            return Err(SpoolError::Unknown(id));
+        }
         self.write_resolution(id)?;
         let e = self.index.remove(&id).ok_or(SpoolError::Unknown(id))?;
+        if let Some(seq) = e.seq {
+            self.by_seq.remove(&seq);
+        }
         self.pending_bytes -= e.size;
         let seg = self
             .segments
