@@ -707,9 +707,21 @@ impl ConfigFile for AggregatorConfig {
         }
         for (field, value, range) in [
             ("broker.max_connections", b.max_connections, 1..=10_000),
-            ("broker.max_connect_bytes", b.max_connect_bytes, 1024..=16 << 20),
-            ("broker.max_inflight_messages", b.max_inflight_messages, 1..=65_535),
-            ("broker.max_inflight_bytes", b.max_inflight_bytes, 64 << 10..=1 << 30),
+            (
+                "broker.max_connect_bytes",
+                b.max_connect_bytes,
+                1024..=16 << 20,
+            ),
+            (
+                "broker.max_inflight_messages",
+                b.max_inflight_messages,
+                1..=65_535,
+            ),
+            (
+                "broker.max_inflight_bytes",
+                b.max_inflight_bytes,
+                64 << 10..=1 << 30,
+            ),
         ] {
             if !range.contains(&value) {
                 return Err(invalid(

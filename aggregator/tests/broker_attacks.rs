@@ -52,9 +52,8 @@ fn config(dir: &std::path::Path) -> AggregatorConfig {
     let mut cfg = AggregatorConfig::default();
     cfg.broker.listen = ([127, 0, 0, 1], free_port()).into();
     cfg.broker.password_file = Some(passwd_file);
-    cfg.broker.acl_file = Some(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/mosquitto/acl"),
-    );
+    cfg.broker.acl_file =
+        Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/mosquitto/acl"));
     cfg.store.path = dir.join("agg.db");
     cfg.ops.enabled = false;
     cfg
@@ -141,7 +140,10 @@ impl Agent {
             }
         });
         assert!(
-            wait(Duration::from_secs(10), || connected.load(Ordering::Relaxed) == 1).await,
+            wait(Duration::from_secs(10), || connected
+                .load(Ordering::Relaxed)
+                == 1)
+            .await,
             "{user} as {client_id} did not connect"
         );
         Agent {
@@ -164,7 +166,9 @@ impl Agent {
                 .unwrap();
         }
         assert!(
-            wait(Duration::from_secs(30), || self.acked.load(Ordering::Relaxed)
+            wait(Duration::from_secs(30), || self
+                .acked
+                .load(Ordering::Relaxed)
                 >= before + n)
             .await,
             "{} of {n} acknowledged",
@@ -273,7 +277,10 @@ impl Hostile {
 
 /// The `(agent, seq)` keys stored, once the aggregator has stopped.
 fn stored(cfg: &AggregatorConfig) -> Vec<(String, u64)> {
-    Store::open(&cfg.store.path).unwrap().message_keys().unwrap()
+    Store::open(&cfg.store.path)
+        .unwrap()
+        .message_keys()
+        .unwrap()
 }
 
 fn keys(agent: &str, seqs: std::ops::RangeInclusive<u64>) -> Vec<(String, u64)> {
@@ -315,7 +322,11 @@ async fn client_ids_of_others_are_refused_and_the_aggregator_keeps_its_session()
         let mut o = options(port, "agent-2", id);
         o.set_clean_session(false);
         let a = Hostile::once(o, &[]).await;
-        assert_eq!(a.refused, Some(ConnectReturnCode::BadClientId), "{id}: {a:?}");
+        assert_eq!(
+            a.refused,
+            Some(ConnectReturnCode::BadClientId),
+            "{id}: {a:?}"
+        );
     }
     // Even the aggregator's own user may not use the id the aggregator uses inside.
     let a = Hostile::once(options(port, "aggregator", "aggregator-1"), &[]).await;
@@ -455,7 +466,9 @@ async fn connections_and_connect_size_are_capped_before_login() {
     let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .unwrap();
-    raw.write_all(&[0x10, 0x80, 0x80, 0x80, 0x01]).await.unwrap();
+    raw.write_all(&[0x10, 0x80, 0x80, 0x80, 0x01])
+        .await
+        .unwrap();
     let closed = tokio::time::timeout(Duration::from_secs(10), raw.read(&mut b)).await;
     assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
     drop(raw);
@@ -522,7 +535,12 @@ async fn a_client_over_its_inflight_cap_is_held_back_and_nothing_is_lost() {
     let waits = get(&metrics.gate_inflight_waits);
     println!("in-flight waits: {waits}");
     assert!(waits > 0, "the gate never had to hold the client back");
-    assert_eq!(metrics.refused.total(), 0, "{:?}", metrics.refused.snapshot());
+    assert_eq!(
+        metrics.refused.total(),
+        0,
+        "{:?}",
+        metrics.refused.snapshot()
+    );
     stop.cancel();
     task.await.unwrap().unwrap();
     assert_eq!(stored(&cfg), keys("agent-1", 1..=300));

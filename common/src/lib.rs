@@ -10,7 +10,7 @@ pub mod tls;
 use tokio_util::sync::CancellationToken;
 
 /// Logs to stderr; `RUST_LOG` overrides `default_filter` (e.g. `info,rumqttd=warn`).
-/// rumqttd's known harmless races are left out whatever the filter ([`QuietRumqttd`]).
+/// Known harmless broker lines are left out whatever the filter ([`QuietRumqttd`]).
 pub fn init_logging(default_filter: &str) {
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -34,55 +34,6 @@ where
         .with(QuietRumqttd)
 }
 
-/// Leaves out the embedded broker's (rumqttd 0.20) ERROR lines about its own harmless
-/// races, so that a healthy run logs no ERROR or WARN line.
-///
-/// rumqttd's router learns of a disconnection twice when a client sends DISCONNECT and then
-/// closes its socket (every orderly MQTT client, and the broker gate, which forwards the
-/// DISCONNECT and then closes), and may get a client's last packets after it was removed;
-/// each time it logs `no-connection id N is already gone` / `Connection is already
-/// disconnected` at ERROR and ignores the event, which is right: the connection is gone,
-/// its session state was saved at the first disconnection. Every other rumqttd line passes
-/// as the filter says (`rumqttd=warn` by default in the aggregator and the demo). The lines
-/// are matched by target and text, so a rumqttd upgrade that rewords them shows them again
-/// rather than hiding something new.
-pub struct QuietRumqttd;
-
-/// Beginnings of the rumqttd messages [`QuietRumqttd`] leaves out.
-const RUMQTTD_BENIGN: [&str; 2] = [
-    "no-connection id ",
-    "Connection is already disconnected",
-];
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for QuietRumqttd {
-    fn event_enabled(
-        &self,
-        event: &tracing::Event<'_>,
-        _: tracing_subscriber::layer::Context<'_, S>,
-    ) -> bool {
-        let m = event.metadata();
-        if !m.target().starts_with("rumqttd::") || *m.level() > tracing::Level::WARN {
-            return true;
-        }
-        struct Message(String);
-        impl tracing::field::Visit for Message {
-            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-                if field.name() == "message" {
-                    self.0.push_str(value);
-                }
-            }
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                if field.name() == "message" {
-                    self.0 = format!("{value:?}");
-                }
-            }
-        }
-        let mut message = Message(String::new());
-        event.record(&mut message);
-        !RUMQTTD_BENIGN.iter().any(|b| message.0.starts_with(b))
-    }
-}
-
 /// Cancels `token` on Ctrl-C or SIGTERM (call inside a Tokio runtime).
 pub fn cancel_on_signal(token: CancellationToken) {
     tokio::spawn(async move {
@@ -101,6 +52,90 @@ pub fn cancel_on_signal(token: CancellationToken) {
         let _ = ctrl_c.await;
         token.cancel();
     });
+}
+
+/// Leaves out the WARN/ERROR lines that a healthy run of the embedded broker (rumqttd 0.20)
+/// and its TLS gate print for events that lose nothing, so that a healthy run logs no ERROR
+/// or WARN line ([`KNOWN_NOISE`] lists each, with why).
+///
+/// Each is matched by target, message and (where it tells harm from no harm) the `error`
+/// field, so anything else from these crates still shows, and a new version that rewords a
+/// line shows it again rather than hiding something new.
+pub struct QuietRumqttd;
+
+/// `(target prefix, message prefix, text the `error` field must contain)` of the lines
+/// [`QuietRumqttd`] leaves out:
+/// - rumqttd's router learns of a disconnection twice when a client sends DISCONNECT and then
+///   closes its socket (every orderly MQTT client, and the broker gate, which forwards the
+///   DISCONNECT and closes), and may get a client's last packets after removing it; it logs
+///   `no-connection id N is already gone` / `Connection is already disconnected` and ignores
+///   the event, rightly: the session state was saved at the first disconnection;
+/// - the same orderly DISCONNECT makes the router drop the connection's channel, which its
+///   network task reports as `router-drop error=Recv(Disconnected)`;
+/// - a TCP connection closed before it sent a CONNECT (the aggregator's own readiness probe
+///   of the broker at start, any TCP health check): `Error while handling MQTT connect
+///   packet` with `ConnectionAborted`;
+/// - rustls, at the gate, when a client puts an IP address in the TLS SNI extension (OpenSSL
+///   clients such as `mosquitto_sub -h 192.0.2.1` do; RFC 6066 allows only names): rustls
+///   ignores it, as it should, and warns.
+pub const KNOWN_NOISE: [(&str, &str, &str); 5] = [
+    ("rumqttd::", "no-connection id ", ""),
+    ("rumqttd::", "Connection is already disconnected", ""),
+    ("rumqttd::", "router-drop", "Recv(Disconnected)"),
+    (
+        "rumqttd::",
+        "Error while handling MQTT connect packet",
+        "ConnectionAborted",
+    ),
+    (
+        "rustls::",
+        "Illegal SNI extension: ignoring IP address presented as hostname",
+        "",
+    ),
+];
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for QuietRumqttd {
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        let m = event.metadata();
+        if *m.level() > tracing::Level::WARN {
+            return true;
+        }
+        #[derive(Default)]
+        struct Fields {
+            message: String,
+            error: String,
+            log_target: String,
+        }
+        impl tracing::field::Visit for Fields {
+            fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+                self.record_debug(field, &format_args!("{value}"));
+            }
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                match field.name() {
+                    // `log` records (rustls) arrive through tracing-log as `message`.
+                    "message" => self.message = format!("{value:?}"),
+                    "error" => self.error = format!("{value:?}"),
+                    // ... with their real target here, the event's own being `log`.
+                    "log.target" => self.log_target = format!("{value:?}"),
+                    _ => {}
+                }
+            }
+        }
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let from = if f.log_target.is_empty() {
+            m.target()
+        } else {
+            &f.log_target
+        };
+        !KNOWN_NOISE.iter().any(|(target, message, error)| {
+            from.starts_with(target) && f.message.starts_with(message) && f.error.contains(error)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -136,13 +171,32 @@ mod logging_tests {
             tracing::warn!(target: "rumqttd::server::broker", error = "x", "disconnected");
             tracing::info!(target: "rumqttd::router::routing", "Disconnecting connection");
             tracing::error!(target: "aggregator", "no-connection id 2 is already gone");
+            tracing::error!(target: "rumqttd::server::broker", error = "Recv(Disconnected)", "router-drop");
+            tracing::error!(target: "rumqttd::server::broker", error = "Send(x)", "router-drop");
+            tracing::error!(target: "rumqttd::server::broker", error = "Network(Io(Custom { kind: ConnectionAborted }))", "Error while handling MQTT connect packet");
+            tracing::error!(target: "rumqttd::server::broker", error = "Network(Io(InvalidData))", "Error while handling MQTT connect packet");
+            tracing::warn!(target: "rustls::msgs::handshake", "Illegal SNI extension: ignoring IP address presented as hostname (31)");
+            tracing::warn!(target: "rustls::msgs::handshake", "something else");
         });
         let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
         assert!(!text.contains("no-connection id 1"), "{text}");
         assert!(!text.contains("already disconnected"), "{text}");
         assert!(text.contains("no space for new connection"), "{text}");
         assert!(text.contains("disconnected"), "{text}");
-        assert!(!text.contains("Disconnecting connection"), "below rumqttd=warn: {text}");
-        assert!(text.contains("no-connection id 2"), "another target: {text}");
+        assert!(
+            !text.contains("Disconnecting connection"),
+            "below rumqttd=warn: {text}"
+        );
+        assert!(
+            text.contains("no-connection id 2"),
+            "another target: {text}"
+        );
+        // Matched on the error too: only the harmless kind is left out.
+        assert_eq!(text.matches("router-drop").count(), 1, "{text}");
+        assert!(text.contains("Send(x)"), "{text}");
+        assert_eq!(text.matches("connect packet").count(), 1, "{text}");
+        assert!(text.contains("InvalidData"), "{text}");
+        assert!(!text.contains("Illegal SNI"), "{text}");
+        assert!(text.contains("something else"), "{text}");
     }
 }

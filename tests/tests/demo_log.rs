@@ -51,7 +51,10 @@ fn the_demo_logs_no_warning_or_error() {
     println!("{stderr}");
     assert!(out.status.success(), "the demo failed: {}", out.status);
     let lines = stderr.lines().filter(|l| level(l).is_some()).count();
-    assert!(lines > 0, "no log line at all: is the log format still parsed?");
+    assert!(
+        lines > 0,
+        "no log line at all: is the log format still parsed?"
+    );
     let loud: Vec<&str> = stderr
         .lines()
         .filter(|l| matches!(level(l), Some("WARN" | "ERROR")))
@@ -66,7 +69,9 @@ fn the_demo_logs_no_warning_or_error() {
 
 #[test]
 fn log_levels_are_read_from_fmt_lines() {
-    let l = strip_ansi("\u{1b}[2m2026-12-07T00:40:10.123456Z\u{1b}[0m \u{1b}[31mERROR\u{1b}[0m \u{1b}[2mrumqttd::router::routing\u{1b}[0m\u{1b}[2m:\u{1b}[0m no-connection id 1 is already gone");
+    let l = strip_ansi(
+        "\u{1b}[2m2026-12-07T00:40:10.123456Z\u{1b}[0m \u{1b}[31mERROR\u{1b}[0m \u{1b}[2mrumqttd::router::routing\u{1b}[0m\u{1b}[2m:\u{1b}[0m no-connection id 1 is already gone",
+    );
     assert_eq!(level(&l), Some("ERROR"));
     assert_eq!(
         level("2026-12-07T00:40:10.123456Z  WARN aggregator: x"),

@@ -379,7 +379,11 @@ mod tests {
             assert!(!acl.may_subscribe(a1, c1, f), "{f}");
         }
         let ag = Some("aggregator");
-        assert!(acl.may_subscribe(ag, "aggregator-2", "$share/x_alerts/sharpeyes/v1/+/+/+/alerts"));
+        assert!(acl.may_subscribe(
+            ag,
+            "aggregator-2",
+            "$share/x_alerts/sharpeyes/v1/+/+/+/alerts"
+        ));
         assert!(!acl.may_subscribe(ag, "aggregator-2", "$share/x/other/#"));
         assert!(!acl.may_subscribe(ag, "aggregator-2", "$share/+/sharpeyes/v1/#"));
 

@@ -272,8 +272,8 @@ impl Gate {
         let client_id = connect.client_id.clone();
         if !self.client_id_allowed(user.as_deref(), &client_id) {
             warn!(
-                user,
-                client_id,
+                user = user.as_deref(),
+                client_id = %client_id,
                 "client id refused: a client must use its user name or \"{{user}}-{{suffix}}\" as client id (edge-agent: leave broker.client_id empty), never the aggregator's"
             );
             connack(&mut client, ConnectReturnCode::BadClientId).await;
@@ -344,8 +344,7 @@ impl Gate {
                     continue;
                 }
                 let chunk = buf.split_to(at);
-                if to_client.write_all(&chunk).await.is_err() || to_client.flush().await.is_err()
-                {
+                if to_client.write_all(&chunk).await.is_err() || to_client.flush().await.is_err() {
                     return;
                 }
                 for pkid in acked.drain(..) {
@@ -361,7 +360,8 @@ impl Gate {
                         // The client went away (or sent garbage): the session ends.
                         Err(_) => return Ok(()),
                     };
-                if let Some((pkid, len)) = self.check(user.as_deref(), &client_id, header, &frame)?
+                if let Some((pkid, len)) =
+                    self.check(user.as_deref(), &client_id, header, &frame)?
                     && !inflight.admit(pkid, len).await
                 {
                     inc(&self.metrics.gate_inflight_waits);
@@ -465,7 +465,11 @@ impl Inflight {
             Ok(p) => p,
             Err(_) => {
                 waited = true;
-                self.messages.clone().acquire_owned().await.expect("never closed")
+                self.messages
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("never closed")
             }
         };
         let bytes = match self.bytes.clone().try_acquire_many_owned(cost) {
