@@ -439,6 +439,24 @@ pub struct BrokerConfig {
     /// read (`configs/mosquitto/acl` confines each agent to its own topics). Needs
     /// `password_file`. Default: none (every client may use every topic).
     pub acl_file: Option<PathBuf>,
+    /// Most client connections the embedded broker's gate (`tls_cert`, `password_file` or
+    /// `acl_file` set) holds at once, counted from the TCP accept, before TLS and log-in;
+    /// one more is closed at once (`broker_refused_total{reason="connections"}`).
+    /// 1..=10000. Default `1024`.
+    pub max_connections: usize,
+    /// Largest CONNECT packet the gate reads before the log-in is checked, bytes (the
+    /// CONNECT carries the client id, the log-in and the last will); a larger one is
+    /// refused unread (`reason="connect_size"`). 1024..=16777216. Default `65536`.
+    pub max_connect_bytes: usize,
+    /// Most QoS 1/2 publishes one client may have sent through the gate and not yet had
+    /// acknowledged by the broker; at the cap the gate stops reading that client until
+    /// acknowledgements come back (back-pressure, counted in
+    /// `broker_inflight_waits_total`). 1..=65535. Default `256` (rumqttc clients, the edge
+    /// agent among them, keep at most 100).
+    pub max_inflight_messages: usize,
+    /// Most bytes of such publishes per client (a single larger publish still passes, alone).
+    /// 65536..=1073741824. Default `16777216` (16 MiB).
+    pub max_inflight_bytes: usize,
     /// Topic prefix. Default `sharpeyes/v1`.
     pub topic_prefix: String,
     /// MQTT client id of this aggregator (unique per aggregator). Default `aggregator-1`.
@@ -472,6 +490,10 @@ impl Default for BrokerConfig {
             tls_key: None,
             password_file: None,
             acl_file: None,
+            max_connections: 1024,
+            max_connect_bytes: 64 << 10,
+            max_inflight_messages: 256,
+            max_inflight_bytes: 16 << 20,
             topic_prefix: sharpeyes_wire::DEFAULT_PREFIX.into(),
             client_id: "aggregator-1".into(),
             shared_group: "aggregators".into(),
@@ -816,6 +838,31 @@ impl ConfigFile for AggregatorConfig {
                 "must be within 1024..=268435456",
             ));
         }
+        for (field, value, range) in [
+            ("broker.max_connections", b.max_connections, 1..=10_000),
+            (
+                "broker.max_connect_bytes",
+                b.max_connect_bytes,
+                1024..=16 << 20,
+            ),
+            (
+                "broker.max_inflight_messages",
+                b.max_inflight_messages,
+                1..=65_535,
+            ),
+            (
+                "broker.max_inflight_bytes",
+                b.max_inflight_bytes,
+                64 << 10..=1 << 30,
+            ),
+        ] {
+            if !range.contains(&value) {
+                return Err(invalid(
+                    field,
+                    format!("must be within {}..={}", range.start(), range.end()),
+                ));
+            }
+        }
         if !(5..=600).contains(&b.keep_alive_s) {
             return Err(invalid("broker.keep_alive_s", "must be within 5..=600"));
         }
@@ -1090,6 +1137,12 @@ mod tests {
         assert!(e("[broker]\nurl = 'mqtts://x'").contains("broker.ca_file"));
         assert!(e("[broker]\ntls_cert = 'c.pem'").contains("broker.tls_cert"));
         assert!(e("[broker]\nacl_file = 'acl'").contains("broker.acl_file"));
+        assert!(e("[broker]\nmax_connections = 0").contains("broker.max_connections"));
+        assert!(e("[broker]\nmax_connect_bytes = 100").contains("broker.max_connect_bytes"));
+        assert!(
+            e("[broker]\nmax_inflight_messages = 65536").contains("broker.max_inflight_messages")
+        );
+        assert!(e("[broker]\nmax_inflight_bytes = 1").contains("broker.max_inflight_bytes"));
         assert!(e("[broker]\nurl = 'mqtt://x'\npassword_file = 'p'").contains("broker.url"));
         assert!(e("[watchlist]\npublish_poll_ms = 0").contains("watchlist.publish_poll_ms"));
         assert!(

@@ -51,8 +51,14 @@ pub struct Metrics {
     pub broker_connected: AtomicU64,
     /// Client connections the embedded broker's gate let through.
     pub gate_connections: AtomicU64,
+    /// Client connections the gate holds now, from TCP accept to close (a gauge; at most
+    /// `broker.max_connections`).
+    pub gate_open: AtomicU64,
     /// Clients the embedded broker's gate turned away, by reason (see `broker::gate::Refusal`).
     pub refused: ByReason,
+    /// Times the gate stopped reading a client because its unacknowledged publishes reached
+    /// `broker.max_inflight_messages` / `max_inflight_bytes` (back-pressure, nothing dropped).
+    pub gate_inflight_waits: AtomicU64,
     /// Rejected payloads by reason (`bad_magic`, `corrupt`, `agent_mismatch`, `topic`...).
     pub rejected: ByReason,
     /// Watchlists published (retained), at start, on every reconnection and on every change.
@@ -295,6 +301,18 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
                 "Client connections the embedded broker's gate let through.",
                 Kind::Counter,
                 &self.gate_connections,
+            ),
+            (
+                "sharpeyes_aggregator_broker_gate_open_connections",
+                "Client connections the broker gate holds now.",
+                Kind::Gauge,
+                &self.gate_open,
+            ),
+            (
+                "sharpeyes_aggregator_broker_inflight_waits_total",
+                "Times the broker gate paused reading a client at its in-flight cap.",
+                Kind::Counter,
+                &self.gate_inflight_waits,
             ),
             (
                 "sharpeyes_aggregator_store_commits_total",

@@ -85,7 +85,9 @@ pub struct BrokerConfig {
     pub ca_file: Option<PathBuf>,
     /// Topic prefix. Default `sharpeyes/v1`.
     pub topic_prefix: String,
-    /// MQTT client id. Default: empty, meaning `edge-{agent_id}`.
+    /// MQTT client id. Default: empty, meaning the agent id. The aggregator's embedded broker,
+    /// with a password file, accepts only the log-in's user name or `{user}-{suffix}` (see
+    /// `aggregator::broker::gate`), so a custom id must start with `{agent_id}-`.
     pub client_id: String,
     /// User name, if the broker requires one: the agent id, for the shipped ACL
     /// (`configs/mosquitto/acl`) lets a user publish only under its own agent id.
@@ -565,7 +567,7 @@ impl AgentConfig {
     /// The MQTT client id to use.
     pub fn client_id(&self) -> String {
         if self.broker.client_id.is_empty() {
-            format!("edge-{}", self.agent_id)
+            self.agent_id.clone()
         } else {
             self.broker.client_id.clone()
         }

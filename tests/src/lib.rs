@@ -461,10 +461,12 @@ async fn capture_one(
     let file = std::fs::File::create(path)?;
     let mut cmd = std::process::Command::new("mosquitto_sub");
     if let Some(sec) = secure {
-        // As an operator would: the site CA, the aggregator's log-in (it may read all).
+        // As an operator would: the site CA, the aggregator's log-in (it may read all) and a
+        // client id of that user (the gate binds ids to users).
         cmd.arg("--cafile")
             .arg(&sec.ca)
-            .args(["-u", "aggregator", "-P", &sec.aggregator_password]);
+            .args(["-u", "aggregator", "-P", &sec.aggregator_password])
+            .args(["-i", "aggregator-capture"]);
     }
     let child = cmd
         .args([

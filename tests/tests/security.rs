@@ -75,7 +75,8 @@ async fn publish_once(
     topic: &str,
     payload: Vec<u8>,
 ) -> Outcome {
-    let mut o = MqttOptions::new(format!("test-{user}-{}", free_port()), "127.0.0.1", port);
+    // A client id of the user's own: the embedded broker's gate refuses others.
+    let mut o = MqttOptions::new(format!("{user}-test-{}", free_port()), "127.0.0.1", port);
     o.set_credentials(user, password);
     o.set_keep_alive(Duration::from_secs(5));
     if tls {

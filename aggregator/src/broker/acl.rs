@@ -13,7 +13,24 @@
 //! A publish is allowed when its topic matches a `write` filter and no `deny` filter; a
 //! subscription when every topic its filter can match is covered by a `read` filter (the
 //! filter is compared level by level, wildcards included) and no `deny` filter overlaps it.
-//! `$share/{group}/` is stripped before the check. Nothing granted means refused.
+//! Nothing granted means refused.
+//!
+//! **Shared subscriptions** (`$share/{group}/{filter}`) need two grants: `{filter}` must be
+//! readable as above, *and* a `read` line that itself starts with `$share/` must cover the
+//! whole `$share/{group}/{filter}` (e.g. `topic read $share/+/sharpeyes/v1/#` for the
+//! aggregator in the shipped ACL). Joining a group takes messages away from its other
+//! members (the broker hands each message to one of them), so reading a topic is not
+//! enough: without the second grant an agent that may read `{prefix}/config/watchlists`
+//! could join the aggregator's group and swallow what the group should get. rumqttd 0.20
+//! keys a group by its name alone, whatever the filter, so grant other users only named
+//! groups (`$share/agents-watch/...`), never `$share/+/`. A group name must be non-empty and
+//! free of `+`, `#`; a `$share/` filter without one is refused.
+//!
+//! Mosquitto reads the same file, but its ACL file does not check subscriptions at all (2.0:
+//! only what is delivered is checked against `read`, per message topic): a `$share/` line is
+//! valid there and never matches, and any client may join any group. Behind Mosquitto keep
+//! `broker.shared_group` empty, as `configs/aggregator.toml` advises for Mosquitto anyway, so
+//! there is no aggregator group to join.
 
 use std::path::{Path, PathBuf};
 
@@ -183,15 +200,38 @@ impl Acl {
         granted
     }
 
-    /// Whether `user` (connected as `client_id`) may subscribe to `filter`.
+    /// Whether `user` (connected as `client_id`) may subscribe to `filter`; a shared
+    /// subscription (`$share/{group}/{filter}`) also needs a `$share/` grant (module docs).
     pub fn may_subscribe(&self, user: Option<&str>, client_id: &str, filter: &str) -> bool {
-        let filter = strip_share(filter);
+        match split_share(filter) {
+            None => self.may_read(user, client_id, filter),
+            Some(None) => false,
+            Some(Some((_, inner))) => {
+                self.may_read(user, client_id, inner) && self.may_share(user, client_id, filter)
+            }
+        }
+    }
+
+    /// Whether every topic `filter` matches is readable by `user`.
+    fn may_read(&self, user: Option<&str>, client_id: &str, filter: &str) -> bool {
         let mut granted = false;
         for (access, acl) in self.entries(user, client_id) {
             if access == Access::Deny && overlaps(filter, &acl) {
                 return false;
             }
             granted |= access.reads() && covers(&acl, filter);
+        }
+        granted
+    }
+
+    /// Whether a `read` line starting with `$share/` covers the whole shared `filter`.
+    fn may_share(&self, user: Option<&str>, client_id: &str, filter: &str) -> bool {
+        let mut granted = false;
+        for (access, acl) in self.entries(user, client_id) {
+            if access == Access::Deny && overlaps(filter, &acl) {
+                return false;
+            }
+            granted |= access.reads() && acl.starts_with(SHARE) && covers(&acl, filter);
         }
         granted
     }
@@ -207,12 +247,18 @@ fn access(word: &str) -> Option<Access> {
     })
 }
 
-/// `$share/{group}/{filter}` → `{filter}`.
-fn strip_share(filter: &str) -> &str {
-    filter
-        .strip_prefix("$share/")
-        .and_then(|rest| rest.split_once('/'))
-        .map_or(filter, |(_, f)| f)
+/// The prefix of a shared subscription.
+const SHARE: &str = "$share/";
+
+/// `$share/{group}/{filter}` → `Some(Some((group, filter)))`; a `$share/` filter without a
+/// valid group or filter → `Some(None)`; any other filter → `None`.
+#[allow(clippy::option_option)] // three outcomes: not shared, malformed, shared
+fn split_share(filter: &str) -> Option<Option<(&str, &str)>> {
+    let rest = filter.strip_prefix(SHARE)?;
+    Some(
+        rest.split_once('/')
+            .filter(|(g, f)| !g.is_empty() && !g.contains(['+', '#']) && !f.is_empty()),
+    )
 }
 
 /// A filter is valid when `#` is only a whole last level and `+` only a whole level.
@@ -279,7 +325,7 @@ mod tests {
     #[test]
     fn the_shipped_acl_confines_each_agent_to_its_topics() {
         let acl = Acl::parse(SHIPPED).unwrap();
-        let (a1, c1) = (Some("agent-1"), "edge-agent-1");
+        let (a1, c1) = (Some("agent-1"), "agent-1");
         assert!(acl.may_publish(a1, c1, "sharpeyes/v1/site-a/agent-1/cam-1/tracks"));
         assert!(acl.may_publish(a1, c1, "sharpeyes/v1/site-a/agent-1/status"));
         assert!(!acl.may_publish(a1, c1, "sharpeyes/v1/site-a/agent-2/cam-1/tracks"));
@@ -325,6 +371,46 @@ mod tests {
     }
 
     #[test]
+    fn joining_a_shared_group_needs_a_share_grant() {
+        let acl = Acl::parse(SHIPPED).unwrap();
+        let (a1, c1) = (Some("agent-1"), "agent-1");
+        // agent-1 reads the watchlists, but may not join a group for them: not the
+        // aggregator's (rumqttd keys groups by name), nor one of its own.
+        assert!(acl.may_subscribe(a1, c1, "sharpeyes/v1/config/watchlists"));
+        for f in [
+            "$share/aggregators_tracks/sharpeyes/v1/config/watchlists",
+            "$share/mine/sharpeyes/v1/config/#",
+            "$share/aggregators_tracks/sharpeyes/v1/+/+/+/tracks",
+            "$share/g",
+            "$share//sharpeyes/v1/config/watchlists",
+        ] {
+            assert!(!acl.may_subscribe(a1, c1, f), "{f}");
+        }
+        let ag = Some("aggregator");
+        assert!(acl.may_subscribe(
+            ag,
+            "aggregator-2",
+            "$share/x_alerts/sharpeyes/v1/+/+/+/alerts"
+        ));
+        assert!(!acl.may_subscribe(ag, "aggregator-2", "$share/x/other/#"));
+        assert!(!acl.may_subscribe(ag, "aggregator-2", "$share/+/sharpeyes/v1/#"));
+
+        // A named group granted to every agent; `#` alone grants no group; deny wins.
+        let acl = Acl::parse(
+            "user root\ntopic read #\nuser ops\ntopic read a/#\ntopic read $share/+/a/#\ntopic deny $share/secret/#\npattern read cfg/#\npattern read $share/watch/cfg/#\n",
+        )
+        .unwrap();
+        assert!(acl.may_subscribe(a1, c1, "$share/watch/cfg/x"));
+        assert!(!acl.may_subscribe(a1, c1, "$share/other/cfg/x"));
+        assert!(acl.may_subscribe(Some("root"), "root", "a/b"));
+        assert!(!acl.may_subscribe(Some("root"), "root", "$share/g/a/b"));
+        assert!(acl.may_subscribe(Some("ops"), "ops", "$share/g/a/b"));
+        assert!(!acl.may_subscribe(Some("ops"), "ops", "$share/secret/a/b"));
+        // The share grant does not replace reading the topic itself.
+        assert!(!acl.may_subscribe(Some("ops"), "ops", "$share/g/b/c"));
+    }
+
+    #[test]
     fn deny_wins_and_user_blocks_are_per_user() {
         let acl = Acl::parse(
             "topic read public/#\nuser alice\ntopic a/#\ntopic deny a/secret\nuser bob\ntopic read a/+\n",
@@ -354,7 +440,11 @@ mod tests {
         assert!(covers("a/#", "a/+/c/#"));
         assert!(overlaps("a/+/c", "a/b/#"));
         assert!(!overlaps("a/b", "a/c"));
-        assert_eq!(strip_share("$share/g/a/b"), "a/b");
+        assert_eq!(split_share("$share/g/a/b"), Some(Some(("g", "a/b"))));
+        assert_eq!(split_share("$share/g"), Some(None));
+        assert_eq!(split_share("$share//a"), Some(None));
+        assert_eq!(split_share("$share/+/a"), Some(None));
+        assert_eq!(split_share("a/b"), None);
         assert!(valid_filter("a/+/#") && !valid_filter("a/#/b") && !valid_filter("a/b+"));
     }
 

@@ -7,7 +7,9 @@
 //! Without `tls_cert`, `password_file` and `acl_file`, rumqttd listens on `broker.listen`
 //! itself and lets anyone in (keep it on loopback). With any of them, the [`gate`] listens
 //! there instead and rumqttd only on an internal loopback port that takes the gate's own
-//! random credentials; the aggregator's client connects there too.
+//! random credentials; the aggregator's client connects there too. The gate also binds
+//! client ids to users, guards shared-subscription groups and caps connections, CONNECT
+//! size and in-flight publishes per client (see [`gate`]).
 
 pub mod acl;
 pub mod gate;
@@ -195,7 +197,14 @@ pub async fn start(
         tls,
         passwords,
         acl,
-        max_packet: max + 64 * 1024,
+        reserved_ids: vec![cfg.client_id.clone()],
+        limits: gate::Limits {
+            max_packet: max + 64 * 1024,
+            max_connect: cfg.max_connect_bytes,
+            max_connections: cfg.max_connections,
+            max_inflight_messages: cfg.max_inflight_messages,
+            max_inflight_bytes: cfg.max_inflight_bytes,
+        },
         upstream: internal,
         upstream_login: login.clone(),
         metrics,

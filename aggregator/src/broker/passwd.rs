@@ -193,6 +193,20 @@ impl PasswordFile {
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
     }
+
+    /// The user an MQTT client id belongs to: the longest user name `U` such that the id is
+    /// `U` or starts with `U-` (so with users `agent` and `agent-1`, `agent-1-x` is
+    /// `agent-1`'s and `agent-2` is `agent`'s); none when no user matches.
+    pub fn client_id_owner(&self, client_id: &str) -> Option<&str> {
+        let mut end = client_id.len();
+        loop {
+            if let Some((user, _)) = self.users.get_key_value(&client_id[..end]) {
+                return Some(user);
+            }
+            // '-' is one byte: every cut lands on a character boundary.
+            end = client_id[..end].rfind('-')?;
+        }
+    }
 }
 
 /// A `$7$` (PBKDF2-HMAC-SHA512) line for `user`, with a fresh random salt, as
@@ -287,6 +301,32 @@ mod tests {
         assert!(!f.verify("agent-2", "s3cret"));
         // Fresh salt each time.
         assert_ne!(line, hash_line("agent-1", "s3cret").unwrap());
+    }
+
+    #[test]
+    fn client_ids_belong_to_the_longest_matching_user() {
+        let mut text = String::new();
+        for u in ["agent", "agent-1", "aggregator", "摄像头"] {
+            text.push_str(&hash_line(u, "pw").unwrap());
+            text.push('\n');
+        }
+        let f = PasswordFile::parse(&text).unwrap();
+        for (id, owner) in [
+            ("agent-1", Some("agent-1")),
+            ("agent-1-spare", Some("agent-1")),
+            ("agent-1-", Some("agent-1")),
+            ("agent-2", Some("agent")),
+            ("agent", Some("agent")),
+            ("agent1", None),
+            ("edge-agent-1", None),
+            ("aggregator-2", Some("aggregator")),
+            ("摄像头-东门", Some("摄像头")),
+            ("摄像", None),
+            ("", None),
+            ("-", None),
+        ] {
+            assert_eq!(f.client_id_owner(id), owner, "{id:?}");
+        }
     }
 
     #[test]
