@@ -72,7 +72,7 @@ fn options(port: u16, user: &str, client_id: &str) -> MqttOptions {
 
 /// A track batch of `agent` (site `s1`, camera `cam-1`) with sequence number `seq`.
 fn batch(agent: &str, seq: u64) -> Vec<u8> {
-    let t = 1_700_000_000_000 + seq as i64;
+    let t = sharpeyes_wire::now_ms() - 60_000 + seq as i64;
     Codec::default()
         .encode(&Envelope::new(
             agent,
