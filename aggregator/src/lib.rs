@@ -91,21 +91,6 @@ pub async fn run_with_metrics(
             Ok(f)
         })
     };
-    let _ops = sharpeyes_common::ops::start(&config.ops, config::OPS_PORT, metrics.clone()).await;
-    let events = api::alert_events();
-    let api_stop = shutdown.child_token();
-    let _api_guard = api_stop.clone().drop_guard();
-    api::start(&config, metrics.clone(), events.clone(), api_stop).await;
-    let embedded = if config.broker.embedded() {
-        Some(broker::start(&config.broker, metrics.clone(), shutdown.clone()).await?)
-    } else {
-        None
-    };
-    let (client, eventloop) =
-        AsyncClient::new(subscribe::mqtt_options(&config, embedded.as_ref())?, 1024);
-    let (tx, rx) = mpsc::channel(config.ingest.queue);
-    // Cancelled when the writer thread dies: everything stops, and `run` reports it.
-    let writer_died = shutdown.child_token();
     // The store is synchronous (the PostgreSQL client runs a runtime of its own, which may
     // not be started from an async thread): opened, prepared and claimed off the async
     // threads. Become the fusion owner (SQLite: always) and rebuild its identities before the
@@ -126,6 +111,21 @@ pub async fn run_with_metrics(
         .await
         .map_err(|e| AggregatorError::Internal(format!("opening the store: {e}")))??
     };
+    let _ops = sharpeyes_common::ops::start(&config.ops, config::OPS_PORT, metrics.clone()).await;
+    let events = api::alert_events();
+    let api_stop = shutdown.child_token();
+    let _api_guard = api_stop.clone().drop_guard();
+    api::start(&config, metrics.clone(), events.clone(), api_stop).await;
+    let embedded = if config.broker.embedded() {
+        Some(broker::start(&config.broker, metrics.clone(), shutdown.clone()).await?)
+    } else {
+        None
+    };
+    let (client, eventloop) =
+        AsyncClient::new(subscribe::mqtt_options(&config, embedded.as_ref())?, 1024);
+    let (tx, rx) = mpsc::channel(config.ingest.queue);
+    // Cancelled when the writer thread dies: everything stops, and `run` reports it.
+    let writer_died = shutdown.child_token();
     let hook = hook::Hook::start(&config.alerts, metrics.clone());
     // Signed audit checkpoints: periodically, and a last one once everything that audits
     // has stopped (`audit_done`, below).

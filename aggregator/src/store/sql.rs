@@ -265,14 +265,21 @@ pub fn to_sqlite(sql: &str) -> String {
 pub struct Sqlite {
     pub(super) conn: rusqlite::Connection,
     translated: HashMap<String, String>,
+    /// Transactions begin `IMMEDIATE` (writable connections): they take the write lock at
+    /// once, waiting for it under the busy timeout. A deferred transaction that reads first
+    /// and writes later fails at once (`SQLITE_BUSY`, no wait) when another connection
+    /// committed in between, as the writer thread does beside the API's audit appends.
+    immediate: bool,
 }
 
 impl Sqlite {
     /// Wraps an open connection.
     pub fn new(conn: rusqlite::Connection) -> Self {
+        let immediate = !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
         Self {
             conn,
             translated: HashMap::new(),
+            immediate,
         }
     }
 
@@ -318,7 +325,11 @@ impl Backend for Sqlite {
     }
 
     fn begin(&mut self) -> Result<(), StoreError> {
-        Ok(self.conn.execute_batch("BEGIN")?)
+        Ok(self.conn.execute_batch(if self.immediate {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        })?)
     }
 
     fn commit(&mut self) -> Result<(), StoreError> {
