@@ -1292,9 +1292,11 @@ fn main() -> anyhow::Result<()> {
             db,
         } => {
             let store = db.open()?;
-            let mut rows = store.dead_letters(limit)?;
+            let rows = match id {
+                None => store.dead_letters(limit)?,
+                Some(id) => store.dead_letter(id)?.into_iter().collect(),
+            };
             if let Some(id) = id {
-                rows.retain(|r| r.id == id);
                 anyhow::ensure!(
                     !rows.is_empty(),
                     "no dead letter {id} (list them with `aggregator dead-letters`)"
@@ -1337,13 +1339,9 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Replay { id, wait_s, db } => {
             let store = db.open()?;
-            let before = store
-                .dead_letters(usize::MAX >> 1)?
-                .into_iter()
-                .find(|r| r.id == id)
-                .with_context(|| {
-                    format!("no dead letter {id} (list them with `aggregator dead-letters`)")
-                })?;
+            let before = store.dead_letter(id)?.with_context(|| {
+                format!("no dead letter {id} (list them with `aggregator dead-letters`)")
+            })?;
             store.request_replay(id, sharpeyes_wire::now_ms())?;
             println!(
                 "dead letter {id} ({} seq {}) queued for replay",
@@ -1354,11 +1352,7 @@ fn main() -> anyhow::Result<()> {
                 && std::time::Instant::now() < deadline + std::time::Duration::from_secs(1)
             {
                 std::thread::sleep(std::time::Duration::from_millis(250));
-                let now = store
-                    .dead_letters(usize::MAX >> 1)?
-                    .into_iter()
-                    .find(|r| r.id == id);
-                match now {
+                match store.dead_letter(id)? {
                     None => {
                         println!("replayed: stored");
                         break;

@@ -132,14 +132,30 @@ pub(super) fn put(db: &mut Db, l: &Letter<'_>, now: i64) -> Result<u64, StoreErr
 impl Store {
     /// The dead letters, oldest first (at most `limit`).
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        self.dead_letters_where(&format!("ORDER BY id LIMIT {limit}"), &[])
+    }
+
+    /// Dead letter `id`, if there is one.
+    pub fn dead_letter(&self, id: u64) -> Result<Option<DeadLetter>, StoreError> {
+        Ok(self
+            .dead_letters_where("WHERE id = ?", args![id])?
+            .into_iter()
+            .next())
+    }
+
+    fn dead_letters_where(
+        &self,
+        tail: &str,
+        a: &[super::Value],
+    ) -> Result<Vec<DeadLetter>, StoreError> {
         self.db()
             .query(
                 &format!(
                     "SELECT id, agent, seq, kind, topic, received_ms, error, attempts, replay_ms,
                             length(payload)
-                     FROM dead_letters ORDER BY id LIMIT {limit}"
+                     FROM dead_letters {tail}"
                 ),
-                &[],
+                a,
             )?
             .iter()
             .map(|r| {

@@ -664,15 +664,6 @@ enum Origin {
     Replay(u64),
 }
 
-impl Origin {
-    fn topic(&self) -> &str {
-        match self {
-            Origin::Broker(p) => &p.topic,
-            Origin::Replay(_) => "",
-        }
-    }
-}
-
 /// Dead letters whose replay was asked for, taken per tick at most.
 const REPLAYS_PER_TICK: usize = 64;
 
@@ -813,7 +804,7 @@ fn writer_loop(w: Writer, mut rx: mpsc::Receiver<Publish>) {
                 }
             }
         };
-        for ((outcome, (env, _, _)), origin) in outcomes.into_iter().zip(&valid).zip(&origins) {
+        for ((outcome, (env, topic, _)), origin) in outcomes.into_iter().zip(&valid).zip(&origins) {
             let replayed = match origin {
                 Origin::Replay(id) => Some(*id),
                 Origin::Broker(_) => None,
@@ -853,7 +844,7 @@ fn writer_loop(w: Writer, mut rx: mpsc::Receiver<Publish>) {
                     inc(&metrics.dead_lettered);
                     warn!(
                         agent = %env.agent, seq = env.seq, kind = env.body.kind(),
-                        topic = %origin.topic(), dead_letter = id, %error,
+                        %topic, dead_letter = id, %error,
                         "the store refused a message: kept as dead letter {id} and acknowledged \
                          (list with `aggregator dead-letters`; after a fix, `aggregator replay {id}`)"
                     );
