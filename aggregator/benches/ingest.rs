@@ -35,10 +35,10 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use aggregator::config::CameraPlace;
-use aggregator::fuse::{CameraCatalog, FuseConfig, Fuser};
 use aggregator::metrics::Metrics;
 use aggregator::store::{SqliteSynchronous, Store};
 use aggregator::subscribe::FusionStage;
+use fusion::{CameraCatalog, FuseConfig, Fuser};
 use sharpeyes_wire::{
     Body, Codec, Envelope, ObjectClass, PlateReading, QBox, QEmbedding, TrackBatch, TrackEvent,
     TrackUpdate, plate,

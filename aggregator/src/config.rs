@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub use edge_agent::config::ModelsConfig;
-use edge_agent::config::{FaceDetectorConfig, FaceEmbedderConfig};
+pub use perception::config::ModelsConfig;
+use perception::config::{FaceDetectorConfig, FaceEmbedderConfig};
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
@@ -14,8 +14,8 @@ pub use sharpeyes_common::config::{ConfigError, ConfigFile};
 use sharpeyes_common::config::{in_range, invalid};
 pub use sharpeyes_common::ops::OpsConfig;
 
-pub use crate::fuse::config::FuseConfig;
-use crate::fuse::{CameraCatalog, CameraKey};
+pub use fusion::FuseConfig;
+use fusion::{CameraCatalog, CameraKey};
 
 /// The commented default configuration.
 pub const DEFAULT_CONFIG_TOML: &str = include_str!("../../configs/aggregator.toml");

@@ -69,11 +69,11 @@ use hnsw_rs::prelude::{Distance, Hnsw};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::fuse::persons_dot as dot;
-use crate::fuse::{FuseOutput, Identity, RetireReason};
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::faces::{PersonFaceRow, PersonSummary};
+use fusion::{FuseOutput, Identity, RetireReason};
+use sharpeyes_core::embedding::{EmbeddingRef, dot};
 
 /// Why a face cannot be indexed or searched.
 #[derive(Debug, Error, PartialEq)]
@@ -234,7 +234,7 @@ impl std::fmt::Debug for FaceIndex {
     }
 }
 
-/// A normalised copy of `v`, if it has `dim` finite values and is not zero.
+/// The unit vector of `v` ([`EmbeddingRef::to_unit`]), if it has `dim` values and is usable.
 fn normalised(v: &[f32], dim: usize) -> Result<Vec<f32>, SearchError> {
     if v.len() != dim {
         return Err(SearchError::WrongDim {
@@ -242,11 +242,9 @@ fn normalised(v: &[f32], dim: usize) -> Result<Vec<f32>, SearchError> {
             got: v.len(),
         });
     }
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if !n.is_finite() || n <= 0.0 || !v.iter().all(|x| x.is_finite()) {
-        return Err(SearchError::NotUsable);
-    }
-    Ok(v.iter().map(|x| x / n).collect())
+    EmbeddingRef::F32(v)
+        .to_unit(dim)
+        .ok_or(SearchError::NotUsable)
 }
 
 /// HNSW's layer count (its maximum; layers above log_m(n) stay empty).

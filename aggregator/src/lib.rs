@@ -10,7 +10,6 @@ pub mod api;
 pub mod broker;
 pub mod config;
 pub mod facesearch;
-pub mod fuse;
 pub mod hook;
 pub mod metrics;
 pub mod pki;
@@ -77,13 +76,13 @@ pub async fn run_with_metrics(
     // (so a takeover continues the previous owner's vehicles and persons); the catalog is
     // checked now.
     let catalog = config.camera_catalog()?;
-    fuse::Fuser::new(config.fusion.clone(), catalog.clone())?;
+    fusion::Fuser::new(config.fusion.clone(), catalog.clone())?;
     let new_fuser: subscribe::NewFuser = {
         let fusion = config.fusion.clone();
         let metrics = metrics.clone();
         Box::new(move |store: &Store| {
             let (v, p) = store.fusion_next_ids()?;
-            let mut f = fuse::Fuser::new(fusion.clone(), catalog.clone())
+            let mut f = fusion::Fuser::new(fusion.clone(), catalog.clone())
                 .map_err(|e| store::StoreError::Invalid(e.to_string()))?
                 .with_next_ids(v, p);
             restore_fusion(store, &mut f, &metrics)
@@ -241,16 +240,16 @@ pub async fn run_with_metrics(
 }
 
 /// Rebuilds the identities seen within `fusion.restore_hours` from the store into `fuser`
-/// (see `fuse::restore`); logs and counts what came back and how long it took.
+/// (see `fusion::restore`); logs and counts what came back and how long it took.
 pub fn restore_fusion(
     store: &Store,
-    fuser: &mut fuse::Fuser,
+    fuser: &mut fusion::Fuser,
     metrics: &Metrics,
-) -> Result<fuse::RestoreStats, AggregatorError> {
+) -> Result<fusion::RestoreStats, AggregatorError> {
     let hours = fuser.config().restore_hours;
     if hours == 0 {
         info!("fusion restore off (fusion.restore_hours = 0)");
-        return Ok(fuse::RestoreStats::default());
+        return Ok(fusion::RestoreStats::default());
     }
     let t0 = std::time::Instant::now();
     let since_ms =

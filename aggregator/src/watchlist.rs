@@ -1,7 +1,7 @@
 //! Watchlists: enrollment and publishing.
 //!
 //! **Enrollment** (`aggregator enroll ...`): a patient or guardian is enrolled from photos,
-//! each embedded with the agents' own face detector and embedder (`edge_agent::infer`, the
+//! each embedded with the agents' own face detector and embedder (the `perception` crate, the
 //! models of `[watchlist]`), so that what the agents compute on camera frames compares with
 //! what is enrolled. A photo must show exactly one face: detections smaller than
 //! `min_face_ratio` of the largest face's height (people far behind, spurious boxes) do not
@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edge_agent::infer::{self, BgrImage, FaceDetector, FaceEmbedder, InferError};
+use perception::{self as infer, BgrImage, FaceDetector, FaceEmbedder, InferError};
 use rumqttc::{AsyncClient, QoS};
 use sharpeyes_wire::plate::PlateError;
 use sharpeyes_wire::{Body, Codec, Envelope, FaceRole, QEmbedding};

@@ -9,12 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use aggregator::config::{ModelsConfig, WatchlistConfig};
-use aggregator::fuse::{
-    CameraCatalog, CameraKey, FuseConfig, FuseInput, Fuser, Identity, Observation,
-};
 use aggregator::store::Store;
 use aggregator::watchlist::Enroller;
-use edge_agent::rules::EmbeddingRef;
+use fusion::{CameraCatalog, CameraKey, FuseConfig, FuseInput, Fuser, Identity, Observation};
+use sharpeyes_core::embedding::EmbeddingRef;
 use sharpeyes_wire::{ObjectClass, QBox};
 
 fn root() -> PathBuf {

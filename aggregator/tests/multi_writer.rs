@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use aggregator::AggregatorConfig;
 use aggregator::config::CameraPlace;
-use aggregator::fuse::Fuser;
 use aggregator::metrics::{Metrics, get};
 use aggregator::store::{Area, Store, StoreError};
 use aggregator::subscribe::{FusionStage, NewFuser};
 use common::pg::TempPostgres;
+use fusion::Fuser;
 use sharpeyes_wire::{
     Body, Envelope, ObjectClass, PlateReading, QBox, TrackBatch, TrackEvent, TrackUpdate,
 };

@@ -13,15 +13,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use aggregator::config::CameraPlace;
-use aggregator::fuse::{
-    Assignment, CameraKey, FaceRep, FlagReason, FuseOutput, Gate, Identity, LinkEvidence, LinkRule,
-    PersonId, RetireReason, Sighting, TrackRef, VehicleId,
-};
 use aggregator::store::{
     AlertFilter, Applied, Area, Dialect, Fusion, PlateMatchKind, RetentionPolicy, Store,
     StoreError, TrackFilter,
 };
 use common::pg::TempPostgres;
+use fusion::{
+    Assignment, CameraKey, FaceRep, FlagReason, FuseOutput, Gate, Identity, LinkEvidence, LinkRule,
+    PersonId, RetireReason, Sighting, TrackRef, VehicleId,
+};
 use sharpeyes_wire::{
     Alert, AlertKind, Body, Envelope, Evidence, ObjectClass, PlateReading, Priority, QBox,
     TrackBatch, TrackEvent, TrackUpdate,

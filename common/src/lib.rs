@@ -2,8 +2,7 @@
 //! errors that name the field), logging set-up, shutdown on SIGINT / SIGTERM, and the
 //! operations endpoint (`/metrics`, `/health`), TLS for MQTT.
 
-pub mod config;
-pub mod geo;
+pub use sharpeyes_core::{config, geo};
 pub mod ops;
 pub mod tls;
 

@@ -12,13 +12,15 @@
 //! the publisher task (batches, encodes, QoS 1) and the MQTT event loop task.
 
 pub mod config;
-pub mod infer;
 pub mod ingest;
 pub mod metrics;
 pub mod probe;
 pub mod publish;
 pub mod rules;
 pub mod track;
+
+/// Inference (its own crate, `perception`, which the aggregator's enrollment shares).
+pub use perception as infer;
 
 use std::collections::HashMap;
 use std::sync::Arc;

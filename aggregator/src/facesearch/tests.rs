@@ -2,7 +2,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::*;
-use crate::fuse::{CameraKey, FaceRep, PersonId, TrackRef};
+use fusion::{CameraKey, FaceRep, PersonId, TrackRef};
 
 /// A deterministic generator (SplitMix64) of standard normal values (Box–Muller).
 struct Rng(u64);

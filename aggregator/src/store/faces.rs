@@ -23,7 +23,7 @@ use sharpeyes_wire::ObjectClass;
 
 use super::{Db, Store, StoreError};
 use crate::args;
-use crate::fuse::{
+use fusion::{
     CameraKey, FuseOutput, Identity, PersonId, Reading, RestoredFace, RestoredLink, RestoredPerson,
     RestoredSighting, RestoredVehicle, RetireReason, Snapshot, VehicleId,
 };
@@ -228,7 +228,7 @@ impl Store {
         })
     }
 
-    /// What a restarting fuser rebuilds ([`crate::fuse::Fuser::restore`]): the vehicles and
+    /// What a restarting fuser rebuilds ([`fusion::Fuser::restore`]): the vehicles and
     /// persons with a sighting that started at or after `since_ms`, each with at most its
     /// newest `max_sightings` sightings of that window, the persons' representative faces and
     /// aliases, and their links. One pass over the window's sightings (by the time index)
@@ -374,11 +374,11 @@ impl Store {
 mod tests {
     use std::sync::Arc;
 
-    use edge_agent::rules::EmbeddingRef;
+    use sharpeyes_core::embedding::EmbeddingRef;
     use sharpeyes_wire::{PlateReading, QBox};
 
     use super::*;
-    use crate::fuse::{
+    use fusion::{
         Assignment, CameraCatalog, FaceRep, FlagReason, FuseConfig, FuseInput, Fuser, Observation,
         TrackRef,
     };
@@ -455,7 +455,7 @@ mod tests {
     }
 
     /// A fuser as the aggregator starts one: ids continued, identities restored.
-    fn restarted(s: &Store, now: i64) -> (Fuser, crate::fuse::RestoreStats) {
+    fn restarted(s: &Store, now: i64) -> (Fuser, fusion::RestoreStats) {
         let cfg = FuseConfig::default();
         let (nv, np) = s.fusion_next_ids().unwrap();
         let mut f = Fuser::new(cfg.clone(), catalog())
@@ -554,7 +554,7 @@ mod tests {
         // Four days later (the default looks back 72 h): nothing to restore; a new vehicle
         // with a new id.
         let (mut g, st) = restarted(&s, T0 + 96 * 60 * MIN);
-        assert_eq!(st, crate::fuse::RestoreStats::default());
+        assert_eq!(st, fusion::RestoreStats::default());
         let out = observe(
             &mut g,
             "north",
@@ -575,7 +575,7 @@ mod tests {
         let (_d, s) = store();
         assert_eq!(s.fusion_snapshot(0, 64).unwrap(), Snapshot::default());
         let (g, st) = restarted(&s, T0);
-        assert_eq!(st, crate::fuse::RestoreStats::default());
+        assert_eq!(st, fusion::RestoreStats::default());
         assert_eq!(g.stats().vehicles + g.stats().persons, 0);
     }
 

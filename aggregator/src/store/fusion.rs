@@ -25,7 +25,7 @@ use super::sql::{Arg, Row, Value};
 use super::{Db, Store, StoreError};
 use crate::args;
 use crate::config::CameraPlace;
-use crate::fuse::{FuseOutput, Identity, RetireReason, Sighting};
+use fusion::{FuseOutput, Identity, RetireReason, Sighting};
 
 /// The fusion tables (schema 6).
 pub(super) const SCHEMA: &str = "
@@ -1065,7 +1065,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::fuse::{
+    use fusion::{
         Assignment, CameraKey, FlagReason, Gate, LinkEvidence, LinkRule, PersonId, TrackRef,
         VehicleId,
     };

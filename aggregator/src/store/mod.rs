@@ -1151,7 +1151,7 @@ impl Store {
     pub fn apply_all_with_fusion(
         &mut self,
         msgs: &[(Envelope, String, usize)],
-        outputs: &[crate::fuse::FuseOutput],
+        outputs: &[::fusion::FuseOutput],
     ) -> Result<Vec<Applied>, StoreError> {
         self.commit_batch(msgs, outputs, Fusion::Fused(&[]))
     }
@@ -1163,7 +1163,7 @@ impl Store {
     pub fn commit_batch(
         &mut self,
         msgs: &[(Envelope, String, usize)],
-        outputs: &[crate::fuse::FuseOutput],
+        outputs: &[::fusion::FuseOutput],
         fusion: Fusion<'_>,
     ) -> Result<Vec<Applied>, StoreError> {
         self.tx(|db| {
@@ -1197,7 +1197,7 @@ impl Store {
         &mut self,
         msgs: &[(Envelope, String, usize)],
         raws: &[&[u8]],
-        outputs: &[crate::fuse::FuseOutput],
+        outputs: &[::fusion::FuseOutput],
         fusion: Fusion<'_>,
     ) -> Result<Isolated, StoreError> {
         assert_eq!(msgs.len(), raws.len(), "one raw payload per message");

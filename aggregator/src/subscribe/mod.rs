@@ -52,12 +52,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::AggregatorConfig;
-use crate::fuse::{FuseInput, FuseOutput, Fuser};
 use crate::metrics::{Metrics, inc};
 use crate::store::fusion::output_kind;
 use crate::store::{
     Applied, Dialect, Fusion, Outcome, Replay, RetentionPolicy, Scope, Store, StoreError,
 };
+use fusion::{FuseInput, FuseOutput, Fuser};
 
 /// Why a payload was rejected.
 #[derive(Debug, Error)]

@@ -109,10 +109,10 @@ pub use self::config::{
     RulesConfig, ZoneConfig,
 };
 pub use self::face::FaceWatchlistRule;
-pub use self::geometry::EmbeddingRef;
 pub use self::loitering::LoiteringRule;
 pub use self::plate::PlateWatchlistRule;
 pub use self::watchlists::{PreparedWatchlists, WatchlistSummary};
+pub use perception::EmbeddingRef;
 
 /// Capture times this much earlier than the previous frame's count as the previous frame's.
 const CLOCK_JITTER_MS: i64 = 1000;

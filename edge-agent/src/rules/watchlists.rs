@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use sharpeyes_wire::plate::{self, PlateMatch};
 use sharpeyes_wire::{FaceRole, Watchlists};
 
-use super::geometry::EmbeddingRef;
+use perception::EmbeddingRef;
 
 /// One enrolled face, ready for matching.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,10 +1,10 @@
 //! Space-time gating: can one object be seen at camera A during one span and at camera B
 //! during another?
-//! Distances: `sharpeyes_common::geo::haversine_m`, shared with the agents' rules.
+//! Distances: `sharpeyes_core::geo::haversine_m`, shared with the agents' rules.
 
 use serde::Serialize;
 
-use sharpeyes_common::geo::haversine_m;
+use sharpeyes_core::geo::haversine_m;
 
 use super::config::GateConfig;
 

@@ -2,7 +2,7 @@
 //! field has a default; [`FuseConfig::validate`] names the first unusable one.
 
 use serde::{Deserialize, Serialize};
-use sharpeyes_common::config::{ConfigError, in_range, invalid};
+use sharpeyes_core::config::{ConfigError, in_range, invalid};
 
 /// The longest duration any fusion setting accepts: 30 days, in ms.
 const MAX_MS: u64 = 30 * 24 * 3600 * 1000;

@@ -1,11 +1,15 @@
-//! Inference: ONNX Runtime sessions behind one trait per model kind.
+//! Perception: ONNX Runtime sessions behind one trait per model kind, the models'
+//! configuration, and the one face-embedding type every part of the product compares with.
 //!
 //! The runtime library is loaded once per process ([`init_runtime`]); each model family is a
-//! struct implementing its kind's trait, chosen by configuration (`family` + `model`).
+//! struct implementing its kind's trait, chosen by configuration (`family` + `model`). Images
+//! come in as [`BgrImage`]s: this crate knows nothing of GStreamer or of MQTT, so both the
+//! edge agent and the aggregator (enrollment photos) use it.
 
 pub mod align;
 pub mod cascade;
 mod clp_det;
+pub mod config;
 mod image;
 pub mod nanodet;
 pub mod plate;
@@ -27,8 +31,9 @@ pub use self::nanodet::NanoDet;
 pub use self::plate::{PlateReader, PlateReading};
 pub use self::ppocr_rec::PpOcrRec;
 pub use self::quality::{FaceQuality, face_quality};
-pub use self::sface::{SFace, cosine};
+pub use self::sface::SFace;
 pub use self::yunet::YuNet;
+pub use sharpeyes_core::embedding::{self, EmbeddingRef, cosine};
 use sharpeyes_wire::ObjectClass;
 
 use crate::config::{

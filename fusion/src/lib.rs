@@ -18,7 +18,7 @@
 //!   matrix searched exactly; aliases from merges (merged id → surviving id). Every
 //!   representative kept or let go is an output ([`FuseOutput::PersonFace`],
 //!   [`FuseOutput::PersonFaceDropped`]): the store mirrors them for face search
-//!   (`crate::facesearch`) and for restarts.
+//!   (the aggregator's face search) and for restarts.
 //! - **Links** person–vehicle, with a count, a strength and bounded evidence.
 //! - Each identity's recent **sightings** (track, camera, span, confidence) in time order:
 //!   they are its trajectory and what space-time gating compares new sightings with.
@@ -124,9 +124,9 @@ mod tests;
 use std::fmt;
 use std::sync::Arc;
 
-use edge_agent::rules::EmbeddingRef;
 use serde::{Serialize, Serializer};
-use sharpeyes_common::config::ConfigError;
+use sharpeyes_core::config::ConfigError;
+use sharpeyes_core::embedding::EmbeddingRef;
 use sharpeyes_wire::plate::{self, PlateMatch};
 use sharpeyes_wire::{ObjectClass, PlateReading, QBox, TrackBatch, TrackEvent, TrackUpdate};
 
@@ -145,8 +145,7 @@ pub use self::vehicles::Reading;
 use self::geo::Gating;
 use self::links::{Links, box_gap};
 /// The vectorised dot product of fusion's person search (face search uses the same).
-pub(crate) use self::persons::dot as persons_dot;
-use self::persons::{Persons, RepSource, unit_vector};
+use self::persons::{Persons, RepSource};
 use self::state::{CamId, Cams, Kind, SightingRec, Trail};
 use self::vehicles::Vehicles;
 
@@ -734,7 +733,7 @@ impl Fuser {
         let plate = o.plate.and_then(|p| self.usable_plate(p));
         let unit = o
             .embedding
-            .and_then(|e| unit_vector(e, self.cfg.persons.embedding_dim));
+            .and_then(|e| e.to_unit(self.cfg.persons.embedding_dim));
         let Some(c) = self.cams.list.get_mut(cam as usize) else {
             return;
         };

@@ -61,17 +61,8 @@ impl FaceEmbedder for SFace {
         let input = TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..]))?;
         let outputs = self.session.run(ort::inputs!["data" => input])?;
         let (_, v) = outputs["fc1"].try_extract_tensor::<f32>()?;
-        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if !(norm.is_finite() && norm > 0.0) {
-            return Err(InferError::BadImage(
-                "the embedder returned a zero or non-finite vector".into(),
-            ));
-        }
-        Ok(v.iter().map(|x| x / norm).collect())
+        sharpeyes_core::embedding::unit(v).ok_or_else(|| {
+            InferError::BadImage("the embedder returned a zero or non-finite vector".into())
+        })
     }
-}
-
-/// Cosine similarity of two L2-normalised embeddings.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }

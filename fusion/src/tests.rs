@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use edge_agent::rules::EmbeddingRef;
-use sharpeyes_common::config::ConfigError;
+use sharpeyes_core::config::ConfigError;
+use sharpeyes_core::embedding::EmbeddingRef;
 use sharpeyes_wire::{
     ObjectClass, PlateReading, QBox, QEmbedding, TrackBatch, TrackEvent, TrackUpdate,
 };
@@ -1237,15 +1237,24 @@ fn testdata() -> PathBuf {
 
 #[test]
 fn real_sface_embeddings_cluster_by_identity() {
-    let cfg = crate::config::WatchlistConfig {
-        models: crate::config::ModelsConfig {
-            dir: root().join("models/files"),
-            onnxruntime: root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
-            intra_threads: 1,
-        },
-        ..Default::default()
+    let models = perception::config::ModelsConfig {
+        dir: root().join("models/files"),
+        onnxruntime: root().join(".deps/onnxruntime/libonnxruntime.so.1.31.1"),
+        intra_threads: 1,
     };
-    let mut enroller = crate::watchlist::Enroller::new(&cfg);
+    let mut detector = perception::face_detector(&models, &Default::default()).unwrap();
+    let mut embedder = perception::face_embedder(&models, &Default::default()).unwrap();
+    // The largest face of each photo (each shows one person), as enrollment embeds it.
+    let mut embed_photo = |path: &Path| -> Result<Vec<f32>, perception::InferError> {
+        let img = perception::BgrImage::open(path)?;
+        let faces = detector.detect(&img)?;
+        let height = |f: &perception::FaceDetection| f.bbox[3] - f.bbox[1];
+        let face = faces
+            .iter()
+            .max_by(|a, b| height(a).total_cmp(&height(b)))
+            .ok_or_else(|| perception::InferError::BadImage("no face".into()))?;
+        embedder.embed(&img, &face.landmarks)
+    };
     let ids = testdata().join("identities");
     let photos = [
         ("p01", "deepface_p01/img1.jpg"),
@@ -1259,9 +1268,7 @@ fn real_sface_embeddings_cluster_by_identity() {
     let cams = ["north", "east", "dark"];
     let mut seen: Vec<(&str, PersonId)> = Vec::new();
     for (i, (who, file)) in photos.iter().enumerate() {
-        let e = enroller
-            .embed_photo(&ids.join(file))
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let e = embed_photo(&ids.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         // One photo every 15 minutes at the cameras in turn: always feasible.
         let t = T0 + i as i64 * 15 * MIN;
         let o = walker(cams[i % cams.len()], i as u64, t, e);

@@ -4,53 +4,10 @@
 
 use std::collections::HashMap;
 
-use edge_agent::rules::EmbeddingRef;
+use sharpeyes_core::embedding::dot;
 
 use super::PersonId;
 use super::state::{CamId, Trail};
-
-/// The L2-normalised embedding, when it has `dim` values, all finite, not all zero.
-/// (`edge_agent::rules::EmbeddingRef::write_unit` does the same but is private to the agent;
-/// it should become public and this go.)
-pub(crate) fn unit_vector(e: EmbeddingRef<'_>, dim: usize) -> Option<Vec<f32>> {
-    if e.len() != dim {
-        return None;
-    }
-    let mut v = match e {
-        EmbeddingRef::F32(v) => v.to_vec(),
-        EmbeddingRef::Quantized(q) => q.dequantize(),
-    };
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if !norm.is_finite() || norm <= 0.0 {
-        return None;
-    }
-    for x in &mut v {
-        *x /= norm;
-    }
-    v.iter().all(|x| x.is_finite()).then_some(v)
-}
-
-/// Dot product (the cosine of unit vectors) in eight lanes, which the compiler vectorises;
-/// `edge_agent::infer::cosine` sums in order, which it cannot, and this is the hot loop of
-/// the person search. Extra values of the longer slice are ignored.
-pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    acc.iter().sum::<f32>() + tail
-}
 
 /// Merge candidates kept between re-clustering passes at most (more are dropped).
 pub(crate) const MAX_PENDING: usize = 65_536;

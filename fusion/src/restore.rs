@@ -21,6 +21,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
+use sharpeyes_core::embedding::EmbeddingRef;
 use sharpeyes_wire::ObjectClass;
 use sharpeyes_wire::plate;
 
@@ -147,15 +148,6 @@ pub struct RestoreStats {
     pub identities_skipped: usize,
 }
 
-/// A normalised copy of `v` if it has `dim` finite values and is not zero.
-fn unit(v: &[f32], dim: usize) -> Option<Vec<f32>> {
-    if v.len() != dim || !v.iter().all(|x| x.is_finite()) {
-        return None;
-    }
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    (n.is_finite() && n > 0.0).then(|| v.iter().map(|x| x / n).collect())
-}
-
 impl Fuser {
     /// Puts the identities of `snap` into memory (see the module documentation); what it
     /// restored. Meant for a fresh fuser: identities already in memory are left as they are.
@@ -232,7 +224,7 @@ impl Fuser {
             for f in faces {
                 let kept = self.persons.map.get(&p.person).map_or(0, |x| x.reps.len());
                 let u = (f.model == pc.embedding_model)
-                    .then(|| unit(&f.embedding, pc.embedding_dim))
+                    .then(|| EmbeddingRef::F32(&f.embedding).to_unit(pc.embedding_dim))
                     .flatten();
                 match u {
                     Some(u) if kept < pc.max_representatives => {
