@@ -14,6 +14,7 @@ pub mod hook;
 pub mod metrics;
 pub mod pki;
 pub mod query;
+pub mod service;
 pub mod store;
 pub mod subscribe;
 pub mod watchlist;

@@ -18,6 +18,7 @@ use super::access::Caller;
 use super::params::{self, Format, Query};
 use super::problem::Problem;
 use super::{AckEvent, AlertEvent, AppState, AuditDraft, Audited, ResultCount};
+use crate::service::{self, LinksOf};
 use crate::store::{AlertFilter, AlertKey, Page, SightingKey, SightingRow};
 
 type St = State<Arc<AppState>>;
@@ -234,19 +235,13 @@ async fn vehicles(State(st): St, RawQuery(q): RawQuery) -> Answer {
     let q = query(q, &["plate", "fuzzy"])?;
     let plate = params::plate(q.req("plate").map_err(bad)?).map_err(bad)?;
     let fuzzy = q.flag("fuzzy").map_err(bad)?;
-    let p = plate.clone();
-    let (vehicles, flags) = st
-        .read("vehicle search", move |s| {
-            let v = s.vehicles_by_plate(&p, fuzzy)?;
-            let ids: Vec<u64> = v.iter().map(|v| v.vehicle).collect();
-            Ok((v, s.plate_flags_of(&ids)?))
+    let a = st
+        .service("vehicle search", move |s| {
+            service::vehicles(s, &plate, fuzzy)
         })
         .await?;
-    let n = vehicles.len();
-    Ok(counted(
-        Json(json!({"plate": plate, "fuzzy": fuzzy, "vehicles": vehicles, "flags": flags})),
-        n,
-    ))
+    let n = a.audit.count as usize;
+    Ok(counted(Json(a.result), n))
 }
 
 /// The page request of a sighting route.
@@ -277,16 +272,17 @@ fn next_page(rows: &mut Vec<SightingRow>, page: &Page) -> Option<String> {
     }
 }
 
-/// Sightings as JSON (`doc`, which gets `next_cursor`), GeoJSON or CSV.
+/// Sightings as JSON (`doc` serialised, with `next_cursor`), GeoJSON or CSV.
 fn sightings_answer(
     format: Format,
-    mut doc: Value,
+    doc: &impl serde::Serialize,
     rows: &[SightingRow],
     next: Option<String>,
 ) -> Response {
     let n = rows.len();
     let resp = match format {
         Format::Json => {
+            let mut doc = json!(doc);
             doc["next_cursor"] = json!(next);
             Json(doc).into_response()
         }
@@ -325,19 +321,15 @@ async fn vehicle_trajectory(State(st): St, RawQuery(q): RawQuery) -> Answer {
     let format = q.format().map_err(bad)?;
     let window = q.window(sharpeyes_wire::now_ms()).map_err(bad)?;
     let page = page_of(&q, &st)?;
-    let (p, pg) = (plate.clone(), page.clone());
-    let (vehicles, flags, mut rows) = st
-        .read("vehicle trajectory", move |s| {
-            let v = s.vehicles_by_plate(&p, fuzzy)?;
-            let ids: Vec<u64> = v.iter().map(|v| v.vehicle).collect();
-            let flags = s.plate_flags_of(&ids)?;
-            let rows = s.identity_sightings_page("vehicle", &ids, window, &pg)?;
-            Ok((v, flags, rows))
+    let pg = page.clone();
+    let mut t = st
+        .service("vehicle trajectory", move |s| {
+            service::vehicle_trajectory(s, &plate, fuzzy, window, &pg)
         })
-        .await?;
-    let next = next_page(&mut rows, &page);
-    let doc = json!({"plate": plate, "fuzzy": fuzzy, "vehicles": vehicles, "flags": flags, "sightings": rows});
-    Ok(sightings_answer(format, doc, &rows, next))
+        .await?
+        .result;
+    let next = next_page(&mut t.sightings, &page);
+    Ok(sightings_answer(format, &t, &t.sightings, next))
 }
 
 async fn person_trajectory(State(st): St, Path(id): Path<String>, RawQuery(q): RawQuery) -> Answer {
@@ -349,19 +341,14 @@ async fn person_trajectory(State(st): St, Path(id): Path<String>, RawQuery(q): R
     let window = q.window(sharpeyes_wire::now_ms()).map_err(bad)?;
     let page = page_of(&q, &st)?;
     let pg = page.clone();
-    let (resolved, mut rows) = st
-        .read("person trajectory", move |s| {
-            let r = s.resolve_person(person)?;
-            let rows = match r {
-                Some(p) => s.identity_sightings_page("person", &[p], window, &pg)?,
-                None => Vec::new(),
-            };
-            Ok((r, rows))
+    let mut t = st
+        .service("person trajectory", move |s| {
+            service::person_trajectory(s, person, window, &pg)
         })
-        .await?;
-    let next = next_page(&mut rows, &page);
-    let doc = json!({"person": person, "resolved": resolved, "sightings": rows});
-    Ok(sightings_answer(format, doc, &rows, next))
+        .await?
+        .result;
+    let next = next_page(&mut t.sightings, &page);
+    Ok(sightings_answer(format, &t, &t.sightings, next))
 }
 
 async fn sightings(State(st): St, RawQuery(q): RawQuery) -> Answer {
@@ -381,14 +368,14 @@ async fn sightings(State(st): St, RawQuery(q): RawQuery) -> Answer {
     }
     let page = page_of(&q, &st)?;
     let pg = page.clone();
-    let mut rows = st
-        .read("sightings", move |s| {
-            s.sightings_in_page(&area, from, to, &pg)
+    let mut t = st
+        .service("sightings", move |s| {
+            service::sightings(s, &area, from, to, &pg)
         })
-        .await?;
-    let next = next_page(&mut rows, &page);
-    let doc = json!({"from_ms": from, "to_ms": to, "sightings": rows});
-    Ok(sightings_answer(format, doc, &rows, next))
+        .await?
+        .result;
+    let next = next_page(&mut t.sightings, &page);
+    Ok(sightings_answer(format, &t, &t.sightings, next))
 }
 
 async fn links(State(st): St, RawQuery(q): RawQuery) -> Answer {
@@ -402,22 +389,16 @@ async fn links(State(st): St, RawQuery(q): RawQuery) -> Answer {
         .transpose()
         .map_err(bad)?
         .unwrap_or(0);
-    enum Who {
-        Person(u64),
-        Plate(String),
-    }
-    let who = match (q.get("person"), q.get("plate")) {
-        (Some(p), None) => Who::Person(params::person(p).map_err(bad)?),
-        (None, Some(p)) => Who::Plate(params::plate(p).map_err(bad)?),
+    let of = match (q.get("person"), q.get("plate")) {
+        (Some(p), None) => LinksOf::Person(params::person(p).map_err(bad)?),
+        (None, Some(p)) => LinksOf::Plate(params::plate(p).map_err(bad)?),
         _ => return Err(bad("give person or plate (one of them)".into())),
     };
     // Links are few per identity (one row per person–vehicle pair): paged in memory.
     let rows = st
-        .read("links", move |s| match who {
-            Who::Person(p) => s.links_of_person(p),
-            Who::Plate(p) => s.links_of_plate(&p),
-        })
-        .await?;
+        .service("links", move |s| service::links(s, &of))
+        .await?
+        .result;
     let total = rows.len();
     let page: Vec<_> = rows.into_iter().skip(offset).take(limit).collect();
     let next = (offset + page.len() < total).then(|| params::cursor(&(offset + page.len())));
@@ -455,17 +436,18 @@ async fn face_search(
         ));
     }
     let embedding = embed(&st, body).await?;
-    let model = st.model.clone();
+    let q = service::FaceQuery {
+        embedding,
+        model: st.model.clone(),
+        top,
+        min_similarity: min,
+        window,
+        photo: None,
+    };
     let report = st
-        .read("face search", move |s| {
-            crate::facesearch::search_store(s, &embedding, &model, top, min, window).map_err(|e| {
-                match e {
-                    crate::facesearch::FaceSearchError::Store(e) => e,
-                    other => crate::store::StoreError::Invalid(other.to_string()),
-                }
-            })
-        })
-        .await?;
+        .service("face search", move |s| service::face_search(s, &q))
+        .await?
+        .result;
     let n = report.results.len();
     Ok(counted(Json(report), n))
 }
@@ -712,7 +694,10 @@ async fn alert_evidence(
 async fn evidence(State(st): St, Path(sha256): Path<String>) -> Answer {
     crate::store::evidence::check_sha256(&sha256)
         .map_err(|_| Problem::bad_request("sha256 must be 64 lowercase hex digits"))?;
-    let found = st.read("evidence", move |s| s.evidence(&sha256)).await?;
+    let found = st
+        .service("evidence", move |s| service::evidence(s, &sha256))
+        .await?
+        .result;
     let Some(e) = found else {
         return Err(Problem::not_found("no such evidence image"));
     };

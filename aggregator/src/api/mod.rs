@@ -56,6 +56,7 @@ use self::access::{Caller, RateLimiter, Refused, RouteSpec};
 use self::problem::{Problem, Rejected};
 use crate::config::{AggregatorConfig, ApiConfig, CameraPlace, WatchlistConfig};
 use crate::metrics::{Metrics, inc};
+use crate::service::ServiceError;
 use crate::store::audit::AuditEntry;
 use crate::store::{AlertRow, Location, Store, StoreError};
 
@@ -194,6 +195,22 @@ impl AppState {
                 .with(f)
                 .and_then(|r| r)
                 .map_err(|e| Problem::internal(what, &e))
+        })
+        .await
+    }
+
+    /// Runs a query of the service layer on a reader connection; its answer, or the problem
+    /// its failure is.
+    async fn service<T: Send + 'static>(
+        self: &Arc<Self>,
+        what: &'static str,
+        f: impl FnOnce(&Store) -> Result<T, ServiceError> + Send + 'static,
+    ) -> Result<T, Problem> {
+        let st = self.clone();
+        Self::blocking(what, move || match st.readers.with(f) {
+            Ok(Ok(t)) => Ok(t),
+            Ok(Err(ServiceError::Search(e))) => Err(Problem::unprocessable(e.to_string())),
+            Ok(Err(ServiceError::Store(e))) | Err(e) => Err(Problem::internal(what, &e)),
         })
         .await
     }
@@ -555,63 +572,6 @@ fn finish(st: &AppState, route: &'static str, resp: Response) -> Response {
         st.metrics.api_rejected.inc(reason);
     }
     resp
-}
-
-/// Why a command-line query is made: its `--purpose` and `--case`, recorded in the audit log.
-/// The command line reads the store directly (its user can read the database file anyway),
-/// so they are asked for, not enforced; given, they must be what the API accepts.
-#[derive(Debug, Clone, Default)]
-pub struct CliWhy {
-    /// The purpose (3..=200 characters).
-    pub purpose: Option<String>,
-    /// The case reference (1..=64 characters: letters and digits of any script, `. _ / - # : ( ) [ ]`, no spaces).
-    pub case: Option<String>,
-}
-
-impl CliWhy {
-    /// Checks what was given: nothing, or a purpose and a case the API would accept.
-    pub fn check(&self) -> Result<(), String> {
-        match (&self.purpose, &self.case) {
-            (None, None) => Ok(()),
-            (p, c) => params::purpose(p.as_deref(), c.as_deref()).map(|_| ()),
-        }
-    }
-}
-
-/// The audit entry of something done from the command line: who is `cli:$USER`, role
-/// `cli`, status 0.
-pub fn cli_entry(
-    action: &str,
-    why: &CliWhy,
-    params: serde_json::Value,
-    result_count: u64,
-) -> AuditEntry {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    AuditEntry {
-        ts_ms: sharpeyes_wire::now_ms(),
-        who: format!("cli:{user}"),
-        role: "cli".into(),
-        action: action.into(),
-        purpose: why.purpose.as_ref().map(|p| p.trim().to_string()),
-        case_ref: why.case.as_ref().map(|c| c.trim().to_string()),
-        params,
-        result_count: Some(result_count),
-        status: 0,
-    }
-}
-
-/// Audits an access made from the command line (queries, `aggregator alerts evidence`,
-/// `aggregator evidence`; see [`cli_entry`]). Changes made from the command line go through
-/// [`Store::audited`] with a [`cli_entry`] instead.
-pub fn audit_cli(
-    store: &Store,
-    action: &str,
-    why: &CliWhy,
-    params: serde_json::Value,
-    result_count: u64,
-) -> Result<(), StoreError> {
-    store.audit_append(&cli_entry(action, why, params, result_count))?;
-    Ok(())
 }
 
 #[cfg(test)]
