@@ -1,11 +1,14 @@
-//! Person–vehicle links: evidence that a person used a vehicle, accumulated per pair.
+//! Person–vehicle links: evidence that a person used a vehicle, accumulated per pair, and
+//! the decision that finds it ([`Fuser::check_links`]: the agent's link, getting in, getting
+//! out; see the crate documentation, *Decisions*).
 
 use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
-use sharpeyes_wire::QBox;
+use sharpeyes_wire::{ObjectClass, QBox};
 
-use super::{PersonId, TrackRef, VehicleId};
+use super::state::{CamId, Kind};
+use super::{FuseOutput, Fuser, Identity, PersonId, TrackRef, VehicleId, ms};
 
 /// Why a person and a vehicle were linked once.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -188,4 +191,117 @@ pub(crate) fn box_gap(a: QBox, b: QBox) -> f32 {
     let dx = (ax1.max(bx1) - ax2.min(bx2)).max(0.0);
     let dy = (ay1.max(by1) - ay2.min(by2)).max(0.0);
     (dx * dx + dy * dy).sqrt() / f32::from(u16::MAX)
+}
+
+impl Fuser {
+    // ---- decisions ----------------------------------------------------------------------
+
+    /// Links the track with the complementary tracks of its camera (person ↔ vehicle) by
+    /// the agent's link or by getting in / out.
+    pub(crate) fn check_links(&mut self, cam: CamId, tid: u64, out: &mut Vec<FuseOutput>) {
+        let Some(c) = self.cams.get(cam) else {
+            return;
+        };
+        let Some(t) = c.tracks.get(&tid) else {
+            return;
+        };
+        let lc = &self.cfg.links;
+        let window = ms(lc.window_ms);
+        let mut found: Vec<(u64, PersonId, VehicleId, LinkRule, u64, u64, i64)> = Vec::new();
+        for (&oid, o) in &c.tracks {
+            if oid == tid || t.paired.contains(&oid) || o.kind() == t.kind() {
+                continue;
+            }
+            let ((pid, p), (vid, v)) = match t.kind() {
+                Kind::Person => ((tid, t), (oid, o)),
+                Kind::Vehicle => ((oid, o), (tid, t)),
+            };
+            if !v.class.is_vehicle() {
+                continue;
+            }
+            let (Some(Identity::Person(person)), Some(Identity::Vehicle(vehicle))) = (
+                self.current_identity(p.identity),
+                self.current_identity(v.identity),
+            ) else {
+                continue;
+            };
+            let rule = if p.link == Some(vid) || v.link == Some(pid) {
+                Some((LinkRule::Inside, p.first_ms.max(v.first_ms)))
+            } else if window > 0 && p.class == ObjectClass::Person {
+                let got_in = v.first_ms.saturating_sub(p.last_ms);
+                let got_out = p.first_ms.saturating_sub(v.last_ms);
+                if p.ended
+                    && got_in.unsigned_abs() <= window.unsigned_abs()
+                    && box_gap(p.last_box, v.first_box) <= lc.max_box_gap
+                {
+                    Some((LinkRule::GotIn { gap_ms: got_in }, p.last_ms))
+                } else if v.ended
+                    && got_out.unsigned_abs() <= window.unsigned_abs()
+                    && box_gap(p.first_box, v.last_box) <= lc.max_box_gap
+                {
+                    Some((LinkRule::GotOut { gap_ms: got_out }, v.last_ms))
+                } else {
+                    None
+                }
+            } else {
+                None
+            };
+            if let Some((rule, ts)) = rule {
+                found.push((oid, person, vehicle, rule, pid, vid, ts));
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        found.sort_by_key(|f| f.0);
+        let key = c.key.clone();
+        let (w_in, w_inside, max_ev) = (lc.end_start_weight, lc.inside_weight, lc.max_evidence);
+        for (oid, person, vehicle, rule, pid, vid, ts_ms) in found {
+            for (a, b) in [(tid, oid), (oid, tid)] {
+                if let Some(x) = self.cams.track_mut(cam, a) {
+                    x.paired.push(b);
+                }
+            }
+            let ev = LinkEvidence {
+                rule,
+                person_track: TrackRef {
+                    camera: key.clone(),
+                    track: pid,
+                },
+                vehicle_track: TrackRef {
+                    camera: key.clone(),
+                    track: vid,
+                },
+                ts_ms,
+                weight: if rule == LinkRule::Inside {
+                    w_inside
+                } else {
+                    w_in
+                },
+            };
+            let info = self.links.add(person, vehicle, ev.clone(), max_ev);
+            out.push(FuseOutput::Link {
+                person,
+                vehicle,
+                count: info.count,
+                strength: info.strength,
+                first_ms: info.first_ms,
+                last_ms: info.last_ms,
+                evidence: Some(ev),
+            });
+        }
+    }
+
+    // ---- queries ------------------------------------------------------------------------
+
+    /// The links of a person (resolved through aliases) or a vehicle, strongest first.
+    pub fn links_of(&self, identity: Identity) -> Vec<LinkInfo> {
+        match identity {
+            Identity::Person(p) => match self.persons.resolve(p) {
+                Some(p) => self.links.of(Some(p), None),
+                None => Vec::new(),
+            },
+            Identity::Vehicle(v) => self.links.of(None, Some(v)),
+        }
+    }
 }

@@ -1,13 +1,24 @@
-//! Person identities: clusters of face embeddings with a few diverse representatives each,
-//! searched exactly over one contiguous matrix of all representatives, and the aliases that
-//! re-clustering merges leave behind.
+//! Person identities and how tracks become them: clusters of face embeddings with a few
+//! diverse representatives each, searched exactly over one contiguous matrix of all
+//! representatives, and the aliases that re-clustering merges leave behind.
+//!
+//! The decisions (see the crate documentation, *Decisions* and *Re-clustering*): when a
+//! face/person track is decided, joins through a linked track, or moves to someone else
+//! ([`Fuser::decide_person`]); which person a face joins, or the person it founds and the
+//! candidates it noted ([`Fuser::assign_person`]); which faces a person keeps as
+//! representatives ([`Fuser::add_face`], [`Persons::add_rep`]); and which noted pairs a
+//! re-clustering pass merges ([`Fuser::recluster`], [`Fuser::merge_persons`]).
 
 use std::collections::HashMap;
 
 use sharpeyes_core::embedding::dot;
 
-use super::PersonId;
-use super::state::{CamId, Trail};
+use super::geo::Gate;
+use super::state::{CamId, Kind, Trail};
+use super::{
+    Assignment, Candidate, Changes, FaceRep, FuseOutput, Fuser, Identity, PersonId, Trajectory,
+    UNCONSTRAINED, ms,
+};
 
 /// Merge candidates kept between re-clustering passes at most (more are dropped).
 pub(crate) const MAX_PENDING: usize = 65_536;
@@ -349,5 +360,335 @@ impl Persons {
             (!best.is_empty()).then(|| best.iter().sum::<f32>() / best.len() as f32)
         };
         Some((one_way(pa, pb)? + one_way(pb, pa)?) / 2.0)
+    }
+}
+
+impl Fuser {
+    // ---- decisions ----------------------------------------------------------------------
+
+    pub(crate) fn decide_person(
+        &mut self,
+        cam: CamId,
+        tid: u64,
+        ch: Changes,
+        out: &mut Vec<FuseOutput>,
+    ) {
+        let Some(t) = self.cams.track(cam, tid) else {
+            return;
+        };
+        let ripe = t.ended || t.span_ms() >= ms(self.cfg.memory.decide_after_ms);
+        let had = t.identity.is_some();
+        let linked_rule = matches!(t.why, Some(Assignment::LinkedTrack { .. }));
+        let unit = t.unit.clone();
+        let link = t.link;
+        match self.current_identity(t.identity) {
+            Some(Identity::Person(p)) => {
+                if !ch.embedding || linked_rule {
+                    return;
+                }
+                let Some(u) = unit else {
+                    return;
+                };
+                let join = self.cfg.persons.join_similarity;
+                match self.persons.similarity(p, &u, Some((cam, tid))) {
+                    Some(s) if s < join => {
+                        // The better face is someone else.
+                        self.unassign(cam, tid, out);
+                        self.assign_person(cam, tid, &u, out);
+                    }
+                    _ => {
+                        // The track's better face replaces its earlier one.
+                        self.drop_faces_of(p, cam, tid, out);
+                        let src = self.rep_source(cam, tid);
+                        self.add_face(p, &u, src, out);
+                    }
+                }
+            }
+            _ => {
+                if had {
+                    self.forget_identity(cam, tid);
+                }
+                // The same body as a linked face/person track that has a person.
+                let partner = link.and_then(|l| {
+                    let pt = self.cams.track(cam, l)?;
+                    if pt.kind() != Kind::Person {
+                        return None;
+                    }
+                    let Some(Identity::Person(pp)) = pt.identity else {
+                        return None;
+                    };
+                    Some((l, self.persons.resolve(pp)?, pt.confidence))
+                });
+                if let Some((l, p, confidence)) = partner {
+                    let join = self.cfg.persons.join_similarity;
+                    if let Some(u) = &unit
+                        && self
+                            .persons
+                            .similarity(p, u, None)
+                            .is_some_and(|s| s >= join)
+                    {
+                        let src = self.rep_source(cam, tid);
+                        self.add_face(p, u, src, out);
+                    }
+                    if let Some(t) = self.cams.track_mut(cam, tid) {
+                        t.identity = Some(Identity::Person(p));
+                        t.why = Some(Assignment::LinkedTrack { track: l });
+                        t.confidence = confidence;
+                    }
+                    return;
+                }
+                if let Some(u) = unit
+                    && ripe
+                {
+                    self.assign_person(cam, tid, &u, out);
+                }
+            }
+        }
+    }
+
+    fn assign_person(&mut self, cam: CamId, tid: u64, unit: &[f32], out: &mut Vec<FuseOutput>) {
+        let Some(t) = self.cams.track(cam, tid) else {
+            return;
+        };
+        let (first_ms, last_ms) = (t.first_ms, t.last_ms);
+        let place = self.cams.place(cam, first_ms, last_ms);
+        let pc = &self.cfg.persons;
+        let join = pc.join_similarity;
+        let cands = self.persons.index.search(unit, pc.candidate_similarity);
+        let mut chosen: Option<(PersonId, f32, Gate)> = None;
+        let mut gated: Option<Candidate> = None;
+        for &(p, s) in cands.iter().take_while(|(_, s)| *s >= join) {
+            let Some(person) = self.persons.map.get(&p) else {
+                continue;
+            };
+            let gate = person
+                .trail
+                .gate(&self.cams, &self.gating, cam, tid, &place)
+                .unwrap_or(UNCONSTRAINED);
+            if gate.allows() {
+                chosen = Some((p, s, gate));
+                break;
+            }
+            gated.get_or_insert(Candidate {
+                person: p,
+                similarity: s,
+                gate: Some(gate),
+            });
+        }
+        let (p, why, confidence) = match chosen {
+            Some((p, s, gate)) => (
+                p,
+                Assignment::SimilarFace {
+                    similarity: s,
+                    gate,
+                },
+                s.clamp(0.0, 1.0) * gate.factor(),
+            ),
+            None => {
+                let p = self.persons.create(first_ms);
+                out.push(FuseOutput::NewPerson {
+                    person: p,
+                    first_ms,
+                });
+                let nearest = cands.first().map(|&(person, similarity)| Candidate {
+                    person,
+                    similarity,
+                    gate: gated.filter(|g| g.person == person).and_then(|g| g.gate),
+                });
+                (p, Assignment::NewPerson { nearest, gated }, 1.0)
+            }
+        };
+        let src = self.rep_source(cam, tid);
+        self.add_face(p, unit, src, out);
+        // Other persons this face resembles as much as a merge needs: the next re-clustering
+        // pass looks at them (the search already paid for finding them).
+        let merge = self.cfg.persons.merge_similarity;
+        for &(q, s) in cands.iter().take_while(|(_, s)| *s >= merge) {
+            if q != p && self.persons.pending.len() < MAX_PENDING {
+                self.persons.pending.push((p, q, s));
+            }
+        }
+        if let Some(t) = self.cams.track_mut(cam, tid) {
+            t.identity = Some(Identity::Person(p));
+            t.why = Some(why);
+            t.confidence = confidence;
+        }
+    }
+
+    /// Where a representative taken from the track's current embedding comes from.
+    fn rep_source(&self, cam: CamId, tid: u64) -> RepSource {
+        let (quality, ts_ms) = self.cams.track(cam, tid).map_or((0.0, 0), |t| t.unit_from);
+        RepSource {
+            cam,
+            track: tid,
+            quality,
+            ts_ms,
+        }
+    }
+
+    /// Offers `unit` to `p` as a representative and reports what changed
+    /// ([`FuseOutput::PersonFace`], [`FuseOutput::PersonFaceDropped`]); whether it was kept.
+    fn add_face(
+        &mut self,
+        p: PersonId,
+        unit: &[f32],
+        src: RepSource,
+        out: &mut Vec<FuseOutput>,
+    ) -> bool {
+        let pc = &self.cfg.persons;
+        let (max, redundant) = (pc.max_representatives, pc.redundant_similarity);
+        let change = self.persons.add_rep(p, unit, src, max, redundant);
+        if let Some((cam, tid)) = change.replaced
+            && let Some(track) = self.track_ref(cam, tid)
+        {
+            out.push(FuseOutput::PersonFaceDropped { person: p, track });
+        }
+        if change.added
+            && let Some(track) = self.track_ref(src.cam, src.track)
+        {
+            out.push(FuseOutput::PersonFace {
+                person: p,
+                face: FaceRep {
+                    track,
+                    model: self.cfg.persons.embedding_model.clone(),
+                    embedding: unit.to_vec(),
+                    quality: src.quality,
+                    ts_ms: src.ts_ms,
+                },
+            });
+        }
+        change.added
+    }
+
+    /// Takes the representatives `p` has from a track back, and says so.
+    pub(crate) fn drop_faces_of(
+        &mut self,
+        p: PersonId,
+        cam: CamId,
+        tid: u64,
+        out: &mut Vec<FuseOutput>,
+    ) {
+        if self.persons.remove_reps_of(p, cam, tid)
+            && let Some(track) = self.track_ref(cam, tid)
+        {
+            out.push(FuseOutput::PersonFaceDropped { person: p, track });
+        }
+    }
+
+    // ---- re-clustering ------------------------------------------------------------------
+
+    /// Examines the merge candidates noted since the last pass, most similar first: merges
+    /// those similar enough as wholes and space-time feasible together.
+    pub(crate) fn recluster(&mut self, now: i64, out: &mut Vec<FuseOutput>) {
+        let mut pairs = std::mem::take(&mut self.persons.pending);
+        pairs.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)).then(a.1.cmp(&b.1)));
+        let pc = &self.cfg.persons;
+        let (merge, candidate) = (pc.merge_similarity, pc.candidate_similarity);
+        for (a, b, _) in pairs {
+            let (Some(a), Some(b)) = (self.persons.resolve(a), self.persons.resolve(b)) else {
+                continue;
+            };
+            if a == b {
+                continue;
+            }
+            // Representatives may have changed since the pair was noted: judge them now.
+            let Some(best) = self.persons.best_pair(a, b).filter(|s| *s >= merge) else {
+                continue;
+            };
+            let Some(mean) = self
+                .persons
+                .mean_best_match(a, b)
+                .filter(|s| *s >= candidate)
+            else {
+                continue;
+            };
+            let together = match (self.persons.map.get(&a), self.persons.map.get(&b)) {
+                (Some(x), Some(y)) => x.trail.gate_together(&y.trail, &self.cams, &self.gating),
+                _ => continue,
+            };
+            if together.is_some_and(|g| !g.allows()) {
+                continue;
+            }
+            self.merge_persons(a.max(b), a.min(b), best, mean, now, out);
+        }
+    }
+
+    fn merge_persons(
+        &mut self,
+        from: PersonId,
+        into: PersonId,
+        similarity: f32,
+        mean_similarity: f32,
+        now: i64,
+        out: &mut Vec<FuseOutput>,
+    ) {
+        let reps = self.persons.reps_of(from);
+        let absorbed = self
+            .persons
+            .map
+            .get_mut(&from)
+            .map(|p| std::mem::take(&mut p.absorbed))
+            .unwrap_or_default();
+        let Some(gone) = self.persons.remove(from) else {
+            return;
+        };
+        let max = self.cfg.memory.max_sightings;
+        if let Some(p) = self.persons.map.get_mut(&into) {
+            p.trail.absorb(gone.trail, max);
+            p.first_seen_ms = p.first_seen_ms.min(gone.first_seen_ms);
+            p.last_seen_ms = p.last_seen_ms.max(gone.last_seen_ms);
+            p.absorbed.extend(absorbed.iter().copied());
+            p.absorbed.push(from);
+        }
+        self.persons.aliases.insert(from, into);
+        for a in absorbed {
+            self.persons.aliases.insert(a, into);
+        }
+        for (u, src) in reps {
+            if !self.add_face(into, &u, src, out)
+                && let Some(track) = self.track_ref(src.cam, src.track)
+            {
+                // Not kept: the survivor has a face like it.
+                out.push(FuseOutput::PersonFaceDropped {
+                    person: into,
+                    track,
+                });
+            }
+        }
+        out.push(FuseOutput::PersonsMerged {
+            from,
+            into,
+            similarity,
+            mean_similarity,
+            ts_ms: now,
+        });
+        for l in self
+            .links
+            .merge_person(from, into, self.cfg.links.max_evidence)
+        {
+            out.push(FuseOutput::Link {
+                person: l.person,
+                vehicle: l.vehicle,
+                count: l.count,
+                strength: l.strength,
+                first_ms: l.first_ms,
+                last_ms: l.last_ms,
+                evidence: None,
+            });
+        }
+    }
+
+    // ---- queries ------------------------------------------------------------------------
+
+    /// A person's sightings in memory, in time order (a merged id gives its survivor's).
+    pub fn person_trajectory(&self, id: PersonId) -> Option<Trajectory> {
+        let id = self.persons.resolve(id)?;
+        let p = self.persons.map.get(&id)?;
+        Some(self.trajectory(Identity::Person(id), &p.trail))
+    }
+
+    /// The surviving id of a person (itself when never merged), if in memory.
+    pub fn resolve_person(&self, id: PersonId) -> Option<PersonId> {
+        self.persons.resolve(id)
     }
 }

@@ -1179,6 +1179,91 @@ fn outputs_serialise_to_json_for_the_store() {
     assert_eq!(json[0]["why"]["gate"]["result"], "feasible");
 }
 
+// ---- determinism ------------------------------------------------------------------------
+
+/// Many tracks of three cameras (`north`, `far` 111 km away, `dark` without a position) that
+/// their agents stop reporting before they are decided, all timing out in one tick: cars with
+/// plates (the same plates at every camera: exact joins and possible clones), persons with
+/// faces (look-alikes that join, or are gated apart), some seen inside cars that were decided
+/// earlier and are still in memory (links). Every output, in order.
+fn many_tracks_time_out_together(h: &mut H) -> Vec<FuseOutput> {
+    let mut all = Vec::new();
+    for camera in ["north", "far", "dark"] {
+        // Decided (ended) cars, kept in memory until their timeout: link partners.
+        for k in 0..4u64 {
+            let c = car(camera, 100 + k, T0, &format!("京B{:05}", 20_000 + k), 0.9);
+            all.extend(feed(h, &c, T0));
+        }
+        // Persons, too short to be decided, half of them seen inside a decided car.
+        for k in 0..8u64 {
+            let mut w = walker(
+                camera,
+                1 + k,
+                T0,
+                face(k as usize % 3, 0.95, 20 + k as usize),
+            );
+            w.last_ms = T0 + 500;
+            w.ended = false;
+            w.link = (k % 2 == 0).then_some(100 + k / 2);
+            all.extend(feed(h, &w, T0));
+        }
+        // Cars, too short to be decided: two tracks of each plate.
+        for k in 0..8u64 {
+            let mut c = car(
+                camera,
+                200 + k,
+                T0,
+                &format!("京A{:05}", 10_000 + k % 4),
+                0.9,
+            );
+            c.last_ms = T0 + 500;
+            c.ended = false;
+            all.extend(feed(h, &c, T0));
+        }
+    }
+    all.extend(tick(h, T0 + 3 * MIN));
+    all
+}
+
+#[test]
+fn tracks_timing_out_in_one_tick_are_decided_alike_by_every_fuser() {
+    // Each fuser's hash maps have their own random seed: a decision that followed hash
+    // iteration order would differ between them.
+    let runs: Vec<Vec<FuseOutput>> = (0..4)
+        .map(|_| many_tracks_time_out_together(&mut fuser()))
+        .collect();
+    let tick = |out: &[FuseOutput], f: fn(&FuseOutput) -> bool| count(out, f);
+    let first = &runs[0];
+    assert!(tick(first, |o| matches!(o, FuseOutput::NewVehicle { .. })) >= 8);
+    assert!(tick(first, |o| matches!(o, FuseOutput::NewPerson { .. })) >= 3);
+    assert!(tick(first, |o| matches!(o, FuseOutput::PlateFlagged { .. })) > 0);
+    assert!(
+        tick(first, |o| matches!(
+            o,
+            FuseOutput::Link {
+                evidence: Some(_),
+                ..
+            }
+        )) > 0
+    );
+    assert!(tick(first, |o| matches!(o, FuseOutput::Retired { .. })) == 0);
+    for (i, run) in runs.iter().enumerate().skip(1) {
+        let (a, b): (Vec<String>, Vec<String>) = (
+            first.iter().map(|o| format!("{o:?}")).collect(),
+            run.iter().map(|o| format!("{o:?}")).collect(),
+        );
+        if let Some(at) = (0..a.len().max(b.len())).find(|&j| a.get(j) != b.get(j)) {
+            panic!(
+                "fuser {i} differs from fuser 0 at output {at} of {}/{}:\n{:?}\n{:?}",
+                a.len(),
+                b.len(),
+                a.get(at),
+                b.get(at)
+            );
+        }
+    }
+}
+
 // ---- configuration ----------------------------------------------------------------------
 
 #[test]
