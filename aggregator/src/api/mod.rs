@@ -29,6 +29,8 @@
 //!   ([`AlertEvents`]), acknowledgements through the API too; `/alerts/stream` relays them
 //!   as Server-Sent Events.
 
+pub mod config;
+
 pub mod access;
 mod handlers;
 pub mod multipart;

@@ -11,6 +11,8 @@
 //! client ids to users, guards shared-subscription groups and caps connections, CONNECT
 //! size and in-flight publishes per client (see [`gate`]).
 
+pub mod config;
+
 pub mod acl;
 pub mod gate;
 pub mod passwd;

@@ -241,7 +241,7 @@ pub(crate) fn migrate(db: &mut Db) -> Result<u64, StoreError> {
     }
     let schema = match dialect {
         Dialect::Sqlite => SCHEMA.to_string(),
-        Dialect::Postgres => super::postgres_schema(SCHEMA),
+        Dialect::Postgres => super::schema::postgres_schema(SCHEMA),
     };
     db.backend.batch(&schema)?;
     if !has_column(db, "alert_evidence_v8", "data")? {

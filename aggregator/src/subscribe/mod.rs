@@ -36,6 +36,8 @@
 //! from the broker, which holds the messages (QoS 1), instead of the queue growing. A writer
 //! thread that dies (a panic) cancels the aggregator, which then exits with an error.
 
+pub mod config;
+
 pub mod acks;
 
 use std::collections::HashSet;

@@ -20,6 +20,8 @@
 //! e.g. after an enrollment from the CLI in another process. The envelope's agent is the
 //! aggregator's client id and its sequence number is the watchlist version.
 
+pub mod config;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
