@@ -84,10 +84,10 @@ pub async fn run_with_metrics(
         Box::new(move |store: &Store| {
             let (v, p) = store.fusion_next_ids()?;
             let mut f = fusion::Fuser::new(fusion.clone(), catalog.clone())
-                .map_err(|e| store::StoreError::Invalid(e.to_string()))?
+                .map_err(|e| store::StoreError::Internal(e.to_string()))?
                 .with_next_ids(v, p);
             restore_fusion(store, &mut f, &metrics)
-                .map_err(|e| store::StoreError::Invalid(format!("fusion restore: {e}")))?;
+                .map_err(|e| store::StoreError::Internal(format!("fusion restore: {e}")))?;
             Ok(f)
         })
     };

@@ -273,7 +273,7 @@ impl Checkpointer {
             Ok::<_, WitnessError>((key, store))
         })
         .await
-        .map_err(|e| WitnessError::Store(StoreError::Invalid(e.to_string())))??;
+        .map_err(|e| WitnessError::Store(StoreError::Internal(e.to_string())))??;
         info!(key = %key.path().display(), public_key = %key.public_hex(), every_s = self.cfg.checkpoint_interval_s, "audit checkpoints on");
         let me = Arc::new((self, key, std::sync::Mutex::new((store, None::<u64>))));
         let mut tick = tokio::time::interval(Duration::from_secs(me.0.cfg.checkpoint_interval_s));

@@ -827,12 +827,7 @@ async fn add_face(
             })
         });
         let v = entry.map_err(|e| match e {
-            crate::watchlist::WatchlistError::Store(s) => match s {
-                crate::store::StoreError::Sqlite(_) | crate::store::StoreError::Postgres(_) => {
-                    Problem::internal("enrolling a face", &s)
-                }
-                other => bad(other.to_string()),
-            },
+            crate::watchlist::WatchlistError::Store(s) => Problem::store("enrolling a face", &s),
             other => photo_problem(other),
         })?;
         let v = v.ok_or_else(|| Problem::internal("enrolling a face", &"no result"))?;
@@ -934,7 +929,7 @@ async fn create_token(
                 super::access::create_token(w, &b.name, &b.role, expires_ms, now).map(Some)
             })
             .map_err(|e| match e {
-                super::access::TokenError::Store(crate::store::StoreError::Invalid(m)) => {
+                super::access::TokenError::Store(crate::store::StoreError::Conflict(m)) => {
                     Problem::conflict(m)
                 }
                 super::access::TokenError::Store(e) => Problem::internal("making a token", &e),

@@ -196,7 +196,7 @@ impl AppState {
             st.readers
                 .with(f)
                 .and_then(|r| r)
-                .map_err(|e| Problem::internal(what, &e))
+                .map_err(|e| Problem::store(what, &e))
         })
         .await
     }
@@ -212,7 +212,7 @@ impl AppState {
         Self::blocking(what, move || match st.readers.with(f) {
             Ok(Ok(t)) => Ok(t),
             Ok(Err(ServiceError::Search(e))) => Err(Problem::unprocessable(e.to_string())),
-            Ok(Err(ServiceError::Store(e))) | Err(e) => Err(Problem::internal(what, &e)),
+            Ok(Err(ServiceError::Store(e))) | Err(e) => Err(Problem::store(what, &e)),
         })
         .await
     }
@@ -256,7 +256,7 @@ pub async fn serve(
         let at = at.clone();
         tokio::task::spawn_blocking(move || Store::open_at(&at))
             .await
-            .map_err(|e| StoreError::Invalid(e.to_string()))??
+            .map_err(|e| StoreError::Internal(e.to_string()))??
     };
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await

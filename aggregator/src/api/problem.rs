@@ -112,6 +112,24 @@ impl Problem {
         )
     }
 
+    /// The answer to a store failure, by its [`ErrorKind`](crate::store::ErrorKind): 409 for
+    /// a conflict, 400 for an invalid request (with the store's words), 503 when the database
+    /// cannot be used now, 500 (logged) otherwise.
+    pub fn store(what: &str, e: &crate::store::StoreError) -> Self {
+        use crate::store::ErrorKind;
+        match e.kind() {
+            ErrorKind::Conflict => Self::conflict(e.to_string()),
+            ErrorKind::Validation => Self::bad_request(e.to_string()),
+            ErrorKind::Unavailable => {
+                tracing::warn!(error = %e, "api: {what}: the database is unavailable");
+                Self::unavailable(format!(
+                    "{what}: the database is unavailable now; retry later"
+                ))
+            }
+            ErrorKind::Internal => Self::internal(what, e),
+        }
+    }
+
     /// 503.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)

@@ -70,7 +70,7 @@ pub enum Cmd {
     /// hash-chained, anchored by signed checkpoints).
     Audit(AuditArgs),
     /// List the dead letters: messages the store refused for a reason of its own, kept with
-    /// their raw payload and the error (see README "Poison messages").
+    /// their raw payload and the error (see docs/store.md, "Poison messages and dead letters").
     DeadLetters(DeadLettersArgs),
     /// Ask the running aggregator to apply dead letter ID again (after a fix): it is taken
     /// within a second and goes through the same checks, fusion and store as a message from

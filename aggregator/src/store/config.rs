@@ -28,8 +28,8 @@ pub struct StoreConfig {
     /// its copy) survives a power cut; `normal` syncs only at checkpoints (a power cut can
     /// roll back the last commits, which are then lost). Measured with the ingest benchmark
     /// (one writer, 16 batches per transaction): `full` stores about 38 % fewer track
-    /// updates per second than `normal` (3,429 vs 5,502 on a loaded 2-core machine; README
-    /// "Store"). Ignored by PostgreSQL (its own `synchronous_commit`, on by default, is
+    /// updates per second than `normal` (3,429 vs 5,502 on a loaded 2-core machine; docs/store.md,
+    /// "Durability"). Ignored by PostgreSQL (its own `synchronous_commit`, on by default, is
     /// durable). Default `full`.
     pub sqlite_synchronous: crate::store::SqliteSynchronous,
     /// PostgreSQL connection (backend `postgres`): a URL

@@ -57,10 +57,17 @@ pub enum StoreError {
         /// The role asked for.
         wanted: &'static str,
     },
-    /// An enrollment that breaks a rule of the watchlist (empty id, no embeddings, a patient
-    /// without consent reference...).
+    /// A request that breaks a rule (an enrollment with an empty id, no embeddings, a patient
+    /// without consent reference; a malformed database URL...): the caller's to fix.
     #[error("{0}")]
     Invalid(String),
+    /// The request contradicts what is stored (a token name in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// Something that should not fail did (a worker thread died, encoding failed, a COPY
+    /// stream broke): not the caller's fault.
+    #[error("{0}")]
+    Internal(String),
     /// A value the store cannot place (a time with no partition).
     #[error("out of range: {0}")]
     OutOfRange(String),
@@ -100,6 +107,8 @@ impl StoreError {
             StoreError::Postgres(e) => postgres_scope(e),
             StoreError::Decode { .. }
             | StoreError::Invalid(_)
+            | StoreError::Conflict(_)
+            | StoreError::Internal(_)
             | StoreError::OutOfRange(_)
             | StoreError::BadEvidenceRef(_)
             | StoreError::Corrupt { .. } => Scope::Message,
@@ -107,6 +116,45 @@ impl StoreError {
             | StoreError::NewerSchema { .. }
             | StoreError::OtherSchema { .. } => Scope::Store,
             StoreError::UnknownPatient(_) | StoreError::RoleConflict { .. } => Scope::Message,
+        }
+    }
+}
+
+/// What kind of failure a store error is, for a caller that answers someone (the API's
+/// status code, the command line's advice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The request contradicts the stored state (HTTP 409).
+    Conflict,
+    /// The request is invalid (HTTP 400 / 422).
+    Validation,
+    /// The database cannot be used now: unreachable, busy, full, another schema (HTTP 503).
+    Unavailable,
+    /// A fault of the aggregator or the data it stored (HTTP 500).
+    Internal,
+}
+
+impl StoreError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Conflict(_)
+            | StoreError::RoleConflict { .. }
+            | StoreError::NotFusionOwner => ErrorKind::Conflict,
+            StoreError::Invalid(_)
+            | StoreError::UnknownPatient(_)
+            | StoreError::OutOfRange(_)
+            | StoreError::BadEvidenceRef(_) => ErrorKind::Validation,
+            StoreError::NewerSchema { .. } | StoreError::OtherSchema { .. } => {
+                ErrorKind::Unavailable
+            }
+            StoreError::Sqlite(_) | StoreError::Postgres(_) => match self.scope() {
+                Scope::Store => ErrorKind::Unavailable,
+                Scope::Message | Scope::Unknown => ErrorKind::Internal,
+            },
+            StoreError::Decode { .. } | StoreError::Corrupt { .. } | StoreError::Internal(_) => {
+                ErrorKind::Internal
+            }
         }
     }
 }
@@ -179,5 +227,53 @@ fn postgres_scope(e: &postgres::Error) -> Scope {
         "08" | "53" | "57" | "58" | "40" | "XX" => Scope::Store,
         "55" if code == "55P03" => Scope::Store,
         _ => Scope::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callers_can_tell_conflicts_from_invalid_requests_and_faults() {
+        let k = |e: StoreError| e.kind();
+        assert_eq!(
+            k(StoreError::Conflict("name in use".into())),
+            ErrorKind::Conflict
+        );
+        assert_eq!(
+            k(StoreError::RoleConflict {
+                id: "p1".into(),
+                existing: "patient",
+                wanted: "guardian"
+            }),
+            ErrorKind::Conflict
+        );
+        assert_eq!(
+            k(StoreError::Invalid("empty id".into())),
+            ErrorKind::Validation
+        );
+        assert_eq!(
+            k(StoreError::UnknownPatient("p9".into())),
+            ErrorKind::Validation
+        );
+        assert_eq!(k(StoreError::Internal("join".into())), ErrorKind::Internal);
+        assert_eq!(
+            k(StoreError::NewerSchema {
+                found: 99,
+                supported: 13
+            }),
+            ErrorKind::Unavailable
+        );
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            None,
+        );
+        assert_eq!(k(StoreError::Sqlite(busy)), ErrorKind::Unavailable);
+        let constraint = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT),
+            None,
+        );
+        assert_eq!(k(StoreError::Sqlite(constraint)), ErrorKind::Internal);
     }
 }

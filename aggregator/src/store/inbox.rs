@@ -12,7 +12,7 @@ use crate::args;
 pub(crate) fn queue(db: &mut Db, env: &Envelope, now: i64) -> Result<(), StoreError> {
     let payload = Codec::default()
         .encode(env)
-        .map_err(|e| StoreError::Invalid(format!("encoding a batch for the fusion inbox: {e}")))?;
+        .map_err(|e| StoreError::Internal(format!("encoding a batch for the fusion inbox: {e}")))?;
     db.execute(
         "INSERT INTO fusion_inbox (agent, seq, received_ms, payload) VALUES (?, ?, ?, ?)
          ON CONFLICT DO NOTHING",

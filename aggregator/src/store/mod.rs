@@ -75,7 +75,7 @@ pub mod watchlist;
 mod write;
 
 pub use self::deadletter::{DeadLetter, Replay};
-pub use self::error::{Scope, StoreError};
+pub use self::error::{ErrorKind, Scope, StoreError};
 pub use self::evidence::{BadSha256, EvidenceBlob};
 pub use self::messages::{AlertFilter, AlertKey, AlertRow, Applied, TrackFilter, TrackRow};
 pub use self::retention::{RetentionPolicy, RetentionReport};

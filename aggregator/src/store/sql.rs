@@ -566,7 +566,7 @@ impl Backend for Postgres {
             }
             line.push('\n');
             w.write_all(line.as_bytes())
-                .map_err(|e| StoreError::Invalid(format!("COPY into {table}: {e}")))?;
+                .map_err(|e| StoreError::Internal(format!("COPY into {table}: {e}")))?;
         }
         w.finish()?;
         Ok(())

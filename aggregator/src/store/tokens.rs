@@ -49,14 +49,14 @@ fn token_row(r: &super::sql::Row) -> Result<TokenRow, StoreError> {
 
 impl Store {
     /// Stores a new token (`hash`: SHA-256 hex of the token). A name or hash in use is
-    /// refused ([`StoreError::Invalid`]).
+    /// refused ([`StoreError::Conflict`]).
     pub fn create_token(&self, t: &TokenRow, hash: &str) -> Result<(), StoreError> {
         self.tx(|db| {
             if db
                 .one("SELECT 1 FROM api_tokens WHERE name = ?", args![t.name])?
                 .is_some()
             {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::Conflict(format!(
                     "a token named {:?} exists (revoke it or pick another name)",
                     t.name
                 )));

@@ -163,7 +163,7 @@ pub fn check_id(id: &str) -> Result<(), StoreError> {
 }
 
 fn json<T: Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("encoding: {e}")))
+    serde_json::to_string(v).map_err(|e| StoreError::Internal(format!("encoding: {e}")))
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(
@@ -187,7 +187,7 @@ fn bump(db: &mut Db, now: i64) -> Result<u64, StoreError> {
              RETURNING version",
             args![now],
         )?
-        .ok_or_else(|| StoreError::Invalid("watch_version: no row returned".into()))?;
+        .ok_or_else(|| StoreError::Internal("watch_version: no row returned".into()))?;
     r.get(0)
 }
 

@@ -120,7 +120,7 @@ impl Store {
                 }
             }
             if unknown_failures > 0 && unknown_failures == msgs.len() && msgs.len() > 1 {
-                return Err(StoreError::Invalid(format!(
+                return Err(StoreError::Internal(format!(
                     "every message of the batch failed alone: {}",
                     first_unknown.unwrap_or_default()
                 )));

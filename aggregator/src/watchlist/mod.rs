@@ -415,7 +415,7 @@ async fn with_store<T: Send + 'static>(
             r
         }
         Ok(Err(e)) => Err(e),
-        Err(e) => Err(StoreError::Invalid(format!("store task failed: {e}"))),
+        Err(e) => Err(StoreError::Internal(format!("store task failed: {e}"))),
     }
 }
 

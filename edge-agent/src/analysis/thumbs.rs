@@ -17,7 +17,7 @@ use crate::ingest::Frame;
 /// per track. A shot taken rides on the track's next update (or its end), so a batch carries
 /// at most one per track. Each is at most [`THUMB_SIDE`] px on its longer side at JPEG quality
 /// [`THUMB_QUALITY`]: 2–6 KB, so at most about 3 × 6 KB per track, most tracks sending one or
-/// two (README: measured bytes per track).
+/// two (docs/benchmarks.md: measured bytes per track).
 #[derive(Debug, Default)]
 pub(super) struct ThumbState {
     /// Quality of the last shot taken (face quality; box area in px² for vehicles and plates).
