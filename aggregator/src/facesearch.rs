@@ -48,15 +48,16 @@
 //! re-rank stopped copying every person's metadata and overstates it). With `ef_search = 400`
 //! the graph only beats the scan beyond roughly 100 000 faces; its advantage grows with n (the
 //! scan is linear, the graph logarithmic). `hnsw_rs` allocates per visited node (`Arc`, a hash
-//! map of visited points), several times slower than the C++ hnswlib; the per-query build of
-//! the CLI dominates beyond a few thousand faces, which is why a service keeps one index.
+//! map of visited points), several times slower than the C++ hnswlib; the per-query build
+//! dominates beyond a few thousand faces, which is why a service should keep one index.
 //!
 //! ## Kept in memory, changed incrementally
-//! The CLI (`aggregator search-face`) builds an index from the store for each query, which
-//! costs more than the query (build time is measured and printed). A long-running process
-//! (the aggregator, a future HTTP API) keeps one: [`FaceIndex::apply`] takes the same fusion
-//! outputs the store applies (a new representative is inserted, a dropped one is marked dead
-//! and skipped, a merge repoints the merged person's faces). HNSW cannot delete nodes, so
+//! Today both the CLI (`aggregator search-face`) and the HTTP API (`POST /api/v1/faces/search`)
+//! build an index from the store for each query ([`search_store`]), which costs more than the
+//! query (build time is measured and printed); nothing serves from a long-lived index yet. One
+//! can be kept current: [`FaceIndex::apply`] takes the same fusion outputs the store applies
+//! (a new representative is inserted, a dropped one is marked dead and skipped, a merge
+//! repoints the merged person's faces). HNSW cannot delete nodes, so
 //! dead rows stay in the graph until a rebuild; [`FaceIndex::dead`] says how many.
 //!
 //! Memory: each face is stored twice (the graph's copy, and one contiguous copy for the exact
