@@ -1,13 +1,10 @@
-//! The `aggregator` binary: parses the command line; `run` starts the aggregator, every
-//! other subcommand is in [`cli`].
+//! The `aggregator` binary: parses the command line and runs the subcommand (see [`cli`]).
 
 mod cli;
 
-use anyhow::Context;
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
-use crate::cli::args::{Cmd, RunArgs, load_config};
+use crate::cli::args::Cmd;
 
 /// Sharp Eyes aggregator: embedded MQTT broker, store, queries.
 #[derive(Parser)]
@@ -18,18 +15,5 @@ struct Cli {
 }
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().cmd {
-        Cmd::Run(RunArgs { config }) => {
-            sharpeyes_common::init_logging("info,rumqttd=warn");
-            let cfg = load_config(config.as_ref())?;
-            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            rt.block_on(async {
-                let shutdown = CancellationToken::new();
-                sharpeyes_common::cancel_on_signal(shutdown.clone());
-                aggregator::run(cfg, shutdown).await
-            })?;
-            Ok(())
-        }
-        cmd => cli::dispatch(cmd),
-    }
+    cli::dispatch(Cli::parse().cmd)
 }

@@ -176,17 +176,22 @@ fn answer<T>(action: &'static str, params: Value, count: usize, result: T) -> An
     }
 }
 
-/// `vehicles.search`: the vehicles a plate finds (exactly, or with `fuzzy` one confusable
-/// character off), with their flags.
-pub fn vehicles(store: &Store, plate: &str, fuzzy: bool) -> Result<Answer<Vehicles>, ServiceError> {
+/// The vehicles a plate finds and their flags (both vehicle queries start with it).
+fn find_vehicles(store: &Store, plate: &str, fuzzy: bool) -> Result<Vehicles, StoreError> {
     let vehicles = store.vehicles_by_plate(plate, fuzzy)?;
     let ids: Vec<u64> = vehicles.iter().map(|v| v.vehicle).collect();
-    let r = Vehicles {
+    Ok(Vehicles {
         plate: plate::normalize(plate),
         fuzzy,
         flags: store.plate_flags_of(&ids)?,
         vehicles,
-    };
+    })
+}
+
+/// `vehicles.search`: the vehicles a plate finds (exactly, or with `fuzzy` one confusable
+/// character off), with their flags.
+pub fn vehicles(store: &Store, plate: &str, fuzzy: bool) -> Result<Answer<Vehicles>, ServiceError> {
+    let r = find_vehicles(store, plate, fuzzy)?;
     let n = r.vehicles.len();
     Ok(answer(
         "vehicles.search",
@@ -205,14 +210,14 @@ pub fn vehicle_trajectory(
     window: Option<(i64, i64)>,
     page: &Page,
 ) -> Result<Answer<VehicleTrajectory>, ServiceError> {
-    let vehicles = store.vehicles_by_plate(plate, fuzzy)?;
-    let ids: Vec<u64> = vehicles.iter().map(|v| v.vehicle).collect();
+    let found = find_vehicles(store, plate, fuzzy)?;
+    let ids: Vec<u64> = found.vehicles.iter().map(|v| v.vehicle).collect();
     let r = VehicleTrajectory {
-        plate: plate::normalize(plate),
-        fuzzy,
-        flags: store.plate_flags_of(&ids)?,
         sightings: store.identity_sightings_page("vehicle", &ids, window, page)?,
-        vehicles,
+        plate: found.plate,
+        fuzzy,
+        vehicles: found.vehicles,
+        flags: found.flags,
     };
     let n = r.sightings.len();
     let params = json!({"plate": plate, "fuzzy": fuzzy, "window": window});

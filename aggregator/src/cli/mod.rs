@@ -1,6 +1,7 @@
 //! The aggregator's command line, one module per family of subcommands; `main` parses and
-//! calls [`dispatch`]. Queries go through the library's service layer
-//! (`aggregator::service`), so the command line and the HTTP API query and audit alike.
+//! calls [`dispatch`] (`run` starts the aggregator). Queries go through the library's
+//! service layer (`aggregator::service`), so the command line and the HTTP API query and
+//! audit alike.
 
 pub mod access;
 pub mod alerts;
@@ -9,12 +10,15 @@ pub mod maintenance;
 pub mod queries;
 pub mod watchlist;
 
-use self::args::Cmd;
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
 
-/// Runs one subcommand other than `run` (which `main` starts itself).
+use self::args::{Cmd, RunArgs, load_config};
+
+/// Runs one subcommand.
 pub fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Run(_) => unreachable!("main runs the aggregator itself"),
+        Cmd::Run(a) => run(a),
         Cmd::PrintDefaultConfig => maintenance::print_default_config(),
         Cmd::Retention(a) => maintenance::retention(a),
         Cmd::CheckConfig(a) => maintenance::check_config(a),
@@ -35,4 +39,17 @@ pub fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Replay(a) => maintenance::replay(a),
         Cmd::Decode(a) => maintenance::decode(a),
     }
+}
+
+/// `aggregator run`: the aggregator until Ctrl-C / SIGTERM.
+fn run(a: RunArgs) -> anyhow::Result<()> {
+    sharpeyes_common::init_logging("info,rumqttd=warn");
+    let cfg = load_config(a.config.as_ref())?;
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        let shutdown = CancellationToken::new();
+        sharpeyes_common::cancel_on_signal(shutdown.clone());
+        aggregator::run(cfg, shutdown).await
+    })?;
+    Ok(())
 }

@@ -238,27 +238,9 @@ impl Store {
         Ok(out)
     }
 
-    fn sightings_of(&self, kind: &str, ids: &[u64]) -> Result<Vec<SightingRow>, StoreError> {
-        let sql = format!(
-            "SELECT {SIGHTING_COLUMNS} FROM sightings s WHERE s.kind = ? AND s.identity = ?
-             ORDER BY s.first_ms, s.agent, s.camera, s.track"
-        );
-        let mut out = Vec::new();
-        let mut db = self.db();
-        for &i in ids {
-            for r in db.query(&sql, args![kind, i])? {
-                out.push(sighting_row(&r)?);
-            }
-        }
-        out.sort_by(|a, b| {
-            (a.first_ms, a.identity, &a.agent, &a.camera, a.track)
-                .cmp(&(b.first_ms, b.identity, &b.agent, &b.camera, b.track))
-        });
-        Ok(out)
-    }
-
     /// The sightings of every vehicle [`vehicles_by_plate`](Self::vehicles_by_plate) finds,
-    /// in time order (each row names its vehicle).
+    /// in time order (each row names its vehicle): the whole trajectory, no window, one page
+    /// of everything ([`identity_sightings_page`](Self::identity_sightings_page)).
     pub fn vehicle_trajectory_by_plate(
         &self,
         text: &str,
@@ -269,7 +251,7 @@ impl Store {
             .iter()
             .map(|v| v.vehicle)
             .collect();
-        self.sightings_of("vehicle", &ids)
+        self.identity_sightings_page("vehicle", &ids, None, &Page::default())
     }
 
     /// The surviving id of a person (itself when never merged), if the person is known.
@@ -295,7 +277,7 @@ impl Store {
     /// A person's sightings (a merged id gives its survivor's), in time order.
     pub fn person_trajectory(&self, person: u64) -> Result<Vec<SightingRow>, StoreError> {
         match self.resolve_person(person)? {
-            Some(p) => self.sightings_of("person", &[p]),
+            Some(p) => self.identity_sightings_page("person", &[p], None, &Page::default()),
             None => Ok(Vec::new()),
         }
     }
