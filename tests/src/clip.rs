@@ -121,7 +121,7 @@ pub struct Cutout {
     pub face: [f32; 4],
 }
 
-/// The photos of `../shared/testdata` used by the demo and tests: three different people.
+/// The photos of `testdata/` used by the demo and tests: three different people.
 pub fn default_photos(testdata: &Path) -> Vec<PathBuf> {
     [
         "identities/obama/obama.jpg",

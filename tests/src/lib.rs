@@ -31,11 +31,11 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared test data (`../shared/testdata` beside the checkout, or `$SHARPEYES_TESTDATA`).
+/// The test data (`testdata/` of the checkout, or `$SHARPEYES_TESTDATA`: e.g. a held-out set).
 pub fn testdata_dir() -> PathBuf {
     match std::env::var_os("SHARPEYES_TESTDATA") {
         Some(p) => PathBuf::from(p),
-        None => workspace_root().join("../shared/testdata"),
+        None => workspace_root().join("testdata"),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Plate reading (clp_det + PP-OCRv4 rec + plate grammar) on the real plates of
-//! ../shared/testdata and on rendered plates: blue and green new-energy, several provinces,
+//! testdata/ and on rendered plates: blue and green new-energy, several provinces,
 //! widths 60–300 px in 1920×1080 scenes over real photos, rotated and seen at an angle,
 //! blurred and JPEG-compressed. Prints accuracy by width; the thresholds are below.
 

@@ -90,7 +90,7 @@ impl Options {
     }
 }
 
-/// The test data folders (`$SHARPEYES_TESTDATA` or `../shared/testdata`).
+/// The test data folders (`$SHARPEYES_TESTDATA` or the checkout's `testdata/`).
 pub fn data_dirs() -> DataDirs {
     DataDirs {
         testdata: sharpeyes_e2e::testdata_dir(),

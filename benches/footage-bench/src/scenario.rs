@@ -398,7 +398,7 @@ pub struct TravelSpec {
 /// The test data folders a scenario refers to.
 #[derive(Debug, Clone)]
 pub struct DataDirs {
-    /// `../shared/testdata` (identities/, street/ …).
+    /// `testdata/` (identities/, street/ …).
     pub testdata: PathBuf,
 }
 

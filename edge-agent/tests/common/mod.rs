@@ -15,11 +15,11 @@ pub fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The shared test data (`../shared/testdata` beside the checkout, or `$SHARPEYES_TESTDATA`).
+/// The test data (`testdata/` of the checkout, or `$SHARPEYES_TESTDATA`: e.g. a held-out set).
 pub fn testdata() -> PathBuf {
     std::env::var_os("SHARPEYES_TESTDATA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/testdata"))
+        .unwrap_or_else(|| root().join("testdata"))
 }
 
 /// Models and runtime as `scripts/setup.sh` installs them, one thread per session.
