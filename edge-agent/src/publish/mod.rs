@@ -383,6 +383,23 @@ fn adopt_older_records(spool: &mut spool::Spool, metrics: &Metrics) -> Result<()
     Ok(())
 }
 
+/// After `stop`, polls the event loop until the DISCONNECT that [`Publisher::close`] queued
+/// has gone out, at most 2 s. What was queued before it (the final `online: false` status)
+/// goes out first; and a connection closed without DISCONNECT makes the broker publish the
+/// last will (retained, no watchlist version) over that status. Stops early on a connection
+/// error (then there is nothing to send on).
+async fn send_queued_disconnect(eventloop: &mut EventLoop) {
+    let sent = async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), sent).await;
+}
+
 /// Drives the MQTT event loop until `stop`: links PUBACKs, applies the aggregator's
 /// acknowledgements, reconnects with back-off. `connected` receives a message on every
 /// (re)connection.
@@ -403,7 +420,10 @@ pub async fn drive(
     let mut backoff = min;
     loop {
         let ev = tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = stop.cancelled() => {
+                send_queued_disconnect(&mut eventloop).await;
+                break;
+            }
             ev = eventloop.poll() => ev,
         };
         match ev {
