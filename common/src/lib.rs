@@ -4,6 +4,7 @@
 
 pub use sharpeyes_core::{config, geo};
 pub mod ops;
+pub mod redact;
 pub mod tls;
 
 use tokio_util::sync::CancellationToken;
