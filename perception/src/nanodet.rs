@@ -1,4 +1,4 @@
-//! NanoDet-m 416 person / vehicle detector (COCO-80, tfjs graph converted to ONNX; MODELS.md §7).
+//! NanoDet-m 416 person / vehicle detector (COCO-80, tfjs graph converted to ONNX; docs/models.md §7).
 //!
 //! Input `input_1:0` `[1,3,416,416]` float32, BGR, `(v − mean) / std` per channel. Each region
 //! (the whole frame, and the tiles when configured) is letterboxed into 416×416 (aspect kept,

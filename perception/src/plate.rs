@@ -1,6 +1,6 @@
 //! Licence plates: a localiser finds each plate (box + 4 corners), the plate is rectified by
 //! its corners, a text recogniser restricted to the plate alphabet reads it, and only
-//! strings that follow Chinese plate grammar are kept (MODELS.md §6).
+//! strings that follow Chinese plate grammar are kept (docs/models.md §6).
 //!
 //! Grammar: a province character, a letter, then 5 characters (ordinary plates; the last may
 //! be one of 挂学警港澳领) or 6 (new-energy plates), drawn from digits and capital letters

@@ -1,4 +1,4 @@
-//! PP-OCRv4 rec text-line recogniser (rapidocr-onnxruntime 1.4.4, MODELS.md §6.2).
+//! PP-OCRv4 rec text-line recogniser (rapidocr-onnxruntime 1.4.4, docs/models.md §6.2).
 //!
 //! Input `x` `[N,3,48,W]` float32, BGR, `(v/255 − 0.5)/0.5`, each crop resized to height 48
 //! with its aspect kept, the batch padded on the right (with 0) to its widest crop. Output

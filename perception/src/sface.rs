@@ -1,4 +1,4 @@
-//! SFace 2021dec face embedder (OpenCV Zoo), weights folded to fp32 (MODELS.md §3.2, §5).
+//! SFace 2021dec face embedder (OpenCV Zoo), weights folded to fp32 (docs/models.md §3.2, §5).
 //!
 //! Input `data` `[1,3,112,112]` float32, RGB 0..255, the face aligned by its five landmarks
 //! to the ArcFace template; output `fc1` `[1,128]`, L2-normalised here so that the cosine

@@ -1,4 +1,4 @@
-//! YuNet 2023mar face detector (OpenCV Zoo), dynamic-input variant (MODELS.md §3.1, §4.1).
+//! YuNet 2023mar face detector (OpenCV Zoo), dynamic-input variant (docs/models.md §3.1, §4.1).
 //!
 //! Input `input` `[1,3,H,W]` float32, BGR 0..255, H and W multiples of 32: the frame is padded
 //! right/bottom with zeros, never downscaled unless it exceeds `max_side` (small faces need

@@ -43,7 +43,7 @@ pub struct LoiteringConfig {
     pub reminder_interval_s: u64,
     /// A new track in a zone continues a person lost there within `grace_s` when the cosine
     /// similarity of their face embeddings reaches this (-1..=1). Default `0.363` (the SFace
-    /// threshold, MODELS.md §5).
+    /// threshold, docs/models.md §5).
     pub reassociate_similarity: f32,
     /// When appearance cannot decide (either side has no embedding), a new track whose foot
     /// point is within this many box heights of where a lost person was last seen in the zone
@@ -69,7 +69,7 @@ impl Default for LoiteringConfig {
 pub struct FaceWatchlistConfig {
     /// Cosine similarity a face needs to match an enrolled face, per face embedder family
     /// (`face_embedder.family`), each in -1..=1. Default `{ sface = 0.363 }` (OpenCV's SFace
-    /// threshold; MODELS.md §5 measured same-person pairs at 0.73–0.79 and different people at
+    /// threshold; docs/models.md §5 measured same-person pairs at 0.73–0.79 and different people at
     /// most 0.35).
     pub thresholds: BTreeMap<String, f32>,
     /// A guardian of the patient seen within this many seconds before or after a sighting
