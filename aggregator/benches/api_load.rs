@@ -198,7 +198,7 @@ fn main() {
             },
             Location::Postgres(u) => aggregator::config::StoreConfig {
                 backend: aggregator::config::StoreBackend::Postgres,
-                postgres_url: Some(u.clone()),
+                postgres_url: Some(u.clone().into()),
                 ..Default::default()
             },
         };

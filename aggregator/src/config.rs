@@ -138,6 +138,9 @@ impl ConfigFile for AggregatorConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let b = &self.broker;
         b.endpoint()?;
+        if let Some(p) = &b.password {
+            p.resolve("broker.password")?;
+        }
         if b.topic_prefix.is_empty() || b.topic_prefix.contains(['+', '#']) {
             return Err(invalid(
                 "broker.topic_prefix",
@@ -475,7 +478,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            pg.store.location().describe(),
+            pg.store.location().unwrap().describe(),
             "postgres://u@127.0.0.1:5432/se",
             "no password in what is logged"
         );

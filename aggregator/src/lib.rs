@@ -51,6 +51,9 @@ pub enum AggregatorError {
     /// The embedded broker could not start.
     #[error(transparent)]
     Broker(#[from] broker::BrokerError),
+    /// A secret (broker password, PostgreSQL URL) cannot be read.
+    #[error(transparent)]
+    Secret(#[from] sharpeyes_common::secret::SecretError),
     /// A thread or task failed.
     #[error("internal: {0}")]
     Internal(String),
@@ -71,7 +74,7 @@ pub async fn run_with_metrics(
     metrics: Arc<Metrics>,
 ) -> Result<(), AggregatorError> {
     config.validate()?;
-    let at = config.store.location();
+    let at = config.store.location()?;
     // The fuser is made when this writer is, or becomes, the fusion owner: from the store's
     // next ids, with the identities of the last `fusion.restore_hours` rebuilt from the store
     // (so a takeover continues the previous owner's vehicles and persons); the catalog is

@@ -74,7 +74,7 @@ fn config(port: u16, backend: &Backend) -> AggregatorConfig {
         Backend::Sqlite(path) => cfg.store.path = path.clone(),
         Backend::Postgres(url) => {
             cfg.store.backend = StoreBackend::Postgres;
-            cfg.store.postgres_url = Some(url.clone());
+            cfg.store.postgres_url = Some(url.clone().into());
         }
     }
     cfg

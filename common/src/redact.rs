@@ -138,7 +138,10 @@ mod tests {
             "rtsp://***@10.0.0.5:554/Streaming/Channels/101"
         );
         assert_eq!(uri("rtsp://admin@cam/x"), "rtsp://***@cam/x");
-        assert_eq!(uri("postgres://se:p@ss@db:5432/se"), "postgres://***@db:5432/se");
+        assert_eq!(
+            uri("postgres://se:p@ss@db:5432/se"),
+            "postgres://***@db:5432/se"
+        );
         assert_eq!(
             uri("mqtts://u:p@broker.example:8883"),
             "mqtts://***@broker.example:8883"

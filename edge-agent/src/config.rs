@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use sharpeyes_common::config::{ConfigError, ConfigFile};
 use sharpeyes_common::config::{in_range, invalid};
 pub use sharpeyes_common::ops::OpsConfig;
+use sharpeyes_common::secret::Secret;
 use sharpeyes_wire::Topics;
 
 /// The commented default configuration.
@@ -97,8 +98,12 @@ pub struct BrokerConfig {
     /// (`configs/mosquitto/acl`) lets a user publish only under its own agent id.
     /// Default: none.
     pub username: Option<String>,
-    /// Password, if the broker requires one. Default: none.
-    pub password: Option<String>,
+    /// Password, if the broker requires one: a string, or where to read it at start-up
+    /// (`{ file = "/etc/sharpeyes/broker-password" }`, `{ env = "NAME" }`, or
+    /// `{ credential = "broker-password" }` for systemd's `LoadCredential=`; see
+    /// [`sharpeyes_common::secret`]). Validation reads it, so a missing file or variable is a
+    /// configuration error. Default: none.
+    pub password: Option<Secret>,
     /// MQTT keep-alive in seconds (5..=600). Default `30`.
     pub keep_alive_s: u64,
     /// First reconnect delay after losing the broker, in ms (doubles up to `reconnect_max_ms`). Default `500`.
@@ -362,6 +367,9 @@ impl ConfigFile for AgentConfig {
                 "username and password go together",
             ));
         }
+        if let Some(p) = &b.password {
+            p.resolve("broker.password")?;
+        }
         in_range("broker.keep_alive_s", b.keep_alive_s, 5, 600)?;
         in_range("broker.reconnect_min_ms", b.reconnect_min_ms, 10, 600_000)?;
         in_range(
@@ -426,7 +434,7 @@ impl ConfigFile for AgentConfig {
                     field("uri"),
                     format!(
                         "{:?} must start with rtsp://, rtsps://, http(s):// or file:/// (absolute path)",
-                        c.uri
+                        sharpeyes_common::redact::uri(&c.uri)
                     ),
                 ));
             }

@@ -1,14 +1,20 @@
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use edge_agent::config::{AgentConfig, ConfigFile, DEFAULT_CONFIG_TOML};
+use sharpeyes_common::LogFormat;
 use tokio_util::sync::CancellationToken;
 
 /// Sharp Eyes edge agent: decode camera streams, detect and track faces, publish over MQTT.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log lines on stderr: `text` (coloured only on a terminal; NO_COLOR turns colour off)
+    /// or `json` (one object per line). Default: $SHARPEYES_LOG_FORMAT, else text.
+    #[arg(long, global = true, value_name = "text|json")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -44,9 +50,39 @@ enum Cmd {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.cmd {
+    let format = match sharpeyes_common::choose_log_format(
+        cli.log_format,
+        std::env::var_os(sharpeyes_common::LOG_FORMAT_ENV).as_deref(),
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // `run` logs what it does; the other commands only their warnings.
+    let filter = if matches!(cli.cmd, Cmd::Run { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    sharpeyes_common::init_logging_as(filter, format);
+    match run(cli.cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match format {
+                LogFormat::Text => eprintln!("Error: {e:?}"),
+                LogFormat::Json => tracing::error!("{e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
         Cmd::PrintDefaultConfig => print!("{DEFAULT_CONFIG_TOML}"),
         Cmd::CheckConfig { config } => {
             let cfg = AgentConfig::load(&config)?;
@@ -71,7 +107,6 @@ fn main() -> anyhow::Result<()> {
             println!("{out}");
         }
         Cmd::Run { config } => {
-            sharpeyes_common::init_logging("info");
             let cfg = AgentConfig::load(&config)?;
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(async {

@@ -374,7 +374,7 @@ pub async fn run_face_scenario(opts: &ScenarioOptions) -> anyhow::Result<FaceSce
         agent_cfg.broker.tls = true;
         agent_cfg.broker.ca_file = Some(sec.ca.clone());
         agent_cfg.broker.username = Some(agent_cfg.agent_id.clone());
-        agent_cfg.broker.password = Some(sec.agent_password.clone());
+        agent_cfg.broker.password = Some(sec.agent_password.clone().into());
     }
     agent_cfg.publish.status_interval_s = 5;
     agent_cfg.publish.spool_dir = spool_dir.clone();

@@ -92,7 +92,7 @@ impl ApiConfig {
                 "api.tile_url",
                 format!(
                     "{:?} must be an http(s) URL or a path on this server",
-                    self.tile_url
+                    sharpeyes_common::redact::uri(&self.tile_url)
                 ),
             ));
         }

@@ -117,6 +117,9 @@ pub enum ApiError {
         /// What is wrong.
         reason: String,
     },
+    /// `store.postgres_url` cannot be read (its file, variable or credential).
+    #[error(transparent)]
+    Secret(#[from] sharpeyes_common::secret::SecretError),
 }
 
 /// Reader connections, reused (at most `MAX_IDLE` kept idle).
@@ -247,7 +250,7 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, ApiError> {
     let cfg = config.api.clone();
-    let at = config.store.location();
+    let at = config.store.location()?;
     let site = match &cfg.site_geojson {
         Some(p) => Some(load_site(p)?),
         None => None,

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sharpeyes_common::config::{ConfigError, invalid};
+use sharpeyes_common::redact;
+use sharpeyes_common::secret::Secret;
 
 /// The aggregator's default ops port.
 pub const OPS_PORT: u16 = 9465;
@@ -70,8 +72,13 @@ pub struct BrokerConfig {
     pub shared_group: String,
     /// User name, if the broker requires one. Default: none.
     pub username: Option<String>,
-    /// Password, if the broker requires one. Default: none.
-    pub password: Option<String>,
+    /// Password at the external broker, if it requires one: a string, or where to read it at
+    /// start-up (`{ file = "/etc/sharpeyes/broker-password" }`, `{ env = "NAME" }`, or
+    /// `{ credential = "broker-password" }` for systemd's `LoadCredential=`; see
+    /// [`sharpeyes_common::secret`]). Validation reads it, so a missing file or variable is a
+    /// configuration error. (Not `password_file`, the embedded broker's user database.)
+    /// Default: none.
+    pub password: Option<Secret>,
     /// MQTT keep-alive, seconds (5..=600). Default `30`.
     pub keep_alive_s: u64,
     /// Longest reconnect delay after losing the broker, ms (back-off starts at 200 ms). Default `5000`.
@@ -125,22 +132,30 @@ impl BrokerConfig {
                 .ok_or_else(|| {
                     invalid(
                         "broker.url",
-                        format!("{:?} must look like mqtt://host:port", self.url),
+                        format!(
+                            "{:?} must look like mqtt://host:port",
+                            redact::uri(&self.url)
+                        ),
                     )
                 })?;
             (rest, "1883")
         };
         let (host, port) = rest.rsplit_once(':').unwrap_or((rest, default_port));
-        let port: u16 = port
-            .trim_end_matches('/')
-            .parse()
-            .map_err(|_| invalid("broker.url", format!("bad port in {:?}", self.url)))?;
+        let port: u16 = port.trim_end_matches('/').parse().map_err(|_| {
+            invalid(
+                "broker.url",
+                format!("bad port in {:?}", redact::uri(&self.url)),
+            )
+        })?;
         // `[::1]` is an IPv6 host; brackets alone (`tcp://[:4`, found by fuzzing) name none.
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || port == 0 {
             return Err(invalid(
                 "broker.url",
-                format!("{:?} must look like mqtt://host:port", self.url),
+                format!(
+                    "{:?} must look like mqtt://host:port",
+                    redact::uri(&self.url)
+                ),
             ));
         }
         Ok((host.to_string(), port))

@@ -438,7 +438,7 @@ impl DbArgs {
     pub fn location(&self) -> anyhow::Result<Location> {
         Ok(match &self.db {
             Some(p) => Location::parse(p),
-            None => load_config(self.config.as_ref())?.store.location(),
+            None => load_config(self.config.as_ref())?.store.location()?,
         })
     }
 

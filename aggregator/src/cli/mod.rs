@@ -43,7 +43,6 @@ pub fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
 
 /// `aggregator run`: the aggregator until Ctrl-C / SIGTERM.
 fn run(a: RunArgs) -> anyhow::Result<()> {
-    sharpeyes_common::init_logging("info,rumqttd=warn");
     let cfg = load_config(a.config.as_ref())?;
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {

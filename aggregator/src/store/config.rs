@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use sharpeyes_common::config::{ConfigError, in_range, invalid};
+use sharpeyes_common::secret::{Secret, SecretError};
 
 /// The store's backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,8 +37,12 @@ pub struct StoreConfig {
     /// `postgres://user:password@host:port/database` or a `key=value` string
     /// (`host=… user=… password=… dbname=…`). The database must exist; the schema is created.
     /// No TLS: reach the server over loopback or a trusted network. The password is never
-    /// logged. Default: none (required with backend `postgres`).
-    pub postgres_url: Option<String>,
+    /// logged. Like any secret, it may instead be read at start-up from a file
+    /// (`{ file = "/etc/sharpeyes/postgres-url" }`), an environment variable
+    /// (`{ env = "NAME" }`) or a systemd credential (`{ credential = "postgres-url" }`, with
+    /// `LoadCredential=` in the unit; see [`sharpeyes_common::secret`]); validation reads it.
+    /// Default: none (required with backend `postgres`).
+    pub postgres_url: Option<Secret>,
     /// Messages committed per transaction at most (1..=10000). Default `256`.
     pub max_batch: usize,
     /// Days sightings, tracks, track points, messages and link evidence are kept
@@ -80,14 +85,16 @@ impl Default for StoreConfig {
 }
 
 impl StoreConfig {
-    /// Where the store is.
-    pub fn location(&self) -> crate::store::Location {
-        match self.backend {
+    /// Where the store is; reads `postgres_url` if validation has not (an error only for a
+    /// file, variable or credential that cannot be read).
+    pub fn location(&self) -> Result<crate::store::Location, SecretError> {
+        Ok(match self.backend {
             StoreBackend::Sqlite => crate::store::Location::Sqlite(self.path.clone()),
-            StoreBackend::Postgres => {
-                crate::store::Location::Postgres(self.postgres_url.clone().unwrap_or_default())
-            }
-        }
+            StoreBackend::Postgres => crate::store::Location::Postgres(match &self.postgres_url {
+                Some(u) => u.resolve("store.postgres_url")?.to_string(),
+                None => String::new(),
+            }),
+        })
     }
 
     /// The retention policy.
@@ -109,11 +116,11 @@ impl StoreConfig {
                 }
             }
             StoreBackend::Postgres => {
-                let Some(url) = self
-                    .postgres_url
-                    .as_deref()
-                    .filter(|u| !u.trim().is_empty())
-                else {
+                let url = match &self.postgres_url {
+                    Some(u) => Some(u.resolve("store.postgres_url")?),
+                    None => None,
+                };
+                let Some(url) = url.filter(|u| !u.trim().is_empty()) else {
                     return Err(invalid(
                         "store.postgres_url",
                         "backend \"postgres\" needs a connection URL \

@@ -202,7 +202,7 @@ pub fn mqtt_options(
         }
         None => {
             if let (Some(u), Some(p)) = (&b.username, &b.password) {
-                o.set_credentials(u.clone(), p.clone());
+                o.set_credentials(u.clone(), p.resolve("broker.password")?);
             }
         }
     }

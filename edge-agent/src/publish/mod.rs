@@ -59,6 +59,9 @@ pub enum PublishError {
     /// The persisted sequence cannot be written.
     #[error(transparent)]
     Seq(#[from] seq::SeqError),
+    /// The broker password cannot be read (its file, variable or credential).
+    #[error(transparent)]
+    Secret(#[from] sharpeyes_common::secret::SecretError),
 }
 
 /// A spooled record handed to the client in this run, not yet acknowledged by an aggregator.
@@ -267,7 +270,7 @@ fn mqtt_options(
         o.set_transport(sharpeyes_common::tls::mqtt_transport(b.ca_file.as_deref())?);
     }
     if let (Some(u), Some(p)) = (&b.username, &b.password) {
-        o.set_credentials(u.clone(), p.clone());
+        o.set_credentials(u.clone(), p.resolve("broker.password")?);
     }
     let will = Envelope::new(
         cfg.agent_id.clone(),
