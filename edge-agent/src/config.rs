@@ -223,8 +223,33 @@ impl Default for PublishConfig {
 pub struct CameraConfig {
     /// Camera id, unique within the agent; one MQTT topic level. Required.
     pub id: String,
-    /// Stream URI: `rtsp://`, `rtsps://`, `http(s)://` or `file:///absolute/path`. Required.
+    /// Stream URI: `rtsp://`, `rtsps://`, `http(s)://` or `file:///absolute/path`. Required,
+    /// unless `source` is set. Logs and errors show it with its credentials masked
+    /// (`rtsp://***@host/…`). With `source`, the agent does not open it: it is then only the
+    /// camera's label (any `scheme://…`, e.g. `v4l2:///dev/video0`; may be left empty), and a
+    /// `file://` one still makes the camera a file for `realtime`, `lossless` and `at_end`.
     pub uri: String,
+    /// Which video decoder the agent uses: `auto` (the best GStreamer ranks: a hardware decoder
+    /// when an installed one ranks above the software ones, else software), `software` (never
+    /// a hardware decoder), `vaapi` (only VA-API decoders: `vah264dec`/`vah265dec` from
+    /// gstreamer1.0-plugins-bad or `vaapih264dec`/`vaapih265dec` from gstreamer1.0-vaapi,
+    /// with a VA driver), or `nvdec` (only NVIDIA's: `nvh264dec`/`nvh265dec` from
+    /// gstreamer1.0-plugins-bad, with the NVIDIA driver's libnvcuvid). When `vaapi` or `nvdec`
+    /// is not installed, `check-config` fails naming this field, and at run time this camera
+    /// fails (state `failed`) while the others run. A decoder written into `source` is not
+    /// affected. Default `auto`.
+    pub decoder: Decoder,
+    /// A custom GStreamer source, used instead of opening `uri`: a `gst-launch-1.0`
+    /// description whose last element has one unlinked, always-present source pad giving
+    /// either encoded video that GStreamer can decode (H.264/H.265 from a parser or
+    /// depayloader, e.g. `rtspsrc location=rtsp://… latency=200 protocols=tcp ! rtph264depay
+    /// ! h264parse`, or `filesrc location=/v.mp4 ! qtdemux ! h264parse`: end a demuxer with a
+    /// parser) or raw video (`v4l2src device=/dev/video0`, a vendor SDK element; caps at the
+    /// end are written `capsfilter caps=video/x-raw,width=1280,height=720`). The agent
+    /// appends decoding (per `decoder`; raw video passes through), conversion and its frame
+    /// sink; stall detection and reconnection work as for `uri`. `check-config` parses it.
+    /// Default: none (open `uri`).
+    pub source: Option<String>,
     /// Frames per second to analyse (0.1..=60); the stream is decimated to it. Default `5`.
     pub analysis_fps: f32,
     /// Whether to run this camera. Default `true`.
@@ -274,6 +299,8 @@ impl Default for CameraConfig {
         Self {
             id: String::new(),
             uri: String::new(),
+            decoder: Decoder::Auto,
+            source: None,
             analysis_fps: 5.0,
             enabled: true,
             realtime: true,
@@ -285,6 +312,33 @@ impl Default for CameraConfig {
             plate_regions: Vec::new(),
             geo: None,
             zones: Vec::new(),
+        }
+    }
+}
+
+/// Which video decoder a camera uses (see [`CameraConfig::decoder`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decoder {
+    /// The decoder GStreamer ranks best (hardware when an installed one ranks above software).
+    #[default]
+    Auto,
+    /// Software decoders only (none whose element class says `Hardware`).
+    Software,
+    /// VA-API decoders only (Intel and AMD GPUs).
+    Vaapi,
+    /// NVIDIA NVDEC decoders only.
+    Nvdec,
+}
+
+impl Decoder {
+    /// The configuration name (`auto`, `software`, `vaapi`, `nvdec`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Software => "software",
+            Self::Vaapi => "vaapi",
+            Self::Nvdec => "nvdec",
         }
     }
 }
@@ -429,11 +483,34 @@ impl ConfigFile for AgentConfig {
             let scheme_ok = ["rtsp://", "rtsps://", "http://", "https://", "file:///"]
                 .iter()
                 .any(|s| c.uri.starts_with(s));
-            if !scheme_ok {
+            if let Some(source) = &c.source {
+                if source.trim().is_empty() {
+                    return Err(invalid(
+                        field("source"),
+                        "must not be empty (leave it out to open `uri`)",
+                    ));
+                }
+                let label_ok = c.uri.is_empty()
+                    || c.uri.split_once("://").is_some_and(|(scheme, _)| {
+                        !scheme.is_empty()
+                            && scheme
+                                .chars()
+                                .all(|ch| ch.is_ascii_alphanumeric() || "+-.".contains(ch))
+                    });
+                if !label_ok {
+                    return Err(invalid(
+                        field("uri"),
+                        format!(
+                            "{:?}: with `source` the uri is only the camera's label: leave it empty or write it as scheme://…",
+                            sharpeyes_common::redact::uri(&c.uri)
+                        ),
+                    ));
+                }
+            } else if !scheme_ok {
                 return Err(invalid(
                     field("uri"),
                     format!(
-                        "{:?} must start with rtsp://, rtsps://, http(s):// or file:/// (absolute path)",
+                        "{:?} must start with rtsp://, rtsps://, http(s):// or file:/// (absolute path), or set `source`",
                         sharpeyes_common::redact::uri(&c.uri)
                     ),
                 ));

@@ -86,6 +86,8 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::PrintDefaultConfig => print!("{DEFAULT_CONFIG_TOML}"),
         Cmd::CheckConfig { config } => {
             let cfg = AgentConfig::load(&config)?;
+            // Each camera's decoder is installed and its `source` fragment parses.
+            edge_agent::ingest::check_cameras(&cfg.cameras)?;
             println!("{}: ok ({} cameras)", config.display(), cfg.cameras.len());
         }
         Cmd::Probe {

@@ -7,10 +7,11 @@
 //! behind, older frames are replaced (and counted as dropped) instead of queueing without
 //! bound. Errors, end of stream and stalls restart the pipeline with exponential back-off.
 
+mod decode;
 mod slots;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -18,12 +19,14 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_video as gst_video;
+use sharpeyes_common::config::invalid;
+use sharpeyes_common::redact;
 use thiserror::Error;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, info_span, warn};
+use tracing::{debug, error, info, info_span, warn};
 
 pub use self::slots::{Frame, FrameSlots, Take};
-use crate::config::CameraConfig;
+use crate::config::{CameraConfig, ConfigError};
 use crate::infer::BgrImage;
 use crate::metrics::{CameraMetrics, Metrics, inc};
 
@@ -52,6 +55,29 @@ pub enum IngestError {
     /// No frame arrived for too long.
     #[error("no frame for {0:?}")]
     Stalled(Duration),
+    /// The camera's `decoder` kind is not installed (this camera cannot run until it is).
+    #[error(
+        "decoder = \"{decoder}\" but no such decoder is installed (looked for the element factories {looked_for}); {install}; or set decoder = \"auto\" or \"software\""
+    )]
+    DecoderUnavailable {
+        /// The configured kind.
+        decoder: &'static str,
+        /// The element factories looked for.
+        looked_for: &'static str,
+        /// What to install.
+        install: &'static str,
+    },
+    /// The camera's `source` fragment cannot be used (this camera cannot run until it is
+    /// fixed).
+    #[error("the source fragment does not work: {0}")]
+    Source(String),
+}
+
+impl IngestError {
+    /// Whether retrying cannot help (the configuration or the installation must change).
+    fn is_permanent(&self) -> bool {
+        matches!(self, Self::DecoderUnavailable { .. } | Self::Source(_))
+    }
 }
 
 /// How one run of a pipeline ended (when it did not fail).
@@ -106,7 +132,14 @@ fn camera_loop(
                 break;
             }
             Ok(Ended::Eos) => info!("end of stream; restarting"),
-            Err(e) => warn!(error = %e, "stream failed; restarting in {backoff:?}"),
+            Err(e) if e.is_permanent() => {
+                error!(uri = %redact::uri(&cfg.uri), error = %e, "camera cannot run; the other cameras go on");
+                m.set_state("failed");
+                break;
+            }
+            Err(e) => {
+                warn!(uri = %redact::uri(&cfg.uri), decoder = cfg.decoder.name(), error = %e, "stream failed; restarting in {backoff:?}")
+            }
         }
         if got_frames || started.elapsed() > Duration::from_secs(30) {
             backoff = Duration::from_millis(cfg.reconnect_min_ms);
@@ -140,20 +173,20 @@ fn build_error(e: impl std::fmt::Display) -> IngestError {
     IngestError::Build(e.to_string())
 }
 
-fn run_once(
-    index: usize,
-    cfg: &CameraConfig,
-    slots: &Arc<FrameSlots>,
-    metrics: &Arc<Metrics>,
-    shutdown: &CancellationToken,
-) -> Result<Ended, IngestError> {
-    let m: &CameraMetrics = &metrics.cameras[index];
-    let lossless = cfg.lossless && !cfg.realtime && cfg.is_file();
+/// A camera's pipeline, built but not started.
+struct Built {
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+    /// The video decoder decodebin chose (the last one it added).
+    decoder: Arc<Mutex<Option<gst::ElementFactory>>>,
+}
+
+/// Builds a camera's pipeline: its source (`uridecodebin`, or `source` ! `decodebin`, each
+/// restricted to the camera's `decoder`), the decimation probe, `videoconvert` and the BGR
+/// appsink (without callbacks).
+fn build(cfg: &CameraConfig) -> Result<Built, IngestError> {
+    decode::check_available(cfg.decoder)?;
     let pipeline = gst::Pipeline::with_name(&format!("camera-{}", cfg.id));
-    let src = gst::ElementFactory::make("uridecodebin")
-        .property("uri", &cfg.uri)
-        .build()
-        .map_err(build_error)?;
     let convert = gst::ElementFactory::make("videoconvert")
         .build()
         .map_err(build_error)?;
@@ -167,21 +200,56 @@ fn run_once(
         .drop(true)
         .build();
     pipeline
-        .add_many([&src, &convert, sink.upcast_ref()])
+        .add_many([&convert, sink.upcast_ref()])
         .map_err(build_error)?;
     convert.link(&sink).map_err(build_error)?;
 
-    // Live sources: keep RTSP latency low.
-    src.connect("source-setup", false, |vals| {
-        if let Some(Ok(el)) = vals.get(1).map(|v| v.get::<gst::Element>())
-            && el.has_property("latency")
-        {
-            el.set_property("latency", 200u32);
+    let decodebin = match &cfg.source {
+        None => {
+            let src = gst::ElementFactory::make("uridecodebin")
+                .property("uri", &cfg.uri)
+                .build()
+                .map_err(build_error)?;
+            // Live sources: keep RTSP latency low.
+            src.connect("source-setup", false, |vals| {
+                if let Some(Ok(el)) = vals.get(1).map(|v| v.get::<gst::Element>())
+                    && el.has_property("latency")
+                {
+                    el.set_property("latency", 200u32);
+                }
+                None
+            });
+            pipeline.add(&src).map_err(build_error)?;
+            src
         }
-        None
+        Some(fragment) => {
+            let src = decode::source_bin(fragment)?;
+            let decodebin = gst::ElementFactory::make("decodebin")
+                .build()
+                .map_err(build_error)?;
+            pipeline
+                .add_many([src.upcast_ref(), &decodebin])
+                .map_err(build_error)?;
+            src.link(&decodebin).map_err(|e| {
+                IngestError::Source(format!(
+                    "its output cannot feed a decoder ({e}); it must give encoded or raw video"
+                ))
+            })?;
+            decodebin
+        }
+    };
+    decode::restrict(&decodebin, cfg.decoder);
+    let decoder = Arc::new(Mutex::new(None));
+    let chosen = decoder.clone();
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        if let Some(f) = element.factory()
+            && decode::is_video_decoder(&f)
+        {
+            *chosen.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+        }
     });
     let convert_weak = convert.downgrade();
-    src.connect_pad_added(move |_, pad| {
+    decodebin.connect_pad_added(move |_, pad| {
         let Some(convert) = convert_weak.upgrade() else {
             return;
         };
@@ -202,7 +270,7 @@ fn run_once(
 
     // Decimate to the analysis rate by timestamp, before conversion.
     let min_gap = gst::ClockTime::from_nseconds((1e9 / cfg.analysis_fps as f64) as u64);
-    let next_pts: std::sync::Mutex<Option<gst::ClockTime>> = std::sync::Mutex::new(None);
+    let next_pts: Mutex<Option<gst::ClockTime>> = Mutex::new(None);
     if let Some(pad) = convert.static_pad("sink") {
         pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
@@ -225,6 +293,53 @@ fn run_once(
             }
         });
     }
+    Ok(Built {
+        pipeline,
+        sink,
+        decoder,
+    })
+}
+
+/// The decoder a pipeline chose, for a person: `avdec_h264 (software)`, or `none` (raw video).
+fn decoder_label(decoder: &Mutex<Option<gst::ElementFactory>>) -> String {
+    match &*decoder.lock().unwrap_or_else(|e| e.into_inner()) {
+        Some(f) => format!(
+            "{} ({})",
+            f.name(),
+            if decode::is_hardware(f) {
+                "hardware"
+            } else {
+                "software"
+            }
+        ),
+        None => "none (raw video)".into(),
+    }
+}
+
+/// Starts `pipeline`; on failure the bus usually holds the real reason.
+fn start(pipeline: &gst::Pipeline, bus: &gst::Bus) -> Result<(), IngestError> {
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        let err = first_error(bus).unwrap_or(IngestError::Start(e));
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(err);
+    }
+    Ok(())
+}
+
+fn run_once(
+    index: usize,
+    cfg: &CameraConfig,
+    slots: &Arc<FrameSlots>,
+    metrics: &Arc<Metrics>,
+    shutdown: &CancellationToken,
+) -> Result<Ended, IngestError> {
+    let m: &CameraMetrics = &metrics.cameras[index];
+    let lossless = cfg.lossless && !cfg.realtime && cfg.is_file();
+    let Built {
+        pipeline,
+        sink,
+        decoder,
+    } = build(cfg)?;
 
     let last_frame = Arc::new(AtomicI64::new(0));
     let started = Instant::now();
@@ -266,15 +381,7 @@ fn run_once(
     let bus = pipeline
         .bus()
         .ok_or_else(|| build_error("pipeline without a bus"))?;
-    let stop = |p: &gst::Pipeline| {
-        let _ = p.set_state(gst::State::Null);
-    };
-    if let Err(e) = pipeline.set_state(gst::State::Playing) {
-        // The bus usually holds the real reason.
-        let err = first_error(&bus).unwrap_or(IngestError::Start(e));
-        stop(&pipeline);
-        return Err(err);
-    }
+    start(&pipeline, &bus)?;
     let stall = Duration::from_secs(cfg.stall_timeout_s);
     let mut playing = false;
     let result = loop {
@@ -285,7 +392,7 @@ fn run_once(
         if last > 0 && !playing {
             playing = true;
             m.set_state("playing");
-            info!(uri = %cfg.uri, "playing");
+            info!(uri = %redact::uri(&cfg.uri), decoder = %decoder_label(&decoder), "playing");
         }
         let since = if last > 0 {
             started
@@ -311,13 +418,113 @@ fn run_once(
             gst::MessageView::Eos(..) => break Ok(Ended::Eos),
             gst::MessageView::Error(e) => break Err(stream_error(&msg, e)),
             gst::MessageView::Warning(w) => {
-                warn!(element = ?msg.src().map(|s| s.path_string()), warning = %w.error(), "stream warning")
+                warn!(element = ?msg.src().map(|s| s.path_string()), warning = %decode::scrub(&w.error().to_string()), "stream warning")
             }
             _ => {}
         }
     };
-    stop(&pipeline);
+    let _ = pipeline.set_state(gst::State::Null);
     result
+}
+
+/// What [`decode_sample`] saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeReport {
+    /// BGR frames that reached the camera's frame sink (after `analysis_fps` decimation).
+    pub frames: u64,
+    /// Size of the last frame, pixels.
+    pub width: u32,
+    /// Height of the last frame, pixels.
+    pub height: u32,
+    /// The video decoder's element factory (e.g. `avdec_h264`); None when the source gave raw
+    /// video.
+    pub decoder: Option<String>,
+    /// Whether that decoder is a hardware one (its class says `Hardware`, or it comes from a
+    /// hardware plugin such as va, vaapi or nvcodec).
+    pub hardware: bool,
+}
+
+/// Runs a camera's pipeline exactly as the agent builds it (source or URI, `decoder`,
+/// decimation, BGR conversion) until `frames` frames arrived, the stream ended, or `timeout`;
+/// reports what was decoded and by which decoder. For checking a camera and its decoder.
+pub fn decode_sample(
+    cfg: &CameraConfig,
+    frames: u64,
+    timeout: Duration,
+) -> Result<DecodeReport, IngestError> {
+    init()?;
+    let Built {
+        pipeline,
+        sink,
+        decoder,
+    } = build(cfg)?;
+    let seen = Arc::new(Mutex::new((0u64, 0u32, 0u32)));
+    let seen_cb = seen.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(image) = to_image(&sample) {
+                    let mut s = seen_cb.lock().unwrap_or_else(|e| e.into_inner());
+                    *s = (s.0 + 1, image.width, image.height);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| build_error("pipeline without a bus"))?;
+    start(&pipeline, &bus)?;
+    let started = Instant::now();
+    let result = loop {
+        let count = seen.lock().unwrap_or_else(|e| e.into_inner()).0;
+        if count >= frames {
+            break Ok(());
+        }
+        if started.elapsed() > timeout {
+            break Err(IngestError::Stalled(started.elapsed()));
+        }
+        let Some(msg) = bus.timed_pop_filtered(
+            gst::ClockTime::from_mseconds(50),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        ) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Error(e) => break Err(stream_error(&msg, e)),
+            _ => break Ok(()),
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result?;
+    let (frames, width, height) = *seen.lock().unwrap_or_else(|e| e.into_inner());
+    let chosen = decoder.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    Ok(DecodeReport {
+        frames,
+        width,
+        height,
+        hardware: chosen.as_ref().is_some_and(decode::is_hardware),
+        decoder: chosen.map(|f| f.name().to_string()),
+    })
+}
+
+/// The cameras' GStreamer side of `check-config`, after [`ConfigFile::validate`]: each
+/// enabled camera's `decoder` is installed and its `source` parses to a usable fragment.
+/// Errors name the field (`cameras[2].decoder`, `cameras[0].source`).
+///
+/// [`ConfigFile::validate`]: crate::config::ConfigFile::validate
+pub fn check_cameras(cameras: &[CameraConfig]) -> Result<(), ConfigError> {
+    init().map_err(|e| invalid("cameras", e.to_string()))?;
+    for (i, c) in cameras.iter().enumerate().filter(|(_, c)| c.enabled) {
+        decode::check_available(c.decoder)
+            .map_err(|e| invalid(format!("cameras[{i}].decoder"), e.to_string()))?;
+        if let Some(fragment) = &c.source {
+            decode::source_bin(fragment)
+                .map_err(|e| invalid(format!("cameras[{i}].source"), e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 fn stream_error(msg: &gst::Message, e: &gst::message::Error) -> IngestError {
@@ -326,8 +533,8 @@ fn stream_error(msg: &gst::Message, e: &gst::message::Error) -> IngestError {
             .src()
             .map(|s| s.path_string().to_string())
             .unwrap_or_else(|| "?".into()),
-        message: e.error().to_string(),
-        debug: e.debug().map(|d| d.to_string()).unwrap_or_default(),
+        message: decode::scrub(&e.error().to_string()),
+        debug: decode::scrub(&e.debug().map(|d| d.to_string()).unwrap_or_default()),
     }
 }
 
