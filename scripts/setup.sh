@@ -3,7 +3,7 @@
 #   1. Debian packages: GStreamer (decode, RTSP server, x264), Mosquitto (for tests), a CJK font
 #      (WenQuanYi Zen Hei, for the rendered test plates), Python pip;
 #   2. the ONNX Runtime library and the models of models/manifest.toml (pinned, checked,
-#      converted where MODELS.md says so) via models/fetch.py, cached in ~/.cache/sharpeyes;
+#      converted where docs/models.md says so) via models/fetch.py, cached in ~/.cache/sharpeyes;
 #   3. the demo's site PKI in .deps/pki (openssl): a CA and the embedded broker's certificate
 #      for localhost / 127.0.0.1, so the demo and the tests speak MQTT over TLS. (On a real
 #      site, `aggregator gen-certs` makes them without openssl.)
@@ -28,6 +28,7 @@ APT_PACKAGES=(
   openssl
   fonts-wqy-zenhei
   chromium chromium-driver
+  systemd
 )
 # Node.js and npm build the web page (web/): Debian 12's nodejs 18 and npm 9, unless a
 # Node.js >= 18 with npm is already installed (e.g. from NodeSource, whose nodejs package
