@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on Debian 12 (run as root, or with sudo available):
-#   1. Debian packages: GStreamer (decode, RTSP server, x264), Mosquitto (for tests), a CJK font
+#   1. Debian packages: GStreamer (decode, RTSP server, x264), Mosquitto (for tests), systemd
+#      (systemd-analyze, for the unit tests), a CJK font
 #      (WenQuanYi Zen Hei, for the rendered test plates), Python pip;
 #   2. the ONNX Runtime library and the models of models/manifest.toml (pinned, checked,
 #      converted where docs/models.md says so) via models/fetch.py, cached in ~/.cache/sharpeyes;
@@ -12,6 +13,9 @@
 #      in ~/.cache/sharpeyes/npm) and `npm run build` into web/dist, which the aggregator embeds
 #      when it is compiled; Chromium and chromedriver for the browser test.
 # Idempotent: a second run installs nothing and says so. Used by both README commands.
+# This is the development and build machine's set-up (Chromium, PostgreSQL, Node.js, TensorFlow
+# for a model conversion): gateways and servers install the Debian packages of
+# scripts/package.sh instead, which need none of it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
