@@ -334,3 +334,50 @@ fn source_changes_what_uri_must_be() {
     let e = cfg("uri = 'ftp://u:pw@x/s'").unwrap_err().to_string();
     assert!(e.contains("cameras[0].uri") && !e.contains("pw@"), "{e}");
 }
+
+/// Runs one camera until `done(metrics)` or 30 s; whether `done` came true.
+fn run_camera(cfg: CameraConfig, done: impl Fn(&Metrics) -> bool) -> bool {
+    let slots = Arc::new(FrameSlots::new(1));
+    let metrics = Arc::new(Metrics::new([cfg.id.as_str()]));
+    let shutdown = CancellationToken::new();
+    let thread =
+        ingest::spawn_camera(0, cfg, slots.clone(), metrics.clone(), shutdown.clone()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(&metrics) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ok = done(&metrics);
+    shutdown.cancel();
+    thread.join().unwrap();
+    ok
+}
+
+/// A `source` camera restarts at the end of its stream and when no frame comes.
+#[test]
+fn source_cameras_reconnect_at_end_and_on_stall() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = clip(dir.path());
+    // No file URI: a live camera, which restarts at the end of its stream.
+    let mut cfg = camera("frag", &clip, Decoder::Software);
+    cfg.uri = String::new();
+    cfg.source = Some(format!(
+        "filesrc location=\"{}\" ! qtdemux ! h264parse",
+        clip.display()
+    ));
+    // The clip has 50 frames: more were decoded after a restart.
+    assert!(run_camera(cfg, |m| {
+        let c = &m.cameras[0];
+        c.reconnects.load(Relaxed) >= 1 && c.frames_decoded.load(Relaxed) > 50
+    }));
+
+    // Raw video that never comes (nothing sends to the port): a stall, then a restart.
+    let mut cfg = camera("stall", &clip, Decoder::Software);
+    cfg.uri = String::new();
+    cfg.stall_timeout_s = 2;
+    cfg.source =
+        Some("udpsrc port=0 caps=video/x-raw,format=BGR,width=64,height=48,framerate=25/1".into());
+    let started = Instant::now();
+    assert!(run_camera(cfg, |m| m.cameras[0].reconnects.load(Relaxed) >= 1));
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
