@@ -177,6 +177,12 @@ pub async fn run_with_metrics(
         placed_cameras = config.cameras.len(),
         "aggregator started"
     );
+    // systemd (Type=notify): ready now; the watchdog is pinged while the writer loop turns.
+    let _serving = sharpeyes_common::notify::serving(
+        &format!("storing to {}", at.describe()),
+        metrics.heartbeat.clone(),
+        shutdown.clone(),
+    );
     let stats = {
         let (metrics, shutdown) = (metrics.clone(), shutdown.clone());
         tokio::spawn(async move {

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Counters of the subscribe → store path.
 #[derive(Debug, Default)]
 pub struct Metrics {
+    /// Turns of the store writer's loop (a batch, or a tick without messages): systemd's
+    /// watchdog is pinged only while it advances (`sharpeyes_common::notify`).
+    pub heartbeat: sharpeyes_common::notify::Heartbeat,
     /// Publishes received from the broker.
     pub received: AtomicU64,
     /// Messages stored (first time seen).

@@ -1,8 +1,10 @@
 //! What every Sharp Eyes binary shares, in one place: configuration files (TOML, validated,
-//! errors that name the field), logging set-up, shutdown on SIGINT / SIGTERM, and the
-//! operations endpoint (`/metrics`, `/health`), TLS for MQTT.
+//! errors that name the field), logging set-up, shutdown on SIGINT / SIGTERM, systemd
+//! readiness and watchdog ([`notify`]), the operations endpoint (`/metrics`, `/health`), TLS
+//! for MQTT.
 
 pub use sharpeyes_core::{config, geo};
+pub mod notify;
 pub mod ops;
 pub mod redact;
 pub mod secret;

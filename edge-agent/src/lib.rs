@@ -234,6 +234,12 @@ pub async fn run(
             .spawn(move || analysis_loop(&cfg, models, rules, watchlists, &slots, &tx, &metrics))
             .map_err(|e| AgentError::Thread(e.to_string()))?
     };
+    // systemd (Type=notify): ready now; the watchdog is pinged while the analysis loop turns.
+    let _serving = sharpeyes_common::notify::serving(
+        &format!("analysing {} cameras", ingest_threads.len()),
+        metrics.heartbeat.clone(),
+        shutdown.clone(),
+    );
     // Shutdown closes the slots so analysis stops at once (ingest threads see the token too).
     let closer = {
         let (slots, shutdown) = (slots.clone(), shutdown.clone());

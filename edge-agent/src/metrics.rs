@@ -82,6 +82,9 @@ impl CameraMetrics {
 pub struct Metrics {
     /// Per camera, in config order.
     pub cameras: Vec<CameraMetrics>,
+    /// Turns of the analysis loop (a frame, or a 250 ms wait without one): systemd's watchdog
+    /// is pinged only while it advances (`sharpeyes_common::notify`).
+    pub heartbeat: sharpeyes_common::notify::Heartbeat,
     /// Payloads the broker acknowledged (PUBACK).
     pub published: AtomicU64,
     /// Payloads handed to the MQTT client.

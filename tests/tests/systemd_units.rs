@@ -13,6 +13,9 @@ fn systemd_units_run_the_binaries_with_valid_arguments() {
         let root = workspace_root();
         let unit = std::fs::read_to_string(root.join(format!("configs/{name}.service"))).unwrap();
         for key in [
+            "Type=notify",
+            "NotifyAccess=main",
+            "WatchdogSec=60",
             "Restart=on-failure",
             "KillSignal=SIGTERM",
             "WantedBy=multi-user.target",
@@ -198,5 +201,98 @@ fn sysusers_and_tmpfiles_make_the_user_and_directories() {
         assert!(m.is_dir(), "{dir}");
         assert_eq!(m.permissions().mode() & 0o7777, 0o750, "{dir}");
         assert_eq!((m.uid(), m.gid()), (owner, gid), "{dir}");
+    }
+}
+
+/// What `Type=notify` and `WatchdogSec=` rely on, from the real binaries with a real
+/// notification socket: READY=1 with a STATUS= line once they serve, WATCHDOG=1 at half
+/// `$WATCHDOG_USEC` while their main loop turns, STOPPING=1 on SIGTERM, and a clean exit.
+#[test]
+fn both_binaries_notify_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    use std::process::Stdio;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    // Neither needs a broker to serve: the aggregator's external broker and the agent's
+    // broker are absent (it spools), and both keep retrying.
+    let absent_broker = sharpeyes_e2e::free_port();
+    let aggregator = dir.path().join("aggregator.toml");
+    std::fs::write(
+        &aggregator,
+        format!(
+            "[broker]\nurl = 'mqtt://127.0.0.1:{absent_broker}'\n\
+             [store]\npath = '{}'\n[ops]\nport = {}\n[api]\nenabled = false\n",
+            dir.path().join("se.db").display(),
+            sharpeyes_e2e::free_port(),
+        ),
+    )
+    .unwrap();
+    let models = sharpeyes_e2e::models_config();
+    let agent = dir.path().join("edge-agent.toml");
+    std::fs::write(
+        &agent,
+        format!(
+            "agent_id = 'notify-test'\n\
+             [broker]\nport = {absent_broker}\n\
+             [models]\ndir = '{}'\nonnxruntime = '{}'\n\
+             [face_embedder]\nenabled = false\n[object_detector]\nenabled = false\n\
+             [plate_reader]\nenabled = false\n\
+             [publish]\nspool_dir = '{}'\n[ops]\nport = {}\n\
+             [[cameras]]\nid = 'c1'\n\
+             source = 'videotestsrc is-live=true ! capsfilter caps=video/x-raw,width=320,height=240,framerate=5/1'\n",
+            models.dir.display(),
+            models.onnxruntime.display(),
+            dir.path().join("spool").display(),
+            sharpeyes_e2e::free_port(),
+        ),
+    )
+    .unwrap();
+
+    for (name, config, status) in [
+        ("aggregator", &aggregator, "STATUS=storing to "),
+        ("edge-agent", &agent, "STATUS=analysing 1 cameras"),
+    ] {
+        let socket = dir.path().join(format!("{name}.notify"));
+        let sock = UnixDatagram::bind(&socket).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let recv = || {
+            let mut buf = [0u8; 1024];
+            let n = sock.recv(&mut buf).unwrap_or_else(|e| {
+                panic!("{name}: no notification ({e})");
+            });
+            String::from_utf8(buf[..n].to_vec()).unwrap()
+        };
+        let child = Command::new(workspace_bin(name))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("NOTIFY_SOCKET", &socket)
+            .env("WATCHDOG_USEC", "1000000")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let ready = recv();
+        let mut lines = ready.lines();
+        assert_eq!(lines.next(), Some("READY=1"), "{name}: {ready}");
+        let status_line = lines.next().unwrap_or_default();
+        assert!(status_line.starts_with(status), "{name}: {ready}");
+        // Pings (every half second) while the main loop turns.
+        for _ in 0..3 {
+            assert_eq!(recv(), "WATCHDOG=1", "{name}");
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let mut last = recv();
+        while last == "WATCHDOG=1" {
+            last = recv();
+        }
+        assert_eq!(last, "STOPPING=1", "{name}");
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {:?}\n{err}", out.status);
     }
 }

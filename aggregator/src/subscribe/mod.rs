@@ -703,6 +703,7 @@ fn writer_loop(w: Writer, mut rx: mpsc::Receiver<Publish>) {
     let retry_max = Duration::from_millis(ingest.retry_max_ms);
     let mut last_tick = Instant::now();
     loop {
+        metrics.heartbeat.beat();
         // (The timer is made inside the runtime: it needs its time driver.)
         let next = runtime.block_on(async { tokio::time::timeout(TICK, rx.recv()).await });
         let first = match next {

@@ -353,6 +353,7 @@ pub(crate) fn analysis_loop(
         rule_out: Vec::new(),
     };
     loop {
+        metrics.heartbeat.beat();
         let open = match slots.take(Duration::from_millis(250)) {
             Take::Frame(f) => a.frame(f),
             Take::Timeout => a.expire(sharpeyes_wire::now_ms()),
