@@ -148,6 +148,12 @@ pub struct TrackerConfig {
     /// A tentative (unreported, one sighting) track has no velocity yet: it matches a
     /// detection whose centre is within this many box heights (0.1..=10). Default `1.5`.
     pub new_match_dist: f32,
+    /// How far a tentative track may move per second of capture time, in box heights
+    /// (0.1..=100): when its next detection comes later (a plate read every
+    /// `plate_reader.interval_ms`, a low `analysis_fps`), the centre-distance gate widens to
+    /// `max(new_match_dist, new_match_speed × gap in s)`. Default `7.5` (1.5 box heights per
+    /// frame at 5 fps).
+    pub new_match_speed: f32,
     /// Detections needed before a track is reported (its `start`). Default `2`.
     pub min_hits: u32,
     /// A track without a detection for this long ends, in ms (its prediction keeps moving
@@ -165,6 +171,7 @@ impl Default for TrackerConfig {
             match_iou: 0.2,
             low_match_iou: 0.5,
             new_match_dist: 1.5,
+            new_match_speed: 7.5,
             min_hits: 2,
             max_age_ms: 1500,
             update_interval_ms: 1000,
@@ -265,6 +272,13 @@ pub struct CameraConfig {
     /// What to do when the stream ends: `auto` (stop for files, reconnect for live streams),
     /// `stop`, or `restart`. Default `auto`.
     pub at_end: AtEnd,
+    /// The capture time the agent stamps on each frame, which tracking, plate reading and the
+    /// rules (dwell, companion window) run on: `wall` (the agent's clock when the frame
+    /// arrives), `stream` (the wall clock when the stream started plus the frame's timestamp,
+    /// so a recording runs on its own time at any processing speed; a restarted or looping
+    /// stream goes on from where it stopped, never backwards), or `auto` (`stream` for files,
+    /// `wall` for live streams). Default `auto`.
+    pub clock: Clock,
     /// Restart the stream when no frame arrived for this long, in seconds (2..=600). Default `10`.
     pub stall_timeout_s: u64,
     /// First delay before reconnecting after an error, in ms (doubles up to `reconnect_max_ms`). Default `500`.
@@ -306,6 +320,7 @@ impl Default for CameraConfig {
             realtime: true,
             lossless: false,
             at_end: AtEnd::Auto,
+            clock: Clock::Auto,
             stall_timeout_s: 10,
             reconnect_min_ms: 500,
             reconnect_max_ms: 30_000,
@@ -356,7 +371,30 @@ pub enum AtEnd {
     Restart,
 }
 
+/// Which clock stamps a camera's frames (see [`CameraConfig::clock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Clock {
+    /// `stream` for files, `wall` for live streams.
+    #[default]
+    Auto,
+    /// The agent's clock when the frame arrives.
+    Wall,
+    /// The stream's start (wall clock) plus the frame's timestamp.
+    Stream,
+}
+
 impl CameraConfig {
+    /// Whether the camera's frames are stamped from their timestamps (footage time) rather
+    /// than the agent's clock.
+    pub fn stream_clock(&self) -> bool {
+        match self.clock {
+            Clock::Auto => self.is_file(),
+            Clock::Wall => false,
+            Clock::Stream => true,
+        }
+    }
+
     /// Whether the URI names a file (finite stream).
     pub fn is_file(&self) -> bool {
         self.uri.starts_with("file://")
@@ -445,6 +483,7 @@ impl ConfigFile for AgentConfig {
         in_range("tracker.match_iou", t.match_iou, 0.0, 1.0)?;
         in_range("tracker.low_match_iou", t.low_match_iou, 0.0, 1.0)?;
         in_range("tracker.new_match_dist", t.new_match_dist, 0.1, 10.0)?;
+        in_range("tracker.new_match_speed", t.new_match_speed, 0.1, 100.0)?;
         in_range("tracker.min_hits", t.min_hits, 1, 100)?;
         in_range("tracker.max_age_ms", t.max_age_ms, 1, 600_000)?;
         in_range(
@@ -564,6 +603,24 @@ mod tests {
     }
 
     #[test]
+    fn files_run_on_stream_time_and_live_streams_on_the_wall_clock_unless_set() {
+        let cam = |uri: &str, clock: Clock| CameraConfig {
+            id: "c".into(),
+            uri: uri.into(),
+            clock,
+            ..CameraConfig::default()
+        };
+        assert!(cam("file:///v.mp4", Clock::Auto).stream_clock());
+        assert!(!cam("rtsp://h/s", Clock::Auto).stream_clock());
+        assert!(!cam("file:///v.mp4", Clock::Wall).stream_clock());
+        assert!(cam("rtsp://h/s", Clock::Stream).stream_clock());
+        let parsed =
+            AgentConfig::from_toml("[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\nclock = 'stream'")
+                .unwrap();
+        assert_eq!(parsed.cameras[0].clock, Clock::Stream);
+    }
+
+    #[test]
     fn empty_file_is_the_default() {
         assert_eq!(AgentConfig::from_toml("").unwrap(), AgentConfig::default());
     }
@@ -617,6 +674,11 @@ mod tests {
             err("[object_detector]\ntile_overlap = 0.9").contains("object_detector.tile_overlap")
         );
         assert!(err("[object_detector]\nresize = 'crop'").contains("unknown variant"));
+        assert!(
+            err("[[cameras]]\nid = 'c'\nuri = 'rtsp://x'\nclock = 'gps'")
+                .contains("unknown variant")
+        );
+        assert!(err("[tracker]\nnew_match_speed = 0").contains("tracker.new_match_speed"));
         assert!(
             err("[face_embedder]\nmin_interval_ms = -1").contains("face_embedder.min_interval_ms")
         );

@@ -75,7 +75,7 @@ mod tests {
     #[test]
     fn links_are_mutual_and_a_new_partner_replaces_the_old() {
         let cfg = AgentConfig::default();
-        let mut s = CameraState::new(&cfg, TrackIds::new(1), test_rules(&cfg));
+        let mut s = CameraState::new(&cfg, 0, TrackIds::new(1), test_rules(&cfg));
         assert_eq!(s.objects.len(), 6, "one tracker per reported class");
         let (p1, p2) = ([0.0, 0.0, 100.0, 300.0], [200.0, 0.0, 300.0, 300.0]);
         // Face 10 inside person 1; face 11 inside person 2; the smaller of two nested persons wins.

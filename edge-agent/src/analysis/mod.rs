@@ -44,6 +44,14 @@ struct CameraState {
     size: (u32, u32),
     /// Capture time of the camera's last analysed frame.
     last_ms: i64,
+    /// When (agent clock) the camera's last frame was analysed.
+    last_at: Option<Instant>,
+    /// Whether the camera's frames carry footage time (`clock = "stream"`, files by default):
+    /// then only its frames move its time on, until it stops delivering.
+    stream_clock: bool,
+    /// A stream-clock camera without frames for this long has stopped, ms (its
+    /// `stall_timeout_s`).
+    stall_ms: i64,
     /// Each live face track's best face.
     best: HashMap<u64, BestFace>,
     /// Links between tracks of different classes, both ways (person ↔ face, vehicle ↔ plate).
@@ -60,7 +68,7 @@ struct CameraState {
 }
 
 impl CameraState {
-    fn new(cfg: &AgentConfig, ids: TrackIds, rules: Rules) -> Self {
+    fn new(cfg: &AgentConfig, cam: usize, ids: TrackIds, rules: Rules) -> Self {
         let od = &cfg.object_detector;
         // Object tracks start from `track_score` and continue down to the class threshold.
         let objects = match od.enabled {
@@ -86,6 +94,12 @@ impl CameraState {
             last_plate_ms: None,
             size: (0, 0),
             last_ms: 0,
+            last_at: None,
+            stream_clock: cfg.cameras.get(cam).is_some_and(|c| c.stream_clock()),
+            stall_ms: cfg
+                .cameras
+                .get(cam)
+                .map_or(10_000, |c| c.stall_timeout_s as i64 * 1000),
             best: HashMap::new(),
             links: HashMap::new(),
             rules,
@@ -173,6 +187,7 @@ impl Analysis<'_> {
         let state = &mut self.cams[cam];
         state.size = (f.image.width, f.image.height);
         state.last_ms = f.capture_ms;
+        state.last_at = Some(Instant::now());
         let mut outputs: Vec<(ObjectClass, TrackOutput)> = state
             .faces
             .update(&detections(&faces, |d| (d.bbox, d.score)), f.capture_ms)
@@ -211,11 +226,27 @@ impl Analysis<'_> {
         self.send(cam, Some(f.capture_ms), outputs, alerts)
     }
 
-    /// Ends the tracks of cameras that stopped delivering frames; false once the publisher is gone.
-    fn expire(&mut self, now_ms: i64) -> bool {
+    /// Ends the tracks of cameras that stopped delivering frames; false once the publisher is
+    /// gone. `now_ms` is the agent's clock; `finished` says whether a camera's stream ended
+    /// for good. A wall-clock camera's time is `now_ms`. A stream-clock camera's time moves on
+    /// only with its frames, however slowly they are analysed; once it has finished, or had no
+    /// frame for its `stall_timeout_s`, its time goes on from its last frame at the agent
+    /// clock's pace.
+    fn expire(&mut self, now_ms: i64, finished: impl Fn(usize) -> bool) -> bool {
         self.take_watchlists();
         for cam in 0..self.cams.len() {
             let s = &mut self.cams[cam];
+            let now_ms = match (s.stream_clock, s.last_at) {
+                (false, _) => now_ms,
+                (true, None) => continue,
+                (true, Some(at)) => {
+                    let quiet = at.elapsed().as_millis() as i64;
+                    if quiet <= s.stall_ms && !finished(cam) {
+                        continue;
+                    }
+                    s.last_ms + quiet
+                }
+            };
             if now_ms - s.last_ms > self.cfg.tracker.max_age_ms {
                 let outputs = if s.live() > 0 {
                     s.without_detections(Some(now_ms))
@@ -341,7 +372,8 @@ pub(crate) fn analysis_loop(
     let first_id = sharpeyes_wire::now_ms().max(0) as u64 * 1000;
     let cams = rules
         .into_iter()
-        .map(|r| CameraState::new(cfg, TrackIds::new(first_id), r))
+        .enumerate()
+        .map(|(cam, r)| CameraState::new(cfg, cam, TrackIds::new(first_id), r))
         .collect();
     let mut a = Analysis {
         cfg,
@@ -356,7 +388,7 @@ pub(crate) fn analysis_loop(
         metrics.heartbeat.beat();
         let open = match slots.take(Duration::from_millis(250)) {
             Take::Frame(f) => a.frame(f),
-            Take::Timeout => a.expire(sharpeyes_wire::now_ms()),
+            Take::Timeout => a.expire(sharpeyes_wire::now_ms(), |cam| slots.is_finished(cam)),
             Take::Finished => break,
         };
         if !open {
@@ -381,7 +413,7 @@ mod tests {
         cfg.object_detector.thresholds = [(ObjectClass::Person, 0.3)].into_iter().collect();
         cfg.object_detector.track_score = 0.5;
         cfg.tracker.min_hits = 1;
-        let mut s = CameraState::new(&cfg, TrackIds::new(1), test_rules(&cfg));
+        let mut s = CameraState::new(&cfg, 0, TrackIds::new(1), test_rules(&cfg));
         assert_eq!(s.objects.len(), 1);
         let t = &mut s.objects[0].1;
         let d = |score| Detection {

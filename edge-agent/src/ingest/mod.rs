@@ -6,6 +6,11 @@
 //! [`FrameSlots`]: one slot per camera holding only the newest frame, so when analysis is
 //! behind, older frames are replaced (and counted as dropped) instead of queueing without
 //! bound. Errors, end of stream and stalls restart the pipeline with exponential back-off.
+//!
+//! Each frame's capture time is the agent's clock when it arrives (`wall`), or, for files and
+//! cameras with `clock = "stream"`, the wall clock when the stream started plus the frame's
+//! running time (its timestamp): footage time, which runs at the footage's own pace whatever
+//! the processing speed, and never backwards across restarts ([`StreamClock`]).
 
 mod decode;
 mod slots;
@@ -107,6 +112,48 @@ pub fn spawn_camera(
         .spawn(move || camera_loop(index, &cfg, &slots, &metrics, &shutdown))
 }
 
+/// Footage time of one camera: a frame is stamped `origin + running time` (its timestamp
+/// relative to the stream's start), the origin being the wall clock when the stream (re)starts
+/// but never earlier than just after the last frame stamped, so a restarted or looping stream
+/// goes on from where it stopped. Stamps are strictly increasing.
+#[derive(Debug)]
+pub struct StreamClock {
+    origin_ms: i64,
+    last_ms: Option<i64>,
+    /// The spacing of analysed frames, ms: the least step from the last stamp to a restart.
+    step_ms: i64,
+}
+
+impl StreamClock {
+    /// A clock whose streams' frames are `step_ms` apart after decimation.
+    pub fn new(step_ms: i64) -> Self {
+        Self {
+            origin_ms: 0,
+            last_ms: None,
+            step_ms: step_ms.max(1),
+        }
+    }
+
+    /// A stream (re)starts at `wall_ms`.
+    pub fn start(&mut self, wall_ms: i64) {
+        self.origin_ms = match self.last_ms {
+            Some(last) => wall_ms.max(last + self.step_ms),
+            None => wall_ms,
+        };
+    }
+
+    /// The capture time of a frame `running_ms` into the stream.
+    pub fn stamp(&mut self, running_ms: i64) -> i64 {
+        let t = self.origin_ms + running_ms.max(0);
+        let t = match self.last_ms {
+            Some(last) => t.max(last + 1),
+            None => t,
+        };
+        self.last_ms = Some(t);
+        t
+    }
+}
+
 fn camera_loop(
     index: usize,
     cfg: &CameraConfig,
@@ -116,13 +163,16 @@ fn camera_loop(
 ) {
     let _span = info_span!("camera", camera = %cfg.id).entered();
     let m = &metrics.cameras[index];
+    let clock = Arc::new(Mutex::new(StreamClock::new(
+        (1000.0 / cfg.analysis_fps as f64).round() as i64,
+    )));
     let mut backoff = Duration::from_millis(cfg.reconnect_min_ms);
     let max_backoff = Duration::from_millis(cfg.reconnect_max_ms);
     loop {
         m.set_state("starting");
         let frames_before = m.frames_decoded.load(Ordering::Relaxed);
         let started = Instant::now();
-        let result = run_once(index, cfg, slots, metrics, shutdown);
+        let result = run_once(index, cfg, slots, metrics, &clock, shutdown);
         let got_frames = m.frames_decoded.load(Ordering::Relaxed) > frames_before;
         match result {
             Ok(Ended::Shutdown) => break,
@@ -331,6 +381,7 @@ fn run_once(
     cfg: &CameraConfig,
     slots: &Arc<FrameSlots>,
     metrics: &Arc<Metrics>,
+    clock: &Arc<Mutex<StreamClock>>,
     shutdown: &CancellationToken,
 ) -> Result<Ended, IngestError> {
     let m: &CameraMetrics = &metrics.cameras[index];
@@ -347,6 +398,13 @@ fn run_once(
     let frame_clock = last_frame.clone();
     let cam_id = cfg.id.clone();
     let (slots_cb, metrics_cb) = (slots.clone(), metrics.clone());
+    let stream_clock = cfg.stream_clock().then(|| {
+        clock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .start(sharpeyes_wire::now_ms());
+        clock.clone()
+    });
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
@@ -357,9 +415,21 @@ fn run_once(
                             started_at.elapsed().as_millis() as i64 + 1,
                             Ordering::Relaxed,
                         );
+                        let capture_ms = match (&stream_clock, running_ms(&sample)) {
+                            (Some(c), Some(running)) => {
+                                c.lock().unwrap_or_else(|e| e.into_inner()).stamp(running)
+                            }
+                            // No timestamp: the stream clock goes on by the wall clock.
+                            (Some(c), None) => {
+                                let mut c = c.lock().unwrap_or_else(|e| e.into_inner());
+                                let running = sharpeyes_wire::now_ms() - c.origin_ms;
+                                c.stamp(running)
+                            }
+                            (None, _) => sharpeyes_wire::now_ms(),
+                        };
                         let frame = Frame {
                             camera: index,
-                            capture_ms: sharpeyes_wire::now_ms(),
+                            capture_ms,
                             image,
                         };
                         let cm = &metrics_cb.cameras[index];
@@ -549,6 +619,16 @@ fn first_error(bus: &gst::Bus) -> Option<IngestError> {
     }
 }
 
+/// A sample's running time (its timestamp relative to the stream's start), ms.
+fn running_ms(sample: &gst::Sample) -> Option<i64> {
+    let pts = sample.buffer()?.pts()?;
+    let running = match sample.segment() {
+        Some(seg) => seg.downcast_ref::<gst::ClockTime>()?.to_running_time(pts)?,
+        None => pts,
+    };
+    Some(running.mseconds() as i64)
+}
+
 /// Copies a BGR sample into a packed image (rows without stride padding).
 fn to_image(sample: &gst::Sample) -> Option<BgrImage> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
@@ -630,4 +710,28 @@ pub fn time_decode(path: &std::path::Path, to_bgr: bool) -> Result<DecodeTiming,
         frames: frames.load(Ordering::Relaxed),
         wall,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StreamClock;
+
+    #[test]
+    fn stream_clock_is_start_plus_running_time_and_never_goes_back_across_restarts() {
+        let mut c = StreamClock::new(200);
+        c.start(10_000);
+        assert_eq!(c.stamp(0), 10_000);
+        assert_eq!(c.stamp(200), 10_200);
+        // Footage analysed faster than real time runs ahead of the wall clock: a restart
+        // shortly after goes on from the last stamp, one frame step later.
+        assert_eq!(c.stamp(30_000), 40_000);
+        c.start(10_500);
+        assert_eq!(c.stamp(0), 40_200);
+        assert_eq!(c.stamp(400), 40_600);
+        // A restart long after starts at the wall clock.
+        c.start(90_000);
+        assert_eq!(c.stamp(0), 90_000);
+        // A timestamp going backwards within a stream never makes time go back.
+        assert_eq!(c.stamp(-50), 90_001);
+    }
 }

@@ -13,7 +13,8 @@ use crate::infer::BgrImage;
 pub struct Frame {
     /// Index of the camera in the config.
     pub camera: usize,
-    /// Capture (arrival) time, UTC ms.
+    /// Capture time, UTC ms: the arrival time (`clock = "wall"`), or the stream's start plus
+    /// the frame's timestamp (`clock = "stream"`, files by default).
     pub capture_ms: i64,
     /// The pixels.
     pub image: BgrImage,
@@ -95,6 +96,11 @@ impl FrameSlots {
     pub fn finish(&self, camera: usize) {
         self.lock().finished[camera] = true;
         self.ready.notify_all();
+    }
+
+    /// Whether a camera has finished (puts no more frames).
+    pub fn is_finished(&self, camera: usize) -> bool {
+        self.lock().finished.get(camera).copied().unwrap_or(true)
     }
 
     /// Stops handing out frames; waiting takers return [`Take::Finished`].

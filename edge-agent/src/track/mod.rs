@@ -10,7 +10,9 @@
 //! during which its prediction keeps moving) and then ends (`end`). Association is greedy by
 //! IoU (best pair first), which equals the optimal assignment when boxes of different objects
 //! overlap little, as faces do. A tentative track (one sighting, no velocity yet) matches by
-//! centre distance instead of IoU, so small fast objects at low analysis rates are picked up;
+//! centre distance instead of IoU (within `new_match_dist` box heights, widening at
+//! `new_match_speed` box heights per second when detections are further apart in time, as a
+//! plate's readings are), so small fast objects at low analysis rates are picked up;
 //! its second sighting gives the filter its initial velocity. Time only comes in through `now_ms`, so tests drive it with
 //! synthetic time.
 
@@ -135,6 +137,14 @@ fn predicted_iou(t: &Track, d: &Detection) -> f32 {
     iou(&t.kf.bbox(), &d.bbox)
 }
 
+/// How far (box heights) a tentative track may have moved in `gap_ms` of capture time:
+/// `new_match_dist` per frame, widening with the gap at `new_match_speed` (a plate read every
+/// `plate_reader.interval_ms` moves further between readings than between frames).
+fn new_match_gate(cfg: &TrackerConfig, gap_ms: i64) -> f32 {
+    cfg.new_match_dist
+        .max(cfg.new_match_speed * gap_ms.max(0) as f32 / 1000.0)
+}
+
 /// For tentative tracks, which have no velocity yet: 1 at the same centre, falling to 0 at a
 /// centre distance of `max_dist` box heights; 0 unless the heights are within a factor 1.5.
 fn centre_similarity(t: &Track, d: &Detection, max_dist: f32) -> f32 {
@@ -228,7 +238,7 @@ impl ByteTracker {
             dets,
             &rest,
             f32::MIN_POSITIVE,
-            |t, d| centre_similarity(t, d, cfg.new_match_dist),
+            |t, d| centre_similarity(t, d, new_match_gate(&cfg, now_ms - t.last_seen_ms)),
         );
 
         for (ti, di) in m1.into_iter().chain(m2).chain(m3) {
@@ -466,6 +476,39 @@ mod tests {
             Some(1),
             "the output names the detection it describes"
         );
+    }
+
+    /// A plate (130 × 41 px) crossing at 128 px/s, read every 600 ms (interval 500 ms at
+    /// 5 fps): about 1.9 plate heights between readings, beyond `new_match_dist` per frame.
+    #[test]
+    fn readings_spaced_in_time_become_one_track_at_any_spacing() {
+        let plate = |x: f32| Detection {
+            bbox: [x, 600.0, x + 130.0, 641.0],
+            score: 0.9,
+        };
+        for gap_ms in [200i64, 600, 1000] {
+            let mut t = ByteTracker::new(TrackerConfig::default(), 1);
+            let mut out = Vec::new();
+            let mut ms = 0;
+            while ms <= 6000 {
+                out.extend(t.update(&[plate(100.0 + 0.128 * ms as f32)], ms));
+                ms += gap_ms;
+            }
+            out.extend(t.flush());
+            assert_eq!(
+                events(&out).first(),
+                Some(&(1, TrackEvent::Start)),
+                "gap {gap_ms} ms: {out:?}"
+            );
+            assert!(out.iter().all(|o| o.track == 1), "gap {gap_ms} ms: {out:?}");
+            assert_eq!(out.last().map(|o| o.event), Some(TrackEvent::End));
+        }
+        // The gate widens with time, not without bound: a jump of 10 heights in 200 ms is
+        // another object.
+        let mut t = ByteTracker::new(TrackerConfig::default(), 1);
+        t.update(&[plate(100.0)], 0);
+        assert!(t.update(&[plate(510.0)], 200).is_empty());
+        assert!(t.update(&[plate(520.0)], 400).iter().all(|o| o.track == 2));
     }
 
     fn at(x: f32, score: f32) -> Detection {
