@@ -3,21 +3,19 @@
 //! [`crate::metrics`].
 //!
 //! ## Frames and time
-//! The agent stamps each analysed frame with its wall-clock capture time; the wire carries
-//! track updates (start, about one update a second, end) with that time, and each track
-//! batch says how many frames it covers (`frames`, `from_ms`..`to_ms`; batches without
-//! updates are not sent, their frames roll into the next one, so batches partition the
-//! analysed frames). The analysed frames themselves are known exactly: the generator replays
-//! the agent's decimation on the file's timestamps ([`crate::truth::analysed_frames`]).
-//! - **files** (full speed, lossless): every kept frame is analysed, so the n-th analysed
-//!   frame is the n-th kept source frame; a capture time maps to an analysed index by
-//!   interpolating between batch boundaries (the first and last frame of each batch are
-//!   exact).
-//! - **rtsp** (real time, frames may be dropped): capture time − the first batch's `from_ms`
-//!   (the stream's first frame) is the stream time; it snaps to the nearest kept frame. The
-//!   first frame arrives in a start-up burst, so each camera's origin is calibrated within
-//!   ±2 s (100 ms steps) to the offset that matches the ground truth best
-//!   (`rtsp_origin_offset_ms` in the report).
+//! The wire carries track updates (start, about one update a second, end) and alerts with
+//! the capture time of the frame they describe. The analysed frames themselves are known
+//! exactly: the generator replays the agent's decimation on the file's timestamps
+//! ([`crate::truth::analysed_frames`]). Capture time − the camera's first capture time (the
+//! earliest batch's `from_ms`, the stream's first frame) is footage time; it snaps to the
+//! nearest kept frame.
+//! - **files** (full speed, lossless): the agent stamps file frames with footage time (the
+//!   stream's start + the frame's timestamp, `clock = "auto"`), so this is exact at any
+//!   processing speed, and every alert, loitering dwell included, is judged on footage time.
+//! - **rtsp** (real time, frames may be dropped): the agent stamps live frames with its wall
+//!   clock on arrival. The first frame arrives in a start-up burst, so each camera's origin
+//!   is calibrated within ±2 s (100 ms steps) to the offset that matches the ground truth
+//!   best (`rtsp_origin_offset_ms` in the report).
 //!
 //! ## Predicted boxes
 //! A track's box is known at its updates; between two updates it is interpolated linearly
@@ -47,9 +45,6 @@ pub struct Timebase {
     pub analysed: Vec<u64>,
     /// Frames per second of the file.
     pub fps: u32,
-    mode: InputMode,
-    /// (capture ms, analysed index) at batch boundaries (files).
-    knots: Vec<(f64, f64)>,
     /// Capture time of the first frame.
     t0: f64,
     /// RTSP: the calibrated correction of the stream origin, ms.
@@ -57,82 +52,34 @@ pub struct Timebase {
 }
 
 impl Timebase {
-    /// From the camera's batches in sequence order.
-    pub fn new(
-        analysed: Vec<u64>,
-        fps: u32,
-        mode: InputMode,
-        batches: &[&sharpeyes_wire::TrackBatch],
-    ) -> Self {
-        let mut knots = Vec::new();
-        let mut cum = 0.0;
-        for b in batches {
-            if b.frames == 0 {
-                continue;
-            }
-            knots.push((b.from_ms as f64, cum));
-            knots.push((b.to_ms as f64, cum + b.frames as f64 - 1.0));
-            cum += b.frames as f64;
-        }
-        let t0 = batches.first().map(|b| b.from_ms as f64).unwrap_or(0.0);
+    /// From the camera's batches: its first capture time is the earliest `from_ms`.
+    pub fn new(analysed: Vec<u64>, fps: u32, batches: &[&sharpeyes_wire::TrackBatch]) -> Self {
+        let t0 = batches
+            .iter()
+            .map(|b| b.from_ms)
+            .min()
+            .map_or(0.0, |ms| ms as f64);
         Self {
             analysed,
             fps,
-            mode,
-            knots,
             t0,
             offset_ms: 0.0,
         }
     }
 
-    /// Analysed index (fractional) of a capture time.
+    /// Analysed index (fractional) of a capture time: its footage time snapped to the kept
+    /// frames (fractional between neighbours, clamped to the footage).
     pub fn index(&self, ms: i64) -> f64 {
-        let ms = ms as f64;
-        match self.mode {
-            InputMode::Files => interpolate(&self.knots, ms),
-            InputMode::Rtsp => {
-                let frame = (ms - self.t0) * self.fps as f64 / 1000.0;
-                // Nearest kept frame's index (fractional between neighbours).
-                let pos = self.analysed.partition_point(|&f| (f as f64) < frame);
-                if pos == 0 {
-                    return 0.0;
-                }
-                if pos >= self.analysed.len() {
-                    return (self.analysed.len() - 1) as f64;
-                }
-                let (a, b) = (self.analysed[pos - 1] as f64, self.analysed[pos] as f64);
-                (pos - 1) as f64 + (frame - a) / (b - a)
-            }
-        }
-    }
-
-    /// The capture time (ms) of a scenario time, on the agent's clock: the inverse of
-    /// [`Timebase::seconds`] (None without batches).
-    pub fn capture_ms(&self, seconds: f64) -> Option<f64> {
-        let frame = seconds * self.fps as f64;
-        let n = self.analysed.len();
-        if n == 0 {
-            return None;
-        }
+        let frame = (ms as f64 - self.t0) * self.fps as f64 / 1000.0;
         let pos = self.analysed.partition_point(|&f| (f as f64) < frame);
-        let idx = if pos == 0 {
-            0.0
-        } else if pos >= n {
-            (n - 1) as f64
-        } else {
-            let (a, b) = (self.analysed[pos - 1] as f64, self.analysed[pos] as f64);
-            (pos - 1) as f64 + (frame - a) / (b - a)
-        };
-        match self.mode {
-            InputMode::Files => {
-                if self.knots.is_empty() {
-                    return None;
-                }
-                let swapped: Vec<(f64, f64)> = self.knots.iter().map(|&(ms, i)| (i, ms)).collect();
-                Some(interpolate(&swapped, idx))
-            }
-            InputMode::Rtsp => Some(self.t0 + seconds * 1000.0),
+        if pos == 0 {
+            return 0.0;
         }
+        if pos >= self.analysed.len() {
+            return (self.analysed.len() - 1) as f64;
+        }
+        let (a, b) = (self.analysed[pos - 1] as f64, self.analysed[pos] as f64);
+        (pos - 1) as f64 + (frame - a) / (b - a)
     }
 
     /// The source frame of an analysed index (rounded, clamped).
@@ -155,27 +102,6 @@ impl Timebase {
         let i1 = (i0 + 1).min(n - 1);
         let f = (idx - i0 as f64).clamp(0.0, 1.0);
         (self.analysed[i0] as f64 * (1.0 - f) + self.analysed[i1] as f64 * f) / self.fps as f64
-    }
-}
-
-/// Piecewise-linear interpolation through sorted-by-x knots (extrapolated with the overall
-/// slope beyond them).
-fn interpolate(knots: &[(f64, f64)], x: f64) -> f64 {
-    match knots {
-        [] => 0.0,
-        [(_, y)] => *y,
-        _ => {
-            let pos = knots.partition_point(|k| k.0 < x);
-            let (a, b) = if pos == 0 || pos >= knots.len() {
-                (knots[0], knots[knots.len() - 1])
-            } else {
-                (knots[pos - 1], knots[pos])
-            };
-            if (b.0 - a.0).abs() < 1e-9 {
-                return a.1.max(b.1);
-            }
-            a.1 + (x - a.0) * (b.1 - a.1) / (b.0 - a.0)
-        }
     }
 }
 
@@ -256,7 +182,6 @@ fn derive_with(
     analysis_fps: f32,
     offsets_ms: &BTreeMap<String, f64>,
 ) -> Derived {
-    let mode = obs.input.unwrap_or(InputMode::Files);
     let mut by_cam: BTreeMap<&str, Vec<&crate::run::SeenBatch>> = BTreeMap::new();
     for b in &obs.batches {
         by_cam.entry(b.batch.camera.as_str()).or_default().push(b);
@@ -273,7 +198,6 @@ fn derive_with(
         let mut tb = Timebase::new(
             analysed_frames(c.frames, c.fps, analysis_fps),
             c.fps,
-            mode,
             &batches,
         );
         tb.t0 += offsets_ms.get(&c.id).copied().unwrap_or(0.0);
@@ -759,48 +683,14 @@ pub fn score(scenario: &crate::scenario::Scenario, truth: &GroundTruth, obs: &Ob
     })
 }
 
-/// Loitering expectations judged on the agent's clock. The agent stamps frames with its
-/// wall clock; reading files at full speed compresses or stretches time, so a dwell of 35 s
-/// of footage may last 10 s or 2 min for the rules. With files input, the expected loitering
-/// alert is required when the dwell *on the agent's clock* passes the threshold (optional
-/// within the margin, not expected below it) and may fire at any time of the visit.
-fn expected_on_agent_clock(truth: &GroundTruth, d: &Derived) -> Vec<crate::truth::ExpectedAlert> {
-    truth
-        .alerts
-        .iter()
-        .filter_map(|e| {
-            let (Some(thr), Some(tb)) = (e.threshold_s, d.timebases.get(&e.camera)) else {
-                return Some(e.clone());
-            };
-            if tb.mode != InputMode::Files {
-                return Some(e.clone());
-            }
-            let (Some(a), Some(b)) = (tb.capture_ms(e.visit_from_s), tb.capture_ms(e.visit_to_s))
-            else {
-                return Some(e.clone());
-            };
-            let dwell = (b - a) / 1000.0;
-            let margin = crate::truth::EDGE_MARGIN_S;
-            if dwell + margin < thr {
-                return None;
-            }
-            let mut e = e.clone();
-            e.optional = dwell < thr + margin;
-            e.from_s = e.visit_from_s - 1.0;
-            e.to_s = e.visit_to_s + 3.0;
-            Some(e)
-        })
-        .collect()
-}
-
 /// Alert precision and recall: a stored alert matches an expected one of the same kind,
 /// camera and subject (zone, enrolled id, listed plate) whose time window overlaps the
 /// alert's span (first sighting to deciding frame); each expected alert matches once. Optional expected alerts (on the
-/// edge of a threshold) neither count when missed nor when matched.
+/// edge of a threshold) neither count when missed nor when matched. Everything is on footage
+/// time: the alerts' capture times map to it through the camera's [`Timebase`].
 fn score_alerts(truth: &GroundTruth, obs: &Observed, d: &Derived) -> Value {
-    let expected = expected_on_agent_clock(truth, d);
-    let alerts_gt = &expected;
-    let mut used = vec![false; expected.len()];
+    let alerts_gt = &truth.alerts;
+    let mut used = vec![false; alerts_gt.len()];
     let mut per_kind: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
     for k in ["loitering", "face_watchlist", "plate_watchlist"] {
         per_kind.insert(k.into(), (0, 0, 0));
@@ -910,27 +800,26 @@ mod tests {
     }
 
     #[test]
-    fn files_time_base_counts_frames_through_batches() {
-        // 10 fps file analysed at 5 fps: source frames 0, 2, 4, …; three batches of 3, 2 and
-        // 0 (closing only) frames, at an irregular full-speed pace.
-        let analysed = analysed_frames(20, 10, 5.0);
+    fn files_time_base_is_footage_time_whatever_the_batches() {
+        // 10 fps file analysed at 5 fps: source frames 0, 2, 4, …, stamped start + timestamp
+        // (1000 + 200·n); batches at an irregular full-speed pace, out of order.
+        let analysed = analysed_frames(300, 10, 5.0);
         let b = [
-            batch(1000, 1100, 3),
-            batch(1300, 1340, 2),
-            batch(1340, 1340, 0),
+            batch(1600, 1800, 2),
+            batch(1000, 1400, 3),
+            batch(1800, 1800, 0),
         ];
         let refs: Vec<&TrackBatch> = b.iter().collect();
-        let tb = Timebase::new(analysed, 10, InputMode::Files, &refs);
+        let tb = Timebase::new(analysed, 10, &refs);
         assert_eq!(tb.frame_of_index(tb.index(1000)), 0);
-        assert_eq!(tb.frame_of_index(tb.index(1050)), 2);
-        assert_eq!(tb.frame_of_index(tb.index(1100)), 4);
-        assert_eq!(tb.frame_of_index(tb.index(1300)), 6);
-        assert_eq!(tb.frame_of_index(tb.index(1340)), 8);
-        assert!((tb.seconds(1100) - 0.4).abs() < 1e-9);
-        // Between batches: interpolated; beyond them: the overall pace, clamped to the file.
-        assert_eq!(tb.frame_of_index(tb.index(1140)), 4);
-        assert_eq!(tb.frame_of_index(tb.index(1260)), 6);
-        assert_eq!(tb.frame_of_index(tb.index(99_999)), 18);
+        assert_eq!(tb.frame_of_index(tb.index(1200)), 2);
+        assert_eq!(tb.frame_of_index(tb.index(1400)), 4);
+        assert_eq!(tb.frame_of_index(tb.index(1800)), 8);
+        assert!((tb.seconds(1400) - 0.4).abs() < 1e-9);
+        // A loitering dwell of 20 s of footage is 20 s of capture time.
+        assert!((tb.seconds(21_200) - tb.seconds(1200) - 20.0).abs() < 1e-9);
+        // Beyond the footage: clamped to its last kept frame.
+        assert_eq!(tb.frame_of_index(tb.index(99_999)), 298);
     }
 
     #[test]
@@ -938,7 +827,7 @@ mod tests {
         let analysed = analysed_frames(50, 25, 5.0); // 0, 5, 10, …
         let b = [batch(5000, 5400, 3)];
         let refs: Vec<&TrackBatch> = b.iter().collect();
-        let tb = Timebase::new(analysed, 25, InputMode::Rtsp, &refs);
+        let tb = Timebase::new(analysed, 25, &refs);
         assert_eq!(tb.frame_of_index(tb.index(5000)), 0);
         assert_eq!(tb.frame_of_index(tb.index(5210)), 5);
         assert_eq!(tb.frame_of_index(tb.index(5390)), 10);

@@ -151,8 +151,8 @@ pub struct ExpectedAlert {
     /// When it ended.
     #[serde(default)]
     pub visit_to_s: f64,
-    /// Loitering: the zone's threshold, seconds (the scorer re-judges it on the agent's clock
-    /// when footage is read faster or slower than real time).
+    /// Loitering: the zone's threshold, seconds of footage (the agents run the rules on
+    /// footage time with files and on their clock with RTSP, both at the footage's pace).
     #[serde(default)]
     pub threshold_s: Option<f64>,
 }
