@@ -275,6 +275,12 @@ impl ConfigFile for AggregatorConfig {
                 format!("unknown family {:?} (known: sface)", w.face_embedder.family),
             ));
         }
+        in_range(
+            "watchlist.face_embedder.match_threshold",
+            w.face_embedder.match_threshold,
+            -1.0,
+            1.0,
+        )?;
         self.fusion.validate()?;
         self.camera_catalog()?;
         Ok(())
@@ -508,6 +514,14 @@ mod tests {
         assert!(e("[api]\nmax_page_size = 0").contains("api.max_page_size"));
         assert!(e("[api]\ntile_url = 'ftp://x'").contains("api.tile_url"));
         assert!(e("[api]\nsite_geojson = ''").contains("api.site_geojson"));
+        assert!(e("[api]\ntiles_file = ''").contains("api.tiles_file"));
+        assert!(e("[api]\ntiles_file = '/nonexistent/basemap.mbtiles'").contains("api.tiles_file"));
+        assert!(e("[api]\ntime_zone = 'Beijing'").contains("api.time_zone"));
+        assert!(e("[api]\ntime_zone = 'UTC+8'").contains("api.time_zone"));
+        assert!(
+            e("[watchlist.face_embedder]\nmatch_threshold = 1.5")
+                .contains("watchlist.face_embedder.match_threshold")
+        );
         assert!(e("[api]\ntoken = 'x'").contains("unknown field"));
     }
 

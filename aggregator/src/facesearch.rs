@@ -613,6 +613,10 @@ pub struct FaceSearchRow {
     /// The person, its best similarity, its best-matching representative (camera, time).
     #[serde(flatten)]
     pub hit: PersonHit,
+    /// Whether it is a match: its similarity reaches the verification threshold
+    /// ([`FaceSearchReport::threshold`]); below it, a look-alike at best.
+    #[serde(rename = "match")]
+    pub matched: bool,
     /// Its sightings (within the window, when one was given).
     pub sightings: Option<PersonSummary>,
 }
@@ -624,6 +628,10 @@ pub struct FaceSearchReport {
     pub model: String,
     /// Embedding length.
     pub dim: usize,
+    /// The verification threshold: hits with at least this similarity are matches.
+    pub threshold: f32,
+    /// The least similarity a hit was allowed (the threshold unless one was asked for).
+    pub min_similarity: f32,
     /// Representative faces indexed.
     pub faces: usize,
     /// Persons indexed.
@@ -654,7 +662,8 @@ pub enum FaceSearchError {
 }
 
 /// Searches the stored representative faces of `model` for the `top` persons most similar
-/// to `query` (at least `min_similarity`), building the index from the store first. With a
+/// to `query` (at least `min_similarity`), building the index from the store first; a hit
+/// reaching `threshold` (the embedder's verification threshold) is marked a match. With a
 /// `window` (`[from_ms, to_ms]`), only persons with a sighting overlapping it count, and
 /// their sighting counts are those of the window.
 pub fn search_store(
@@ -663,6 +672,7 @@ pub fn search_store(
     model: &str,
     top: usize,
     min_similarity: f32,
+    threshold: f32,
     window: Option<(i64, i64)>,
 ) -> Result<FaceSearchReport, FaceSearchError> {
     let dim = query.len();
@@ -700,6 +710,7 @@ pub fn search_store(
         }
         results.push(FaceSearchRow {
             rank: results.len() + 1,
+            matched: hit.similarity >= threshold,
             hit,
             sightings,
         });
@@ -710,6 +721,8 @@ pub fn search_store(
     Ok(FaceSearchReport {
         model: model.to_string(),
         dim,
+        threshold,
+        min_similarity,
         faces: index.len(),
         persons: index.persons(),
         skipped: skipped + bad,

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod pki;
 pub mod query;
 pub mod service;
+pub mod sitetime;
 pub mod store;
 pub mod subscribe;
 pub mod watchlist;

@@ -394,13 +394,15 @@ pub fn links_table(rows: &[LinkRow]) -> String {
     table(&header, &cells, "link(s)")
 }
 
-/// Face search results as a table: rank, person, similarity, the best-matching face's camera
-/// and time, the person's sightings (count, first and last seen).
+/// Face search results as a table: rank, person, similarity, whether it is a match (`yes`;
+/// `no`: below the verification threshold), the best-matching face's camera and time, the
+/// person's sightings (count, first and last seen).
 pub fn face_search_table(rows: &[crate::facesearch::FaceSearchRow]) -> String {
     let header = [
         "rank",
         "person",
         "similarity",
+        "match",
         "matching face (camera/track)",
         "face seen (UTC)",
         "faces",
@@ -408,7 +410,7 @@ pub fn face_search_table(rows: &[crate::facesearch::FaceSearchRow]) -> String {
         "first seen (UTC)",
         "last seen (UTC)",
     ];
-    let cells: Vec<[String; 9]> = rows
+    let cells: Vec<[String; 10]> = rows
         .iter()
         .map(|r| {
             let f = &r.hit.face;
@@ -420,6 +422,7 @@ pub fn face_search_table(rows: &[crate::facesearch::FaceSearchRow]) -> String {
                 r.rank.to_string(),
                 format!("P-{}", r.hit.person),
                 format!("{:.3}", r.hit.similarity),
+                if r.matched { "yes" } else { "no" }.to_string(),
                 format!("{}/{}/{}", f.key.agent, f.key.camera, f.key.track),
                 utc(f.ts_ms),
                 r.hit.representatives.to_string(),

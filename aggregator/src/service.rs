@@ -294,8 +294,10 @@ pub struct FaceQuery {
     pub model: String,
     /// How many persons at most.
     pub top: usize,
-    /// The least similarity of a hit.
+    /// The least similarity of a hit (usually `threshold`: only matches).
     pub min_similarity: f32,
+    /// The embedder's verification threshold: hits reaching it are marked matches.
+    pub threshold: f32,
     /// Only persons seen during `[from_ms, to_ms]`.
     pub window: Option<(i64, i64)>,
     /// What the audit entry names as the query photo (its path on the command line).
@@ -310,9 +312,10 @@ pub fn face_search(store: &Store, q: &FaceQuery) -> Result<Answer<FaceSearchRepo
         &q.model,
         q.top,
         q.min_similarity,
+        q.threshold,
         q.window,
     )?;
-    let params = json!({"photo": q.photo, "top": q.top, "window": q.window});
+    let params = json!({"photo": q.photo, "top": q.top, "min_similarity": q.min_similarity, "window": q.window});
     let n = r.results.len();
     Ok(answer("faces.search", params, n, r))
 }

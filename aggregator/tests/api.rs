@@ -296,6 +296,8 @@ fn sample(id: &str, role: &str) -> (String, Vec<u8>, Option<&'static str>, u16) 
     let (path, body, ct, ok): (String, Vec<u8>, Option<&str>, u16) = match id {
         "openapi" => ("/openapi.json".into(), vec![], None, 200),
         "web_config" => ("/web-config".into(), vec![], None, 200),
+        // No api.tiles_file here: no tiles (api_tiles_and_site.rs serves a file).
+        "tiles" => ("/tiles/0/0/0.png".into(), vec![], None, 404),
         "site" => ("/site.geojson".into(), vec![], None, 200),
         "me" => ("/me".into(), vec![], None, 200),
         "cameras" => ("/cameras".into(), vec![], None, 200),
@@ -685,6 +687,9 @@ async fn the_openapi_document_lists_exactly_the_routes() {
                 .replace("{role}", "x")
                 .replace("{plate}", "x")
                 .replace("{name}", "x")
+                .replace("{z}", "0")
+                .replace("{x}", "0")
+                .replace("{y}", "0")
         );
         if r.id == "alerts.stream" {
             continue;

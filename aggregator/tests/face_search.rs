@@ -108,7 +108,7 @@ fn another_photo_of_a_stored_person_finds_that_person_first() {
     store.apply_fusion(&out).unwrap();
     for (who, q) in &queries {
         let report =
-            aggregator::facesearch::search_store(&store, q, "sface_2021dec", 3, -1.0, None)
+            aggregator::facesearch::search_store(&store, q, "sface_2021dec", 3, -1.0, 0.363, None)
                 .unwrap();
         assert!(report.faces >= identities.len(), "{report:?}");
         let first = &report.results[0];
@@ -128,6 +128,11 @@ fn another_photo_of_a_stored_person_finds_that_person_first() {
             "{who}: {}",
             first.hit.similarity
         );
+        assert!(first.matched, "{who}: the same identity is a match");
+        assert_eq!(report.threshold, 0.363);
+        for r in &report.results {
+            assert_eq!(r.matched, r.hit.similarity >= 0.363, "{r:?}");
+        }
         let s = first.sightings.expect("sightings");
         assert!(s.sightings >= 1 && s.first_ms >= T0 && s.last_ms >= s.first_ms);
         assert!(first.hit.face.key.camera.starts_with("cam-"));

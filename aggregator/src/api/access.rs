@@ -122,6 +122,14 @@ pub const ROUTES: &[RouteSpec] = &[
         "Map settings for the web page",
     ),
     r(
+        "tiles",
+        "GET",
+        "/tiles/{z}/{x}/{y}",
+        ANYONE,
+        false,
+        "A basemap tile of api.tiles_file (XYZ; y may end in .png, .jpg, .webp or .pbf)",
+    ),
+    r(
         "site",
         "GET",
         "/site.geojson",

@@ -12,9 +12,9 @@ use sharpeyes_common::config::{ConfigError, in_range, invalid};
 pub struct ApiConfig {
     /// Serve the API. Default `true`.
     pub enabled: bool,
-    /// Address to listen on (a bearer token guards every route but the OpenAPI document and
-    /// the web configuration; keep it on loopback or behind a TLS proxy). Default
-    /// `127.0.0.1:8080`.
+    /// Address to listen on (a bearer token guards every route but the OpenAPI document, the
+    /// web configuration and the basemap tiles; keep it on loopback or behind a TLS proxy).
+    /// Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
     /// Largest request body, bytes (1024..=268435456); larger ones get 413. Default
     /// `8388608` (8 MiB).
@@ -33,6 +33,16 @@ pub struct ApiConfig {
     pub tile_url: String,
     /// Attribution shown with the tiles. Default: empty.
     pub tile_attribution: String,
+    /// An MBTiles file (SQLite: `tiles` and `metadata`; metadata `format` png, jpg, jpeg,
+    /// webp or pbf) whose tiles the API serves at `/api/v1/tiles/{z}/{x}/{y}` (no token
+    /// needed) as the web page's offline basemap; when set it is used instead of `tile_url`.
+    /// Opened read-only and checked at start and by `check-config`. Default: none.
+    pub tiles_file: Option<PathBuf>,
+    /// The site's time zone, an IANA name (`Asia/Shanghai`, `Asia/Urumqi`, `UTC`): the web
+    /// page shows times in it and CSV exports add local times with its offset. Resolved from
+    /// the system's tz database, else from the copy built into the binary (works without
+    /// tzdata). Default `Asia/Shanghai` (Beijing time).
+    pub time_zone: String,
     /// GeoJSON FeatureCollection of the site (roads, areas) served at
     /// `/api/v1/site.geojson`; checked at start. Default: none (cameras and grid outlines).
     pub site_geojson: Option<PathBuf>,
@@ -56,6 +66,8 @@ impl Default for ApiConfig {
             max_page_size: 1000,
             tile_url: String::new(),
             tile_attribution: String::new(),
+            tiles_file: None,
+            time_zone: crate::sitetime::DEFAULT_ZONE.to_string(),
             site_geojson: None,
             web: true,
             stream_check_ms: 5000,
@@ -104,6 +116,22 @@ impl ApiConfig {
                 "must not be empty (leave it out instead)",
             ));
         }
+        if let Some(p) = &self.tiles_file {
+            if p.as_os_str().is_empty() {
+                return Err(invalid(
+                    "api.tiles_file",
+                    "must not be empty (leave it out for no offline basemap)",
+                ));
+            }
+            super::tiles::Tiles::open(p).map_err(|e| {
+                invalid(
+                    "api.tiles_file",
+                    format!("{e} (or leave api.tiles_file out)"),
+                )
+            })?;
+        }
+        crate::sitetime::SiteZone::resolve(&self.time_zone)
+            .map_err(|e| invalid("api.time_zone", e.to_string()))?;
         Ok(())
     }
 }

@@ -29,6 +29,7 @@ pub(super) fn endpoint(id: &str) -> MethodRouter<Arc<AppState>> {
     match id {
         "openapi" => get(openapi),
         "web_config" => get(web_config),
+        "tiles" => get(tile),
         "site" => get(site),
         "me" => get(me),
         "cameras" => get(cameras),
@@ -127,19 +128,85 @@ async fn openapi() -> Response {
         .into_response()
 }
 
+/// What the web page needs to know about the site: the map (basemap tiles, centre, zoom),
+/// the site's time zone and its current offset, and the face verification threshold.
 async fn web_config(State(st): St) -> Response {
     let n = st.cameras.len().max(1) as f64;
     let (lat, lon) = st
         .cameras
         .iter()
         .fold((0.0, 0.0), |(a, b), c| (a + c.lat, b + c.lon));
+    let tiles = st.tiles.as_ref().map(|t| {
+        let m = t.meta();
+        json!({
+            "url": format!("{}/tiles/{{z}}/{{x}}/{{y}}", super::access::PREFIX),
+            "format": m.format,
+            "minzoom": m.minzoom,
+            "maxzoom": m.maxzoom,
+            "bounds": m.bounds,
+            "attribution": m.attribution,
+        })
+    });
     Json(json!({
         "tile_url": st.cfg.tile_url,
         "tile_attribution": st.cfg.tile_attribution,
+        "tiles": tiles,
         "center": [lat / n, lon / n],
         "zoom": if st.cameras.is_empty() { 2 } else { 14 },
+        "time_zone": st.zone.name(),
+        "utc_offset_minutes": st.zone.offset_minutes(sharpeyes_wire::now_ms()),
+        "face_match_threshold": decimal(st.face_threshold),
     }))
     .into_response()
+}
+
+/// An `f32` as the decimal it was written as (0.363, not 0.36300000548…).
+fn decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+/// A basemap tile of `api.tiles_file` (XYZ address; the file's rows are TMS, flipped in
+/// [`TileAddr::tms_row`](super::tiles::TileAddr::tms_row)).
+async fn tile(State(st): St, Path((z, x, y)): Path<(String, String, String)>) -> Answer {
+    let (addr, suffix) = super::tiles::TileAddr::parse(&z, &x, &y).map_err(bad)?;
+    let Some(tiles) = st.tiles.clone() else {
+        return Err(Problem::not_found(
+            "no basemap tiles on this server (api.tiles_file is not set)",
+        ));
+    };
+    let format = tiles.meta().format;
+    if let Some(f) = suffix
+        && f != format
+    {
+        return Err(Problem::not_found(format!(
+            "the tiles are {}, not {}",
+            format.as_str(),
+            f.as_str()
+        )));
+    }
+    let data = AppState::blocking("reading a tile", move || {
+        tiles
+            .get(addr)
+            .map_err(|e| Problem::internal("reading a tile", &e))
+    })
+    .await?
+    .ok_or_else(|| Problem::not_found(format!("no tile {}/{}/{}", addr.z, addr.x, addr.y)))?;
+    // Vector tiles are stored gzip-compressed by most tools: say so, the browser inflates.
+    let gzip = format == super::tiles::TileFormat::Pbf && data.starts_with(&[0x1f, 0x8b]);
+    let mut r = (
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        data,
+    )
+        .into_response();
+    if gzip {
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    Ok(r)
 }
 
 async fn site(State(st): St) -> Response {
@@ -420,10 +487,11 @@ async fn face_search(
         .number("top", 1usize, 1000, Some(10))
         .map_err(bad)?
         .unwrap_or(10);
+    // By default only matches (the verification threshold); -1 lists every look-alike.
     let min = q
-        .number("min_similarity", -1.0f32, 1.0, Some(-1.0))
+        .number("min_similarity", -1.0f32, 1.0, Some(st.face_threshold))
         .map_err(bad)?
-        .unwrap_or(-1.0);
+        .unwrap_or(st.face_threshold);
     let window = q.window(sharpeyes_wire::now_ms()).map_err(bad)?;
     let body = bytes_body(body, st.cfg.max_body_bytes)?;
     let ct = headers
@@ -441,6 +509,7 @@ async fn face_search(
         model: st.model.clone(),
         top,
         min_similarity: min,
+        threshold: st.face_threshold,
         window,
         photo: None,
     };

@@ -37,6 +37,7 @@ pub mod multipart;
 pub mod openapi;
 pub mod params;
 pub mod problem;
+pub mod tiles;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -120,6 +121,12 @@ pub enum ApiError {
     /// `store.postgres_url` cannot be read (its file, variable or credential).
     #[error(transparent)]
     Secret(#[from] sharpeyes_common::secret::SecretError),
+    /// `api.tiles_file` cannot be used.
+    #[error("api.tiles_file {0}")]
+    Tiles(#[from] tiles::TilesError),
+    /// `api.time_zone` is not a time zone.
+    #[error("api.time_zone: {0}")]
+    TimeZone(#[from] crate::sitetime::ZoneError),
 }
 
 /// Reader connections, reused (at most `MAX_IDLE` kept idle).
@@ -173,6 +180,13 @@ pub(crate) struct AppState {
     metrics: Arc<Metrics>,
     events: AlertEvents,
     site: Option<serde_json::Value>,
+    /// The offline basemap (`api.tiles_file`).
+    tiles: Option<Arc<tiles::Tiles>>,
+    /// The site's time zone (`api.time_zone`).
+    zone: crate::sitetime::SiteZone,
+    /// The face embedder's verification threshold
+    /// (`watchlist.face_embedder.match_threshold`).
+    face_threshold: f32,
     shutdown: CancellationToken,
     routes: HashMap<(Method, String), &'static RouteSpec>,
 }
@@ -255,6 +269,15 @@ pub async fn serve(
         Some(p) => Some(load_site(p)?),
         None => None,
     };
+    let zone = crate::sitetime::SiteZone::resolve(&cfg.time_zone)?;
+    let tiles = match cfg.tiles_file.clone() {
+        Some(p) => Some(Arc::new(
+            tokio::task::spawn_blocking(move || tiles::Tiles::open(&p))
+                .await
+                .map_err(|e| StoreError::Internal(e.to_string()))??,
+        )),
+        None => None,
+    };
     let writer = {
         let at = at.clone();
         tokio::task::spawn_blocking(move || Store::open_at(&at))
@@ -285,6 +308,9 @@ pub async fn serve(
         metrics,
         events,
         site,
+        tiles,
+        zone,
+        face_threshold: config.watchlist.face_embedder.match_threshold,
         shutdown: shutdown.clone(),
         routes: access::ROUTES
             .iter()

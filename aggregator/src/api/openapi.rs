@@ -59,6 +59,15 @@ fn format() -> Value {
 /// The parameters of route `id`.
 fn parameters(r: &RouteSpec) -> Vec<Value> {
     let mut v: Vec<Value> = match r.id {
+        "tiles" => vec![
+            json!({"name": "z", "in": "path", "required": true, "description": "Zoom level, 0..=30",
+                "schema": {"type": "integer", "minimum": 0, "maximum": 30}}),
+            json!({"name": "x", "in": "path", "required": true, "description": "Column from the west, 0..2^z",
+                "schema": {"type": "integer", "minimum": 0}}),
+            json!({"name": "y", "in": "path", "required": true,
+                "description": "Row from the north (XYZ, as web maps ask; the MBTiles file's TMS rows are flipped by the server), 0..2^z; may end in the file's format suffix (.png, .jpg, .jpeg, .webp, .pbf, .mvt)",
+                "schema": {"type": "string", "pattern": "^[0-9]+(\\.(png|jpg|jpeg|webp|pbf|mvt))?$"}}),
+        ],
         "vehicles" => vec![
             q(
                 "plate",
@@ -111,8 +120,8 @@ fn parameters(r: &RouteSpec) -> Vec<Value> {
             ),
             q(
                 "min_similarity",
-                "Cosine floor (-1..=1)",
-                json!({"type": "number"}),
+                "Cosine floor (-1..=1). Default: the verification threshold (the answer's threshold, watchlist.face_embedder.match_threshold): only matches; -1 lists the look-alikes below it too (\"match\": false)",
+                json!({"type": "number", "minimum": -1, "maximum": 1}),
                 false,
             ),
             time("from", "Only persons seen from"),
@@ -254,9 +263,23 @@ fn ok_schema(id: &str) -> Value {
     };
     match id {
         "web_config" => obj(
-            json!({"tile_url": {"type": "string"}, "tile_attribution": {"type": "string"},
+            json!({"tile_url": {"type": "string", "description": "api.tile_url (used when tiles is null)"},
+            "tile_attribution": {"type": "string"},
+            "tiles": {"type": ["object", "null"],
+                "description": "The offline basemap of api.tiles_file (null: none); use it instead of tile_url",
+                "properties": {
+                    "url": {"type": "string", "description": "/api/v1/tiles/{z}/{x}/{y}: an XYZ template, no token needed"},
+                    "format": {"type": "string", "enum": ["png", "jpg", "webp", "pbf"]},
+                    "minzoom": {"type": "integer"}, "maxzoom": {"type": "integer"},
+                    "bounds": {"type": ["array", "null"], "items": {"type": "number"},
+                        "description": "[west, south, east, north], degrees; null: not given"},
+                    "attribution": {"type": "string"}}},
             "center": {"type": "array", "items": {"type": "number"}, "description": "[lat, lon]"},
-            "zoom": {"type": "integer"}}),
+            "zoom": {"type": "integer"},
+            "time_zone": {"type": "string", "description": "The site's IANA time zone (api.time_zone), e.g. Asia/Shanghai"},
+            "utc_offset_minutes": {"type": "integer", "description": "The site's offset from UTC now, minutes (480: UTC+8)"},
+            "face_match_threshold": {"type": "number",
+                "description": "Face search hits at or above this cosine similarity are matches (watchlist.face_embedder.match_threshold)"}}),
         ),
         "me" => obj(
             json!({"name": {"type": "string"}, "role": {"type": "string"},
@@ -280,10 +303,14 @@ fn ok_schema(id: &str) -> Value {
         }
         "faces.search" => obj(
             json!({"model": {"type": "string"}, "dim": {"type": "integer"},
+            "threshold": {"type": "number", "description": "the verification threshold: a hit with at least this similarity is a match"},
+            "min_similarity": {"type": "number", "description": "the floor applied (the threshold unless min_similarity was given)"},
             "faces": {"type": "integer"}, "persons": {"type": "integer"},
             "results": {"type": "array", "items": obj(json!({
                 "rank": {"type": "integer"}, "person": {"type": "integer"},
-                "similarity": {"type": "number"}, "face": {"type": "object"},
+                "similarity": {"type": "number"},
+                "match": {"type": "boolean", "description": "similarity >= threshold: the same person by the embedder's operating point; false: not a match"},
+                "face": {"type": "object"},
                 "representatives": {"type": "integer"},
                 "sightings": {"type": ["object", "null"], "description": "count, first and last seen"}}))}}),
         ),
@@ -321,6 +348,12 @@ fn ok_content(id: &str) -> Value {
             json!({"image/jpeg": {"schema": {"type": "string"}}, "image/png": {"schema": {"type": "string"}}})
         }
         "site" => json!({"application/geo+json": {"schema": {"type": "object"}}}),
+        "tiles" => json!({
+            "image/png": {"schema": {"type": "string"}},
+            "image/jpeg": {"schema": {"type": "string"}},
+            "image/webp": {"schema": {"type": "string"}},
+            "application/x-protobuf": {"schema": {"type": "string",
+                "description": "a vector tile; Content-Encoding: gzip when stored compressed"}}}),
         "vehicles.trajectory" | "persons.trajectory" | "sightings" => json!({
             "application/json": {"schema": ok_schema(id)},
             "application/geo+json": {"schema": {"type": "object",

@@ -270,8 +270,9 @@ pub struct SearchFaceArgs {
     /// How many persons to show (1..=1000).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub top: u16,
-    /// Leave out persons less similar than this (cosine, -1..=1; SFace's operating
-    /// threshold is 0.363). Default: no floor.
+    /// Leave out persons less similar than this (cosine, -1..=1; -1 lists non-matches too).
+    /// Default: the verification threshold (watchlist.face_embedder.match_threshold, 0.363
+    /// for SFace): only matches.
     #[arg(long, allow_hyphen_values = true)]
     pub min_similarity: Option<f32>,
     /// Only persons seen at or after TIME (RFC 3339, or a duration before now: 2h, 1d).

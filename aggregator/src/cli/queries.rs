@@ -138,11 +138,13 @@ pub fn search_face(a: SearchFaceArgs) -> anyhow::Result<()> {
         .embed_photo(&photo)
         .context("cannot search with this photo")?;
     let model = cfg.fusion.persons.embedding_model.clone();
+    let threshold = cfg.watchlist.face_embedder.match_threshold;
     let q = service::FaceQuery {
         embedding,
         model: model.clone(),
         top: usize::from(top),
-        min_similarity: min_similarity.unwrap_or(-1.0),
+        min_similarity: min_similarity.unwrap_or(threshold),
+        threshold,
         window,
         photo: Some(photo.display().to_string()),
     };
@@ -151,8 +153,12 @@ pub fn search_face(a: SearchFaceArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{} face(s) of {} person(s) ({model}, {}-d): index built in {:.0} ms, searched in {:.1} ms\n",
+            "{} face(s) of {} person(s) ({model}, {}-d): index built in {:.0} ms, searched in {:.1} ms",
             report.faces, report.persons, report.dim, report.build_ms, report.search_ms
+        );
+        println!(
+            "a match: similarity >= {:.3} (watchlist.face_embedder.match_threshold); listed: >= {:.3}\n",
+            report.threshold, report.min_similarity
         );
         print!("{}", query::face_search_table(&report.results));
     }

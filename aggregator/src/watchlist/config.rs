@@ -103,7 +103,16 @@ pub struct EnrollEmbedderConfig {
     pub family: String,
     /// Model file, relative to `models.dir`. Default `sface_2021dec_fp32fold.onnx`.
     pub model: PathBuf,
+    /// The verification threshold: two faces whose embeddings' cosine similarity is at
+    /// least this are taken for the same person (-1..=1). Face search marks such hits as
+    /// matches and, unless asked for a `min_similarity`, lists only them; the web page gets
+    /// it as `face_match_threshold`. Default `0.363` (OpenCV's operating point for SFace,
+    /// docs/models.md §5; tune it on the site's footage).
+    pub match_threshold: f32,
 }
+
+/// [`EnrollEmbedderConfig::match_threshold`]'s default: SFace's operating point.
+pub const SFACE_MATCH_THRESHOLD: f32 = 0.363;
 
 impl Default for EnrollEmbedderConfig {
     fn default() -> Self {
@@ -111,6 +120,7 @@ impl Default for EnrollEmbedderConfig {
         Self {
             family: a.family,
             model: a.model,
+            match_threshold: SFACE_MATCH_THRESHOLD,
         }
     }
 }
