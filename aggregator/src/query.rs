@@ -161,8 +161,8 @@ pub fn parse_bbox(s: &str) -> Result<[f64; 4], BBoxError> {
     Ok([lat1, lon1, lat2, lon2])
 }
 
-/// The header of [`sightings_csv`].
-pub const SIGHTINGS_CSV_HEADER: [&str; 20] = [
+/// The header of [`sightings_csv`] (after the byte order mark, [`CSV_BOM`]).
+pub const SIGHTINGS_CSV_HEADER: [&str; 22] = [
     "identity",
     "kind",
     "site",
@@ -172,6 +172,8 @@ pub const SIGHTINGS_CSV_HEADER: [&str; 20] = [
     "class",
     "first_utc",
     "last_utc",
+    "first_local",
+    "last_local",
     "first_ms",
     "last_ms",
     "lat",
@@ -185,21 +187,28 @@ pub const SIGHTINGS_CSV_HEADER: [&str; 20] = [
     "why",
 ];
 
+/// What a CSV export starts with: the UTF-8 byte order mark, by which spreadsheets (Excel,
+/// WPS) know the file is UTF-8 and show 粤 instead of mojibake.
+pub const CSV_BOM: &str = "\u{feff}";
+
 /// Sightings as CSV (RFC 4180: a header row, CRLF line ends, a field quoted when it holds a
-/// comma, a quote, CR or LF, quotes doubled), one row per sighting in the given order:
-/// identity label (`V-1`, `P-3`), kind, site, agent, camera, track, class, first and last
-/// time in UTC RFC 3339 with milliseconds and as UTC ms, camera latitude and longitude
-/// (empty when not placed), confidence, plate, whether the track ended, the fusion rule,
-/// the evidence track (`agent/camera/track`), the evidence crop's SHA-256 (fetch it with
-/// `GET /api/v1/evidence/{sha256}`; empty when none) and the whole `why` as JSON.
+/// comma, a quote, CR or LF, quotes doubled), after a UTF-8 byte order mark ([`CSV_BOM`]),
+/// one row per sighting in the given order: identity label (`V-1`, `P-3`), kind, site,
+/// agent, camera, track, class, first and last time in UTC RFC 3339 with milliseconds, the
+/// same in the site's time zone `zone` (`api.time_zone`) with its offset, to the second
+/// (`first_local`, `last_local`: `2026-12-07T22:15:03+08:00`), and as UTC ms, camera
+/// latitude and longitude (empty when not placed), confidence, plate, whether the track
+/// ended, the fusion rule, the evidence track (`agent/camera/track`), the evidence crop's
+/// SHA-256 (fetch it with `GET /api/v1/evidence/{sha256}`; empty when none) and the whole
+/// `why` as JSON.
 ///
 /// Spreadsheet formula injection is neutralised: a text cell (anything that came from an
 /// agent or the store: ids, plate, rule, why) starting with `=`, `+`, `-`, `@`, a tab or a
 /// CR gets a leading `'`, so a spreadsheet shows it as text instead of evaluating it.
 /// Numeric cells are written by this function from numbers and are left as they are (a
 /// negative longitude stays a number).
-pub fn sightings_csv(rows: &[SightingRow]) -> String {
-    let mut out = String::new();
+pub fn sightings_csv(rows: &[SightingRow], zone: &crate::sitetime::SiteZone) -> String {
+    let mut out = String::from(CSV_BOM);
     csv_line(&mut out, SIGHTINGS_CSV_HEADER.iter().map(|h| h.to_string()));
     for r in rows {
         let text = |s: &str| neutralise(s);
@@ -214,6 +223,8 @@ pub fn sightings_csv(rows: &[SightingRow]) -> String {
             text(&r.class),
             utc(r.first_ms),
             utc(r.last_ms),
+            zone.format(r.first_ms),
+            zone.format(r.last_ms),
             r.first_ms.to_string(),
             r.last_ms.to_string(),
             num(r.lat),
@@ -763,7 +774,9 @@ mod tests {
         b.plate = None;
         b.site = "-2+3".into();
         b.agent = "line\nbreak".into();
-        let csv = sightings_csv(&[a, b]);
+        let beijing = crate::sitetime::SiteZone::resolve_bundled("Asia/Shanghai").unwrap();
+        let csv = sightings_csv(&[a, b], &beijing);
+        let csv = csv.strip_prefix(CSV_BOM).expect("a BOM first");
         let lines: Vec<&str> = csv.split("\r\n").collect();
         assert_eq!(
             lines.len(),
@@ -773,7 +786,7 @@ mod tests {
         assert_eq!(lines[0], SIGHTINGS_CSV_HEADER.join(","));
         assert!(
             lines[1].starts_with(
-                "V-1,vehicle,s1,a1,\"cam,1\",7,car,2023-11-14T22:13:20.123Z,2023-11-14T22:13:21.123Z,1700000000123,1700000001123,30.5,-104.25,0.900,\"'=HYPERLINK(\"\"http://x\"\")\",true,exact_plate,\"a1/cam,1/7\","
+                "V-1,vehicle,s1,a1,\"cam,1\",7,car,2023-11-14T22:13:20.123Z,2023-11-14T22:13:21.123Z,2023-11-15T06:13:20+08:00,2023-11-15T06:13:21+08:00,1700000000123,1700000001123,30.5,-104.25,0.900,\"'=HYPERLINK(\"\"http://x\"\")\",true,exact_plate,\"a1/cam,1/7\","
             ),
             "{}",
             lines[1]
@@ -783,7 +796,7 @@ mod tests {
         assert!(lines[1].ends_with("\"{\"\"gate\"\":{\"\"result\"\":\"\"feasible\"\"},\"\"rule\"\":\"\"exact_plate\"\"}\""), "{}", lines[1]);
         assert!(
             lines[2].starts_with(
-                "P-2,person,'-2+3,\"line\nbreak\",'@cam,7,car,1970-01-01T00:00:00.000Z,"
+                "P-2,person,'-2+3,\"line\nbreak\",'@cam,7,car,1970-01-01T00:00:00.000Z,1970-01-01T00:00:01.000Z,1970-01-01T08:00:00+08:00,"
             ),
             "{}",
             lines[2]
@@ -791,8 +804,15 @@ mod tests {
         // No position: empty lat and lon; no plate, no crop: empty.
         assert!(lines[2].contains(",1000,,,0.900,,true,"), "{}", lines[2]);
         assert_eq!(
-            sightings_csv(&[]),
-            format!("{}\r\n", SIGHTINGS_CSV_HEADER.join(","))
+            sightings_csv(&[], &beijing),
+            format!("\u{feff}{}\r\n", SIGHTINGS_CSV_HEADER.join(","))
+        );
+        // Another zone, another offset.
+        let utc = crate::sitetime::SiteZone::resolve("UTC").unwrap();
+        let one = sighting(1, "c", 1_700_000_000_123, None);
+        assert!(
+            sightings_csv(&[one], &utc).contains(",2023-11-14T22:13:20+00:00,"),
+            "UTC zone"
         );
     }
 

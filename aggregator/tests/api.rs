@@ -1037,12 +1037,35 @@ async fn sightings_page_through_and_export() {
     let text = r.text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "{text}");
-    assert_eq!(lines[0], aggregator::query::SIGHTINGS_CSV_HEADER.join(","));
+    // A UTF-8 byte order mark (spreadsheets), the header, local times in Beijing time.
+    assert_eq!(
+        lines[0],
+        format!(
+            "{}{}",
+            aggregator::query::CSV_BOM,
+            aggregator::query::SIGHTINGS_CSV_HEADER.join(",")
+        )
+    );
     assert!(
         lines[1].starts_with("V-1,vehicle,s1,agent-1,cam-1,100,"),
         "{}",
         lines[1]
     );
+    let cells: Vec<&str> = lines[1].split(',').collect();
+    let at = |name: &str| {
+        aggregator::query::SIGHTINGS_CSV_HEADER
+            .iter()
+            .position(|h| *h == name)
+            .unwrap()
+    };
+    let first_ms: i64 = cells[at("first_ms")].parse().unwrap();
+    assert_eq!(
+        cells[at("first_local")],
+        aggregator::sitetime::SiteZone::resolve("Asia/Shanghai")
+            .unwrap()
+            .format(first_ms)
+    );
+    assert!(cells[at("first_local")].ends_with("+08:00"), "{}", lines[1]);
     // A person's trajectory, by alias form.
     let doc = s
         .send(

@@ -1072,11 +1072,20 @@ fn cli_queries_answer_from_either_backend(f: &Fixture) {
     assert!(ok, "{err}");
     let lines: Vec<&str> = csv.split("\r\n").collect();
     assert_eq!(lines.len(), 4, "{csv}");
-    assert_eq!(lines[0], aggregator::query::SIGHTINGS_CSV_HEADER.join(","));
+    // A byte order mark for spreadsheets, then the header; local times in Beijing time (no
+    // --config: the default api.time_zone).
+    assert_eq!(
+        lines[0],
+        format!(
+            "\u{feff}{}",
+            aggregator::query::SIGHTINGS_CSV_HEADER.join(",")
+        )
+    );
     assert!(
         lines[1].starts_with("V-1,vehicle,s1,a1,cam-1,2,car,"),
         "{csv}"
     );
+    assert!(lines[1].contains("+08:00,"), "{csv}");
     let (ok, csv, err) = raw(&[
         "sightings",
         "--grid",
@@ -1290,7 +1299,7 @@ fn evidence_is_content_addressed_and_referenced(f: &Fixture) {
     );
     let json = serde_json::to_value(&rows[2]).unwrap();
     assert!(json["evidence_crop"].is_null(), "{json}");
-    let csv = aggregator::query::sightings_csv(&rows);
+    let csv = aggregator::query::sightings_csv(&rows, &Default::default());
     assert!(csv.contains(&sha(&j2)), "{csv}");
     // Read back by hash; a malformed reference is an error, never a lookup.
     let blob = s.evidence(&sha(&j2)).unwrap().unwrap();

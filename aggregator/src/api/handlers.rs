@@ -345,6 +345,7 @@ fn sightings_answer(
     doc: &impl serde::Serialize,
     rows: &[SightingRow],
     next: Option<String>,
+    zone: &crate::sitetime::SiteZone,
 ) -> Response {
     let n = rows.len();
     let resp = match format {
@@ -365,7 +366,7 @@ fn sightings_answer(
         Format::Csv => {
             let mut r = (
                 [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-                crate::query::sightings_csv(rows),
+                crate::query::sightings_csv(rows, zone),
             )
                 .into_response();
             if let Some(c) = next.and_then(|c| HeaderValue::from_str(&c).ok()) {
@@ -396,7 +397,7 @@ async fn vehicle_trajectory(State(st): St, RawQuery(q): RawQuery) -> Answer {
         .await?
         .result;
     let next = next_page(&mut t.sightings, &page);
-    Ok(sightings_answer(format, &t, &t.sightings, next))
+    Ok(sightings_answer(format, &t, &t.sightings, next, &st.zone))
 }
 
 async fn person_trajectory(State(st): St, Path(id): Path<String>, RawQuery(q): RawQuery) -> Answer {
@@ -415,7 +416,7 @@ async fn person_trajectory(State(st): St, Path(id): Path<String>, RawQuery(q): R
         .await?
         .result;
     let next = next_page(&mut t.sightings, &page);
-    Ok(sightings_answer(format, &t, &t.sightings, next))
+    Ok(sightings_answer(format, &t, &t.sightings, next, &st.zone))
 }
 
 async fn sightings(State(st): St, RawQuery(q): RawQuery) -> Answer {
@@ -442,7 +443,7 @@ async fn sightings(State(st): St, RawQuery(q): RawQuery) -> Answer {
         .await?
         .result;
     let next = next_page(&mut t.sightings, &page);
-    Ok(sightings_answer(format, &t, &t.sightings, next))
+    Ok(sightings_answer(format, &t, &t.sightings, next, &st.zone))
 }
 
 async fn links(State(st): St, RawQuery(q): RawQuery) -> Answer {

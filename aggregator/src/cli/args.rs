@@ -370,9 +370,10 @@ pub struct GeoOut {
     /// per sighting (camera, time span, confidence, evidence).
     #[arg(long, conflicts_with = "csv")]
     pub geojson: bool,
-    /// Print CSV (RFC 4180, a header row; one row per sighting with UTC times, identity,
-    /// camera, position, confidence, plate, evidence refs; cells that a spreadsheet would
-    /// take for a formula start with ').
+    /// Print CSV (a UTF-8 byte order mark, then RFC 4180 with a header row; one row per
+    /// sighting with UTC times and the same in api.time_zone of --config (default
+    /// Asia/Shanghai) with the offset, identity, camera, position, confidence, plate,
+    /// evidence refs; cells that a spreadsheet would take for a formula start with ').
     #[arg(long)]
     pub csv: bool,
 }
@@ -384,9 +385,10 @@ pub fn print_sightings(
     head: &str,
     json: serde_json::Value,
     rows: &[aggregator::store::SightingRow],
+    db: &DbArgs,
 ) -> anyhow::Result<()> {
     if out.csv {
-        print!("{}", query::sightings_csv(rows));
+        print!("{}", query::sightings_csv(rows, &db.site_zone()?));
     } else if out.geojson {
         println!("{}", serde_json::to_string_pretty(&query::geojson(rows))?);
     } else if out.json {
@@ -436,6 +438,12 @@ pub struct DbArgs {
 }
 
 impl DbArgs {
+    /// The site's time zone: `api.time_zone` of `--config`, else the default (Beijing time).
+    pub fn site_zone(&self) -> anyhow::Result<aggregator::sitetime::SiteZone> {
+        let name = load_config(self.config.as_ref())?.api.time_zone;
+        Ok(aggregator::sitetime::SiteZone::resolve(&name)?)
+    }
+
     pub fn location(&self) -> anyhow::Result<Location> {
         Ok(match &self.db {
             Some(p) => Location::parse(p),

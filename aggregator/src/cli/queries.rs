@@ -31,7 +31,7 @@ pub fn trajectory(a: TrajectoryArgs) -> anyhow::Result<()> {
             } else {
                 format!("{}\n", query::vehicles_lines(&t.vehicles, &t.flags))
             };
-            print_sightings(&out, &head, serde_json::json!(t), &t.sightings)
+            print_sightings(&out, &head, serde_json::json!(t), &t.sightings, &db)
         }
         (None, Some(person)) => {
             let t = service::person_trajectory(&store, person, None, &all)?
@@ -41,7 +41,7 @@ pub fn trajectory(a: TrajectoryArgs) -> anyhow::Result<()> {
                 Some(p) if p != person => format!("P-{person} was merged into P-{p}\n\n"),
                 Some(_) => String::new(),
             };
-            print_sightings(&out, &head, serde_json::json!(t), &t.sightings)
+            print_sightings(&out, &head, serde_json::json!(t), &t.sightings, &db)
         }
         (None, None) => bail!("give --plate or --person"),
     }
@@ -99,7 +99,7 @@ pub fn sightings(a: SightingsArgs) -> anyhow::Result<()> {
     let s = service::sightings(&store, &area, from_ms, to_ms, &Page::default())?
         .audited_cli(&store, &why)?;
     let head = format!("{} to {}\n\n", query::utc(from_ms), query::utc(to_ms));
-    print_sightings(&out, &head, serde_json::json!(s), &s.sightings)
+    print_sightings(&out, &head, serde_json::json!(s), &s.sightings, &db)
 }
 
 /// `aggregator search-face`.
