@@ -1,11 +1,14 @@
-// Live alerts: the list (open ones only, or all), their evidence images, acknowledgement, and
-// the server-sent event stream that keeps the list current.
+// Live alerts: the list (open ones only, or all), their evidence images, acknowledgement
+// (analysts and admins), the server-sent event stream that keeps the list current, and the
+// notice of a high-priority alert: a short beep (WebAudio, no sound file) and the tab's title
+// flashing until the analyst has seen it (a click or key press in the alert list).
 import { $, el } from "./dom.js";
 import { fmtTime } from "./format.js";
 import { ApiError, request, getJson, openEventStream, sessionEnded, rowsOf, qs } from "./api.js";
-import { session } from "./state.js";
+import { session, can } from "./state.js";
 import { showError, clearError } from "./errors.js";
 import { openLightbox } from "./lightbox.js";
+import { t, tOr, onLangChange } from "./i18n.js";
 
 const alerts = new Map(); // "agent/alert_id" -> row
 const alertEvidence = new Map(); // "agent/camera/track" -> alert row with a crop
@@ -35,7 +38,100 @@ export async function loadAlerts() {
 
 export function initAlerts() {
   $("open-only").addEventListener("change", () => loadAlerts().catch(showError));
+  // Seen: the analyst clicked or typed in the alert list.
+  for (const ev of ["click", "keydown"]) $("alerts-panel").addEventListener(ev, markSeen);
+  onLangChange(() => {
+    for (const row of [...alerts.values()]) {
+      const id = rowId(row);
+      const li = $(id);
+      if (li) li.replaceWith(renderAlert(row, id));
+    }
+    if (flashTimer) flashTitle();
+    streamText();
+  });
 }
+
+// High-priority alerts not yet seen, by key; the title flashes while there are any.
+const unseen = new Set();
+const noticed = new Set();
+let flashTimer = null;
+let flashOn = false;
+let audio = null;
+
+/** A short two-tone beep (WebAudio: no sound file to download). */
+function beep() {
+  try {
+    const Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return;
+    audio = audio || new Ctx();
+    if (audio.state === "suspended") audio.resume().catch(() => {});
+    const now = audio.currentTime;
+    for (const [k, f] of [[0, 880], [1, 660]]) {
+      const o = audio.createOscillator();
+      const g = audio.createGain();
+      o.type = "sine";
+      o.frequency.value = f;
+      g.gain.setValueAtTime(0.0001, now + k * 0.2);
+      g.gain.exponentialRampToValueAtTime(0.3, now + k * 0.2 + 0.02);
+      g.gain.exponentialRampToValueAtTime(0.0001, now + k * 0.2 + 0.18);
+      o.connect(g).connect(audio.destination);
+      o.start(now + k * 0.2);
+      o.stop(now + k * 0.2 + 0.2);
+    }
+    const head = $("alerts-panel");
+    head.dataset.beeps = String(Number(head.dataset.beeps || 0) + 1);
+  } catch (_) {
+    /* no audio output: the title still flashes */
+  }
+}
+
+function flashTitle() {
+  flashOn = !flashOn;
+  document.title = flashOn ? t("alert.title_flash", { n: unseen.size }) : t("app.title");
+}
+
+function noticeHigh(a) {
+  const key = alertKey(a);
+  if (a.priority !== "high" || a.acked_ms || noticed.has(key)) return;
+  noticed.add(key);
+  unseen.add(key);
+  beep();
+  document.body.dataset.alerting = "1";
+  if (!flashTimer) {
+    flashTitle();
+    flashTimer = setInterval(flashTitle, 1000);
+  }
+}
+
+function stopFlash() {
+  if (flashTimer) clearInterval(flashTimer);
+  flashTimer = null;
+  flashOn = false;
+  delete document.body.dataset.alerting;
+  document.title = t("app.title");
+}
+
+/** The analyst has seen the high-priority alerts: stop flashing the title. */
+export function markSeen() {
+  unseen.clear();
+  stopFlash();
+}
+
+/** Forgets every alert shown (log-out). */
+export function clearAlerts() {
+  alerts.clear();
+  alertEvidence.clear();
+  unseen.clear();
+  noticed.clear();
+  stopFlash();
+  delete $("alerts-panel").dataset.beeps;
+  $("alerts").replaceChildren();
+  streamState = null;
+  streamText();
+  $("stream-state").classList.remove("live");
+}
+
+const rowId = (row) => `alert-${alertKey(row).replace(/[^A-Za-z0-9_-]/g, "_")}`;
 
 function upsertAlert(a) {
   // An acknowledgement (the ack answer and the stream's `ack` event) names its note `note`.
@@ -47,8 +143,9 @@ function upsertAlert(a) {
   if (row.track !== undefined && (row.evidence || []).includes("crop")) {
     alertEvidence.set(`${row.agent}/${row.camera}/${row.track}`, row);
   }
-  const id = `alert-${key.replace(/[^A-Za-z0-9_-]/g, "_")}`;
+  const id = rowId(row);
   const existing = $(id);
+  noticeHigh(row);
   if (row.acked_ms && $("open-only").checked && !existing) return;
   const li = renderAlert(row, id);
   if (existing) existing.replaceWith(li);
@@ -59,20 +156,20 @@ function renderAlert(a, id) {
   const acked = !!a.acked_ms;
   const li = el("li", { id, class: `alert ${a.priority === "high" ? "high" : ""} ${acked ? "acked" : ""}`, "data-key": alertKey(a) });
   li.append(
-    el("div", { class: "kind" }, `${a.kind.replace(/_/g, " ")} · ${a.priority}`),
+    el("div", { class: "kind" }, `${tOr("alert.kind.", a.kind)} · ${tOr("alert.priority.", a.priority)}`),
     el("div", {}, a.summary || ""),
-    el("div", { class: "meta" }, `${a.camera} (${a.agent}) · ${fmtTime(a.last_ms)}${a.sightings > 1 ? ` · ${a.sightings} reports` : ""}`)
+    el("div", { class: "meta" }, `${a.camera} (${a.agent}) · ${fmtTime(a.last_ms)}${a.sightings > 1 ? " · " + t("alert.reports", { n: a.sightings }) : ""}`)
   );
   const ev = el("div", { class: "ev" });
   li.append(ev);
   for (const role of a.evidence || []) loadAlertImage(a, role, ev);
   if (acked) {
-    li.append(el("div", { class: "acked-by" }, `acknowledged by ${a.acked_by || "?"} ${fmtTime(a.acked_ms)}${a.ack_note ? ": " + a.ack_note : ""}`));
-  } else {
-    const note = el("input", { type: "text", placeholder: "note (optional)", "aria-label": `Note for alert ${a.alert_id}`, class: "ack-note" });
-    const btn = el("button", { type: "button", class: "ack" }, "Acknowledge");
+    li.append(el("div", { class: "acked-by" }, t("alert.acked_by", { who: a.acked_by || "?", time: fmtTime(a.acked_ms), note: a.ack_note ? t("alert.note_sep") + a.ack_note : "" })));
+  } else if (can("ack")) {
+    const note = el("input", { type: "text", placeholder: t("alert.note_placeholder"), "aria-label": t("alert.note_aria", { id: a.alert_id }), class: "ack-note" });
+    const btn = el("button", { type: "button", class: "ack", "data-needs": "ack" }, t("alert.ack"));
     btn.addEventListener("click", () => ack(a, note.value, btn));
-    li.append(el("div", { class: "row" }, note, btn));
+    li.append(el("div", { class: "row", "data-needs": "ack" }, note, btn));
   }
   return li;
 }
@@ -81,16 +178,17 @@ async function loadAlertImage(a, role, box) {
   try {
     const resp = await request(alertEvidencePath(a, role));
     const url = URL.createObjectURL(await resp.blob());
-    const img = el("img", { src: url, alt: `${role} of alert ${a.alert_id}`, class: `alert-${role}` });
-    img.addEventListener("click", () => openLightbox(url, `${a.kind} ${a.alert_id}: ${role}`));
+    const img = el("img", { src: url, alt: t("alert.image_alt", { role: tOr("evidence.", role), id: a.alert_id }), class: `alert-${role}` });
+    img.addEventListener("click", () => openLightbox(url, `${tOr("alert.kind.", a.kind)} ${a.alert_id}: ${tOr("evidence.", role)}`));
     box.append(img);
   } catch (err) {
-    box.append(el("span", { class: "meta" }, `${role}: ${err instanceof ApiError ? err.status : "unavailable"}`));
+    box.append(el("span", { class: "meta" }, `${tOr("evidence.", role)}: ${err instanceof ApiError ? err.status : t("alert.unavailable")}`));
   }
 }
 
 async function ack(a, note, btn) {
   clearError();
+  markSeen();
   btn.disabled = true;
   try {
     const resp = await request(`/alerts/${encodeURIComponent(a.agent)}/${encodeURIComponent(a.alert_id)}/ack`, {
@@ -158,8 +256,15 @@ export function stopStream() {
   stream = null;
 }
 
+let streamState = null; // null: offline, true: live, false: reconnecting
+
+function streamText() {
+  $("stream-state").textContent = streamState === null ? t("alerts.offline") : streamState ? t("alerts.live") : t("alerts.reconnecting");
+}
+
 function setStream(live) {
-  $("stream-state").textContent = live ? "live" : "reconnecting…";
+  streamState = live;
+  streamText();
   $("stream-state").classList.toggle("live", live);
 }
 

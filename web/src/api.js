@@ -1,6 +1,7 @@
 // HTTP to the aggregator that serves the page (/api/v1, see the OpenAPI document at
 // /api/v1/openapi.json): the bearer token, the audit purpose headers, problem+json errors.
 import { session } from "./state.js";
+import { t } from "./i18n.js";
 
 export const API = "/api/v1";
 
@@ -42,7 +43,7 @@ export function onSessionEnded(fn) {
 }
 /** Reports a 401 `err` to the handler set with onSessionEnded. */
 export function sessionEnded(err) {
-  sessionEndHandler("Your session ended: " + err.message);
+  sessionEndHandler(t("auth.session_ended", { detail: err.message }));
 }
 
 export function headers(purpose, extra) {

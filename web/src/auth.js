@@ -1,11 +1,13 @@
 // Log-in with a bearer token, log-out, and who is signed in (name and role from GET /me).
 import { $ } from "./dom.js";
 import { ApiError, getJson } from "./api.js";
-import { session, store } from "./state.js";
+import { session, store, applyRole } from "./state.js";
 import { showError, clearError } from "./errors.js";
+import { t, tOr, onLangChange } from "./i18n.js";
 
 // Set by initAuth: `enter` shows the app once signed in, `leave` stops what runs for the
-// signed-in user (the alert stream) when logging out.
+// signed-in user and clears everything they saw (results, purpose, case, map, alerts) when
+// logging out.
 let hooks = { enter: async () => {}, leave: () => {} };
 
 export function showLogin(message) {
@@ -20,10 +22,15 @@ export function logout(message) {
   session.token = "";
   session.me = null;
   store.removeItem("se.token");
+  applyRole();
   $("who").textContent = "";
   $("logout").hidden = true;
   $("purpose-change").hidden = true;
   showLogin(message);
+}
+
+function showWho() {
+  $("who").textContent = session.me ? t("auth.who", { name: session.me.name, role: tOr("role.", session.me.role) }) : "";
 }
 
 /** Shows the app for the signed-in user (session.me). */
@@ -32,7 +39,8 @@ export function showSignedIn() {
   $("app").hidden = false;
   $("logout").hidden = false;
   $("purpose-change").hidden = false;
-  $("who").textContent = `${session.me.name} (${session.me.role})`;
+  applyRole();
+  showWho();
 }
 
 /** Checks the stored token (GET /me); resolves false when there is none or it was refused. */
@@ -44,7 +52,7 @@ export async function resumeSession() {
   try {
     session.me = await getJson("/me");
   } catch (err) {
-    logout(err instanceof ApiError && err.status === 401 ? "Please log in again." : err.message);
+    logout(err instanceof ApiError && err.status === 401 ? t("auth.again") : err.message);
     return false;
   }
   return true;
@@ -68,4 +76,5 @@ export function initAuth({ enter, leave }) {
     await hooks.enter();
   });
   $("logout").addEventListener("click", () => logout());
+  onLangChange(showWho);
 }
