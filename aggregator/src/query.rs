@@ -98,19 +98,33 @@ pub struct PersonError(String);
 
 /// A person id: `P-12`, `p-12` or `12` (at most `i64::MAX`, the store's integer range).
 pub fn parse_person(s: &str) -> Result<u64, PersonError> {
+    parse_identity(s, 'P').ok_or_else(|| PersonError(s.to_string()))
+}
+
+/// Why a vehicle id was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a vehicle id (V-12 or 12)")]
+pub struct VehicleError(String);
+
+/// A vehicle id: `V-12`, `v-12` or `12` (at most `i64::MAX`, the store's integer range).
+pub fn parse_vehicle(s: &str) -> Result<u64, VehicleError> {
+    parse_identity(s, 'V').ok_or_else(|| VehicleError(s.to_string()))
+}
+
+/// An identity id with its optional label prefix (`P-`, `V-`, either case).
+fn parse_identity(s: &str, label: char) -> Option<u64> {
     let t = s.trim();
     let digits = t
-        .strip_prefix("P-")
-        .or_else(|| t.strip_prefix("p-"))
+        .strip_prefix([label, label.to_ascii_lowercase()])
+        .and_then(|r| r.strip_prefix('-'))
         .unwrap_or(t);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(PersonError(s.to_string()));
+        return None;
     }
     digits
         .parse::<u64>()
         .ok()
         .filter(|&n| i64::try_from(n).is_ok())
-        .ok_or_else(|| PersonError(s.to_string()))
 }
 
 /// Why a bounding box was refused.
@@ -711,7 +725,13 @@ mod tests {
     }
 
     #[test]
-    fn person_ids() {
+    fn person_and_vehicle_ids() {
+        assert_eq!(parse_vehicle("V-12"), Ok(12));
+        assert_eq!(parse_vehicle("v-4"), Ok(4));
+        assert_eq!(parse_vehicle("5"), Ok(5));
+        for bad in ["P-12", "V12", "V-", "-3", "V-1x", "99999999999999999999"] {
+            assert!(parse_vehicle(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_person("P-12"), Ok(12));
         assert_eq!(parse_person("p-3"), Ok(3));
         assert_eq!(parse_person(" 7 "), Ok(7));

@@ -120,6 +120,27 @@ pub struct VehicleTrajectory {
     pub sightings: Vec<SightingRow>,
 }
 
+/// A vehicle's trajectory by its id: the vehicle, its plate flags and its sightings in time
+/// order.
+#[derive(Debug, Clone, Serialize)]
+pub struct VehicleByIdTrajectory {
+    /// The vehicle asked for.
+    pub vehicle: u64,
+    /// Whether the store knows it (false: no such vehicle, no sightings).
+    pub known: bool,
+    /// Its plate (its strongest reading), when known.
+    pub plate: Option<String>,
+    /// Its first capture time, UTC ms, when known.
+    pub first_ms: Option<i64>,
+    /// The vehicle with the same plate this one cannot be (a possible cloned plate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clone_of: Option<u64>,
+    /// Its plate flags (possible clones, conflicting readings).
+    pub flags: Vec<FlagRow>,
+    /// Its sightings, in time order (one page).
+    pub sightings: Vec<SightingRow>,
+}
+
 /// The vehicles a plate finds, with their flags (no sightings).
 #[derive(Debug, Clone, Serialize)]
 pub struct Vehicles {
@@ -222,6 +243,36 @@ pub fn vehicle_trajectory(
     let n = r.sightings.len();
     let params = json!({"plate": plate, "fuzzy": fuzzy, "window": window});
     Ok(answer("vehicles.trajectory", params, n, r))
+}
+
+/// `vehicles.id.trajectory`: one page of a vehicle's sightings overlapping `window`, in time
+/// order, with its plate and flags (an unknown id gives `known: false` and nothing else).
+pub fn vehicle_trajectory_by_id(
+    store: &Store,
+    vehicle: u64,
+    window: Option<(i64, i64)>,
+    page: &Page,
+) -> Result<Answer<VehicleByIdTrajectory>, ServiceError> {
+    let found = store.vehicle(vehicle)?;
+    let (sightings, flags) = match found {
+        Some(_) => (
+            store.identity_sightings_page("vehicle", &[vehicle], window, page)?,
+            store.plate_flags_of(&[vehicle])?,
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let r = VehicleByIdTrajectory {
+        vehicle,
+        known: found.is_some(),
+        plate: found.as_ref().map(|f| f.0.clone()),
+        first_ms: found.as_ref().map(|f| f.1),
+        clone_of: found.and_then(|f| f.2),
+        flags,
+        sightings,
+    };
+    let n = r.sightings.len();
+    let params = json!({"vehicle": vehicle, "window": window});
+    Ok(answer("vehicles.id.trajectory", params, n, r))
 }
 
 /// `persons.trajectory`: one page of a person's sightings overlapping `window`, in time

@@ -313,6 +313,7 @@ fn sample(id: &str, role: &str) -> (String, Vec<u8>, Option<&'static str>, u16) 
             None,
             200,
         ),
+        "vehicles.id.trajectory" => ("/vehicles/V-1/trajectory".into(), vec![], None, 200),
         "persons.trajectory" => ("/persons/P-7/trajectory".into(), vec![], None, 200),
         "faces.search" => (
             "/faces/search?top=3".into(),
@@ -450,6 +451,73 @@ async fn every_role_gets_exactly_what_the_table_allows() {
         .collect();
     assert!(names.contains("made-by-admin") && !names.contains("made-by-analyst"));
     assert!(store.audit_verify().unwrap().broken.is_none());
+    s.stop().await;
+}
+
+/// A vehicle by its id answers what the plate search answers for it; an unknown id answers
+/// nothing, a malformed one 400; both audited under their route.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vehicle_by_its_id_gives_its_trajectory() {
+    let s = server(|_| {}).await;
+    let get = |path: String| {
+        let s = &s;
+        async move {
+            s.send("GET", &path, Some("analyst"), &PURPOSE, vec![])
+                .await
+        }
+    };
+    let by_plate = get(format!(
+        "/api/v1/vehicles/trajectory?plate={PLATE}&limit=1000"
+    ))
+    .await;
+    assert_eq!(by_plate.status, 200, "{}", by_plate.text());
+    let by_plate = by_plate.json();
+    let vehicles = by_plate["vehicles"].as_array().unwrap();
+    assert_eq!(vehicles.len(), 1, "{by_plate}");
+    let v = vehicles[0]["vehicle"].as_u64().unwrap();
+    for id in [format!("V-{v}"), v.to_string()] {
+        let r = get(format!("/api/v1/vehicles/{id}/trajectory?limit=1000")).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let doc = r.json();
+        assert_eq!(doc["vehicle"], v);
+        assert_eq!(doc["known"], true);
+        assert_eq!(doc["plate"], "京A12345");
+        assert_eq!(doc["sightings"], by_plate["sightings"], "{doc}");
+        assert_eq!(doc["flags"], by_plate["flags"]);
+    }
+    // A time window that ends before the first sighting: none.
+    let r = get(format!(
+        "/api/v1/vehicles/V-{v}/trajectory?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z"
+    ))
+    .await;
+    assert_eq!(r.json()["sightings"].as_array().unwrap().len(), 0);
+    let r = get("/api/v1/vehicles/V-999999/trajectory".into()).await;
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert_eq!(
+        (doc["known"].clone(), doc["plate"].clone()),
+        (serde_json::json!(false), serde_json::json!(null))
+    );
+    assert!(doc["sightings"].as_array().unwrap().is_empty());
+    for bad in ["V-x", "P-3", "V-99999999999999999999"] {
+        let r = get(format!("/api/v1/vehicles/{bad}/trajectory")).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+        assert!(r.text().contains("not a vehicle id"), "{}", r.text());
+    }
+    // CSV, like the other trajectories.
+    let r = get(format!("/api/v1/vehicles/V-{v}/trajectory?format=csv")).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().starts_with('\u{feff}'), "{}", r.text());
+    let audit = Store::open_read_only(&s.db)
+        .unwrap()
+        .audit_entries(&Default::default())
+        .unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "vehicles.id.trajectory" && e.status == 200),
+        "{audit:#?}"
+    );
     s.stop().await;
 }
 

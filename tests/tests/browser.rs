@@ -733,29 +733,22 @@ fn walk(driver: &ChromeDriver, ctx: &Ctx, shots_dir: &Path, width: u32, height: 
     );
     wait_trajectory(&s, "the person's trajectory", rows(&pt, "sightings").len());
     shots.take(&s, "person-id");
-    if ctx.vehicle_route {
-        let vehicle = traj["vehicles"][0]["vehicle"]
-            .as_u64()
-            .expect("a vehicle id");
-        s.type_in("#vehicle-id", &format!("V-{vehicle}"));
-        s.click_on("#vehicle-search");
-        let vt = api_get(
-            port,
-            token,
-            &format!("/vehicles/V-{vehicle}/trajectory?limit=1000"),
-        );
-        wait_trajectory(&s, "the vehicle's trajectory", rows(&vt, "sightings").len());
-        shots.take(&s, "vehicle-id");
-    } else {
-        s.wait(
-            "the note that the API has no vehicle-id route",
-            "return !document.getElementById('vehicle-missing').hidden \
-               && document.getElementById('vehicle-form').hidden",
-        );
-        println!(
-            "the API has no /vehicles/{{id}}/trajectory: the page says so instead of searching"
-        );
-    }
+    assert!(
+        ctx.vehicle_route,
+        "the API has GET /vehicles/{{id}}/trajectory"
+    );
+    let vehicle = traj["vehicles"][0]["vehicle"]
+        .as_u64()
+        .expect("a vehicle id");
+    s.type_in("#vehicle-id", &format!("V-{vehicle}"));
+    s.click_on("#vehicle-search");
+    let vt = api_get(
+        port,
+        token,
+        &format!("/vehicles/V-{vehicle}/trajectory?limit=1000"),
+    );
+    wait_trajectory(&s, "the vehicle's trajectory", rows(&vt, "sightings").len());
+    shots.take(&s, "vehicle-id");
 
     // 10. The links of the plate, with their evidence.
     s.click_on("#tab-links");

@@ -170,6 +170,14 @@ pub const ROUTES: &[RouteSpec] = &[
         "Sightings of the vehicles with a plate, in time order",
     ),
     r(
+        "vehicles.id.trajectory",
+        "GET",
+        "/vehicles/{id}/trajectory",
+        ANALYST,
+        true,
+        "Sightings of a vehicle by its id, in time order, with its plate and flags",
+    ),
+    r(
         "persons.trajectory",
         "GET",
         "/persons/{id}/trajectory",

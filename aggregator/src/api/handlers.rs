@@ -36,6 +36,7 @@ pub(super) fn endpoint(id: &str) -> MethodRouter<Arc<AppState>> {
         "vehicles" => get(vehicles),
         "vehicles.trajectory" => get(vehicle_trajectory),
         "persons.trajectory" => get(person_trajectory),
+        "vehicles.id.trajectory" => get(vehicle_trajectory_by_id),
         "faces.search" => post(face_search),
         "links" => get(links),
         "sightings" => get(sightings),
@@ -393,6 +394,29 @@ async fn vehicle_trajectory(State(st): St, RawQuery(q): RawQuery) -> Answer {
     let mut t = st
         .service("vehicle trajectory", move |s| {
             service::vehicle_trajectory(s, &plate, fuzzy, window, &pg)
+        })
+        .await?
+        .result;
+    let next = next_page(&mut t.sightings, &page);
+    Ok(sightings_answer(format, &t, &t.sightings, next, &st.zone))
+}
+
+async fn vehicle_trajectory_by_id(
+    State(st): St,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Answer {
+    let vehicle = params::vehicle(&id).map_err(bad)?;
+    let mut known = vec!["to"];
+    known.extend(SIGHTING_PARAMS);
+    let q = query(q, &known)?;
+    let format = q.format().map_err(bad)?;
+    let window = q.window(sharpeyes_wire::now_ms()).map_err(bad)?;
+    let page = page_of(&q, &st)?;
+    let pg = page.clone();
+    let mut t = st
+        .service("vehicle trajectory by id", move |s| {
+            service::vehicle_trajectory_by_id(s, vehicle, window, &pg)
         })
         .await?
         .result;

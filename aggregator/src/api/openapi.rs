@@ -98,6 +98,16 @@ fn parameters(r: &RouteSpec) -> Vec<Value> {
             v.extend(page());
             v
         }
+        "vehicles.id.trajectory" => {
+            let mut v = vec![
+                p("id", "The vehicle (V-12 or 12)"),
+                time("from", "Only sightings overlapping the window from"),
+                time("to", "… to (default now)"),
+                format(),
+            ];
+            v.extend(page());
+            v
+        }
         "persons.trajectory" => {
             let mut v = vec![
                 p(
@@ -296,6 +306,11 @@ fn ok_schema(id: &str) -> Value {
             "vehicles": {"type": "array", "items": r("Vehicle")},
             "flags": {"type": "array", "items": r("Flag")}}),
         ),
+        "vehicles.id.trajectory" => sightings(json!({"vehicle": {"type": "integer"},
+            "known": {"type": "boolean", "description": "false: no such vehicle"},
+            "plate": {"type": ["string", "null"]}, "first_ms": {"type": ["integer", "null"]},
+            "clone_of": {"type": "integer"},
+            "flags": {"type": "array", "items": r("Flag")}})),
         "persons.trajectory" => sightings(json!({"person": {"type": "integer"},
             "resolved": {"type": ["integer", "null"], "description": "the surviving id; null: unknown person"}})),
         "sightings" => {
@@ -354,11 +369,13 @@ fn ok_content(id: &str) -> Value {
             "image/webp": {"schema": {"type": "string"}},
             "application/x-protobuf": {"schema": {"type": "string",
                 "description": "a vector tile; Content-Encoding: gzip when stored compressed"}}}),
-        "vehicles.trajectory" | "persons.trajectory" | "sightings" => json!({
+        "vehicles.trajectory" | "vehicles.id.trajectory" | "persons.trajectory" | "sightings" => {
+            json!({
             "application/json": {"schema": ok_schema(id)},
             "application/geo+json": {"schema": {"type": "object",
                 "description": "FeatureCollection: a LineString per identity, a Point per sighting; next_cursor as a foreign member"}},
-            "text/csv": {"schema": {"type": "string", "description": "next page cursor in X-Next-Cursor"}}}),
+            "text/csv": {"schema": {"type": "string", "description": "next page cursor in X-Next-Cursor"}}})
+        }
         _ => json!({"application/json": {"schema": ok_schema(id)}}),
     }
 }

@@ -200,6 +200,14 @@ pub fn person(s: &str) -> Result<u64, String> {
     crate::query::parse_person(s).map_err(|e| printable(&e.to_string()))
 }
 
+/// A vehicle id path segment (`V-12` or `12`).
+pub fn vehicle(s: &str) -> Result<u64, String> {
+    if s.len() > 24 {
+        return Err(format!("{:?} is not a vehicle id (V-12 or 12)", excerpt(s)));
+    }
+    crate::query::parse_vehicle(s).map_err(|e| printable(&e.to_string()))
+}
+
 /// A plate query: normalised (`wire::plate::normalize`), non-empty.
 pub fn plate(s: &str) -> Result<String, String> {
     if s.len() > 64 {

@@ -254,6 +254,18 @@ impl Store {
         self.identity_sightings_page("vehicle", &ids, None, &Page::default())
     }
 
+    /// A vehicle by its id: (plate, first capture ms, possible clone of), if it is known.
+    pub fn vehicle(&self, vehicle: u64) -> Result<Option<(String, i64, Option<u64>)>, StoreError> {
+        let mut db = self.db();
+        match db.one(
+            "SELECT plate, first_ms, clone_of FROM vehicles WHERE id = ?",
+            args![vehicle],
+        )? {
+            Some(r) => Ok(Some((r.get(0)?, r.get(1)?, r.get(2)?))),
+            None => Ok(None),
+        }
+    }
+
     /// The surviving id of a person (itself when never merged), if the person is known.
     pub fn resolve_person(&self, person: u64) -> Result<Option<u64>, StoreError> {
         let mut db = self.db();
