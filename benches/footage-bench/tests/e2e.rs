@@ -136,10 +136,7 @@ fn small_scenario_runs_and_scores() {
         // time may lie ahead of the send time when analysis runs faster than real time: the
         // values may be negative, their order holds.
         let l = &r["latency"][k];
-        assert!(
-            f(&l["n"]) > 0.0 && f(&l["p99"]) >= f(&l["p50"]),
-            "{k}: {l}"
-        );
+        assert!(f(&l["n"]) > 0.0 && f(&l["p99"]) >= f(&l["p50"]), "{k}: {l}");
     }
     assert!(
         f(&r["latency"]["capture_to_stored_ms"]["p50"])
