@@ -69,10 +69,15 @@ fn scenario(broker: BrokerKind) {
     keys.dedup();
     assert_eq!(keys.len(), r.stored_keys.len());
     assert_eq!(agg.rejected.total(), 0, "{:?}", agg.rejected.snapshot());
+    // The clip's frames at the analysis rate reached the agent, each analysed or counted as
+    // dropped (how many are analysed depends on the machine's speed and load: the footage
+    // benchmark measures that; the tracks above show enough were).
+    let offered = r.agent.frames_analysed + r.agent.frames_dropped;
     assert!(
-        r.agent.frames_analysed >= 50,
-        "only {} frames analysed",
-        r.agent.frames_analysed
+        offered >= 50 && r.agent.frames_analysed > 0,
+        "only {offered} frames offered ({} analysed, {} dropped)",
+        r.agent.frames_analysed,
+        r.agent.frames_dropped
     );
 
     check_best_shots(&r);
