@@ -407,25 +407,58 @@ async fn vehicle_trajectory_by_id(
     RawQuery(q): RawQuery,
 ) -> Answer {
     let vehicle = params::vehicle(&id).map_err(bad)?;
-    let mut known = vec!["to"];
-    known.extend(SIGHTING_PARAMS);
-    let q = query(q, &known)?;
-    let format = q.format().map_err(bad)?;
-    let window = q.window(sharpeyes_wire::now_ms()).map_err(bad)?;
-    let page = page_of(&q, &st)?;
-    let pg = page.clone();
-    let mut t = st
-        .service("vehicle trajectory by id", move |s| {
-            service::vehicle_trajectory_by_id(s, vehicle, window, &pg)
-        })
-        .await?
-        .result;
-    let next = next_page(&mut t.sightings, &page);
-    Ok(sightings_answer(format, &t, &t.sightings, next, &st.zone))
+    trajectory_by_id(st, q, "vehicle trajectory by id", move |s, window, page| {
+        service::vehicle_trajectory_by_id(s, vehicle, window, page)
+    })
+    .await
 }
 
 async fn person_trajectory(State(st): St, Path(id): Path<String>, RawQuery(q): RawQuery) -> Answer {
     let person = params::person(&id).map_err(bad)?;
+    trajectory_by_id(st, q, "person trajectory", move |s, window, page| {
+        service::person_trajectory(s, person, window, page)
+    })
+    .await
+}
+
+/// A trajectory by id: one page of sightings within the answer.
+trait ById: serde::Serialize + Send + 'static {
+    fn sightings(&self) -> &[SightingRow];
+    fn sightings_mut(&mut self) -> &mut Vec<SightingRow>;
+}
+
+impl ById for service::PersonTrajectory {
+    fn sightings(&self) -> &[SightingRow] {
+        &self.sightings
+    }
+    fn sightings_mut(&mut self) -> &mut Vec<SightingRow> {
+        &mut self.sightings
+    }
+}
+
+impl ById for service::VehicleByIdTrajectory {
+    fn sightings(&self) -> &[SightingRow] {
+        &self.sightings
+    }
+    fn sightings_mut(&mut self) -> &mut Vec<SightingRow> {
+        &mut self.sightings
+    }
+}
+
+/// One identity's trajectory by its id (a person, a vehicle): the window (`from`, `to`), one
+/// page, in the asked format; `find` runs the service.
+async fn trajectory_by_id<T: ById>(
+    st: Arc<AppState>,
+    q: Option<String>,
+    what: &'static str,
+    find: impl FnOnce(
+        &crate::store::Store,
+        Option<(i64, i64)>,
+        &Page,
+    ) -> Result<service::Answer<T>, service::ServiceError>
+    + Send
+    + 'static,
+) -> Answer {
     let mut known = vec!["to"];
     known.extend(SIGHTING_PARAMS);
     let q = query(q, &known)?;
@@ -434,13 +467,11 @@ async fn person_trajectory(State(st): St, Path(id): Path<String>, RawQuery(q): R
     let page = page_of(&q, &st)?;
     let pg = page.clone();
     let mut t = st
-        .service("person trajectory", move |s| {
-            service::person_trajectory(s, person, window, &pg)
-        })
+        .service(what, move |s| find(s, window, &pg))
         .await?
         .result;
-    let next = next_page(&mut t.sightings, &page);
-    Ok(sightings_answer(format, &t, &t.sightings, next, &st.zone))
+    let next = next_page(t.sightings_mut(), &page);
+    Ok(sightings_answer(format, &t, t.sightings(), next, &st.zone))
 }
 
 async fn sightings(State(st): St, RawQuery(q): RawQuery) -> Answer {
