@@ -508,6 +508,15 @@ pub async fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     Ok(out)
 }
 
+/// One unlabelled metric (`name value`) of the `/metrics` page served on 127.0.0.1:`port`
+/// (the agent's or the aggregator's ops endpoint); `None` when it does not answer or lacks it.
+pub async fn scrape_metric(port: u16, name: &str) -> Option<f64> {
+    let text = http_get(port, "/metrics").await.ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+}
+
 /// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).
 pub async fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

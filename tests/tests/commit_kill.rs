@@ -27,10 +27,10 @@
 use std::time::Duration;
 
 use aggregator::AggregatorConfig;
-use sharpeyes_e2e::free_port;
 use sharpeyes_e2e::synthetic::{
     AggregatorProcess, SyntheticAgent, synthetic_agent_config, wait_for_batches,
 };
+use sharpeyes_e2e::{free_port, scrape_metric};
 
 /// How many times the aggregator is killed.
 const KILLS: u64 = 12;
@@ -78,11 +78,18 @@ fn aggregator_killed_while_committing_loses_nothing() {
         std::thread::sleep(Duration::from_millis(300 + (i * 397) % 600));
         let seen = rt.block_on(agg.duplicates_now());
         let port = agg.ops_port();
-        commits += rt.block_on(scrape(port, "sharpeyes_aggregator_store_commits_total"));
-        commit_s += rt.block_on(scrape(
-            port,
-            "sharpeyes_aggregator_store_commit_seconds_total",
-        ));
+        commits += rt
+            .block_on(scrape_metric(
+                port,
+                "sharpeyes_aggregator_store_commits_total",
+            ))
+            .unwrap_or(0.0);
+        commit_s += rt
+            .block_on(scrape_metric(
+                port,
+                "sharpeyes_aggregator_store_commit_seconds_total",
+            ))
+            .unwrap_or(0.0);
         agg.kill(seen); // SIGKILL
         std::thread::sleep(Duration::from_millis(200));
         agg.restart().unwrap();
@@ -116,15 +123,4 @@ fn aggregator_killed_while_committing_loses_nothing() {
     );
     assert_eq!(distinct.len(), keys.len(), "a key stored twice");
     assert_eq!(keys.len() as u64, produced, "0 lost, 0 stored twice");
-}
-
-/// One counter of the aggregator's `/metrics` (0 when it does not answer).
-async fn scrape(port: u16, name: &str) -> f64 {
-    let Ok(text) = sharpeyes_e2e::http_get(port, "/metrics").await else {
-        return 0.0;
-    };
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0)
 }
