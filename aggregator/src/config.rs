@@ -14,6 +14,7 @@ pub use fusion::FuseConfig;
 
 pub use crate::api::config::{ApiConfig, AuditConfig};
 pub use crate::broker::config::{BrokerConfig, OPS_PORT};
+pub use crate::facesearch::config::FaceSearchConfig;
 pub use crate::store::config::{StoreBackend, StoreConfig};
 pub use crate::subscribe::config::IngestConfig;
 pub use crate::watchlist::config::{EnrollDetectorConfig, EnrollEmbedderConfig, WatchlistConfig};
@@ -40,6 +41,8 @@ pub struct AggregatorConfig {
     pub watchlist: WatchlistConfig,
     /// The analysts' HTTP API (`/api/v1`) and web page.
     pub api: ApiConfig,
+    /// Face search: the live index of every representative face, and its snapshot.
+    pub face_search: FaceSearchConfig,
     /// The audit log's signed checkpoints and their witnesses.
     pub audit: AuditConfig,
     /// Fusion of the agents' tracks into vehicles, persons, links and trajectories.
@@ -239,6 +242,7 @@ impl ConfigFile for AggregatorConfig {
         self.store.validate()?;
         self.ingest.validate()?;
         self.api.validate()?;
+        self.face_search.validate()?;
         self.audit.validate()?;
         let w = &self.watchlist;
         in_range("watchlist.publish_poll_ms", w.publish_poll_ms, 100, 600_000)?;

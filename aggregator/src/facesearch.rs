@@ -51,14 +51,16 @@
 //! map of visited points), several times slower than the C++ hnswlib; the per-query build
 //! dominates beyond a few thousand faces, which is why a service should keep one index.
 //!
-//! ## Kept in memory, changed incrementally
-//! Today both the CLI (`aggregator search-face`) and the HTTP API (`POST /api/v1/faces/search`)
-//! build an index from the store for each query ([`search_store`]), which costs more than the
-//! query (build time is measured and printed); nothing serves from a long-lived index yet. One
-//! can be kept current: [`FaceIndex::apply`] takes the same fusion outputs the store applies
-//! (a new representative is inserted, a dropped one is marked dead and skipped, a merge
-//! repoints the merged person's faces). HNSW cannot delete nodes, so
-//! dead rows stay in the graph until a rebuild; [`FaceIndex::dead`] says how many.
+//! ## What serves searches
+//! The running aggregator serves `POST /api/v1/faces/search` from [`live::LiveFaces`]: a
+//! [`flat::FlatIndex`] (an exact scan over a quantised matrix, then an f32 re-rank) kept
+//! current from the fusion outputs as they commit and snapshotted to disk
+//! ([`snapshot`]); `aggregator search-face` loads that snapshot ([`live::load`]). The HNSW
+//! index here is kept for comparison (`SHARPEYES_BENCH_HNSW` in the `face_search`
+//! benchmark): measured, its build (742 s at 100 000 faces) and per-face insertion cost
+//! more than the scan saves at the sizes one aggregator holds (see `docs/fusion.md`).
+//! [`FaceIndex::apply`] takes the same fusion outputs the store applies. HNSW cannot delete
+//! nodes, so dead rows stay in the graph until a rebuild; [`FaceIndex::dead`] says how many.
 //!
 //! Memory: each face is stored twice (the graph's copy, and one contiguous copy for the exact
 //! re-rank), 2 × 512 bytes for 128-d, plus ~ 2m × 4 bytes of links: about 1.2 KB per face.
@@ -69,6 +71,14 @@ use std::time::Instant;
 use hnsw_rs::prelude::{Distance, Hnsw};
 use serde::Serialize;
 use thiserror::Error;
+
+pub mod config;
+pub mod flat;
+pub mod live;
+pub mod snapshot;
+
+pub use flat::FlatIndex;
+pub use live::LiveFaces;
 
 use crate::store::Store;
 use crate::store::StoreError;
@@ -236,7 +246,7 @@ impl std::fmt::Debug for FaceIndex {
 }
 
 /// The unit vector of `v` ([`EmbeddingRef::to_unit`]), if it has `dim` values and is usable.
-fn normalised(v: &[f32], dim: usize) -> Result<Vec<f32>, SearchError> {
+pub(crate) fn normalised(v: &[f32], dim: usize) -> Result<Vec<f32>, SearchError> {
     if v.len() != dim {
         return Err(SearchError::WrongDim {
             expected: dim,
@@ -605,7 +615,7 @@ impl FaceIndex {
     }
 }
 
-/// One person found by [`search_store`], with its sightings.
+/// One person found by a face search, with its sightings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaceSearchRow {
     /// 1 for the most similar.
@@ -621,7 +631,7 @@ pub struct FaceSearchRow {
     pub sightings: Option<PersonSummary>,
 }
 
-/// What [`search_store`] did and found.
+/// What a face search did and found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaceSearchReport {
     /// Embedding model searched.
@@ -636,14 +646,12 @@ pub struct FaceSearchReport {
     pub faces: usize,
     /// Persons indexed.
     pub persons: usize,
-    /// Stored faces that could not be indexed (corrupt, zero).
-    pub skipped: usize,
-    /// HNSW parameters.
-    pub params: HnswParams,
-    /// Time to read the faces from the store, ms.
+    /// Which index answered: `live` (the running aggregator's), `snapshot` (its snapshot
+    /// file brought up to date from the store) or `store` (every face read from the store
+    /// for this search).
+    pub index: &'static str,
+    /// Time to load the index for this search (0 for the live index), ms.
     pub load_ms: f64,
-    /// Time to build the index, ms.
-    pub build_ms: f64,
     /// Time to search and re-rank, ms.
     pub search_ms: f64,
     /// The persons, most similar first.
@@ -659,15 +667,41 @@ pub enum FaceSearchError {
     /// The query cannot be searched.
     #[error(transparent)]
     Search(#[from] SearchError),
+    /// The live index is still loading.
+    #[error("the face index is still loading; retry in a few seconds")]
+    Loading,
 }
 
-/// Searches the stored representative faces of `model` for the `top` persons most similar
-/// to `query` (at least `min_similarity`), building the index from the store first; a hit
-/// reaching `threshold` (the embedder's verification threshold) is marked a match. With a
-/// `window` (`[from_ms, to_ms]`), only persons with a sighting overlapping it count, and
-/// their sighting counts are those of the window.
-pub fn search_store(
+impl From<live::LiveError> for FaceSearchError {
+    fn from(e: live::LiveError) -> Self {
+        match e {
+            live::LiveError::Loading => FaceSearchError::Loading,
+            live::LiveError::Search(e) => FaceSearchError::Search(e),
+        }
+    }
+}
+
+/// Which index a face search uses.
+#[derive(Debug, Clone, Copy)]
+pub enum FaceSource<'a> {
+    /// The running aggregator's live index.
+    Live(&'a LiveFaces),
+    /// An index loaded for this search: what it is (`snapshot`, `store`), its load time
+    /// (ms) and scan threads.
+    Loaded(&'a FlatIndex, &'static str, f64, usize),
+    /// Every face read from the store for this search.
+    Store,
+}
+
+/// Searches the representative faces of `model` for the `top` persons most similar to
+/// `query` (at least `min_similarity`) in `source`; a hit reaching `threshold` (the
+/// embedder's verification threshold) is marked a match. With a `window` (`[from_ms,
+/// to_ms]`), only persons with a sighting overlapping it count, and their sighting counts
+/// are those of the window.
+#[allow(clippy::too_many_arguments)]
+pub fn search_faces(
     store: &Store,
+    source: FaceSource<'_>,
     query: &[f32],
     model: &str,
     top: usize,
@@ -675,20 +709,26 @@ pub fn search_store(
     threshold: f32,
     window: Option<(i64, i64)>,
 ) -> Result<FaceSearchReport, FaceSearchError> {
-    let dim = query.len();
-    let t0 = Instant::now();
-    let (rows, bad) = store.person_faces(Some(model), dim)?;
-    let load_ms = ms_since(t0);
-    let t1 = Instant::now();
-    let params = HnswParams::default();
-    let (index, skipped) = FaceIndex::build(
-        dim,
-        params,
-        rows.into_iter()
-            .map(|r| (FaceMeta::of_row(&r), r.embedding)),
-    );
-    let build_ms = ms_since(t1);
-    let t2 = Instant::now();
+    if let FaceSource::Store = source {
+        let dim = query.len();
+        if dim == 0 {
+            return Err(SearchError::NotUsable.into());
+        }
+        let t0 = Instant::now();
+        let index = live::rebuild(store, model, dim)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let src = FaceSource::Loaded(&index, "store", ms_since(t0), threads);
+        return search_faces(
+            store,
+            src,
+            query,
+            model,
+            top,
+            min_similarity,
+            threshold,
+            window,
+        );
+    }
     // With a window, rank more persons: some will have no sighting in it.
     let opts = SearchOptions {
         top: if window.is_some() {
@@ -699,8 +739,24 @@ pub fn search_store(
         candidates: Some(top.saturating_mul(10)),
         min_similarity,
     };
-    let hits = index.search(query, &opts)?;
-    let search_ms = ms_since(t2);
+    let t0 = Instant::now();
+    let (hits, dim, faces, persons, index, load_ms) = match source {
+        FaceSource::Live(l) => {
+            let hits = l.search(query, &opts)?;
+            let (faces, persons, _) = l.size();
+            (hits, l.dim(), faces, persons, "live", 0.0)
+        }
+        FaceSource::Loaded(idx, what, load_ms, threads) => (
+            idx.search(query, &opts, threads)?,
+            idx.dim(),
+            idx.len(),
+            idx.persons(),
+            what,
+            load_ms,
+        ),
+        FaceSource::Store => unreachable!("handled above"),
+    };
+    let search_ms = ms_since(t0);
     let (from, to) = window.unwrap_or((i64::MIN, i64::MAX));
     let mut results = Vec::new();
     for hit in hits {
@@ -723,12 +779,10 @@ pub fn search_store(
         dim,
         threshold,
         min_similarity,
-        faces: index.len(),
-        persons: index.persons(),
-        skipped: skipped + bad,
-        params,
+        faces,
+        persons,
+        index,
         load_ms,
-        build_ms,
         search_ms,
         results,
     })

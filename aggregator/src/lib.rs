@@ -100,6 +100,26 @@ pub async fn run_with_metrics(
     // threads. Become the fusion owner (SQLite: always) and rebuild its identities before the
     // first message; on PostgreSQL another aggregator may own fusion, and this one keeps
     // trying.
+    // The live face index loads on a thread of its own (searches answer "loading" until
+    // then); the writer hands it what fusion commits.
+    let faces = if config.face_search.live_index {
+        let f = &config.face_search;
+        let every = |s: u64| (s > 0).then(|| Duration::from_secs(s));
+        Some(facesearch::LiveFaces::start(
+            facesearch::live::LiveConfig {
+                store: at.clone(),
+                snapshot: f.snapshot_file(&at),
+                model: config.fusion.persons.embedding_model.clone(),
+                dim: config.fusion.persons.embedding_dim,
+                threads: f.scan_threads(),
+                snapshot_every: every(f.snapshot_interval_s),
+                refresh_every: every(f.refresh_s),
+            },
+            metrics.clone(),
+        )?)
+    } else {
+        None
+    };
     let (store, fusion) = {
         let (at, cameras, metrics) = (at.clone(), config.cameras.clone(), metrics.clone());
         let synchronous = config.store.sqlite_synchronous;
@@ -119,7 +139,14 @@ pub async fn run_with_metrics(
     let events = api::alert_events();
     let api_stop = shutdown.child_token();
     let _api_guard = api_stop.clone().drop_guard();
-    api::start(&config, metrics.clone(), events.clone(), api_stop).await;
+    api::start(
+        &config,
+        metrics.clone(),
+        events.clone(),
+        faces.clone(),
+        api_stop,
+    )
+    .await;
     let embedded = if config.broker.embedded() {
         Some(broker::start(&config.broker, metrics.clone(), shutdown.clone()).await?)
     } else {
@@ -223,6 +250,10 @@ pub async fn run_with_metrics(
     ));
     let _ = sub.await;
     let joined = tokio::task::spawn_blocking(move || writer.join()).await;
+    // Everything committed is in the face index now: its last snapshot.
+    if let Some(f) = faces {
+        let _ = tokio::task::spawn_blocking(move || f.stop()).await;
+    }
     audit_done.cancel();
     let _ = checkpoints.await;
     stats.abort();

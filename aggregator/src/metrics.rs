@@ -95,6 +95,24 @@ pub struct Metrics {
     pub fusion_restored: ByReason,
     /// Microseconds the start spent rebuilding fusion identities from the store.
     pub fusion_restore_us: AtomicU64,
+    /// Live face index (`face_search`) loads, by how: `snapshot` (the snapshot file, brought
+    /// up to date from the store), `missing` / `corrupt` (no usable snapshot: rebuilt from
+    /// the store).
+    pub face_index_loads: ByReason,
+    /// Microseconds the last load of the face index took (snapshot and catch-up, or store).
+    pub face_index_load_us: AtomicU64,
+    /// Faces in the live index (a gauge).
+    pub face_index_faces: AtomicU64,
+    /// Bytes the live index holds, about (a gauge).
+    pub face_index_bytes: AtomicU64,
+    /// Face index snapshots written.
+    pub face_index_snapshots: AtomicU64,
+    /// Face index failures, by kind (`snapshot`, `store`, `load`, `refresh`, `apply`).
+    pub face_index_errors: ByReason,
+    /// Searches of the live face index.
+    pub face_searches: AtomicU64,
+    /// Searches of the live face index refused (unusable query embedding).
+    pub face_search_errors: AtomicU64,
     /// HTTP API requests answered, by route id and status.
     pub api_requests: ByRouteStatus,
     /// HTTP API requests refused, by reason (`unauthorized`, `forbidden`,
@@ -427,6 +445,54 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
             "What the start rebuilt from the store (fusion.restore_hours), by kind.",
             Kind::Gauge,
             self.fusion_restored.samples_labelled("kind"),
+        );
+        e.family(
+            "sharpeyes_aggregator_face_index_loads_total",
+            "Live face index loads, by how (snapshot, missing, corrupt).",
+            Kind::Counter,
+            self.face_index_loads.samples_labelled("how"),
+        );
+        e.single(
+            "sharpeyes_aggregator_face_index_load_seconds",
+            "Time the last load of the face index took.",
+            Kind::Gauge,
+            get(&self.face_index_load_us) as f64 / 1e6,
+        );
+        e.single(
+            "sharpeyes_aggregator_face_index_faces",
+            "Faces in the live face index.",
+            Kind::Gauge,
+            get(&self.face_index_faces) as f64,
+        );
+        e.single(
+            "sharpeyes_aggregator_face_index_bytes",
+            "Memory the live face index holds, about.",
+            Kind::Gauge,
+            get(&self.face_index_bytes) as f64,
+        );
+        e.single(
+            "sharpeyes_aggregator_face_index_snapshots_total",
+            "Face index snapshots written.",
+            Kind::Counter,
+            get(&self.face_index_snapshots) as f64,
+        );
+        e.family(
+            "sharpeyes_aggregator_face_index_errors_total",
+            "Face index failures, by kind.",
+            Kind::Counter,
+            self.face_index_errors.samples_labelled("kind"),
+        );
+        e.single(
+            "sharpeyes_aggregator_face_searches_total",
+            "Searches of the live face index.",
+            Kind::Counter,
+            get(&self.face_searches) as f64,
+        );
+        e.single(
+            "sharpeyes_aggregator_face_search_errors_total",
+            "Searches of the live face index refused (unusable query embedding).",
+            Kind::Counter,
+            get(&self.face_search_errors) as f64,
         );
         e.family(
             "sharpeyes_aggregator_retention_deleted_total",

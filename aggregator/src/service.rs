@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sharpeyes_wire::plate;
 
-use crate::facesearch::{FaceSearchError, FaceSearchReport};
+use crate::facesearch::{FaceSearchError, FaceSearchReport, FaceSource};
 use crate::store::audit::AuditEntry;
 use crate::store::evidence::EvidenceBlob;
 use crate::store::{Area, FlagRow, LinkRow, Page, SightingRow, Store, StoreError, VehicleRow};
@@ -93,6 +93,9 @@ pub enum ServiceError {
     /// The face search cannot use the query (wrong dimensions, unusable embedding).
     #[error(transparent)]
     Search(#[from] crate::facesearch::SearchError),
+    /// What answers is not ready yet (the face index loading): retry shortly.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<FaceSearchError> for ServiceError {
@@ -100,6 +103,7 @@ impl From<FaceSearchError> for ServiceError {
         match e {
             FaceSearchError::Store(e) => ServiceError::Store(e),
             FaceSearchError::Search(e) => ServiceError::Search(e),
+            e @ FaceSearchError::Loading => ServiceError::Unavailable(e.to_string()),
         }
     }
 }
@@ -355,10 +359,16 @@ pub struct FaceQuery {
     pub photo: Option<String>,
 }
 
-/// `faces.search`: the persons whose representative faces are most like the query face.
-pub fn face_search(store: &Store, q: &FaceQuery) -> Result<Answer<FaceSearchReport>, ServiceError> {
-    let r = crate::facesearch::search_store(
+/// `faces.search`: the persons whose representative faces are most like the query face,
+/// searched in `faces` (the live index, one loaded for this search, or the store).
+pub fn face_search(
+    store: &Store,
+    faces: FaceSource<'_>,
+    q: &FaceQuery,
+) -> Result<Answer<FaceSearchReport>, ServiceError> {
+    let r = crate::facesearch::search_faces(
         store,
+        faces,
         &q.embedding,
         &q.model,
         q.top,

@@ -107,9 +107,17 @@ fn another_photo_of_a_stored_person_finds_that_person_first() {
     let out = fuser.update(FuseInput::Tick, T0 + 24 * 3_600_000);
     store.apply_fusion(&out).unwrap();
     for (who, q) in &queries {
-        let report =
-            aggregator::facesearch::search_store(&store, q, "sface_2021dec", 3, -1.0, 0.363, None)
-                .unwrap();
+        let report = aggregator::facesearch::search_faces(
+            &store,
+            aggregator::facesearch::FaceSource::Store,
+            q,
+            "sface_2021dec",
+            3,
+            -1.0,
+            0.363,
+            None,
+        )
+        .unwrap();
         assert!(report.faces >= identities.len(), "{report:?}");
         let first = &report.results[0];
         let mine: BTreeSet<u64> = persons_of[who]

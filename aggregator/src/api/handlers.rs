@@ -554,12 +554,16 @@ async fn face_search(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !(ct.starts_with("image/jpeg") || ct.starts_with("image/png")) {
+    let embedding = if ct.starts_with("image/jpeg") || ct.starts_with("image/png") {
+        embed(&st, body).await?
+    } else if ct.starts_with("application/json") {
+        query_embedding(&body)?
+    } else {
         return Err(Problem::unsupported_media(
-            "send the photo as the body with Content-Type image/jpeg or image/png",
+            "send the photo as the body with Content-Type image/jpeg or image/png (or an \
+             embedding as {\"embedding\": [...]} with Content-Type application/json)",
         ));
-    }
-    let embedding = embed(&st, body).await?;
+    };
     let q = service::FaceQuery {
         embedding,
         model: st.model.clone(),
@@ -569,12 +573,37 @@ async fn face_search(
         window,
         photo: None,
     };
+    let faces = st.faces.clone();
     let report = st
-        .service("face search", move |s| service::face_search(s, &q))
+        .service("face search", move |s| {
+            let source = match &faces {
+                Some(f) => crate::facesearch::FaceSource::Live(f),
+                None => crate::facesearch::FaceSource::Store,
+            };
+            service::face_search(s, source, &q)
+        })
         .await?
         .result;
     let n = report.results.len();
     Ok(counted(Json(report), n))
+}
+
+/// The query embedding of a JSON body `{"embedding": [numbers]}` (values of the embedding
+/// model, not necessarily unit length; its length and usability are checked by the search).
+fn query_embedding(body: &[u8]) -> Result<Vec<f32>, Problem> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        embedding: Vec<f32>,
+    }
+    serde_json::from_slice::<Body>(body)
+        .map(|b| b.embedding)
+        .map_err(|e| {
+            Problem::bad_request(format!(
+                "the body is not {{\"embedding\": [numbers]}}: {}",
+                params::excerpt(&e.to_string())
+            ))
+        })
 }
 
 /// Embeds an uploaded photo with the enrollment models (loaded once, kept).

@@ -187,6 +187,9 @@ pub(crate) struct AppState {
     /// The face embedder's verification threshold
     /// (`watchlist.face_embedder.match_threshold`).
     face_threshold: f32,
+    /// The live face index (`face_search.live_index`); without it each face search reads
+    /// the faces from the store.
+    faces: Option<crate::facesearch::LiveFaces>,
     shutdown: CancellationToken,
     routes: HashMap<(Method, String), &'static RouteSpec>,
 }
@@ -229,6 +232,7 @@ impl AppState {
         Self::blocking(what, move || match st.readers.with(f) {
             Ok(Ok(t)) => Ok(t),
             Ok(Err(ServiceError::Search(e))) => Err(Problem::unprocessable(e.to_string())),
+            Ok(Err(ServiceError::Unavailable(e))) => Err(Problem::unavailable(e)),
             Ok(Err(ServiceError::Store(e))) | Err(e) => Err(Problem::store(what, &e)),
         })
         .await
@@ -256,11 +260,23 @@ fn axum_path(path: &str) -> String {
 }
 
 /// Starts the API on `config.api.listen` over `config.store`; serves until `shutdown`.
-/// Returns the bound address.
+/// Returns the bound address. Face searches read the faces from the store for each search
+/// ([`serve_with`] gives them the live index).
 pub async fn serve(
     config: &AggregatorConfig,
     metrics: Arc<Metrics>,
     events: AlertEvents,
+    shutdown: CancellationToken,
+) -> Result<SocketAddr, ApiError> {
+    serve_with(config, metrics, events, None, shutdown).await
+}
+
+/// [`serve`], searching faces in `faces` (the running aggregator's live index).
+pub async fn serve_with(
+    config: &AggregatorConfig,
+    metrics: Arc<Metrics>,
+    events: AlertEvents,
+    faces: Option<crate::facesearch::LiveFaces>,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, ApiError> {
     let cfg = config.api.clone();
@@ -311,6 +327,7 @@ pub async fn serve(
         tiles,
         zone,
         face_threshold: config.watchlist.face_embedder.match_threshold,
+        faces,
         shutdown: shutdown.clone(),
         routes: access::ROUTES
             .iter()
@@ -336,12 +353,13 @@ pub async fn start(
     config: &AggregatorConfig,
     metrics: Arc<Metrics>,
     events: AlertEvents,
+    faces: Option<crate::facesearch::LiveFaces>,
     shutdown: CancellationToken,
 ) -> Option<SocketAddr> {
     if !config.api.enabled {
         return None;
     }
-    match serve(config, metrics, events, shutdown).await {
+    match serve_with(config, metrics, events, faces, shutdown).await {
         Ok(a) => {
             info!(addr = %a, "serving the HTTP API at /api/v1");
             Some(a)

@@ -220,7 +220,11 @@ fn body(id: &str) -> Option<Value> {
     Some(match id {
         "faces.search" => json!({"required": true, "content": {
             "image/jpeg": {"schema": {"type": "string", "contentMediaType": "image/jpeg"}},
-            "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}}}}),
+            "image/png": {"schema": {"type": "string", "contentMediaType": "image/png"}},
+            "application/json": {"schema": {"type": "object", "required": ["embedding"],
+                "additionalProperties": false,
+                "properties": {"embedding": {"type": "array", "items": {"type": "number"},
+                    "description": "a query embedding of the embedding model (fusion.persons.embedding_dim values) instead of a photo"}}}}}}),
         "alerts.ack" => json_obj(
             json!({"note": {"type": "string", "maxLength": 1000}}),
             json!([]),
@@ -321,6 +325,7 @@ fn ok_schema(id: &str) -> Value {
             "threshold": {"type": "number", "description": "the verification threshold: a hit with at least this similarity is a match"},
             "min_similarity": {"type": "number", "description": "the floor applied (the threshold unless min_similarity was given)"},
             "faces": {"type": "integer"}, "persons": {"type": "integer"},
+            "index": {"type": "string", "description": "which index answered: live (the running aggregator's), snapshot, or store (read for this search)"},
             "results": {"type": "array", "items": obj(json!({
                 "rank": {"type": "integer"}, "person": {"type": "integer"},
                 "similarity": {"type": "number"},

@@ -1,6 +1,7 @@
 //! `trajectory`, `links`, `sightings`, `search-face`, `evidence`, `tracks`: the analysts'
 //! queries (through the service layer, audited like the API's) and the raw track listing.
 
+use aggregator::facesearch;
 use aggregator::query;
 use aggregator::service::{self, LinksOf};
 use aggregator::store::{Area, Page, TrackFilter};
@@ -148,13 +149,47 @@ pub fn search_face(a: SearchFaceArgs) -> anyhow::Result<()> {
         window,
         photo: Some(photo.display().to_string()),
     };
-    let report = service::face_search(&store, &q)?.audited_cli(&store, &why)?;
+    // The running aggregator's snapshot, brought up to date from the store (read only);
+    // without a usable one, every face is read from the store for this search.
+    let snap = cfg.face_search.snapshot_file(&db.location()?);
+    let loaded = facesearch::live::load(&store, &snap, &model, q.embedding.len())?;
+    let (what, note) = match &loaded.how {
+        facesearch::live::LoadHow::Snapshot => (
+            "snapshot",
+            format!(
+                "index: snapshot {} ({:.0} ms) brought up to date from the store ({:.0} ms: {} added, {} removed, {} moved)",
+                snap.display(),
+                loaded.load_ms,
+                loaded.catch_up_ms,
+                loaded.caught_up.added,
+                loaded.caught_up.removed,
+                loaded.caught_up.moved
+            ),
+        ),
+        facesearch::live::LoadHow::Rebuilt { .. } => (
+            "store",
+            format!(
+                "index: no usable snapshot ({}); every face read from the store in {:.0} ms",
+                loaded.why.as_deref().unwrap_or("none"),
+                loaded.load_ms
+            ),
+        ),
+    };
+    let threads = cfg.face_search.scan_threads();
+    let source = facesearch::FaceSource::Loaded(
+        &loaded.index,
+        what,
+        loaded.load_ms + loaded.catch_up_ms,
+        threads,
+    );
+    let report = service::face_search(&store, source, &q)?.audited_cli(&store, &why)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        println!("{note}");
         println!(
-            "{} face(s) of {} person(s) ({model}, {}-d): index built in {:.0} ms, searched in {:.1} ms",
-            report.faces, report.persons, report.dim, report.build_ms, report.search_ms
+            "{} face(s) of {} person(s) ({model}, {}-d): searched in {:.1} ms",
+            report.faces, report.persons, report.dim, report.search_ms
         );
         println!(
             "a match: similarity >= {:.3} (watchlist.face_embedder.match_threshold); listed: >= {:.3}\n",
