@@ -122,13 +122,14 @@ pub async fn run_with_metrics(
     };
     let (store, fusion) = {
         let (at, cameras, metrics) = (at.clone(), config.cameras.clone(), metrics.clone());
+        let faces = faces.clone();
         let synchronous = config.store.sqlite_synchronous;
         tokio::task::spawn_blocking(move || -> Result<_, AggregatorError> {
             let mut store = Store::open_at(&at)?;
             store.set_sqlite_synchronous(synchronous)?;
             store.sync_cameras(&cameras)?;
             store.create_partitions_ahead(sharpeyes_wire::now_ms(), 2)?;
-            let mut fusion = subscribe::FusionStage::new(new_fuser);
+            let mut fusion = subscribe::FusionStage::new(new_fuser).with_faces(faces);
             fusion.claim(&store, &metrics);
             Ok((store, fusion))
         })

@@ -403,6 +403,7 @@ pub struct FusionStage {
     consumed: Vec<(String, u64)>,
     last_retention: Option<Instant>,
     retention_left: bool,
+    faces: Option<crate::facesearch::LiveFaces>,
 }
 
 impl FusionStage {
@@ -416,7 +417,25 @@ impl FusionStage {
             consumed: Vec::new(),
             last_retention: None,
             retention_left: false,
+            faces: None,
         }
+    }
+
+    /// Hands the fusion outputs of each committed transaction to the live face index.
+    pub fn with_faces(mut self, faces: Option<crate::facesearch::LiveFaces>) -> Self {
+        self.faces = faces;
+        self
+    }
+
+    /// `r`, the result of an owner's commit; once committed, its outputs go to the face
+    /// index.
+    fn committed<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if r.is_ok()
+            && let Some(f) = &self.faces
+        {
+            f.feed(&self.pending);
+        }
+        r
     }
 
     /// Whether this writer is the fusion owner now (as far as it knows).
@@ -528,7 +547,7 @@ impl FusionStage {
                 Fusion::Fused(&self.consumed),
             ) {
                 Err(StoreError::NotFusionOwner) => self.lose(metrics),
-                r => return r,
+                r => return self.committed(r),
             }
         }
         store.commit_batch_isolating(valid, raws, &[], Fusion::Queue)
@@ -545,7 +564,7 @@ impl FusionStage {
         if self.fuser.is_some() {
             match store.commit_batch(valid, &self.pending, Fusion::Fused(&self.consumed)) {
                 Err(StoreError::NotFusionOwner) => self.lose(metrics),
-                r => return r,
+                r => return self.committed(r),
             }
         }
         let applied = store.commit_batch(valid, &[], Fusion::Queue)?;
