@@ -68,21 +68,36 @@ impl Mosquitto {
             .spawn()
             .map_err(|e| format!("starting {bin}: {e} (scripts/setup.sh installs mosquitto)"))?;
         let mut m = Self { child, port };
+        let log = || std::fs::read_to_string(dir.join("mosquitto.log")).unwrap_or_default();
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            // Listening on `port`, and done opening listeners (it logs `running` after them).
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && log().contains(" running")
+            {
+                // Only there: an option that configures Mosquitto's default listener (one above
+                // every `listener` line) would also open plain MQTT on port 1883 of every
+                // interface.
+                let log = log();
+                let elsewhere: Vec<&str> = log
+                    .lines()
+                    .filter(|l| l.contains("listen socket") && !l.ends_with(&format!(" {port}.")))
+                    .collect();
+                if !elsewhere.is_empty() {
+                    return Err(format!("mosquitto listens elsewhere too: {elsewhere:?}"));
+                }
                 return Ok(m);
             }
             if let Ok(Some(status)) = m.child.try_wait() {
-                return Err(format!(
-                    "mosquitto exited: {status}; its log: {}",
-                    std::fs::read_to_string(dir.join("mosquitto.log")).unwrap_or_default()
-                ));
+                return Err(format!("mosquitto exited: {status}; its log: {}", log()));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = m.child.kill();
-        Err("mosquitto did not listen within 10 s".into())
+        Err(format!(
+            "mosquitto did not listen within 10 s; its log: {}",
+            log()
+        ))
     }
 
     /// The port.
