@@ -92,6 +92,9 @@ both!(
     evidence_is_content_addressed_and_referenced,
     evidence_retention_by_kind_keeps_what_is_referenced,
     schema_8_alert_images_move_to_the_evidence_store,
+    a_batch_writes_what_its_messages_write_one_by_one,
+    a_refused_message_in_a_batch_is_isolated,
+    batched_fusion_outputs_write_what_they_write_one_by_one,
 );
 
 const DAY: i64 = 86_400_000;
@@ -1567,4 +1570,390 @@ fn schema_8_alert_images_move_to_the_evidence_store(f: &Fixture) {
     drop(s);
     let s = f.open();
     assert_eq!(s.evidence_counts().unwrap()["alert"].0, 2);
+}
+
+impl Fixture {
+    /// Another store beside this one (a file of its own; a database of its own).
+    fn open_other(&self, name: &str) -> Store {
+        match self {
+            Fixture::Sqlite(d) => Store::open(&d.path().join(format!("{name}.db"))).unwrap(),
+            Fixture::Postgres(pg, _) => Store::open_postgres(&pg.database(name)).unwrap(),
+        }
+    }
+
+    /// Runs SQL on the store's database behind its back (a trigger a test installs).
+    fn exec(&self, sql: &str) {
+        match self {
+            Fixture::Sqlite(d) => rusqlite::Connection::open(d.path().join("t.db"))
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+            Fixture::Postgres(_, url) => postgres::Client::connect(url, postgres::NoTls)
+                .unwrap()
+                .batch_execute(sql)
+                .unwrap(),
+        }
+    }
+}
+
+/// A track batch of `camera` with several updates: (track, event, ts, plate).
+fn plates(
+    agent: &str,
+    seq: u64,
+    camera: &str,
+    updates: &[(u64, TrackEvent, i64, &str)],
+) -> (Envelope, String, usize) {
+    let env = Envelope::new(
+        agent,
+        seq,
+        updates[0].2,
+        Body::Tracks(TrackBatch {
+            site: "成都-高新".into(),
+            camera: camera.into(),
+            frame_w: 1920,
+            frame_h: 1080,
+            from_ms: updates[0].2,
+            to_ms: updates[updates.len() - 1].2,
+            frames: 5,
+            updates: updates
+                .iter()
+                .map(|&(track, event, ts, plate)| TrackUpdate {
+                    track,
+                    class: ObjectClass::Car,
+                    event,
+                    ts_ms: ts,
+                    bbox: QBox::from_pixels([ts as f32 / 100.0, 10.0, 300.0, 200.0], 1920, 1080),
+                    score: 0.5 + (ts % 7) as f32 / 20.0,
+                    embedding: None,
+                    plate: Some(PlateReading {
+                        text: plate.into(),
+                        confidence: 0.6 + (ts % 3) as f32 / 10.0,
+                    }),
+                    link: None,
+                    thumb: None,
+                })
+                .collect(),
+        }),
+    );
+    (env, format!("sharpeyes/v1/s/{agent}/{camera}/tracks"), 100)
+}
+
+/// The messages of one busy transaction: a track updated in several messages and twice in
+/// one, a message repeated within the batch, one stored before, a status and an alert.
+fn busy_batch() -> Vec<(Envelope, String, usize)> {
+    use TrackEvent::*;
+    let t = 3 * DAY + 1000;
+    let status = sharpeyes_wire::AgentStatus {
+        site: "成都-高新".into(),
+        online: false,
+        version: String::new(),
+        started_ms: 0,
+        cameras: Vec::new(),
+        watchlist_version: None,
+        counters: BTreeMap::new(),
+    };
+    vec![
+        plates(
+            "网关1",
+            1,
+            "南门",
+            &[(7, Start, t, "川A12345"), (8, Start, t, "京N8M2Q7")],
+        ),
+        plates(
+            "网关1",
+            2,
+            "南门",
+            &[
+                (7, Update, t + 500, "川A12845"),
+                (7, Update, t + 900, "川A12345"),
+            ],
+        ),
+        plates("网关2", 1, "北门", &[(7, Start, t + 100, "粤B12345")]),
+        // Late: an older update after the newer ones.
+        plates(
+            "网关1",
+            4,
+            "南门",
+            &[
+                (7, End, t + 2000, "川A12345"),
+                (8, End, t + 1500, "京N8M2Q7"),
+            ],
+        ),
+        plates("网关1", 3, "南门", &[(7, Update, t + 1000, "川A1234S")]),
+        plates("网关1", 2, "南门", &[(7, Update, t + 500, "川A12845")]),
+        plates("网关2", 9, "北门", &[(7, Update, t + 400, "粤B12345")]),
+        (
+            Envelope::new("网关3", 0, t, Body::Status(status)),
+            "sharpeyes/v1/s/网关3/status".into(),
+            10,
+        ),
+        (
+            alert(5, "告警-1", t, Priority::High, "布控车辆 川A12345"),
+            "sharpeyes/v1/s1/agent-1/cam-1/alerts".into(),
+            10,
+        ),
+    ]
+}
+
+fn a_batch_writes_what_its_messages_write_one_by_one(f: &Fixture) {
+    let msgs = busy_batch();
+    let mut batched = f.open();
+    let mut one_by_one = f.open_other("one_by_one");
+    for s in [&mut batched, &mut one_by_one] {
+        // Stored before the batch: a duplicate in it.
+        s.apply(&msgs[6].0, &msgs[6].1, 1).unwrap();
+    }
+    let together = batched.apply_all(&msgs).unwrap();
+    let single: Vec<Applied> = msgs
+        .iter()
+        .map(|(e, t, b)| one_by_one.apply(e, t, *b).unwrap())
+        .collect();
+    use Applied::*;
+    let expected = vec![
+        Stored, Stored, Stored, Stored, Stored, Duplicate, Duplicate, Stored, NewAlert,
+    ];
+    assert_eq!(together, expected);
+    assert_eq!(single, expected);
+    let tracks = |s: &Store| s.tracks(&TrackFilter::default()).unwrap();
+    let rows = tracks(&batched);
+    assert_eq!(rows, tracks(&one_by_one));
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    let t7 = rows
+        .iter()
+        .find(|r| r.camera == "南门" && r.track == 7)
+        .unwrap();
+    assert_eq!(
+        (
+            t7.site.as_str(),
+            t7.first_ms,
+            t7.last_ms,
+            t7.ended,
+            t7.updates
+        ),
+        ("成都-高新", 3 * DAY + 1000, 3 * DAY + 3000, true, 5)
+    );
+    assert_eq!(t7.plate.as_deref(), Some("川A12345"), "the newest reading");
+    assert_eq!(
+        batched.message_keys().unwrap(),
+        one_by_one.message_keys().unwrap()
+    );
+    let alerts = |s: &Store| s.alerts(&AlertFilter::default()).unwrap();
+    assert_eq!(alerts(&batched).len(), 1);
+    assert_eq!(alerts(&batched)[0].summary, "布控车辆 川A12345");
+    // Applied again (a redelivery of the whole batch): nothing new.
+    let again = batched.apply_all(&msgs).unwrap();
+    assert!(again[..7].iter().all(|a| *a == Duplicate), "{again:?}");
+    assert_eq!(tracks(&batched), rows);
+}
+
+fn a_refused_message_in_a_batch_is_isolated(f: &Fixture) {
+    let mut s = f.open();
+    assert!(s.fusion_owner().unwrap(), "the only writer owns fusion");
+    let refuse = match s.dialect() {
+        Dialect::Sqlite => {
+            "CREATE TRIGGER refuse_x BEFORE INSERT ON tracks WHEN NEW.camera = '西门'
+             BEGIN SELECT RAISE(ABORT, '西门 is refused by the operator'); END;"
+        }
+        Dialect::Postgres => {
+            "CREATE FUNCTION refuse_x() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF NEW.camera = '西门' THEN
+               RAISE EXCEPTION '西门 is refused by the operator' USING ERRCODE = 'check_violation';
+             END IF; RETURN NEW; END $$;
+             CREATE TRIGGER refuse_x BEFORE INSERT ON tracks FOR EACH ROW EXECUTE FUNCTION refuse_x();"
+        }
+    };
+    f.exec(refuse);
+    let t = 3 * DAY;
+    use TrackEvent::*;
+    let msgs = vec![
+        plates(
+            "网关1",
+            1,
+            "南门",
+            &[(1, Start, t, "川A12345"), (2, Start, t, "京N8M2Q7")],
+        ),
+        plates("网关1", 2, "西门", &[(1, Start, t + 10, "粤B12345")]),
+        plates("网关1", 3, "南门", &[(1, End, t + 900, "川A12345")]),
+    ];
+    let raws: Vec<Vec<u8>> = msgs
+        .iter()
+        .map(|(e, _, _)| sharpeyes_wire::Codec::default().encode(e).unwrap())
+        .collect();
+    let raws: Vec<&[u8]> = raws.iter().map(Vec::as_slice).collect();
+    let outputs = vec![
+        new_vehicle(1, "川A12345", t, None),
+        FuseOutput::VehicleSighting {
+            vehicle: VehicleId(1),
+            sighting: Sighting {
+                track: TrackRef {
+                    camera: Arc::new(CameraKey::new("成都-高新", "网关1", "南门")),
+                    track: 1,
+                },
+                class: ObjectClass::Car,
+                first_ms: t,
+                last_ms: t + 900,
+                position: Some([30.6, 104.0]),
+                confidence: 0.9,
+                ended: true,
+            },
+            plate: "川A12345".into(),
+            why: Assignment::ExactPlate { gate: FEASIBLE },
+        },
+    ];
+    // The batched transaction fails as a whole, for one message's reason...
+    let e = s
+        .commit_batch(&msgs, &outputs, Fusion::Fused(&[]))
+        .unwrap_err();
+    assert_ne!(e.scope(), aggregator::store::Scope::Store, "{e}");
+    assert_eq!(s.message_count().unwrap(), 0, "nothing of it was written");
+    // ... and isolated: that message is a dead letter, the others and the fusion results
+    // are stored.
+    let isolated = s
+        .commit_batch_isolating(&msgs, &raws, &outputs, Fusion::Fused(&[]))
+        .unwrap();
+    assert_eq!(isolated.fusion_error, None);
+    let o = &isolated.outcomes;
+    assert_eq!(o[0], aggregator::store::Outcome::Applied(Applied::Stored));
+    assert_eq!(o[2], aggregator::store::Outcome::Applied(Applied::Stored));
+    let aggregator::store::Outcome::DeadLettered { id, error } = &o[1] else {
+        panic!("{o:?}");
+    };
+    assert!(error.contains("西门 is refused"), "{error}");
+    let letter = s.dead_letter(*id).unwrap().unwrap();
+    assert_eq!((letter.agent.as_str(), letter.seq), ("网关1", 2));
+    assert_eq!(s.dead_letter_count().unwrap(), 1);
+    let rows = s.tracks(&TrackFilter::default()).unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.camera.as_str(), r.track, r.plate.as_deref(), r.ended))
+            .collect::<Vec<_>>(),
+        vec![
+            ("南门", 1, Some("川A12345"), true),
+            ("南门", 2, Some("京N8M2Q7"), false)
+        ]
+    );
+    let t = s.vehicle_trajectory_by_plate("川A12345", false).unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!((t[0].camera.as_str(), t[0].identity), ("南门", 1));
+    assert_eq!(s.message_count().unwrap(), 2);
+}
+
+fn batched_fusion_outputs_write_what_they_write_one_by_one(f: &Fixture) {
+    let face = |p: u64, track: u64, x: f32| FuseOutput::PersonFace {
+        person: PersonId(p),
+        face: FaceRep {
+            track: TrackRef {
+                camera: cam("cam-1"),
+                track,
+            },
+            model: "arcface".into(),
+            embedding: vec![x, (1.0 - x * x).sqrt()],
+            quality: 0.8,
+            ts_ms: 1000 + track as i64,
+        },
+    };
+    let dropped = |p: u64, track: u64| FuseOutput::PersonFaceDropped {
+        person: PersonId(p),
+        track: TrackRef {
+            camera: cam("cam-1"),
+            track,
+        },
+    };
+    let outputs = vec![
+        new_vehicle(1, "川A12345", 1000, None),
+        vs(1, "cam-1", 10, 1000, "川A12345", [30.6, 104.0]),
+        // The same track again: its row is replaced.
+        vs(1, "cam-1", 10, 1000, "川A1234S", [30.6, 104.0]),
+        new_vehicle(2, "京N8M2Q7", 2000, None),
+        vs(2, "cam-2", 11, 2000, "京N8M2Q7", [30.7, 104.1]),
+        // A plate change in the middle: what came before is written first.
+        FuseOutput::VehiclePlate {
+            vehicle: VehicleId(2),
+            plate: "京N8M2Q8".into(),
+        },
+        FuseOutput::NewPerson {
+            person: PersonId(1),
+            first_ms: 1000,
+        },
+        ps(1, "cam-1", 20, 1000, [30.6, 104.0]),
+        face(1, 20, 0.6),
+        FuseOutput::NewPerson {
+            person: PersonId(2),
+            first_ms: 3000,
+        },
+        ps(2, "cam-2", 21, 3000, [30.7, 104.1]),
+        face(2, 21, 0.8),
+        face(2, 22, 0.5),
+        dropped(2, 22),
+        link(2, 1, 1, true),
+        link(2, 1, 2, true),
+        FuseOutput::PlateFlagged {
+            vehicle: VehicleId(2),
+            other: VehicleId(1),
+            plate: "京N8M2Q8".into(),
+            other_plate: "川A12345".into(),
+            reason: FlagReason::PossibleClone,
+            gate: FEASIBLE,
+            track: TrackRef {
+                camera: cam("cam-2"),
+                track: 11,
+            },
+            ts_ms: 2000,
+        },
+        // 2 into 1: the pending sightings, faces and links of 2 are written first.
+        FuseOutput::PersonsMerged {
+            from: PersonId(2),
+            into: PersonId(1),
+            similarity: 0.7,
+            mean_similarity: 0.6,
+            ts_ms: 4000,
+        },
+        link(1, 1, 3, false),
+        face(1, 22, 0.4),
+        ps(1, "cam-1", 23, 5000, [30.6, 104.0]),
+        FuseOutput::Retired {
+            identity: Identity::Person(PersonId(1)),
+            last_seen_ms: 5000,
+            reason: RetireReason::Idle,
+        },
+    ];
+    let mut batched = f.open();
+    batched.apply_fusion(&outputs).unwrap();
+    let mut one_by_one = f.open_other("one_by_one");
+    for o in &outputs {
+        one_by_one.apply_fusion(std::slice::from_ref(o)).unwrap();
+    }
+    for s in [&batched, &one_by_one] {
+        let p = s.person_trajectory(2).unwrap();
+        assert_eq!(
+            p.iter().map(|r| (r.identity, r.track)).collect::<Vec<_>>(),
+            vec![(1, 20), (1, 21), (1, 23)]
+        );
+        let v = s.vehicles_by_plate("京N8M2Q8", false).unwrap();
+        assert_eq!(v.len(), 1);
+        let t = s.vehicle_trajectory_by_plate("川A12345", false).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t[0].plate.as_deref(),
+            Some("川A1234S"),
+            "the later sighting"
+        );
+        let l = s.links_of_person(2).unwrap();
+        assert_eq!((l.len(), l[0].count, l[0].evidence.len()), (1, 3, 2));
+        assert_eq!(s.plate_flags_of(&[2]).unwrap().len(), 1);
+        let (faces, bad) = s.person_faces(Some("arcface"), 2).unwrap();
+        assert_eq!(bad, 0);
+        let mut faces: Vec<(u64, u64)> = faces.iter().map(|r| (r.person, r.track)).collect();
+        faces.sort();
+        assert_eq!(faces, vec![(1, 20), (1, 21), (1, 22)]);
+    }
+    let all = |s: &Store| {
+        s.sightings_in(&Area::BBox([31.0, 103.0], [30.0, 105.0]), 0, i64::MAX)
+            .unwrap()
+    };
+    assert_eq!(all(&batched), all(&one_by_one));
+    assert_eq!(
+        batched.fusion_next_ids().unwrap(),
+        one_by_one.fusion_next_ids().unwrap()
+    );
 }

@@ -21,6 +21,8 @@ use std::collections::{HashMap, VecDeque};
 use serde::Serialize;
 use sharpeyes_wire::ObjectClass;
 
+use super::fusion::{LastWins, TRACK_KEY, TrackKey, track_key};
+use super::sql::{Arg as _, Rows, Ty, Value};
 use super::{Db, Store, StoreError};
 use crate::args;
 use fusion::{
@@ -68,44 +70,80 @@ pub fn decode_embedding(b: &[u8], dim: usize) -> Option<Vec<f32>> {
     )
 }
 
-/// Applies the face side of one fusion output inside the caller's transaction (the others
-/// change nothing here).
+/// Representative faces kept for one write ([`super::fusion::apply_fusion`]): the last
+/// output of each track wins (a newer face replaces the row, a drop deletes it).
+#[derive(Default)]
+pub(super) struct PendingFaces(LastWins<TrackKey, Option<Vec<Value>>>);
+
+const FACES_ROWS: Rows<'static> = Rows {
+    table: "person_faces",
+    columns: &[
+        ("agent", Ty::Text),
+        ("camera", Ty::Text),
+        ("track", Ty::Int),
+        ("site", Ty::Text),
+        ("person", Ty::Int),
+        ("model", Ty::Text),
+        ("dim", Ty::Int),
+        ("embedding", Ty::Blob),
+        ("quality", Ty::Real),
+        ("ts_ms", Ty::Int),
+    ],
+    tail: "ON CONFLICT (agent, camera, track) DO UPDATE SET
+           site = excluded.site, person = excluded.person, model = excluded.model,
+           dim = excluded.dim, embedding = excluded.embedding,
+           quality = excluded.quality, ts_ms = excluded.ts_ms",
+};
+
+impl PendingFaces {
+    /// Keeps a [`FuseOutput::PersonFace`] or [`FuseOutput::PersonFaceDropped`]; `false` for
+    /// any other output.
+    pub(super) fn take(&mut self, o: &FuseOutput) -> bool {
+        match o {
+            FuseOutput::PersonFace { person, face } => {
+                let cam = &face.track.camera;
+                self.0.put(
+                    track_key(&face.track),
+                    Some(vec![
+                        cam.agent.to_value(),
+                        cam.camera.to_value(),
+                        face.track.track.to_value(),
+                        cam.site.to_value(),
+                        id(person.0).to_value(),
+                        face.model.to_value(),
+                        face.embedding.len().to_value(),
+                        Value::Blob(encode_embedding(&face.embedding)),
+                        f64::from(face.quality).to_value(),
+                        face.ts_ms.to_value(),
+                    ]),
+                );
+            }
+            FuseOutput::PersonFaceDropped { track, .. } => self.0.put(track_key(track), None),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Writes the kept faces: the drops in one statement, the upserts in another.
+    pub(super) fn flush(&mut self, db: &mut Db) -> Result<(), StoreError> {
+        let (mut drops, mut rows) = (Vec::new(), Vec::new());
+        for (key, row) in self.0.take_keyed() {
+            match row {
+                Some(r) => rows.push(r),
+                None => drops.push(vec![key.0.to_value(), key.1.to_value(), key.2.to_value()]),
+            }
+        }
+        db.backend.delete_rows("person_faces", TRACK_KEY, &drops)?;
+        db.backend.insert_rows(&FACES_ROWS, &rows)?;
+        Ok(())
+    }
+}
+
+/// Applies the face side of a fusion output that changes faces beyond their own rows (a
+/// merge repoints them, an empty person loses them) inside the caller's transaction; a
+/// face's own upsert or drop is [`PendingFaces`]'.
 pub(super) fn apply(db: &mut Db, o: &FuseOutput) -> Result<(), StoreError> {
     match o {
-        FuseOutput::PersonFace { person, face } => {
-            let cam = &face.track.camera;
-            db.execute(
-                "INSERT INTO person_faces (agent, camera, track, site, person, model, dim,
-                                           embedding, quality, ts_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (agent, camera, track) DO UPDATE SET
-                    site = excluded.site, person = excluded.person, model = excluded.model,
-                    dim = excluded.dim, embedding = excluded.embedding,
-                    quality = excluded.quality, ts_ms = excluded.ts_ms",
-                args![
-                    cam.agent.as_str(),
-                    cam.camera.as_str(),
-                    id(face.track.track),
-                    cam.site.as_str(),
-                    id(person.0),
-                    face.model.as_str(),
-                    face.embedding.len(),
-                    encode_embedding(&face.embedding),
-                    f64::from(face.quality),
-                    face.ts_ms,
-                ],
-            )?;
-        }
-        FuseOutput::PersonFaceDropped { track, .. } => {
-            db.execute(
-                "DELETE FROM person_faces WHERE agent = ? AND camera = ? AND track = ?",
-                args![
-                    track.camera.agent.as_str(),
-                    track.camera.camera.as_str(),
-                    id(track.track)
-                ],
-            )?;
-        }
         FuseOutput::PersonsMerged { from, into, .. } => {
             db.execute(
                 "UPDATE person_faces SET person = ? WHERE person = ?",

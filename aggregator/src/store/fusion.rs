@@ -19,6 +19,9 @@
 use serde::Serialize;
 use sharpeyes_wire::plate;
 
+use std::collections::HashMap;
+
+use super::sql::{Arg as _, Rows, Ty, Value};
 use super::{Db, Store, StoreError};
 use crate::args;
 use crate::config::CameraPlace;
@@ -154,136 +157,360 @@ fn id(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Applies fusion outputs, in order, inside the caller's transaction.
+/// Applies fusion outputs inside the caller's transaction, as applying them one by one in
+/// order would, with one statement per table for the frequent ones ([`Pending`]).
 pub(crate) fn apply_fusion(db: &mut Db, outputs: &[FuseOutput]) -> Result<(), StoreError> {
+    let mut pending = Pending::default();
     for o in outputs {
-        apply_one(db, o)?;
-        super::faces::apply(db, o)?;
+        if !pending.take(o) {
+            // It changes rows the pending ones may touch: those first.
+            pending.flush(db)?;
+            apply_one(db, o)?;
+            super::faces::apply(db, o)?;
+        }
     }
-    Ok(())
+    pending.flush(db)
 }
 
-fn upsert_sighting(
-    db: &mut Db,
-    kind: &str,
-    identity: u64,
-    s: &Sighting,
-    plate: Option<&str>,
-    why: &str,
-) -> Result<(), StoreError> {
-    let cam = &s.track.camera;
-    // Replace, not upsert: on PostgreSQL the key includes the partition column `first_ms`,
-    // which a track's later events may move.
-    db.execute(
-        "DELETE FROM sightings WHERE agent = ? AND camera = ? AND track = ?",
-        args![cam.agent, cam.camera, s.track.track],
-    )?;
-    db.ensure_partition("sightings", s.first_ms)?;
-    db.execute(
-        "INSERT INTO sightings (agent, camera, track, site, kind, identity, class, first_ms,
-                                last_ms, lat, lon, confidence, ended, plate, why_json)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        args![
-            cam.agent,
-            cam.camera,
-            s.track.track,
-            cam.site,
-            kind,
-            identity,
-            s.class.as_str(),
-            s.first_ms,
-            s.last_ms,
-            s.position.map(|p| p[0]),
-            s.position.map(|p| p[1]),
-            f64::from(s.confidence),
-            s.ended,
-            plate,
-            why,
-        ],
-    )?;
-    Ok(())
+/// Rows kept in insertion order, a later row of a key replacing the earlier one in place.
+#[derive(Debug)]
+pub(super) struct LastWins<K, R> {
+    at: HashMap<K, usize>,
+    rows: Vec<R>,
 }
 
+impl<K, R> Default for LastWins<K, R> {
+    fn default() -> Self {
+        Self {
+            at: HashMap::new(),
+            rows: Vec::new(),
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq, R> LastWins<K, R> {
+    pub(super) fn put(&mut self, key: K, row: R) {
+        match self.at.get(&key) {
+            Some(&i) => self.rows[i] = row,
+            None => {
+                self.at.insert(key, self.rows.len());
+                self.rows.push(row);
+            }
+        }
+    }
+
+    pub(super) fn take(&mut self) -> Vec<R> {
+        self.at.clear();
+        std::mem::take(&mut self.rows)
+    }
+}
+
+impl<K: std::hash::Hash + Eq + Clone, R> LastWins<K, R> {
+    /// The rows with their keys, in insertion order.
+    pub(super) fn take_keyed(&mut self) -> Vec<(K, R)> {
+        let mut keys: Vec<(usize, K)> = self.at.drain().map(|(k, i)| (i, k)).collect();
+        keys.sort_unstable_by_key(|(i, _)| *i);
+        keys.into_iter()
+            .map(|(_, k)| k)
+            .zip(std::mem::take(&mut self.rows))
+            .collect()
+    }
+}
+
+/// A track's key in the fusion tables: (agent, camera, track).
+pub(super) type TrackKey = (String, String, u64);
+
+pub(super) fn track_key(t: &fusion::TrackRef) -> TrackKey {
+    (t.camera.agent.clone(), t.camera.camera.clone(), t.track)
+}
+
+/// The outputs whose rows are written together: each replaces its key's row whole (a
+/// sighting, a new identity, a link, a representative face), so only the last of a key
+/// counts, or only adds a row (link evidence, plate flags). Any other output (a merge, a
+/// plate change, an empty identity's removal) changes rows these may touch: the pending
+/// rows are written before it ([`apply_fusion`]).
+#[derive(Default)]
+struct Pending {
+    sightings: LastWins<TrackKey, Vec<Value>>,
+    vehicles: LastWins<u64, Vec<Value>>,
+    persons: LastWins<u64, Vec<Value>>,
+    links: LastWins<(u64, u64), Vec<Value>>,
+    evidence: Vec<Vec<Value>>,
+    flags: Vec<Vec<Value>>,
+    faces: super::faces::PendingFaces,
+}
+
+const SIGHTINGS_ROWS: Rows<'static> = Rows {
+    table: "sightings",
+    columns: &[
+        ("agent", Ty::Text),
+        ("camera", Ty::Text),
+        ("track", Ty::Int),
+        ("site", Ty::Text),
+        ("kind", Ty::Text),
+        ("identity", Ty::Int),
+        ("class", Ty::Text),
+        ("first_ms", Ty::Int),
+        ("last_ms", Ty::Int),
+        ("lat", Ty::Real),
+        ("lon", Ty::Real),
+        ("confidence", Ty::Real),
+        ("ended", Ty::Int),
+        ("plate", Ty::Text),
+        ("why_json", Ty::Text),
+    ],
+    tail: "",
+};
+
+/// The key of `sightings`, `person_faces` and `tracks`.
+pub(super) const TRACK_KEY: &[(&str, Ty)] = &[
+    ("agent", Ty::Text),
+    ("camera", Ty::Text),
+    ("track", Ty::Int),
+];
+
+const VEHICLES_ROWS: Rows<'static> = Rows {
+    table: "vehicles",
+    columns: &[
+        ("id", Ty::Int),
+        ("plate", Ty::Text),
+        ("canon", Ty::Text),
+        ("first_ms", Ty::Int),
+        ("clone_of", Ty::Int),
+    ],
+    tail: "ON CONFLICT (id) DO UPDATE SET plate = excluded.plate, canon = excluded.canon,
+           first_ms = excluded.first_ms, clone_of = excluded.clone_of",
+};
+
+const PERSONS_ROWS: Rows<'static> = Rows {
+    table: "persons",
+    columns: &[("id", Ty::Int), ("first_ms", Ty::Int)],
+    tail: "ON CONFLICT (id) DO UPDATE SET first_ms = excluded.first_ms",
+};
+
+const LINKS_ROWS: Rows<'static> = Rows {
+    table: "links",
+    columns: &[
+        ("person", Ty::Int),
+        ("vehicle", Ty::Int),
+        ("count", Ty::Int),
+        ("strength", Ty::Real),
+        ("first_ms", Ty::Int),
+        ("last_ms", Ty::Int),
+    ],
+    tail: "ON CONFLICT (person, vehicle) DO UPDATE SET count = excluded.count,
+           strength = excluded.strength, first_ms = excluded.first_ms,
+           last_ms = excluded.last_ms",
+};
+
+const LINK_EVIDENCE_ROWS: Rows<'static> = Rows {
+    table: "link_evidence",
+    columns: &[
+        ("person", Ty::Int),
+        ("vehicle", Ty::Int),
+        ("ts_ms", Ty::Int),
+        ("evidence_json", Ty::Text),
+    ],
+    tail: "",
+};
+
+const PLATE_FLAGS_ROWS: Rows<'static> = Rows {
+    table: "plate_flags",
+    columns: &[
+        ("vehicle", Ty::Int),
+        ("other", Ty::Int),
+        ("plate", Ty::Text),
+        ("other_plate", Ty::Text),
+        ("reason", Ty::Text),
+        ("gate_json", Ty::Text),
+        ("site", Ty::Text),
+        ("agent", Ty::Text),
+        ("camera", Ty::Text),
+        ("track", Ty::Int),
+        ("ts_ms", Ty::Int),
+    ],
+    tail: "ON CONFLICT DO NOTHING",
+};
+
+impl Pending {
+    /// Keeps `o`'s rows for [`flush`](Self::flush); `false` when `o` is not one of those.
+    fn take(&mut self, o: &FuseOutput) -> bool {
+        match o {
+            FuseOutput::NewVehicle {
+                vehicle,
+                plate: p,
+                first_ms,
+                clone_of,
+            } => self.vehicles.put(
+                vehicle.0,
+                vec![
+                    id(vehicle.0).to_value(),
+                    p.to_value(),
+                    plate::canonical(p).to_value(),
+                    first_ms.to_value(),
+                    clone_of.map(|c| id(c.0)).to_value(),
+                ],
+            ),
+            FuseOutput::VehicleSighting {
+                vehicle,
+                sighting,
+                plate: p,
+                why,
+            } => {
+                let p = (!p.is_empty()).then_some(p.as_str());
+                self.sighting("vehicle", vehicle.0, sighting, p, json(why));
+            }
+            FuseOutput::PersonSighting {
+                person,
+                sighting,
+                why,
+            } => self.sighting("person", person.0, sighting, None, json(why)),
+            FuseOutput::NewPerson { person, first_ms } => self
+                .persons
+                .put(person.0, vec![id(person.0).to_value(), first_ms.to_value()]),
+            FuseOutput::Link {
+                person,
+                vehicle,
+                count,
+                strength,
+                first_ms,
+                last_ms,
+                evidence,
+            } => {
+                self.links.put(
+                    (person.0, vehicle.0),
+                    vec![
+                        id(person.0).to_value(),
+                        id(vehicle.0).to_value(),
+                        count.to_value(),
+                        strength.to_value(),
+                        first_ms.to_value(),
+                        last_ms.to_value(),
+                    ],
+                );
+                if let Some(ev) = evidence {
+                    self.evidence.push(vec![
+                        id(person.0).to_value(),
+                        id(vehicle.0).to_value(),
+                        ev.ts_ms.to_value(),
+                        json(ev).to_value(),
+                    ]);
+                }
+            }
+            FuseOutput::PlateFlagged {
+                vehicle,
+                other,
+                plate: p,
+                other_plate,
+                reason,
+                gate,
+                track,
+                ts_ms,
+            } => self.flags.push(vec![
+                id(vehicle.0).to_value(),
+                id(other.0).to_value(),
+                p.to_value(),
+                other_plate.to_value(),
+                flag_reason(reason).to_value(),
+                json(gate).to_value(),
+                track.camera.site.to_value(),
+                track.camera.agent.to_value(),
+                track.camera.camera.to_value(),
+                id(track.track).to_value(),
+                ts_ms.to_value(),
+            ]),
+            FuseOutput::PersonFace { .. } | FuseOutput::PersonFaceDropped { .. } => {
+                return self.faces.take(o);
+            }
+            // Only the fuser's memory let it go: nothing to write.
+            FuseOutput::Retired {
+                reason: RetireReason::Idle | RetireReason::Capacity,
+                ..
+            } => {}
+            _ => return false,
+        }
+        true
+    }
+
+    fn sighting(
+        &mut self,
+        kind: &str,
+        identity: u64,
+        s: &Sighting,
+        plate: Option<&str>,
+        why: String,
+    ) {
+        let cam = &s.track.camera;
+        self.sightings.put(
+            track_key(&s.track),
+            vec![
+                cam.agent.to_value(),
+                cam.camera.to_value(),
+                s.track.track.to_value(),
+                cam.site.to_value(),
+                kind.to_value(),
+                identity.to_value(),
+                s.class.as_str().to_value(),
+                s.first_ms.to_value(),
+                s.last_ms.to_value(),
+                s.position.map(|p| p[0]).to_value(),
+                s.position.map(|p| p[1]).to_value(),
+                f64::from(s.confidence).to_value(),
+                s.ended.to_value(),
+                plate.to_value(),
+                why.to_value(),
+            ],
+        );
+    }
+
+    /// Writes what was kept, one statement per table (two for sightings and faces).
+    fn flush(&mut self, db: &mut Db) -> Result<(), StoreError> {
+        let sightings = self.sightings.take();
+        if !sightings.is_empty() {
+            // Replace, not upsert: on PostgreSQL the key includes the partition column
+            // `first_ms`, which a track's later events may move.
+            let keys: Vec<Vec<Value>> = sightings.iter().map(|r| r[..3].to_vec()).collect();
+            db.backend.delete_rows("sightings", TRACK_KEY, &keys)?;
+            let days: std::collections::BTreeSet<i64> = sightings
+                .iter()
+                .filter_map(|r| match r[7] {
+                    Value::Integer(ms) => Some(ms.div_euclid(super::DAY_MS)),
+                    _ => None,
+                })
+                .collect();
+            for d in days {
+                db.ensure_partition("sightings", d * super::DAY_MS)?;
+            }
+            db.backend.insert_rows(&SIGHTINGS_ROWS, &sightings)?;
+        }
+        db.backend
+            .insert_rows(&VEHICLES_ROWS, &self.vehicles.take())?;
+        db.backend
+            .insert_rows(&PERSONS_ROWS, &self.persons.take())?;
+        db.backend.insert_rows(&LINKS_ROWS, &self.links.take())?;
+        db.backend
+            .insert_rows(&LINK_EVIDENCE_ROWS, &std::mem::take(&mut self.evidence))?;
+        db.backend
+            .insert_rows(&PLATE_FLAGS_ROWS, &std::mem::take(&mut self.flags))?;
+        self.faces.flush(db)
+    }
+}
+
+fn flag_reason(reason: &fusion::FlagReason) -> String {
+    serde_json::to_value(reason)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// An output [`Pending`] does not keep, applied at once (its rows: merges, plate changes,
+/// the removal of an identity left empty).
 fn apply_one(db: &mut Db, o: &FuseOutput) -> Result<(), StoreError> {
     match o {
-        FuseOutput::NewVehicle {
-            vehicle,
-            plate: p,
-            first_ms,
-            clone_of,
-        } => {
-            db.execute(
-                "INSERT INTO vehicles (id, plate, canon, first_ms, clone_of)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (id) DO UPDATE SET plate = excluded.plate, canon = excluded.canon,
-                    first_ms = excluded.first_ms, clone_of = excluded.clone_of",
-                args![
-                    id(vehicle.0),
-                    p,
-                    plate::canonical(p),
-                    first_ms,
-                    clone_of.map(|c| id(c.0))
-                ],
-            )?;
-        }
         FuseOutput::VehiclePlate { vehicle, plate: p } => {
             db.execute(
                 "UPDATE vehicles SET plate = ?, canon = ? WHERE id = ?",
                 args![p, plate::canonical(p), id(vehicle.0)],
-            )?;
-        }
-        FuseOutput::VehicleSighting {
-            vehicle,
-            sighting,
-            plate: p,
-            why,
-        } => {
-            let p = (!p.is_empty()).then_some(p.as_str());
-            upsert_sighting(db, "vehicle", vehicle.0, sighting, p, &json(why))?;
-        }
-        FuseOutput::PersonSighting {
-            person,
-            sighting,
-            why,
-        } => upsert_sighting(db, "person", person.0, sighting, None, &json(why))?,
-        FuseOutput::PlateFlagged {
-            vehicle,
-            other,
-            plate: p,
-            other_plate,
-            reason,
-            gate,
-            track,
-            ts_ms,
-        } => {
-            let reason = serde_json::to_value(reason)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            db.execute(
-                "INSERT INTO plate_flags (vehicle, other, plate, other_plate, reason,
-                     gate_json, site, agent, camera, track, ts_ms)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                args![
-                    id(vehicle.0),
-                    id(other.0),
-                    p,
-                    other_plate,
-                    reason,
-                    json(gate),
-                    track.camera.site,
-                    track.camera.agent,
-                    track.camera.camera,
-                    id(track.track),
-                    ts_ms
-                ],
-            )?;
-        }
-        FuseOutput::NewPerson { person, first_ms } => {
-            db.execute(
-                "INSERT INTO persons (id, first_ms) VALUES (?, ?)
-                 ON CONFLICT (id) DO UPDATE SET first_ms = excluded.first_ms",
-                args![id(person.0), first_ms],
             )?;
         }
         FuseOutput::PersonsMerged {
@@ -329,38 +556,6 @@ fn apply_one(db: &mut Db, o: &FuseOutput) -> Result<(), StoreError> {
                 args![into, from],
             )?;
         }
-        FuseOutput::Link {
-            person,
-            vehicle,
-            count,
-            strength,
-            first_ms,
-            last_ms,
-            evidence,
-        } => {
-            db.execute(
-                "INSERT INTO links (person, vehicle, count, strength, first_ms, last_ms)
-                 VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (person, vehicle) DO UPDATE SET count = excluded.count,
-                    strength = excluded.strength, first_ms = excluded.first_ms,
-                    last_ms = excluded.last_ms",
-                args![
-                    id(person.0),
-                    id(vehicle.0),
-                    count,
-                    f64::from(*strength),
-                    first_ms,
-                    last_ms
-                ],
-            )?;
-            if let Some(ev) = evidence {
-                db.execute(
-                    "INSERT INTO link_evidence (person, vehicle, ts_ms, evidence_json)
-                     VALUES (?, ?, ?, ?)",
-                    args![id(person.0), id(vehicle.0), ev.ts_ms, json(ev)],
-                )?;
-            }
-        }
         FuseOutput::Retired {
             identity,
             reason: RetireReason::Empty,
@@ -380,10 +575,8 @@ fn apply_one(db: &mut Db, o: &FuseOutput) -> Result<(), StoreError> {
                 db.execute("DELETE FROM link_evidence WHERE person = ?", args![id(p.0)])?;
             }
         },
-        // Only the fuser's memory let it go; its history stays.
-        FuseOutput::Retired { .. } => {}
-        // Representative faces: `faces::apply`.
-        FuseOutput::PersonFace { .. } | FuseOutput::PersonFaceDropped { .. } => {}
+        // The others are kept by `Pending` and written by its flush.
+        _ => {}
     }
     Ok(())
 }

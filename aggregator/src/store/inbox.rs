@@ -5,6 +5,9 @@
 
 use sharpeyes_wire::{Body, Codec, Envelope};
 
+use std::collections::HashSet;
+
+use super::sql::{Arg as _, Ty, Value};
 use super::{Db, Store, StoreError};
 use crate::args;
 
@@ -30,6 +33,20 @@ pub(crate) fn unqueue(db: &mut Db, agent: &str, seq: u64) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Removes batches from the fusion inbox (fused), in one statement.
+pub(crate) fn unqueue_all(db: &mut Db, keys: &[(String, u64)]) -> Result<(), StoreError> {
+    let keys: Vec<Vec<Value>> = keys
+        .iter()
+        .map(|(agent, seq)| vec![Value::Text(agent.clone()), seq.to_value()])
+        .collect();
+    db.backend.delete_rows(
+        "fusion_inbox",
+        &[("agent", Ty::Text), ("seq", Ty::Int)],
+        &keys,
+    )?;
+    Ok(())
+}
+
 /// A batch another writer queued for the fusion owner.
 #[derive(Debug)]
 pub struct Queued {
@@ -51,6 +68,29 @@ impl Store {
                 args![agent, seq],
             )?
             .is_some())
+    }
+
+    /// Which of the messages `(agent, seq)` are stored (one statement on PostgreSQL).
+    pub fn messages_stored<'a>(
+        &self,
+        keys: &[(&'a str, u64)],
+    ) -> Result<HashSet<(&'a str, u64)>, StoreError> {
+        let rows: Vec<Vec<Value>> = keys
+            .iter()
+            .map(|(a, s)| vec![Value::Text(a.to_string()), s.to_value()])
+            .collect();
+        let stored: HashSet<(String, u64)> = self
+            .db()
+            .backend
+            .find_rows("messages", &[("agent", Ty::Text), ("seq", Ty::Int)], &rows)?
+            .iter()
+            .map(|r| Ok((r.get(0)?, r.get(1)?)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(keys
+            .iter()
+            .filter(|(a, s)| stored.contains(&(a.to_string(), *s)))
+            .copied()
+            .collect())
     }
 
     /// Up to `limit` batches other writers queued for the fusion owner, oldest first.

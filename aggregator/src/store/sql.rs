@@ -55,11 +55,112 @@ pub trait Backend: Send {
         columns: &[&str],
         rows: &[Vec<Value>],
     ) -> Result<(), StoreError>;
+    /// Inserts `rows` into `into.table` with as few statements as the engine allows
+    /// (PostgreSQL: one, each column bound as one array; SQLite: multi-row `VALUES`, at most
+    /// [`ROWS_PER_STATEMENT`] rows each), followed by `into.tail`; the rows `RETURNING`
+    /// gave, if the tail has it.
+    fn insert_rows(&mut self, into: &Rows<'_>, rows: &[Vec<Value>])
+    -> Result<Vec<Row>, StoreError>;
+    /// Deletes the rows of `table` whose `key` columns equal one of `keys` (as few
+    /// statements as [`insert_rows`](Self::insert_rows)); how many it deleted.
+    fn delete_rows(
+        &mut self,
+        table: &str,
+        key: &[(&str, Ty)],
+        keys: &[Vec<Value>],
+    ) -> Result<u64, StoreError>;
+    /// The `key` columns of the rows of `table` whose key equals one of `keys` (as few
+    /// statements as [`insert_rows`](Self::insert_rows)).
+    fn find_rows(
+        &mut self,
+        table: &str,
+        key: &[(&str, Ty)],
+        keys: &[Vec<Value>],
+    ) -> Result<Vec<Row>, StoreError>;
     /// Whether the connection was re-established since the last call (PostgreSQL: session
     /// state such as advisory locks is gone). Clears the flag.
     fn reconnected(&mut self) -> bool {
         false
     }
+}
+
+/// A column's type in a multi-row statement ([`Rows`]): PostgreSQL binds each column as
+/// one array of it (`BIGINT[]`, `DOUBLE PRECISION[]`, `TEXT[]`, `BYTEA[]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    /// 64-bit integer (flags too).
+    Int,
+    /// Double.
+    Real,
+    /// Text.
+    Text,
+    /// Bytes.
+    Blob,
+}
+
+impl Ty {
+    fn postgres(self) -> &'static str {
+        match self {
+            Ty::Int => "BIGINT[]",
+            Ty::Real => "DOUBLE PRECISION[]",
+            Ty::Text => "TEXT[]",
+            Ty::Blob => "BYTEA[]",
+        }
+    }
+}
+
+/// Rows written together ([`Backend::insert_rows`]): the write path's one statement per
+/// table per transaction.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    /// The table.
+    pub table: &'a str,
+    /// Its columns, in the order of each row's values.
+    pub columns: &'a [(&'a str, Ty)],
+    /// What follows the rows, in the common SQL, without parameters: `ON CONFLICT …`,
+    /// `RETURNING …`, or nothing. `excluded.col` and `table.col` name the row proposed and
+    /// the row stored, as in a one-row upsert. An `ON CONFLICT … DO UPDATE` must not meet
+    /// the same key twice in one call (PostgreSQL refuses it): callers split such rows
+    /// into rounds ([`rounds`]).
+    pub tail: &'a str,
+}
+
+/// SQLite's most rows per multi-row statement; a call's rows are cut into statements of
+/// power-of-two sizes up to it, so each table has at most eight statement shapes cached.
+pub const ROWS_PER_STATEMENT: usize = 128;
+
+/// Splits `rows` by key into rounds in which no key repeats, each in the original order: the
+/// k-th row of a key goes into round k. Applying the rounds one after the other is applying
+/// the rows one by one (rows of different keys do not affect each other).
+pub fn rounds<K: std::hash::Hash + Eq, T>(rows: impl IntoIterator<Item = (K, T)>) -> Vec<Vec<T>> {
+    let mut seen: HashMap<K, usize> = HashMap::new();
+    let mut out: Vec<Vec<T>> = Vec::new();
+    for (k, row) in rows {
+        let n = seen.entry(k).or_insert(0);
+        if out.len() <= *n {
+            out.push(Vec::new());
+        }
+        out[*n].push(row);
+        *n += 1;
+    }
+    out
+}
+
+/// The sizes `n` rows are cut into: [`ROWS_PER_STATEMENT`] while that many are left, then
+/// the powers of two of the rest, largest first.
+fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = if n >= ROWS_PER_STATEMENT {
+            ROWS_PER_STATEMENT
+        } else {
+            1 << (usize::BITS - 1 - n.leading_zeros())
+        };
+        n -= size;
+        Some(size)
+    })
 }
 
 /// One result row.
@@ -276,11 +377,44 @@ impl Sqlite {
     /// Wraps an open connection.
     pub fn new(conn: rusqlite::Connection) -> Self {
         let immediate = !conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(true);
+        // Room for every statement of the write path, the multi-row shapes included
+        // (rusqlite's default keeps 16, and a statement evicted is compiled again).
+        conn.set_prepared_statement_cache_capacity(256);
         Self {
             conn,
             translated: HashMap::new(),
             immediate,
         }
+    }
+
+    /// Runs `{head} {table} WHERE (key) IN (VALUES …)` over `keys`, in chunks.
+    fn keyed(
+        &mut self,
+        head: &str,
+        table: &str,
+        key: &[(&str, Ty)],
+        keys: &[Vec<Value>],
+        mut run: impl FnMut(
+            &mut rusqlite::CachedStatement<'_>,
+            std::iter::Flatten<std::slice::Iter<'_, Vec<Value>>>,
+        ) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        check_widths(table, key.len(), keys)?;
+        let cols: Vec<&str> = key.iter().map(|c| c.0).collect();
+        let one = format!("({})", vec!["?"; cols.len()].join(", "));
+        let mut at = 0;
+        for size in chunk_sizes(keys.len()) {
+            let chunk = &keys[at..at + size];
+            at += size;
+            let sql = format!(
+                "{head} {table} WHERE ({}) IN (VALUES {})",
+                cols.join(", "),
+                vec![one.as_str(); size].join(", ")
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            run(&mut stmt, chunk.iter().flatten())?;
+        }
+        Ok(())
     }
 
     fn sql(&mut self, sql: &str) -> String {
@@ -307,16 +441,68 @@ impl Backend for Sqlite {
     fn query(&mut self, sql: &str, args: &[Value]) -> Result<Vec<Row>, StoreError> {
         let sql = self.sql(sql);
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let n = stmt.column_count();
-        let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
         let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let mut row = Vec::with_capacity(n);
-            for i in 0..n {
-                row.push(r.get::<_, Value>(i)?);
+        sqlite_rows(&mut stmt, args.iter(), &mut out)?;
+        Ok(out)
+    }
+
+    fn insert_rows(
+        &mut self,
+        into: &Rows<'_>,
+        rows: &[Vec<Value>],
+    ) -> Result<Vec<Row>, StoreError> {
+        check_widths(into.table, into.columns.len(), rows)?;
+        let cols: Vec<&str> = into.columns.iter().map(|c| c.0).collect();
+        let one = format!("({})", vec!["?"; cols.len()].join(", "));
+        let tail = to_sqlite(into.tail);
+        let returning = tail.contains("RETURNING");
+        let mut out = Vec::new();
+        let mut at = 0;
+        for size in chunk_sizes(rows.len()) {
+            let chunk = &rows[at..at + size];
+            at += size;
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES {} {tail}",
+                into.table,
+                cols.join(", "),
+                vec![one.as_str(); size].join(", ")
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            if returning {
+                sqlite_rows(&mut stmt, chunk.iter().flatten(), &mut out)?;
+            } else {
+                stmt.execute(rusqlite::params_from_iter(chunk.iter().flatten()))?;
             }
-            out.push(Row(row));
         }
+        Ok(out)
+    }
+
+    fn delete_rows(
+        &mut self,
+        table: &str,
+        key: &[(&str, Ty)],
+        keys: &[Vec<Value>],
+    ) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        self.keyed("DELETE FROM", table, key, keys, |stmt, args| {
+            deleted += stmt.execute(rusqlite::params_from_iter(args))? as u64;
+            Ok(())
+        })?;
+        Ok(deleted)
+    }
+
+    fn find_rows(
+        &mut self,
+        table: &str,
+        key: &[(&str, Ty)],
+        keys: &[Vec<Value>],
+    ) -> Result<Vec<Row>, StoreError> {
+        let cols: Vec<&str> = key.iter().map(|c| c.0).collect();
+        let mut out = Vec::new();
+        let head = format!("SELECT {} FROM", cols.join(", "));
+        self.keyed(&head, table, key, keys, |stmt, args| {
+            sqlite_rows(stmt, args, &mut out)
+        })?;
         Ok(out)
     }
 
@@ -361,6 +547,35 @@ impl Backend for Sqlite {
             stmt.execute(rusqlite::params_from_iter(chunk.iter().flatten()))?;
         }
         Ok(())
+    }
+}
+
+/// Runs a prepared SQLite statement and appends its rows to `out`.
+fn sqlite_rows<'a>(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    args: impl Iterator<Item = &'a Value>,
+    out: &mut Vec<Row>,
+) -> Result<(), StoreError> {
+    let n = stmt.column_count();
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    while let Some(r) = rows.next()? {
+        let mut row = Vec::with_capacity(n);
+        for i in 0..n {
+            row.push(r.get::<_, Value>(i)?);
+        }
+        out.push(Row(row));
+    }
+    Ok(())
+}
+
+/// Every row of a multi-row statement has one value per column (a bug otherwise).
+fn check_widths(table: &str, width: usize, rows: &[Vec<Value>]) -> Result<(), StoreError> {
+    match rows.iter().find(|r| r.len() != width) {
+        Some(r) => Err(StoreError::Internal(format!(
+            "{table}: a row of {} values for {width} columns",
+            r.len()
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -527,6 +742,87 @@ impl Backend for Postgres {
         Ok(self.client.batch_execute(sql)?)
     }
 
+    fn insert_rows(
+        &mut self,
+        into: &Rows<'_>,
+        rows: &[Vec<Value>],
+    ) -> Result<Vec<Row>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        check_widths(into.table, into.columns.len(), rows)?;
+        let cols: Vec<&str> = into.columns.iter().map(|c| c.0).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) SELECT * FROM unnest({}) {}",
+            into.table,
+            cols.join(", "),
+            unnest_params(into.columns),
+            into.tail
+        );
+        self.reconnect_if_lost()?;
+        let stmt = self.statement(&sql)?;
+        let arrays = PgArrays::new(into.table, into.columns, rows)?;
+        self.client
+            .query(&stmt, &arrays.params())?
+            .iter()
+            .map(pg_row)
+            .collect()
+    }
+
+    fn delete_rows(
+        &mut self,
+        table: &str,
+        key: &[(&str, Ty)],
+        keys: &[Vec<Value>],
+    ) -> Result<u64, StoreError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        check_widths(table, key.len(), keys)?;
+        let cols: Vec<&str> = key.iter().map(|c| c.0).collect();
+        let on: Vec<String> = cols.iter().map(|c| format!("t.{c} = k.{c}")).collect();
+        let sql = format!(
+            "DELETE FROM {table} t USING unnest({}) AS k({}) WHERE {}",
+            unnest_params(key),
+            cols.join(", "),
+            on.join(" AND ")
+        );
+        self.reconnect_if_lost()?;
+        let stmt = self.statement(&sql)?;
+        let arrays = PgArrays::new(table, key, keys)?;
+        Ok(self.client.execute(&stmt, &arrays.params())?)
+    }
+
+    fn find_rows(
+        &mut self,
+        table: &str,
+        key: &[(&str, Ty)],
+        keys: &[Vec<Value>],
+    ) -> Result<Vec<Row>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        check_widths(table, key.len(), keys)?;
+        let cols: Vec<&str> = key.iter().map(|c| c.0).collect();
+        let on: Vec<String> = cols.iter().map(|c| format!("t.{c} = k.{c}")).collect();
+        let out: Vec<String> = cols.iter().map(|c| format!("t.{c}")).collect();
+        let sql = format!(
+            "SELECT {} FROM {table} t JOIN unnest({}) AS k({}) ON {}",
+            out.join(", "),
+            unnest_params(key),
+            cols.join(", "),
+            on.join(" AND ")
+        );
+        self.reconnect_if_lost()?;
+        let stmt = self.statement(&sql)?;
+        let arrays = PgArrays::new(table, key, keys)?;
+        self.client
+            .query(&stmt, &arrays.params())?
+            .iter()
+            .map(pg_row)
+            .collect()
+    }
+
     fn begin(&mut self) -> Result<(), StoreError> {
         self.in_tx = false;
         self.reconnect_if_lost()?;
@@ -577,6 +873,94 @@ impl Backend for Postgres {
     }
 }
 
+/// `$1::BIGINT[], $2::TEXT[], …`: one array parameter per column.
+fn unnest_params(columns: &[(&str, Ty)]) -> String {
+    let p: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty))| format!("${}::{}", i + 1, ty.postgres()))
+        .collect();
+    p.join(", ")
+}
+
+/// The columns of rows as PostgreSQL arrays, borrowing the rows' values.
+enum PgArray<'a> {
+    Int(Vec<Option<i64>>),
+    Real(Vec<Option<f64>>),
+    Text(Vec<Option<&'a str>>),
+    Blob(Vec<Option<&'a [u8]>>),
+}
+
+struct PgArrays<'a>(Vec<PgArray<'a>>);
+
+impl<'a> PgArrays<'a> {
+    fn new(
+        table: &str,
+        columns: &[(&str, Ty)],
+        rows: &'a [Vec<Value>],
+    ) -> Result<Self, StoreError> {
+        let mut out = Vec::with_capacity(columns.len());
+        for (i, (name, ty)) in columns.iter().enumerate() {
+            let bad = |v: &Value| {
+                StoreError::Internal(format!("{table}.{name}: {v:?} is not of type {ty:?}"))
+            };
+            let values = rows.iter().map(|r| &r[i]);
+            out.push(match ty {
+                Ty::Int => PgArray::Int(
+                    values
+                        .map(|v| match v {
+                            Value::Null => Ok(None),
+                            Value::Integer(x) => Ok(Some(*x)),
+                            v => Err(bad(v)),
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                Ty::Real => PgArray::Real(
+                    values
+                        .map(|v| match v {
+                            Value::Null => Ok(None),
+                            Value::Real(x) => Ok(Some(*x)),
+                            Value::Integer(x) => Ok(Some(*x as f64)),
+                            v => Err(bad(v)),
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                Ty::Text => PgArray::Text(
+                    values
+                        .map(|v| match v {
+                            Value::Null => Ok(None),
+                            Value::Text(x) => Ok(Some(x.as_str())),
+                            v => Err(bad(v)),
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+                Ty::Blob => PgArray::Blob(
+                    values
+                        .map(|v| match v {
+                            Value::Null => Ok(None),
+                            Value::Blob(x) => Ok(Some(x.as_slice())),
+                            v => Err(bad(v)),
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+            });
+        }
+        Ok(Self(out))
+    }
+
+    fn params(&self) -> Vec<&(dyn postgres::types::ToSql + Sync)> {
+        self.0
+            .iter()
+            .map(|a| match a {
+                PgArray::Int(v) => v as &(dyn postgres::types::ToSql + Sync),
+                PgArray::Real(v) => v as _,
+                PgArray::Text(v) => v as _,
+                PgArray::Blob(v) => v as _,
+            })
+            .collect()
+    }
+}
+
 /// A value in COPY's text format.
 fn copy_text(out: &mut String, v: &Value) {
     match v {
@@ -621,6 +1005,18 @@ mod tests {
             to_sqlite("SET a = LEAST(a, excluded.a), b = GREATEST(b, 1), c = max(c)"),
             "SET a = min(a, excluded.a), b = max(b, 1), c = max(c)"
         );
+    }
+
+    #[test]
+    fn rows_split_into_power_of_two_statements_and_rounds_by_key() {
+        let sizes = |n| chunk_sizes(n).collect::<Vec<_>>();
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), vec![1]);
+        assert_eq!(sizes(7), vec![4, 2, 1]);
+        assert_eq!(sizes(300), vec![128, 128, 32, 8, 4]);
+        assert_eq!(sizes(300).iter().sum::<usize>(), 300);
+        let r = rounds([("a", 1), ("b", 2), ("a", 3), ("a", 4), ("c", 5)]);
+        assert_eq!(r, vec![vec![1, 2, 5], vec![3], vec![4]]);
     }
 
     #[test]

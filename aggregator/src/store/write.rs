@@ -4,7 +4,9 @@
 
 use sharpeyes_wire::{AgentStatus, Body, Envelope, TrackBatch, TrackEvent};
 
-use super::sql::Value;
+use std::collections::BTreeSet;
+
+use super::sql::{Arg as _, Rows, Ty, Value, rounds};
 use super::*;
 use crate::args;
 
@@ -45,15 +47,10 @@ impl Store {
                 return Err(StoreError::NotFusionOwner);
             }
             let now = sharpeyes_wire::now_ms();
-            let mut out = Vec::with_capacity(msgs.len());
-            for (env, topic, bytes) in msgs {
-                out.push(apply_in_fusion(db, env, topic, *bytes, &fusion, now)?);
-            }
+            let out = apply_messages(db, msgs, &fusion, now)?;
             fusion::apply_fusion(db, outputs)?;
             if let Fusion::Fused(consumed) = fusion {
-                for (agent, seq) in consumed {
-                    inbox::unqueue(db, agent, *seq)?;
-                }
+                inbox::unqueue_all(db, consumed)?;
             }
             Ok(out)
         })
@@ -85,10 +82,11 @@ impl Store {
             let mut first_unknown = None;
             for ((env, topic, bytes), raw) in msgs.iter().zip(raws) {
                 db.backend.batch("SAVEPOINT sharpeyes_msg")?;
-                match apply_in_fusion(db, env, topic, *bytes, &fusion, now) {
+                let one = [(env.clone(), topic.clone(), *bytes)];
+                match apply_messages(db, &one, &fusion, now) {
                     Ok(a) => {
                         db.backend.batch("RELEASE SAVEPOINT sharpeyes_msg")?;
-                        out.push(Outcome::Applied(a));
+                        out.push(Outcome::Applied(a[0]));
                     }
                     Err(e) => {
                         let scope = e.scope();
@@ -141,9 +139,7 @@ impl Store {
                 }
             };
             if let Fusion::Fused(consumed) = fusion {
-                for (agent, seq) in consumed {
-                    inbox::unqueue(db, agent, *seq)?;
-                }
+                inbox::unqueue_all(db, consumed)?;
             }
             Ok(Isolated {
                 outcomes: out,
@@ -248,77 +244,182 @@ pub enum Fusion<'a> {
     None,
 }
 
-/// Applies one message and keeps the fusion inbox right: a new track batch of a writer that
-/// is not the fusion owner is queued for it; a track batch this owner finds stored already
-/// (another writer stored and queued it) leaves the inbox only if this owner fused it (it
-/// is among `Fused`'s keys). If not (it was stored before this owner looked, so the owner
-/// left it to the inbox), it stays there to be fused from it.
-fn apply_in_fusion(
-    db: &mut Db,
-    env: &Envelope,
-    topic: &str,
-    bytes: usize,
-    fusion: &Fusion<'_>,
-    now: i64,
-) -> Result<Applied, StoreError> {
-    let a = apply(db, env, topic, bytes, now)?;
-    if let Body::Tracks(_) = &env.body {
-        match (a, fusion) {
-            (Applied::Stored, Fusion::Queue) => inbox::queue(db, env, now)?,
-            (Applied::Duplicate, Fusion::Fused(fused))
-                if fused.contains(&(env.agent.clone(), env.seq)) =>
-            {
-                inbox::unqueue(db, &env.agent, env.seq)?
-            }
-            _ => {}
-        }
-    }
-    Ok(a)
+/// `messages`: one row per stored message; `RETURNING` says which were new.
+const MESSAGES_ROWS: Rows<'static> = Rows {
+    table: "messages",
+    columns: &[
+        ("agent", Ty::Text),
+        ("seq", Ty::Int),
+        ("kind", Ty::Text),
+        ("topic", Ty::Text),
+        ("sent_ms", Ty::Int),
+        ("received_ms", Ty::Int),
+        ("bytes", Ty::Int),
+    ],
+    tail: "ON CONFLICT DO NOTHING RETURNING agent, seq",
+};
+
+/// `tracks`: one row per track, merged from its updates in any order (the earliest start,
+/// the latest box, plate, link and best shot, the highest score, a count of updates).
+const TRACKS_ROWS: Rows<'static> = Rows {
+    table: "tracks",
+    columns: &[
+        ("agent", Ty::Text),
+        ("camera", Ty::Text),
+        ("track", Ty::Int),
+        ("site", Ty::Text),
+        ("class", Ty::Text),
+        ("first_ms", Ty::Int),
+        ("last_ms", Ty::Int),
+        ("ended", Ty::Int),
+        ("updates", Ty::Int),
+        ("best_score", Ty::Real),
+        ("frame_w", Ty::Int),
+        ("frame_h", Ty::Int),
+        ("x1", Ty::Real),
+        ("y1", Ty::Real),
+        ("x2", Ty::Real),
+        ("y2", Ty::Real),
+        ("plate", Ty::Text),
+        ("plate_confidence", Ty::Real),
+        ("link", Ty::Int),
+        ("evidence_crop", Ty::Text),
+    ],
+    tail: "ON CONFLICT (agent, camera, track) DO UPDATE SET
+        first_ms = LEAST(tracks.first_ms, excluded.first_ms),
+        ended = GREATEST(tracks.ended, excluded.ended),
+        updates = tracks.updates + excluded.updates,
+        best_score = GREATEST(tracks.best_score, excluded.best_score),
+        x1 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.x1 ELSE tracks.x1 END,
+        y1 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.y1 ELSE tracks.y1 END,
+        x2 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.x2 ELSE tracks.x2 END,
+        y2 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.y2 ELSE tracks.y2 END,
+        frame_w = excluded.frame_w,
+        frame_h = excluded.frame_h,
+        plate = CASE WHEN excluded.plate IS NOT NULL AND excluded.last_ms >= tracks.last_ms
+                     THEN excluded.plate ELSE tracks.plate END,
+        plate_confidence = CASE WHEN excluded.plate IS NOT NULL AND excluded.last_ms >= tracks.last_ms
+                     THEN excluded.plate_confidence ELSE tracks.plate_confidence END,
+        link = CASE WHEN excluded.link IS NOT NULL AND excluded.last_ms >= tracks.last_ms
+                     THEN excluded.link ELSE tracks.link END,
+        evidence_crop = CASE WHEN excluded.evidence_crop IS NOT NULL
+                              AND (tracks.evidence_crop IS NULL OR excluded.last_ms >= tracks.last_ms)
+                     THEN excluded.evidence_crop ELSE tracks.evidence_crop END,
+        last_ms = GREATEST(tracks.last_ms, excluded.last_ms)",
+};
+
+/// `track_points`: one row per update (a repeat changes nothing).
+const POINTS_ROWS: Rows<'static> = Rows {
+    table: "track_points",
+    columns: &[
+        ("agent", Ty::Text),
+        ("camera", Ty::Text),
+        ("track", Ty::Int),
+        ("ts_ms", Ty::Int),
+        ("event", Ty::Text),
+        ("score", Ty::Real),
+        ("x1", Ty::Real),
+        ("y1", Ty::Real),
+        ("x2", Ty::Real),
+        ("y2", Ty::Real),
+    ],
+    tail: "ON CONFLICT DO NOTHING",
+};
+
+/// A status last will: no sequence of its own, not deduplicated.
+fn is_last_will(env: &Envelope) -> bool {
+    matches!(env.body, Body::Status(_)) && env.seq == 0
 }
 
-fn apply(
+/// Applies messages inside the caller's transaction with one statement per table (the
+/// `messages` rows, then every track and track point of the stored track batches; alerts and
+/// statuses, which are few, one by one), as applying them one after the other would: a
+/// message whose `(agent, seq)` is stored already, or came earlier in `msgs`, is a
+/// duplicate and changes nothing. Keeps the fusion inbox right: a new track batch of a
+/// writer that is not the fusion owner is queued for it; a track batch this owner finds
+/// stored already (another writer stored and queued it) leaves the inbox only if this owner
+/// fused it (it is among `Fused`'s keys). If not (it was stored before this owner looked, so
+/// the owner left it to the inbox), it stays there to be fused from it.
+fn apply_messages(
     db: &mut Db,
-    env: &Envelope,
-    topic: &str,
-    bytes: usize,
+    msgs: &[(Envelope, String, usize)],
+    fusion: &Fusion<'_>,
     now: i64,
-) -> Result<Applied, StoreError> {
-    if let Body::Status(s) = &env.body
-        && env.seq == 0
-    {
-        // Last will: no sequence of its own.
-        store_status(db, &env.agent, s, now)?;
-        return Ok(Applied::Stored);
+) -> Result<Vec<Applied>, StoreError> {
+    let mut first: HashSet<(&str, u64)> = HashSet::with_capacity(msgs.len());
+    let mut rows = Vec::with_capacity(msgs.len());
+    for (env, topic, bytes) in msgs {
+        if !is_last_will(env) && first.insert((env.agent.as_str(), env.seq)) {
+            rows.push(vec![
+                Value::Text(env.agent.clone()),
+                env.seq.to_value(),
+                Value::Text(env.body.kind().into()),
+                Value::Text(topic.clone()),
+                Value::Integer(env.sent_ms),
+                Value::Integer(now),
+                bytes.to_value(),
+            ]);
+        }
     }
-    let inserted = db.execute(
-        "INSERT INTO messages (agent, seq, kind, topic, sent_ms, received_ms, bytes)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-        args![
-            env.agent,
-            env.seq,
-            env.body.kind(),
-            topic,
-            env.sent_ms,
-            now,
-            bytes
-        ],
-    )?;
-    if inserted == 0 {
-        return Ok(Applied::Duplicate);
+    let mut new: HashSet<(String, u64)> = HashSet::with_capacity(rows.len());
+    for r in db.backend.insert_rows(&MESSAGES_ROWS, &rows)? {
+        new.insert((r.get(0)?, r.get(1)?));
     }
-    match &env.body {
-        Body::Tracks(b) => store_tracks(db, &env.agent, b, now)?,
-        Body::Status(s) => store_status(db, &env.agent, s, now)?,
-        Body::Alert(a) => {
-            if store_alert(db, &env.agent, a, now)? {
-                return Ok(Applied::NewAlert);
+    let mut tracks = Vec::new();
+    let mut points = Vec::new();
+    let mut out = Vec::with_capacity(msgs.len());
+    for (env, _, _) in msgs {
+        let a = if let (Body::Status(s), true) = (&env.body, is_last_will(env)) {
+            store_status(db, &env.agent, s, now)?;
+            Applied::Stored
+        } else if !new.remove(&(env.agent.clone(), env.seq)) {
+            // Stored before, or earlier in this batch (`remove`: only its first copy is new).
+            Applied::Duplicate
+        } else {
+            match &env.body {
+                Body::Tracks(b) => {
+                    track_rows(db, &env.agent, b, now, &mut tracks, &mut points)?;
+                    Applied::Stored
+                }
+                Body::Status(s) => {
+                    store_status(db, &env.agent, s, now)?;
+                    Applied::Stored
+                }
+                Body::Alert(a) if store_alert(db, &env.agent, a, now)? => Applied::NewAlert,
+                // The aggregator publishes the watchlists; its own store holds them (the
+                // message row records a copy that came back).
+                Body::Alert(_) | Body::Watchlists(_) | Body::Acks(_) => Applied::Stored,
+            }
+        };
+        if let Body::Tracks(_) = &env.body {
+            match (a, fusion) {
+                (Applied::Stored, Fusion::Queue) => inbox::queue(db, env, now)?,
+                (Applied::Duplicate, Fusion::Fused(fused))
+                    if fused.contains(&(env.agent.clone(), env.seq)) =>
+                {
+                    inbox::unqueue(db, &env.agent, env.seq)?
+                }
+                _ => {}
             }
         }
-        // The aggregator publishes the watchlists; its own store holds them (the message row
-        // records a copy that came back).
-        Body::Watchlists(_) | Body::Acks(_) => {}
+        out.push(a);
     }
-    Ok(Applied::Stored)
+    // A track updated twice in these messages gets one upsert per round, in order.
+    for round in rounds(tracks) {
+        db.backend.insert_rows(&TRACKS_ROWS, &round)?;
+    }
+    let days: BTreeSet<i64> = points
+        .iter()
+        .filter_map(|r| match r[3] {
+            Value::Integer(ms) => Some(ms.div_euclid(DAY_MS)),
+            _ => None,
+        })
+        .collect();
+    for d in days {
+        db.ensure_partition("track_points", d * DAY_MS)?;
+    }
+    db.backend.insert_rows(&POINTS_ROWS, &points)?;
+    Ok(out)
 }
 
 /// Inserts an alert, or updates the open one with the same id (a repeated sighting within the
@@ -371,77 +472,66 @@ fn store_alert(
     Ok(!existed)
 }
 
-fn store_tracks(db: &mut Db, agent: &str, b: &TrackBatch, now: i64) -> Result<(), StoreError> {
+/// The `tracks` and `track_points` rows of a stored track batch (its best shots stored
+/// now: the rows name them).
+fn track_rows(
+    db: &mut Db,
+    agent: &str,
+    b: &TrackBatch,
+    now: i64,
+    tracks: &mut Vec<(fusion::TrackKey, Vec<Value>)>,
+    points: &mut Vec<Vec<Value>>,
+) -> Result<(), StoreError> {
     for u in &b.updates {
         let [x1, y1, x2, y2] = u.bbox.to_pixels(b.frame_w, b.frame_h);
         let thumb = match &u.thumb {
             Some(t) => evidence::put_thumb(db, agent, &b.camera, u.track, t, u.ts_ms, now)?,
             None => None,
         };
-        db.execute(
-            "INSERT INTO tracks (agent, camera, track, site, class, first_ms, last_ms, ended, updates, best_score,
-                                 frame_w, frame_h, x1, y1, x2, y2, plate, plate_confidence, link,
-                                 evidence_crop)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, 1, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-             ON CONFLICT (agent, camera, track) DO UPDATE SET
-                first_ms = LEAST(tracks.first_ms, excluded.first_ms),
-                ended = GREATEST(tracks.ended, excluded.ended),
-                updates = tracks.updates + 1,
-                best_score = GREATEST(tracks.best_score, excluded.best_score),
-                x1 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.x1 ELSE tracks.x1 END,
-                y1 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.y1 ELSE tracks.y1 END,
-                x2 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.x2 ELSE tracks.x2 END,
-                y2 = CASE WHEN excluded.last_ms >= tracks.last_ms THEN excluded.y2 ELSE tracks.y2 END,
-                frame_w = excluded.frame_w,
-                frame_h = excluded.frame_h,
-                plate = CASE WHEN excluded.plate IS NOT NULL AND excluded.last_ms >= tracks.last_ms
-                             THEN excluded.plate ELSE tracks.plate END,
-                plate_confidence = CASE WHEN excluded.plate IS NOT NULL AND excluded.last_ms >= tracks.last_ms
-                             THEN excluded.plate_confidence ELSE tracks.plate_confidence END,
-                link = CASE WHEN excluded.link IS NOT NULL AND excluded.last_ms >= tracks.last_ms
-                             THEN excluded.link ELSE tracks.link END,
-                evidence_crop = CASE WHEN excluded.evidence_crop IS NOT NULL
-                                      AND (tracks.evidence_crop IS NULL OR excluded.last_ms >= tracks.last_ms)
-                             THEN excluded.evidence_crop ELSE tracks.evidence_crop END,
-                last_ms = GREATEST(tracks.last_ms, excluded.last_ms)",
-            args![
-                agent,
-                b.camera,
-                u.track,
-                b.site,
-                u.class.as_str(),
-                u.ts_ms,
-                u.event == TrackEvent::End,
-                f64::from(u.score),
-                b.frame_w,
-                b.frame_h,
-                f64::from(x1),
-                f64::from(y1),
-                f64::from(x2),
-                f64::from(y2),
-                u.plate.as_ref().map(|p| p.text.as_str()),
-                u.plate.as_ref().map(|p| f64::from(p.confidence)),
-                u.link,
-                thumb,
+        let (x1, y1, x2, y2) = (
+            Value::Real(f64::from(x1)),
+            Value::Real(f64::from(y1)),
+            Value::Real(f64::from(x2)),
+            Value::Real(f64::from(y2)),
+        );
+        let key = (agent.to_string(), b.camera.clone(), u.track);
+        tracks.push((
+            key,
+            vec![
+                Value::Text(agent.to_string()),
+                Value::Text(b.camera.clone()),
+                u.track.to_value(),
+                Value::Text(b.site.clone()),
+                Value::Text(u.class.as_str().into()),
+                Value::Integer(u.ts_ms),
+                Value::Integer(u.ts_ms),
+                (u.event == TrackEvent::End).to_value(),
+                Value::Integer(1),
+                Value::Real(f64::from(u.score)),
+                b.frame_w.to_value(),
+                b.frame_h.to_value(),
+                x1.clone(),
+                y1.clone(),
+                x2.clone(),
+                y2.clone(),
+                u.plate.as_ref().map(|p| p.text.as_str()).to_value(),
+                u.plate.as_ref().map(|p| f64::from(p.confidence)).to_value(),
+                u.link.to_value(),
+                thumb.to_value(),
             ],
-        )?;
-        db.ensure_partition("track_points", u.ts_ms)?;
-        db.execute(
-            "INSERT INTO track_points (agent, camera, track, ts_ms, event, score, x1, y1, x2, y2)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            args![
-                agent,
-                b.camera,
-                u.track,
-                u.ts_ms,
-                u.event.as_str(),
-                f64::from(u.score),
-                f64::from(x1),
-                f64::from(y1),
-                f64::from(x2),
-                f64::from(y2)
-            ],
-        )?;
+        ));
+        points.push(vec![
+            Value::Text(agent.to_string()),
+            Value::Text(b.camera.clone()),
+            u.track.to_value(),
+            Value::Integer(u.ts_ms),
+            Value::Text(u.event.as_str().into()),
+            Value::Real(f64::from(u.score)),
+            x1,
+            y1,
+            x2,
+            y2,
+        ]);
     }
     Ok(())
 }

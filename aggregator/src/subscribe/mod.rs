@@ -638,21 +638,25 @@ fn fuse(
     let now = sharpeyes_wire::now_ms();
     let mut out = Vec::new();
     let mut seen: HashSet<(&str, u64)> = HashSet::new();
+    // A stored message was fused already, or waits in the inbox (then it is fused below,
+    // from there): not marked as seen. One query for the whole batch.
+    let keys: Vec<(&str, u64)> = valid
+        .iter()
+        .filter(|(env, _, _)| matches!(env.body, Body::Tracks(_)))
+        .map(|(env, _, _)| (env.agent.as_str(), env.seq))
+        .collect();
+    let stored = store.messages_stored(&keys).unwrap_or_else(|e| {
+        // Fused anyway: the fuser ignores an observation it has seen.
+        warn!(error = %e, "could not check for stored messages before fusing");
+        HashSet::new()
+    });
     for (env, _, _) in valid {
         let Body::Tracks(b) = &env.body else {
             continue;
         };
         let key = (env.agent.as_str(), env.seq);
-        if seen.contains(&key) {
+        if seen.contains(&key) || stored.contains(&key) {
             continue;
-        }
-        // A stored message was fused already, or waits in the inbox (then it is fused
-        // below, from there): not marked as seen.
-        match store.message_stored(&env.agent, env.seq) {
-            Ok(true) => continue,
-            Ok(false) => {}
-            // Fused anyway: the fuser ignores an observation it has seen.
-            Err(e) => warn!(error = %e, "could not check for a stored message before fusing"),
         }
         seen.insert(key);
         out.extend(fuser.observe_batch(&env.agent, b, now));
