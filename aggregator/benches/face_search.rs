@@ -218,6 +218,20 @@ fn main() {
         "the second start loads the snapshot"
     );
     let (faces, indexed, bytes) = live.size();
+    // The snapshot load's parts: reading the file, and the catch-up with the store.
+    let t = Instant::now();
+    let (read, info) = aggregator::facesearch::snapshot::read(&snap, DIM, MODEL).unwrap();
+    let read_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let store = Store::open(&db).unwrap();
+    let lock = std::sync::RwLock::new(read);
+    let c = aggregator::facesearch::live::catch_up_since(&store, &lock, MODEL, info.watermark_ms)
+        .unwrap();
+    println!(
+        "snapshot read {read_s:.2} s, catch-up with the store {:.2} s ({c:?})",
+        t.elapsed().as_secs_f64()
+    );
+    drop((lock, store));
     println!(
         "face index: {faces} faces of {indexed} persons, {:.0} MB in memory ({:.0} bytes/face); \
          rebuild from the store {:.1} s; snapshot ({snap_mb:.0} MB) load + catch-up {:.2} s",

@@ -239,6 +239,82 @@ pub fn catch_up(
     Ok(apply_plan(&mut write(index), p))
 }
 
+/// Brings a loaded snapshot up to date cheaply: the faces captured at or after its
+/// `watermark_ms` (read by the store's capture-time index) are added or replaced and the
+/// store's merges applied; when the store's face count still differs from the index's
+/// (faces deleted, or late faces captured before the watermark), the full comparison
+/// ([`catch_up`]) runs. A track moved to another person without a newer face is only seen
+/// by the full comparison, which the running index repeats every `face_search.refresh_s`.
+pub fn catch_up_since(
+    store: &Store,
+    index: &RwLock<FlatIndex>,
+    model: &str,
+    watermark_ms: i64,
+) -> Result<CatchUp, StoreError> {
+    let dim = read(index).dim();
+    let (rows, aliases, total) = {
+        let mut db = store.db();
+        let rows = db.query(
+            "SELECT person, site, agent, camera, track, model, dim, embedding, quality, ts_ms
+             FROM person_faces WHERE ts_ms >= ?",
+            args![watermark_ms],
+        )?;
+        let aliases = db.query("SELECT alias, person FROM person_aliases", &[])?;
+        let total: i64 = match db.one("SELECT count(*) FROM person_faces", &[])? {
+            Some(r) => r.get(0)?,
+            None => 0,
+        };
+        (rows, aliases, total)
+    };
+    let mut c = CatchUp::default();
+    let mut idx = write(index);
+    for a in aliases {
+        let (alias, person): (u64, u64) = (a.get(0)?, a.get(1)?);
+        if idx.resolve(alias) != idx.resolve(person) {
+            idx.merge(alias, person);
+            c.moved += 1;
+        }
+    }
+    for r in rows {
+        let (m, d): (String, i64) = (r.get(5)?, r.get(6)?);
+        if m != model || d != dim as i64 {
+            continue;
+        }
+        let meta = FaceMeta {
+            person: r.get(0)?,
+            site: r.get(1)?,
+            key: FaceKey {
+                agent: r.get(2)?,
+                camera: r.get(3)?,
+                track: r.get(4)?,
+            },
+            quality: r.get::<f64>(8)? as f32,
+            ts_ms: r.get(9)?,
+        };
+        match idx.version_of(&meta.key) {
+            Some((_, ts, q)) if ts == meta.ts_ms && q == meta.quality => {}
+            _ => {
+                let blob: Vec<u8> = r.get(7)?;
+                if let Some(v) = decode_embedding(&blob, dim)
+                    && idx.insert(&meta, &v).is_ok()
+                {
+                    c.added += 1;
+                }
+            }
+        }
+    }
+    if idx.len() as i64 == total {
+        return Ok(c);
+    }
+    drop(idx);
+    let full = catch_up(store, index, model)?;
+    Ok(CatchUp {
+        added: c.added + full.added,
+        removed: full.removed,
+        moved: c.moved + full.moved,
+    })
+}
+
 /// Every face of `model` in the store, in a new index; faces that do not decode are skipped.
 pub fn rebuild(store: &Store, model: &str, dim: usize) -> Result<FlatIndex, StoreError> {
     let (rows, _) = store.person_faces(Some(model), dim)?;
@@ -255,11 +331,11 @@ pub fn rebuild(store: &Store, model: &str, dim: usize) -> Result<FlatIndex, Stor
 pub fn load(store: &Store, path: &Path, model: &str, dim: usize) -> Result<Loaded, StoreError> {
     let t0 = Instant::now();
     match snapshot::read(path, dim, model) {
-        Ok((idx, _)) => {
+        Ok((idx, info)) => {
             let load_ms = ms_since(t0);
             let t1 = Instant::now();
             let lock = RwLock::new(idx);
-            let caught_up = catch_up(store, &lock, model)?;
+            let caught_up = catch_up_since(store, &lock, model, info.watermark_ms)?;
             Ok(Loaded {
                 index: lock.into_inner().unwrap_or_else(|e| e.into_inner()),
                 how: LoadHow::Snapshot,
