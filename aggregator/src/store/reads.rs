@@ -434,10 +434,13 @@ impl Store {
                 // map. The sighting's own recorded position must be inside too (a camera
                 // moved since keeps its old sightings where they were seen).
                 (
+                    // `CROSS JOIN`: SQLite keeps the cameras as the outer loop (with its
+                    // STAT4 statistics it would otherwise, for some boxes and hours, scan a
+                    // whole day of sightings by their time index).
                     format!(
-                        "FROM sightings s JOIN cameras c
-                           ON c.site = s.site AND c.agent = s.agent AND c.camera = s.camera
-                         WHERE c.lat BETWEEN ? AND ? AND c.lon BETWEEN ? AND ?
+                        "FROM cameras c CROSS JOIN sightings s
+                         WHERE c.site = s.site AND c.agent = s.agent AND c.camera = s.camera
+                           AND c.lat BETWEEN ? AND ? AND c.lon BETWEEN ? AND ?
                            AND s.lat BETWEEN ? AND ? AND s.lon BETWEEN ? AND ? AND {time}"
                     ),
                     args![
