@@ -149,6 +149,54 @@ fn another_photo_of_a_stored_person_finds_that_person_first() {
             assert!(r.hit.similarity <= first.hit.similarity);
         }
     }
+    // The CLI: without a snapshot it reads every face from the store and says so; with the
+    // running aggregator's snapshot (`<db>.faces`) it searches that, brought up to date.
+    let db = dir.path().join("faces.db");
+    let m = models();
+    let config = dir.path().join("aggregator.toml");
+    let toml = format!(
+        "[store]\npath = {db:?}\n\n[watchlist.models]\ndir = {:?}\nonnxruntime = {:?}\n",
+        m.dir, m.onnxruntime
+    );
+    std::fs::write(&config, toml).unwrap();
+    let query = &photos("John_Salley")[4];
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_aggregator"))
+            .arg("search-face")
+            .arg(query)
+            .args(["--config", config.to_str().unwrap(), "--top", "3"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let (o, e) = (
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        );
+        assert!(out.status.success(), "{e}");
+        o
+    };
+    let salley: BTreeSet<u64> = persons_of["John_Salley"]
+        .iter()
+        .map(|p| store.resolve_person(*p).unwrap().unwrap())
+        .collect();
+    let v: serde_json::Value = serde_json::from_str(&run(&["--json"])).unwrap();
+    assert_eq!(v["index"], "store", "{v:#}");
+    assert!(
+        salley.contains(&v["results"][0]["person"].as_u64().unwrap()),
+        "{v:#}"
+    );
+    assert!(run(&[]).contains("index: no usable snapshot"));
+    let index = aggregator::facesearch::live::rebuild(&store, "sface_2021dec", 128).unwrap();
+    let snap = dir.path().join("faces.db.faces");
+    aggregator::facesearch::snapshot::write(&snap, &index, "sface_2021dec", T0).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&run(&["--json"])).unwrap();
+    assert_eq!(v["index"], "snapshot", "{v:#}");
+    assert_eq!(v["faces"].as_u64(), Some(index.len() as u64), "{v:#}");
+    assert!(
+        salley.contains(&v["results"][0]["person"].as_u64().unwrap()),
+        "{v:#}"
+    );
+    assert!(run(&[]).contains("index: snapshot"));
 }
 
 #[test]
