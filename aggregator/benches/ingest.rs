@@ -11,7 +11,9 @@
 //! - `INGEST_BATCHES`: track batches to ingest per run (default `5000`);
 //! - `INGEST_BACKENDS`: `sqlite`, `postgres` or both (default `sqlite`);
 //! - `INGEST_GROUP`: batches per writer transaction, as `store.max_batch` groups them
-//!   (default `16`);
+//!   (default: `store.max_batch`'s default, 256: a writer that cannot keep up takes that
+//!   many per transaction, so this is its throughput at saturation; `16` is a lightly
+//!   loaded writer's);
 //! - `INGEST_SQLITE_SYNC`: SQLite's `synchronous` for the `sqlite` runs, `full` (the
 //!   aggregator's default, `store.sqlite_synchronous`), `normal`, or both (`full,normal`:
 //!   one run each, labelled `sqlite/full`, `sqlite/normal`); default `full`;
@@ -22,9 +24,14 @@
 //! 50 off by a confusable character) and person tracks (128-d embeddings: one of 20,000
 //! persons plus noise), tracks starting, updating about once a second and ending, cameras
 //! visited in time order (2 s of capture time per round of cameras), so gating, clustering,
-//! links and re-clustering all work as in service. Each run reports updates/s overall and the
-//! share of time in decode, fusion and the store. Run it on an otherwise idle machine; it is
-//! one thread, so `taskset -c 0` pins it to one core without changing the result.
+//! links and re-clustering all work as in service. The payloads are made (encoded, as the
+//! agents do) before each transaction, outside the timed writer's path. Each run reports
+//! updates/s of the writer (decode + fusion + store) and the
+//! share of time in decode, fusion and the store, then one summary line per backend,
+//! `ingest sqlite: N updates/s` (the aggregator's default `synchronous = full`) and
+//! `ingest postgres: N updates/s` (a `normal` run prints `ingest sqlite/normal: …`), and,
+//! on stderr, the fusion outputs by kind. Run it on an otherwise idle machine; the writer
+//! is one thread (PostgreSQL's server is another process).
 
 #[path = "../tests/common/pg.rs"]
 mod pg;
@@ -36,6 +43,8 @@ use std::time::{Duration, Instant};
 
 use aggregator::config::CameraPlace;
 use aggregator::metrics::Metrics;
+use aggregator::store::config::StoreConfig;
+use aggregator::store::fusion::output_kind;
 use aggregator::store::{SqliteSynchronous, Store};
 use aggregator::subscribe::FusionStage;
 use fusion::{CameraCatalog, FuseConfig, Fuser};
@@ -241,6 +250,8 @@ struct Result_ {
     store: Duration,
     vehicles: u64,
     persons: u64,
+    /// Fusion outputs by kind.
+    outputs: std::collections::BTreeMap<&'static str, u64>,
 }
 
 fn run(backend: &'static str, mut store: Store, batches: usize, group: usize) -> Result_ {
@@ -262,7 +273,7 @@ fn run(backend: &'static str, mut store: Store, batches: usize, group: usize) ->
     let (mut decode, mut fuse, mut commit) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut updates = 0;
     let mut done = 0;
-    let wall = Instant::now();
+    let mut outputs = std::collections::BTreeMap::new();
     while done < batches {
         let n = group.min(batches - done);
         let payloads: Vec<(Vec<u8>, String, usize)> = (0..n).map(|_| traffic.next()).collect();
@@ -277,6 +288,9 @@ fn run(backend: &'static str, mut store: Store, batches: usize, group: usize) ->
             .collect();
         let t1 = Instant::now();
         stage.prepare(&store, &valid, true, &metrics);
+        for o in stage.outputs() {
+            *outputs.entry(output_kind(o)).or_insert(0) += 1;
+        }
         let t2 = Instant::now();
         stage.commit(&mut store, &valid, &metrics).expect("commit");
         let t3 = Instant::now();
@@ -285,7 +299,8 @@ fn run(backend: &'static str, mut store: Store, batches: usize, group: usize) ->
         commit += t3 - t2;
         done += n;
     }
-    let wall = wall.elapsed();
+    // The writer's time: making the payloads (the agents' work) is not counted.
+    let wall = decode + fuse + commit;
     eprintln!(
         "{backend}: queued for another owner {}, taken from the inbox {}, owner {}",
         metrics
@@ -307,6 +322,7 @@ fn run(backend: &'static str, mut store: Store, batches: usize, group: usize) ->
         store: commit,
         vehicles: v - 1,
         persons: p - 1,
+        outputs,
     }
 }
 
@@ -325,7 +341,7 @@ fn main() {
     } else {
         env_usize("INGEST_BATCHES", 5000)
     };
-    let group = env_usize("INGEST_GROUP", 16).max(1);
+    let group = env_usize("INGEST_GROUP", StoreConfig::default().max_batch).max(1);
     let backends = std::env::var("INGEST_BACKENDS").unwrap_or_else(|_| "sqlite".into());
     let mut out = std::env::var("INGEST_OUT").ok().map(|p| {
         std::fs::OpenOptions::new()
@@ -362,6 +378,7 @@ fn main() {
             runs.push(b);
         }
     }
+    let mut summary = Vec::new();
     for b in runs {
         let dir = tempfile::tempdir().expect("temp dir");
         let (r, _server) = match b {
@@ -397,6 +414,15 @@ fn main() {
             r.vehicles,
             r.persons
         );
+        eprintln!("{}: fusion outputs {:?}", r.backend, r.outputs);
+        let name = match r.backend {
+            "sqlite/full" => "sqlite",
+            other => other,
+        };
+        summary.push(format!(
+            "ingest {name}: {:.0} updates/s",
+            r.updates as f64 / s.max(1e-9)
+        ));
         if let Some(f) = out.as_mut() {
             let _ = writeln!(
                 f,
@@ -411,5 +437,8 @@ fn main() {
                 })
             );
         }
+    }
+    for line in summary {
+        println!("{line}");
     }
 }

@@ -200,7 +200,7 @@ impl Codec {
                 let mut c = zstd::bulk::Compressor::with_dictionary(self.level, &d.bytes)?;
                 (d.id, c.compress(&body)?)
             }
-            None => (0, zstd::bulk::compress(&body, self.level)?),
+            None => (0, with_compressor(self.level, |c| c.compress(&body))?),
         };
         let mut out = Vec::with_capacity(HEADER_LEN + compressed.len());
         out.extend_from_slice(&MAGIC);
@@ -234,8 +234,7 @@ impl Codec {
         let dict_id = u32::from_le_bytes([payload[4], payload[5], payload[6], payload[7]]);
         let compressed = &payload[HEADER_LEN..];
         let body = match dict_id {
-            0 => zstd::bulk::Decompressor::new()
-                .and_then(|mut d| d.decompress(compressed, MAX_BODY_BYTES)),
+            0 => with_decompressor(|d| d.decompress(compressed, MAX_BODY_BYTES)),
             id => {
                 let dict = self
                     .known
@@ -257,6 +256,45 @@ impl Codec {
         }
         Ok(env)
     }
+}
+
+thread_local! {
+    /// This thread's zstd contexts for payloads without a dictionary, made once: making one
+    /// per payload (hundreds of kB of tables each) cost the aggregator's writer more than
+    /// decompressing did.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's decompression context.
+fn with_decompressor<T>(
+    f: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let d = match cell.as_mut() {
+            Some(d) => d,
+            None => cell.insert(zstd::bulk::Decompressor::new()?),
+        };
+        f(d)
+    })
+}
+
+/// Runs `f` with this thread's compression context at `level`.
+fn with_compressor<T>(
+    level: i32,
+    f: impl FnOnce(&mut zstd::bulk::Compressor<'static>) -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().is_none_or(|(l, _)| *l != level) {
+            *cell = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        let (_, c) = cell.as_mut().expect("made above");
+        f(c)
+    })
 }
 
 /// Walks a MessagePack document without materialising it: counts its values against

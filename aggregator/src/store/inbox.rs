@@ -70,7 +70,8 @@ impl Store {
             .is_some())
     }
 
-    /// Which of the messages `(agent, seq)` are stored (one statement on PostgreSQL).
+    /// Which of the messages `(agent, seq)` are stored (one statement on PostgreSQL; an index
+    /// search per key on SQLite).
     pub fn messages_stored<'a>(
         &self,
         keys: &[(&'a str, u64)],

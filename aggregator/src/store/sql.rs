@@ -61,16 +61,17 @@ pub trait Backend: Send {
     /// gave, if the tail has it.
     fn insert_rows(&mut self, into: &Rows<'_>, rows: &[Vec<Value>])
     -> Result<Vec<Row>, StoreError>;
-    /// Deletes the rows of `table` whose `key` columns equal one of `keys` (as few
-    /// statements as [`insert_rows`](Self::insert_rows)); how many it deleted.
+    /// Deletes the rows of `table` whose `key` columns equal one of `keys` (PostgreSQL: one
+    /// statement; SQLite: one cached statement run per key, an index search each); how many
+    /// it deleted.
     fn delete_rows(
         &mut self,
         table: &str,
         key: &[(&str, Ty)],
         keys: &[Vec<Value>],
     ) -> Result<u64, StoreError>;
-    /// The `key` columns of the rows of `table` whose key equals one of `keys` (as few
-    /// statements as [`insert_rows`](Self::insert_rows)).
+    /// The `key` columns of the rows of `table` whose key equals one of `keys` (run as
+    /// [`delete_rows`](Self::delete_rows) is).
     fn find_rows(
         &mut self,
         table: &str,
@@ -387,7 +388,9 @@ impl Sqlite {
         }
     }
 
-    /// Runs `{head} {table} WHERE (key) IN (VALUES …)` over `keys`, in chunks.
+    /// Runs `{head} {table} WHERE k1 = ? AND k2 = ? …` once per key of `keys`, one cached
+    /// statement: SQLite has no round trip to save, and it answers a row-value
+    /// `IN (VALUES …)` by scanning the whole table, where each equality is an index search.
     fn keyed(
         &mut self,
         head: &str,
@@ -396,23 +399,18 @@ impl Sqlite {
         keys: &[Vec<Value>],
         mut run: impl FnMut(
             &mut rusqlite::CachedStatement<'_>,
-            std::iter::Flatten<std::slice::Iter<'_, Vec<Value>>>,
+            std::slice::Iter<'_, Value>,
         ) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         check_widths(table, key.len(), keys)?;
-        let cols: Vec<&str> = key.iter().map(|c| c.0).collect();
-        let one = format!("({})", vec!["?"; cols.len()].join(", "));
-        let mut at = 0;
-        for size in chunk_sizes(keys.len()) {
-            let chunk = &keys[at..at + size];
-            at += size;
-            let sql = format!(
-                "{head} {table} WHERE ({}) IN (VALUES {})",
-                cols.join(", "),
-                vec![one.as_str(); size].join(", ")
-            );
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            run(&mut stmt, chunk.iter().flatten())?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let on: Vec<String> = key.iter().map(|(c, _)| format!("{c} = ?")).collect();
+        let sql = format!("{head} {table} WHERE {}", on.join(" AND "));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        for k in keys {
+            run(&mut stmt, k.iter())?;
         }
         Ok(())
     }
