@@ -75,6 +75,9 @@ fn config(port: u16, backend: &Backend) -> AggregatorConfig {
         Backend::Postgres(url) => {
             cfg.store.backend = StoreBackend::Postgres;
             cfg.store.postgres_url = Some(url.clone().into());
+            // Its default snapshot would go to the working directory (the package's
+            // source folder under cargo test); the SQLite runs keep the index on.
+            cfg.face_search.live_index = false;
         }
     }
     cfg
