@@ -565,14 +565,7 @@ impl FaceIndex {
                 (similarity >= o.min_similarity).then_some((p, slot, similarity, n))
             })
             .collect();
-        let order = |a: &(u64, usize, f32, usize), b: &(u64, usize, f32, usize)| {
-            b.2.total_cmp(&a.2).then(a.0.cmp(&b.0))
-        };
-        if o.top > 0 && scored.len() > o.top {
-            scored.select_nth_unstable_by(o.top - 1, order);
-        }
-        scored.truncate(o.top);
-        scored.sort_by(order);
+        best_persons(&mut scored, o.top);
         scored
             .into_iter()
             .map(|(person, slot, similarity, representatives)| PersonHit {
@@ -613,6 +606,19 @@ impl FaceIndex {
         let persons: Vec<u64> = self.by_person.keys().copied().collect();
         Ok(self.rank(persons, &q, o))
     }
+}
+
+/// Keeps the `top` best of `scored` (person, slot, similarity, faces), best first (ties: the
+/// lower person id), as both indexes rank their persons.
+pub(crate) fn best_persons(scored: &mut Vec<(u64, usize, f32, usize)>, top: usize) {
+    let order = |a: &(u64, usize, f32, usize), b: &(u64, usize, f32, usize)| {
+        b.2.total_cmp(&a.2).then(a.0.cmp(&b.0))
+    };
+    if top > 0 && scored.len() > top {
+        scored.select_nth_unstable_by(top - 1, order);
+    }
+    scored.truncate(top);
+    scored.sort_by(order);
 }
 
 /// One person found by a face search, with its sightings.

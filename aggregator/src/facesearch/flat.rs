@@ -577,8 +577,7 @@ impl FlatIndex {
                 (similarity >= o.min_similarity).then_some((p, slot, similarity, n))
             })
             .collect();
-        scored.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(&b.0)));
-        scored.truncate(o.top);
+        super::best_persons(&mut scored, o.top);
         scored
             .into_iter()
             .filter_map(|(person, slot, similarity, representatives)| {
