@@ -14,12 +14,14 @@ Exit status: 0 when everything is in place, 1 with a message naming what is miss
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import ssl
 import subprocess
 import sys
 import tarfile
+import time
 import urllib.request
 import tomllib
 import zipfile
@@ -212,17 +214,135 @@ sys.argv = ['tf2onnx.convert', '--tfjs', src, '--output', dst, '--opset', '13']
 from tf2onnx import convert
 convert.main()
 """,
+    # docs/models.md §3.4: static int8 quantisation (QDQ, per-channel int8 weights, uint8
+    # activations, MinMax ranges) calibrated on a fixed, ordered list of testdata/ images.
+    # argv: fp32 source, destination, JSON {"root", "images", "preprocess", "keep_fp32"}.
+    "quantize_int8": """
+import json, logging, os, sys, tempfile
+import numpy as np, onnx
+from onnx import numpy_helper, version_converter
+from PIL import Image
+import onnxruntime as ort
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                      QuantType, quantize_static)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+logging.disable(logging.WARNING)
+ort.set_default_logger_severity(3)
+src, dst, args = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+images = [os.path.join(args['root'], i) for i in args['images']]
+
+def bgr(path):
+    return np.asarray(Image.open(path).convert('RGB'), np.float32)[:, :, ::-1]
+
+def resized(img, w, h):
+    im = Image.fromarray(np.ascontiguousarray(img[:, :, ::-1]).astype(np.uint8))
+    return np.asarray(im.resize((w, h), Image.BILINEAR), np.float32)[:, :, ::-1]
+
+def nanodet(path):  # perception/src/nanodet.rs: letterbox into 416x416, top left, 0 padding
+    img = bgr(path); h, w = img.shape[:2]; s = min(416 / w, 416 / h)
+    tw, th = min(416, max(1, round(w * s))), min(416, max(1, round(h * s)))
+    x = np.zeros((1, 3, 416, 416), np.float32)
+    norm = (resized(img, tw, th) - [103.53, 116.28, 123.675]) / [57.375, 57.12, 58.395]
+    x[0, :, :th, :tw] = norm.transpose(2, 0, 1)
+    return x
+
+def clp_det(path):  # perception/src/clp_det.rs: fit within 1920, pad to 32, BGR minus mean
+    img = bgr(path); h, w = img.shape[:2]
+    if max(h, w) > 1920:
+        s = 1920 / max(h, w); img = resized(img, round(w * s), round(h * s)); h, w = img.shape[:2]
+    x = np.zeros((1, 3, -(-h // 32) * 32, -(-w // 32) * 32), np.float32)
+    x[0, :, :h, :w] = (img - [104, 117, 123]).transpose(2, 0, 1)
+    return x
+
+prep = {'nanodet': nanodet, 'clp_det': clp_det}[args['preprocess']]
+m = onnx.load(src)
+if next(o.version for o in m.opset_import if o.domain in ('', 'ai.onnx')) < 13:
+    m = version_converter.convert_version(m, 13)  # per-channel DequantizeLinear needs opset 13
+# tf2onnx writes a MaxPool's padding as a Pad with -inf before it: its calibrated range would
+# be infinite. Give the padding back to the MaxPool (the same function).
+init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+users = {}
+for n in m.graph.node:
+    for i in n.input:
+        users.setdefault(i, []).append(n)
+for n in list(m.graph.node):
+    if n.op_type != 'Pad' or len(n.input) < 3 or n.input[2] not in init:
+        continue
+    pads, after = init[n.input[1]], users.get(n.output[0], [])
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in after[0].attribute} if after else {}
+    if (not np.isneginf(init[n.input[2]]).all() or len(after) != 1 or after[0].op_type != 'MaxPool'
+            or len(pads) != 8 or pads[[0, 1, 4, 5]].any() or any(attrs.get('pads', []))
+            or attrs.get('auto_pad', b'NOTSET') != b'NOTSET'):
+        continue
+    pool = after[0]
+    kept = [a for a in pool.attribute if a.name != 'pads']
+    del pool.attribute[:]; pool.attribute.extend(kept)
+    pool.attribute.append(onnx.helper.make_attribute('pads', [int(v) for v in pads[[2, 3, 6, 7]]]))
+    pool.input[0] = n.input[0]
+    m.graph.node.remove(n)
+tmp = tempfile.mkdtemp(prefix='sharpeyes-quant-')
+plain, pre = os.path.join(tmp, 'fp32.onnx'), os.path.join(tmp, 'pre.onnx')
+onnx.save(m, plain)
+quant_pre_process(plain, pre, skip_symbolic_shape=True)
+g = onnx.load(pre).graph
+keep = []
+if args.get('keep_fp32') == 'first_conv':  # a 3-channel convolution is slower in int8 (§3.4)
+    keep = [n.name for n in g.node if n.op_type == 'Conv' and n.input[0] == g.input[0].name]
+name = g.input[0].name
+
+class Images(CalibrationDataReader):
+    def __init__(self):
+        self.it = iter(images)
+    def get_next(self):
+        path = next(self.it, None)
+        return None if path is None else {name: prep(path)}
+
+quantize_static(pre, dst, Images(), quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=keep)
+q = onnx.load(dst)
+for t in q.graph.initializer:
+    if t.name.endswith('_scale'):
+        v = numpy_helper.to_array(t)
+        if not (np.isfinite(v).all() and (v > 0).all()):
+            sys.exit(f'quantisation made a bad scale {t.name} = {v} (a tensor with an infinite range?)')
+# A broken quantisation answers noise: the int8 model's outputs must follow the fp32 model's
+# on the calibration images (measured: mean difference 0.05-0.6 standard deviations, the most on
+# anchors far from any object; a model answering noise is at 1 or more).
+opt = ort.SessionOptions(); opt.intra_op_num_threads = 1; opt.log_severity_level = 3
+a = ort.InferenceSession(plain, opt, providers=['CPUExecutionProvider'])
+b = ort.InferenceSession(dst, opt, providers=['CPUExecutionProvider'])
+worst = 0.0
+for path in images[::4]:
+    feed = {name: prep(path)}
+    for x, y in zip(a.run(None, feed), b.run(None, feed)):
+        if not np.isfinite(y).all():
+            sys.exit(f'the int8 model answers NaN or infinity on {path}')
+        worst = max(worst, float(np.abs(x - y).mean() / (x.std() + 1e-6)))
+print(f'[models]   int8 against fp32 on {len(images[::4])} images: mean difference <= {worst:.2f} standard deviations')
+if worst > 1.0:
+    sys.exit(f'the int8 model differs from the fp32 one by {worst:.2f} standard deviations (limit 1): a broken quantisation')
+""",
 }
 
 # tf2onnx names the tensors it creates from counters that differ between runs, so a converted
 # file's sha256 is not reproducible. The fingerprint is: every weight's values and shape, the
 # multiset of operators and the input/output signature. Equal fingerprints, equal model.
+# With argv[2] == "int8" (a quantised model, docs/models.md §3.4) it leaves out what the
+# calibration decides: the activations' scalar scales and zero points, and the int32 biases
+# with their scales (input scale x weight scale), whose last bits depend on the CPU that ran
+# the fp32 model (the quantisation script checks them: finite, positive, and outputs that
+# follow the fp32 model's). The int8 weights and their per-channel scales stay in.
 FINGERPRINT = """
 import hashlib, sys, onnx
 from onnx import numpy_helper
 g = onnx.load(sys.argv[1]).graph
+int8 = sys.argv[2:] == ['int8']
+def calibrated(i, a):
+    return int8 and (a.ndim == 0 or (a.dtype.name == 'int32' and i.name.endswith('_quantized'))
+                     or i.name.endswith('_quantized_scale'))
 weights = sorted(hashlib.sha256(a.tobytes() + repr(a.shape).encode()).hexdigest()
-                 for a in (numpy_helper.to_array(i) for i in g.initializer))
+                 for i, a in ((i, numpy_helper.to_array(i)) for i in g.initializer) if not calibrated(i, a))
 ops = sorted(n.op_type for n in g.node)
 io = [(i.name, [d.dim_value for d in i.type.tensor_type.shape.dim]) for i in g.input] + sorted(o.name for o in g.output)
 print(hashlib.sha256(repr((weights, ops, io)).encode()).hexdigest())
@@ -240,7 +360,51 @@ def verified(dest, entry):
     return record.exists() and record.read_text().split() == [entry["fingerprint"], sha256(dest)]
 
 
+def derive_model(entry, manifest, root, cache):
+    """A model made from another entry's installed file (`from`), e.g. its int8 quantisation
+    (docs/models.md §3.4), pinned by fingerprint; the record written after the check also
+    names the source's sha256, so a changed source remakes it."""
+    files = root / "models" / "files"
+    dest = files / entry["file"]
+    source = next((m for m in manifest.get("model", []) if m["name"] == entry["from"]), None)
+    if source is None:
+        raise FetchError(f"{entry['name']}: `from = {entry['from']!r}` names no model of the manifest")
+    src = files / source["file"]
+    if not verified(src, source):
+        raise FetchError(f"{entry['name']}: its source {src} is not installed and verified "
+                         f"(list {source['name']} before it in the manifest)")
+    record = dest.with_name(dest.name + ".verified")
+    src_sha = sha256(src)
+    if dest.exists() and record.exists() and \
+            record.read_text().split() == [entry["fingerprint"], sha256(dest), src_sha]:
+        say(f"{entry['name']}: present and verified")
+        return False
+    conv = entry["convert"]
+    if conv not in CONVERSIONS:
+        raise FetchError(f"{entry['name']}: unknown conversion {conv!r}")
+    env = converter_env(manifest, entry.get("convert_env", "convert"), cache)
+    args = {"root": str(root), "images": manifest["calibration"]["images"],
+            "preprocess": entry["preprocess"], "keep_fp32": entry.get("keep_fp32", "")}
+    say(f"{entry['name']}: making it from {src.name} ({conv}, {len(args['images'])} calibration images) ...")
+    started = time.monotonic()
+    tmp = dest.with_suffix(".part.onnx")
+    r = subprocess.run([sys.executable, "-c", CONVERSIONS[conv], str(src), str(tmp), json.dumps(args)], env=env)
+    if r.returncode != 0:
+        raise FetchError(f"{entry['name']}: conversion {conv} failed (see the message above)")
+    r = subprocess.run([sys.executable, "-c", FINGERPRINT, str(tmp), "int8"], env=env, capture_output=True, text=True)
+    got = r.stdout.strip()
+    if r.returncode != 0 or got != entry["fingerprint"]:
+        raise FetchError(f"{entry['name']} (made) {tmp}: fingerprint {got or r.stderr.strip()}, expected "
+                         f"{entry['fingerprint']} (wrong package versions, calibration images or source model)")
+    tmp.replace(dest)
+    record.write_text(f"{got} {sha256(dest)} {src_sha}\n")
+    say(f"{entry['name']}: installed at {dest.relative_to(root)} ({time.monotonic() - started:.0f} s)")
+    return True
+
+
 def fetch_model(entry, manifest, root, cache):
+    if "from" in entry:
+        return derive_model(entry, manifest, root, cache)
     dest = root / "models" / "files" / entry["file"]
     if verified(dest, entry):
         say(f"{entry['name']}: present and verified")
