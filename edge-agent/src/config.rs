@@ -42,6 +42,8 @@ pub struct AgentConfig {
     pub plate_reader: PlateReaderConfig,
     /// Per-camera tracking.
     pub tracker: TrackerConfig,
+    /// How the gateway's analysis is scheduled: inference workers, detection intervals.
+    pub analysis: AnalysisConfig,
     /// Batching and publishing.
     pub publish: PublishConfig,
     /// The operations endpoint: `/metrics` (Prometheus) and `/health`; port 0 means 9464.
@@ -67,6 +69,7 @@ impl Default for AgentConfig {
             object_detector: ObjectDetectorConfig::default(),
             plate_reader: PlateReaderConfig::default(),
             tracker: TrackerConfig::default(),
+            analysis: AnalysisConfig::default(),
             publish: PublishConfig::default(),
             ops: OpsConfig::default(),
             rules: crate::rules::RulesConfig::default(),
@@ -126,6 +129,45 @@ impl Default for BrokerConfig {
             keep_alive_s: 30,
             reconnect_min_ms: 500,
             reconnect_max_ms: 10_000,
+        }
+    }
+}
+
+/// How the gateway's analysis is scheduled. Inference workers are shared by all cameras;
+/// between detections the trackers' predictions carry the boxes (DL Streamer's
+/// `inference-interval`, DeepStream's `interval`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnalysisConfig {
+    /// Inference workers, each with its own model sessions, shared by all cameras (a camera's
+    /// frames go to one worker at a time, in order); 0 means one per CPU core (0..=64).
+    /// Default `0`.
+    pub workers: usize,
+    /// Persons and vehicles are detected on every Nth analysed frame of a camera (1..=30);
+    /// between, their tracks' predicted boxes stand in. Default `1`.
+    pub object_interval: u32,
+    /// The face detector searches the whole frame on every Nth analysed frame of a camera
+    /// (1..=30); between, it searches only where faces can be: the head regions of the
+    /// tracked persons and around the live face tracks. Default `1`.
+    pub face_interval: u32,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            object_interval: 1,
+            face_interval: 1,
+        }
+    }
+}
+
+impl AnalysisConfig {
+    /// The number of inference workers to start: `workers`, or one per CPU core.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }
@@ -477,6 +519,10 @@ impl ConfigFile for AgentConfig {
             &self.object_detector,
             &self.plate_reader,
         )?;
+        let an = &self.analysis;
+        in_range("analysis.workers", an.workers, 0, 64)?;
+        in_range("analysis.object_interval", an.object_interval, 1, 30)?;
+        in_range("analysis.face_interval", an.face_interval, 1, 30)?;
         let t = &self.tracker;
         in_range("tracker.high_score", t.high_score, 0.0, 1.0)?;
         in_range("tracker.low_score", t.low_score, 0.0, t.high_score)?;

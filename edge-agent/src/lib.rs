@@ -52,7 +52,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use crate::analysis::BestFace;
-use crate::analysis::{Models, analysis_loop};
+use crate::analysis::{AnalysisInputs, Models, run_analysis};
 pub use crate::config::AgentConfig;
 use crate::config::ConfigFile;
 use crate::ingest::FrameSlots;
@@ -127,15 +127,8 @@ pub struct RunSummary {
     pub broker_errors: u64,
 }
 
-/// Runs the agent until `shutdown` is cancelled, or until every camera has ended (files
-/// whose `at_end` stops them). On the way out it ends all tracks, publishes them, publishes an
-/// offline status and waits (bounded) for the broker's acknowledgements.
-pub async fn run(
-    config: AgentConfig,
-    shutdown: CancellationToken,
-) -> Result<RunSummary, AgentError> {
-    config.validate()?;
-    ingest::init()?;
+/// The models one analysis worker runs, as the configuration names them.
+fn load_models(config: &AgentConfig) -> Result<Models, AgentError> {
     // The tracker continues tracks with low-score faces: detect down to its low threshold.
     let detector_cfg = config::FaceDetectorConfig {
         score_threshold: config
@@ -160,12 +153,28 @@ pub async fn run(
         )?),
         false => None,
     };
-    let models = Models {
+    Ok(Models {
         detector,
         embedder,
         objects,
         plates,
-    };
+    })
+}
+
+/// Runs the agent until `shutdown` is cancelled, or until every camera has ended (files
+/// whose `at_end` stops them). On the way out it ends all tracks, publishes them, publishes an
+/// offline status and waits (bounded) for the broker's acknowledgements.
+pub async fn run(
+    config: AgentConfig,
+    shutdown: CancellationToken,
+) -> Result<RunSummary, AgentError> {
+    config.validate()?;
+    ingest::init()?;
+    // Each inference worker has its own sessions (a session runs one call at a time).
+    let workers = config.analysis.worker_count();
+    let models = (0..workers)
+        .map(|_| load_models(&config))
+        .collect::<Result<Vec<_>, _>>()?;
     let metrics = Arc::new(Metrics::new(config.cameras.iter().map(|c| c.id.as_str())));
     let _ops = sharpeyes_common::ops::start(&config.ops, config::OPS_PORT, metrics.clone()).await;
     let slots = Arc::new(FrameSlots::new(config.cameras.len()));
@@ -225,13 +234,23 @@ pub async fn run(
     if ingest_threads.is_empty() {
         warn!("no enabled camera: nothing to analyse");
     }
-    info!(agent = %config.agent_id, site = %config.site, cameras = ingest_threads.len(), "edge agent started");
+    info!(agent = %config.agent_id, site = %config.site, cameras = ingest_threads.len(), workers, "edge agent started");
 
     let analysis = {
         let (cfg, slots, metrics) = (config.clone(), slots.clone(), metrics.clone());
         std::thread::Builder::new()
             .name("analysis".into())
-            .spawn(move || analysis_loop(&cfg, models, rules, watchlists, &slots, &tx, &metrics))
+            .spawn(move || {
+                let inputs = AnalysisInputs {
+                    cfg: &cfg,
+                    rules,
+                    watchlists,
+                    slots: &slots,
+                    tx: &tx,
+                    metrics: &metrics,
+                };
+                run_analysis(inputs, models)
+            })
             .map_err(|e| AgentError::Thread(e.to_string()))?
     };
     // systemd (Type=notify): ready now; the watchdog is pinged while the analysis loop turns.

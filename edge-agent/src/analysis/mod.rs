@@ -1,7 +1,11 @@
-//! The analysis stage: one thread takes the cameras' newest frames round-robin, detects,
-//! tracks, links, embeds, reads plates, takes best shots and applies the rules per camera, and
-//! hands the outputs to the publisher. This file holds the loop, the per-camera state and
-//! one frame's orchestration; each concern has its own file (see the crate doc).
+//! The analysis stage: inference workers (one per core by default, `analysis.workers`), shared
+//! by all cameras, take the cameras' newest frames round-robin, detect, track, link, embed,
+//! read plates, take best shots and apply the rules per camera, and hand the outputs to the
+//! publisher. Each worker has its own model sessions; a camera's state (trackers, rules) goes
+//! to whichever worker takes its frame and is held by it until that frame is done
+//! ([`FrameSlots::claim`]), so each camera's frames are analysed one at a time and in order
+//! while the cameras share the cores. This file holds the workers' loop, the per-camera state
+//! and one frame's orchestration; each concern has its own file (see the crate doc).
 
 mod detect;
 mod faces;
@@ -13,6 +17,7 @@ mod thumbs;
 pub use faces::BestFace;
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sharpeyes_wire::{Alert, Evidence, ObjectClass};
@@ -26,7 +31,7 @@ use crate::infer::{FaceDetector, FaceEmbedder, ObjectDetector, PlateReader};
 use crate::ingest::{Frame, FrameSlots, Take};
 use crate::metrics::{Metrics, add};
 use crate::publish::{Analysed, Output, WatchlistFeed};
-use crate::rules::{RuleOutput, Rules};
+use crate::rules::{PreparedWatchlists, RuleOutput, Rules};
 use crate::track::{ByteTracker, Detection, PlateVote, TrackIds, TrackOutput};
 
 /// Per-camera analysis state: one tracker per class (all drawing ids from one counter).
@@ -58,6 +63,8 @@ struct CameraState {
     links: HashMap<u64, u64>,
     /// The camera's alert rules.
     rules: Rules,
+    /// The watchlists its rules hold (the newest a worker had when it took the camera).
+    watchlists: Option<Arc<PreparedWatchlists>>,
     /// Plate tracks seen in this frame (when the plate reader ran on it), with their boxes.
     plates_seen: Vec<(u64, [f32; 4])>,
     /// Evidence encoded for alerts not sent yet (a face alert waits for the companion check),
@@ -103,6 +110,7 @@ impl CameraState {
             best: HashMap::new(),
             links: HashMap::new(),
             rules,
+            watchlists: None,
             plates_seen: Vec::new(),
             evidence: HashMap::new(),
             thumbs: HashMap::new(),
@@ -149,11 +157,41 @@ pub(crate) struct Models {
     pub(crate) plates: Option<PlateReader>,
 }
 
-/// The analysis stage: models and per-camera trackers; hands outputs on.
+/// The cameras' states while no worker holds them.
+struct Pool {
+    states: Mutex<Vec<Option<CameraState>>>,
+    /// Cameras whose tracks were ended at the end of the run.
+    flushed: Mutex<Vec<bool>>,
+}
+
+/// The camera states a worker holds, by camera index; indexing one it does not hold is a bug
+/// (a worker holds a camera only between [`FrameSlots::claim`] and [`FrameSlots::release`]).
+struct Held(Vec<Option<CameraState>>);
+
+impl std::ops::Index<usize> for Held {
+    type Output = CameraState;
+    fn index(&self, cam: usize) -> &CameraState {
+        self.0[cam]
+            .as_ref()
+            .expect("camera not held by this worker")
+    }
+}
+
+impl std::ops::IndexMut<usize> for Held {
+    fn index_mut(&mut self, cam: usize) -> &mut CameraState {
+        self.0[cam]
+            .as_mut()
+            .expect("camera not held by this worker")
+    }
+}
+
+/// One analysis worker: its models and the camera it holds; hands outputs on.
 struct Analysis<'a> {
     cfg: &'a AgentConfig,
     models: Models,
-    cams: Vec<CameraState>,
+    cams: Held,
+    pool: &'a Pool,
+    slots: &'a FrameSlots,
     tx: &'a mpsc::Sender<Analysed>,
     metrics: &'a Metrics,
     /// The watchlists as they arrive from the aggregator.
@@ -173,9 +211,33 @@ fn detections<T>(dets: &[T], f: impl Fn(&T) -> ([f32; 4], f32)) -> Vec<Detection
 }
 
 impl Analysis<'_> {
+    /// Takes camera `cam`'s state from the pool (the caller has claimed the camera), with the
+    /// newest watchlists applied.
+    fn hold(&mut self, cam: usize) {
+        let state = self.pool.states.lock().unwrap_or_else(|e| e.into_inner())[cam].take();
+        self.cams.0[cam] = state;
+        self.take_watchlists(cam);
+    }
+
+    /// Puts camera `cam`'s state back and releases the camera.
+    fn give_back(&mut self, cam: usize) {
+        let state = self.cams.0[cam].take();
+        self.pool.states.lock().unwrap_or_else(|e| e.into_inner())[cam] = state;
+        self.slots.release(cam);
+    }
+
+    /// Analyses one frame of a claimed camera and gives the camera back; false once the
+    /// publisher is gone.
+    fn claimed_frame(&mut self, f: Frame) -> bool {
+        let cam = f.camera;
+        self.hold(cam);
+        let open = self.frame(f);
+        self.give_back(cam);
+        open
+    }
+
     /// Detects, tracks, links and embeds one frame; false once the publisher is gone.
     fn frame(&mut self, f: Frame) -> bool {
-        self.take_watchlists();
         let cam = f.camera;
         let _span = info_span!("analyse", camera = %self.cfg.cameras[cam].id).entered();
         let Some((faces, objects)) = self.detect(cam, &f) else {
@@ -232,48 +294,74 @@ impl Analysis<'_> {
     /// only with its frames, however slowly they are analysed; once it has finished, or had no
     /// frame for its `stall_timeout_s`, its time goes on from its last frame at the agent
     /// clock's pace.
-    fn expire(&mut self, now_ms: i64, finished: impl Fn(usize) -> bool) -> bool {
-        self.take_watchlists();
-        for cam in 0..self.cams.len() {
-            let s = &mut self.cams[cam];
-            let now_ms = match (s.stream_clock, s.last_at) {
-                (false, _) => now_ms,
-                (true, None) => continue,
-                (true, Some(at)) => {
-                    let quiet = at.elapsed().as_millis() as i64;
-                    if quiet <= s.stall_ms && !finished(cam) {
-                        continue;
-                    }
-                    s.last_ms + quiet
-                }
-            };
-            if now_ms - s.last_ms > self.cfg.tracker.max_age_ms {
-                let outputs = if s.live() > 0 {
-                    s.without_detections(Some(now_ms))
-                } else {
-                    Vec::new()
-                };
-                // The rules see time pass (never backwards: a file analysed faster than real
-                // time runs ahead of the wall clock), so a waiting face decision goes out.
-                let rules_ms = now_ms.max(s.last_ms);
-                let alerts = self.apply_rules(cam, rules_ms, None, &[], &[]);
-                if (!outputs.is_empty() || !alerts.is_empty())
-                    && !self.send(cam, None, outputs, alerts)
-                {
-                    return false;
-                }
+    fn expire(&mut self, now_ms: i64) -> bool {
+        for cam in 0..self.cams.0.len() {
+            // A camera another worker holds, or whose frame waits, is not stalled.
+            if !self.slots.try_claim(cam) {
+                continue;
+            }
+            self.hold(cam);
+            let open = self.expire_camera(cam, now_ms);
+            self.give_back(cam);
+            if !open {
+                return false;
             }
         }
         true
     }
 
-    /// Ends every track.
+    /// [`Analysis::expire`] for one held camera.
+    fn expire_camera(&mut self, cam: usize, now_ms: i64) -> bool {
+        let finished = self.slots.is_finished(cam);
+        {
+            let s = &mut self.cams[cam];
+            let now_ms = match (s.stream_clock, s.last_at) {
+                (false, _) => now_ms,
+                (true, None) => return true,
+                (true, Some(at)) => {
+                    let quiet = at.elapsed().as_millis() as i64;
+                    if quiet <= s.stall_ms && !finished {
+                        return true;
+                    }
+                    s.last_ms + quiet
+                }
+            };
+            if now_ms - s.last_ms <= self.cfg.tracker.max_age_ms {
+                return true;
+            }
+        }
+        let s = &mut self.cams[cam];
+        let outputs = if s.live() > 0 {
+            s.without_detections(Some(now_ms))
+        } else {
+            Vec::new()
+        };
+        // The rules see time pass (never backwards: a file analysed faster than real
+        // time runs ahead of the wall clock), so a waiting face decision goes out.
+        let rules_ms = now_ms.max(s.last_ms);
+        let alerts = self.apply_rules(cam, rules_ms, None, &[], &[]);
+        if (!outputs.is_empty() || !alerts.is_empty()) && !self.send(cam, None, outputs, alerts) {
+            return false;
+        }
+        true
+    }
+
+    /// Ends every track of the cameras this worker can claim that were not ended yet (at the
+    /// end of the run, a camera another worker holds is ended by that worker after its frame).
     fn flush(&mut self) {
-        for cam in 0..self.cams.len() {
+        for cam in 0..self.cams.0.len() {
+            if self.pool.flushed.lock().unwrap_or_else(|e| e.into_inner())[cam]
+                || !self.slots.try_claim(cam)
+            {
+                continue;
+            }
+            self.hold(cam);
             let outputs = self.cams[cam].without_detections(None);
             if !outputs.is_empty() {
                 self.send(cam, None, outputs, Vec::new());
             }
+            self.pool.flushed.lock().unwrap_or_else(|e| e.into_inner())[cam] = true;
+            self.give_back(cam);
         }
     }
 
@@ -359,39 +447,97 @@ impl Analysis<'_> {
     }
 }
 
-/// The analysis thread: takes frames round-robin, detects, tracks, embeds, hands outputs on.
-pub(crate) fn analysis_loop(
-    cfg: &AgentConfig,
-    models: Models,
-    rules: Vec<Rules>,
-    watchlists: WatchlistFeed,
-    slots: &FrameSlots,
-    tx: &mpsc::Sender<Analysed>,
-    metrics: &Metrics,
-) {
-    let first_id = sharpeyes_wire::now_ms().max(0) as u64 * 1000;
-    let cams = rules
-        .into_iter()
-        .enumerate()
-        .map(|(cam, r)| CameraState::new(cfg, cam, TrackIds::new(first_id), r))
-        .collect();
-    let mut a = Analysis {
+/// Everything the analysis workers share.
+pub(crate) struct AnalysisInputs<'a> {
+    pub(crate) cfg: &'a AgentConfig,
+    pub(crate) rules: Vec<Rules>,
+    pub(crate) watchlists: WatchlistFeed,
+    pub(crate) slots: &'a FrameSlots,
+    pub(crate) tx: &'a mpsc::Sender<Analysed>,
+    pub(crate) metrics: &'a Metrics,
+}
+
+/// How often a worker busy with frames also looks for stalled cameras.
+const EXPIRE_EVERY: Duration = Duration::from_millis(250);
+
+/// The analysis stage: one worker thread per set of `models` (see the module doc), until
+/// every camera has finished or the slots are closed; then every track is ended.
+pub(crate) fn run_analysis(inputs: AnalysisInputs<'_>, models: Vec<Models>) {
+    let AnalysisInputs {
         cfg,
-        models,
-        cams,
+        rules,
+        watchlists,
+        slots,
         tx,
         metrics,
-        watchlists,
-        rule_out: Vec::new(),
+    } = inputs;
+    let first_id = sharpeyes_wire::now_ms().max(0) as u64 * 1000;
+    let n = rules.len();
+    let pool = Pool {
+        states: Mutex::new(
+            rules
+                .into_iter()
+                .enumerate()
+                .map(|(cam, r)| Some(CameraState::new(cfg, cam, TrackIds::new(first_id), r)))
+                .collect(),
+        ),
+        flushed: Mutex::new(vec![false; n]),
     };
+    let pool = &pool;
+    std::thread::scope(|scope| {
+        for (i, models) in models.into_iter().enumerate() {
+            let watchlists = watchlists.clone();
+            let worker = move || {
+                let a = Analysis {
+                    cfg,
+                    models,
+                    cams: Held((0..n).map(|_| None).collect()),
+                    pool,
+                    slots,
+                    tx,
+                    metrics,
+                    watchlists,
+                    rule_out: Vec::new(),
+                };
+                work(a)
+            };
+            if let Err(e) = std::thread::Builder::new()
+                .name(format!("analysis-{i}"))
+                .spawn_scoped(scope, worker)
+            {
+                tracing::error!(error = %e, worker = i, "could not start an analysis worker; the others go on (raise the thread limit)");
+            }
+        }
+    });
+}
+
+/// One worker's loop: claims frames until the run ends, then ends the tracks of the cameras
+/// no other worker holds.
+fn work(mut a: Analysis<'_>) {
+    let mut last_expire = Instant::now();
     loop {
-        metrics.heartbeat.beat();
-        let open = match slots.take(Duration::from_millis(250)) {
-            Take::Frame(f) => a.frame(f),
-            Take::Timeout => a.expire(sharpeyes_wire::now_ms(), |cam| slots.is_finished(cam)),
+        a.metrics.heartbeat.beat();
+        a.note_watchlists();
+        let open = match a.slots.claim(EXPIRE_EVERY) {
+            Take::Frame(f) => {
+                let open = a.claimed_frame(f);
+                // Cameras that stopped delivering age even while others keep the worker busy.
+                if open && last_expire.elapsed() >= EXPIRE_EVERY {
+                    last_expire = Instant::now();
+                    a.expire(sharpeyes_wire::now_ms())
+                } else {
+                    open
+                }
+            }
+            Take::Timeout => {
+                last_expire = Instant::now();
+                a.expire(sharpeyes_wire::now_ms())
+            }
             Take::Finished => break,
         };
         if !open {
+            // The publisher is gone: every worker stops.
+            a.slots.close();
             break;
         }
     }

@@ -2,6 +2,8 @@
 //! tracked objects (with their best faces and voted plates) handed to the camera's rules,
 //! the evidence they ask for encoded and attached to their alerts.
 
+use std::sync::Arc;
+
 use sharpeyes_wire::{Alert, Evidence, ObjectClass};
 use tracing::{info, warn};
 
@@ -17,22 +19,37 @@ const EVIDENCE_CROP_SIDE: u32 = 480;
 const EVIDENCE_FRAME_SIDE: u32 = 960;
 
 impl Analysis<'_> {
-    /// Applies new watchlists, if the aggregator published some, to every camera's rules.
-    pub(super) fn take_watchlists(&mut self) {
+    /// Notes new watchlists, if the aggregator published some (the metric, and a log line
+    /// once per version whichever worker sees it first); each camera's rules take them when a
+    /// worker next holds the camera ([`Analysis::take_watchlists`]).
+    pub(super) fn note_watchlists(&mut self) {
         if !self.watchlists.has_changed().unwrap_or(false) {
             return;
         }
         let Some(w) = self.watchlists.borrow_and_update().clone() else {
             return;
         };
-        for c in &mut self.cams {
-            c.rules.set_watchlists(w.clone());
+        let v = w.version().saturating_add(1);
+        let was = self
+            .metrics
+            .watchlist_version_plus_one
+            .swap(v, std::sync::atomic::Ordering::Relaxed);
+        if was != v {
+            info!(version = w.version(), "watchlists applied");
         }
-        self.metrics.watchlist_version_plus_one.store(
-            w.version().saturating_add(1),
-            std::sync::atomic::Ordering::Relaxed,
-        );
-        info!(version = w.version(), "watchlists applied");
+    }
+
+    /// Gives the held camera's rules the newest watchlists, if they hold older ones.
+    pub(super) fn take_watchlists(&mut self, cam: usize) {
+        self.note_watchlists();
+        let Some(w) = self.watchlists.borrow().clone() else {
+            return;
+        };
+        let s = &mut self.cams[cam];
+        if !s.watchlists.as_ref().is_some_and(|h| Arc::ptr_eq(h, &w)) {
+            s.rules.set_watchlists(w.clone());
+            s.watchlists = Some(w);
+        }
     }
 
     /// Feeds the rules this frame's tracked objects (faces, persons, vehicles, plates, with

@@ -2,6 +2,11 @@
 //! newest frame. Memory is bounded by one frame per camera; a frame that is replaced before
 //! analysis took it is a drop (the caller counts it). Analysis takes frames round-robin so
 //! a fast camera cannot starve the others.
+//!
+//! Several analysis workers share the slots ([`FrameSlots::claim`]): a camera whose frame a
+//! worker is analysing is claimed until that worker releases it, so one camera's frames are
+//! analysed one at a time and in order (its tracker and rules see time move forwards), while
+//! other cameras' frames go to the other workers.
 
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
@@ -35,6 +40,8 @@ pub enum Take {
 struct State {
     slots: Vec<Option<Frame>>,
     finished: Vec<bool>,
+    /// Cameras a worker holds (see [`FrameSlots::claim`]).
+    claimed: Vec<bool>,
     next: usize,
     closed: bool,
 }
@@ -53,6 +60,7 @@ impl FrameSlots {
             state: Mutex::new(State {
                 slots: (0..cameras).map(|_| None).collect(),
                 finished: vec![false; cameras],
+                claimed: vec![false; cameras],
                 next: 0,
                 closed: false,
             }),
@@ -109,8 +117,38 @@ impl FrameSlots {
         self.ready.notify_all();
     }
 
-    /// The next frame, round-robin across cameras, waiting up to `timeout`.
+    /// The next frame, round-robin across cameras, waiting up to `timeout` (one taker: claims
+    /// nothing).
     pub fn take(&self, timeout: Duration) -> Take {
+        self.next_frame(timeout, false)
+    }
+
+    /// The next frame of a camera no other worker holds, round-robin across cameras, waiting
+    /// up to `timeout`; the camera is then claimed by the caller until it calls
+    /// [`FrameSlots::release`] (a newer frame of it waits in its slot meanwhile).
+    pub fn claim(&self, timeout: Duration) -> Take {
+        self.next_frame(timeout, true)
+    }
+
+    /// Claims `camera` when no worker holds it and no frame of it waits (a worker would take
+    /// that frame soon): for work on a camera between frames (its tracks ageing). Release it
+    /// with [`FrameSlots::release`].
+    pub fn try_claim(&self, camera: usize) -> bool {
+        let mut s = self.lock();
+        if s.claimed[camera] || s.slots[camera].is_some() {
+            return false;
+        }
+        s.claimed[camera] = true;
+        true
+    }
+
+    /// Gives a claimed camera back: its next frame may go to any worker.
+    pub fn release(&self, camera: usize) {
+        self.lock().claimed[camera] = false;
+        self.ready.notify_all();
+    }
+
+    fn next_frame(&self, timeout: Duration, claim: bool) -> Take {
         let mut s = self.lock();
         let deadline = std::time::Instant::now() + timeout;
         loop {
@@ -120,15 +158,19 @@ impl FrameSlots {
             let n = s.slots.len();
             for k in 0..n {
                 let i = (s.next + k) % n;
+                if claim && s.claimed[i] {
+                    continue;
+                }
                 if let Some(f) = s.slots[i].take() {
                     s.next = (i + 1) % n;
+                    s.claimed[i] |= claim;
                     drop(s);
                     // Wakes an ingest thread waiting in `put_when_free`.
                     self.ready.notify_all();
                     return Take::Frame(f);
                 }
             }
-            if s.finished.iter().all(|f| *f) {
+            if s.finished.iter().all(|f| *f) && s.slots.iter().all(Option::is_none) {
                 return Take::Finished;
             }
             let now = std::time::Instant::now();
@@ -228,6 +270,50 @@ mod tests {
         s.finish(1);
         assert!(matches!(s.take(Duration::ZERO), Take::Frame(_)));
         assert!(matches!(s.take(Duration::ZERO), Take::Finished));
+    }
+
+    #[test]
+    fn a_claimed_camera_waits_for_its_release_while_other_cameras_are_served() {
+        let s = FrameSlots::new(2);
+        s.put(frame(0, 1));
+        let claim = |s: &FrameSlots| match s.claim(Duration::ZERO) {
+            Take::Frame(f) => Some((f.camera, f.capture_ms)),
+            _ => None,
+        };
+        assert_eq!(claim(&s), Some((0, 1)));
+        s.put(frame(0, 2));
+        s.put(frame(1, 1));
+        assert_eq!(
+            claim(&s),
+            Some((1, 1)),
+            "camera 0 is held: camera 1 is served"
+        );
+        assert_eq!(claim(&s), None, "both held");
+        assert!(!s.try_claim(0), "held");
+        s.release(0);
+        assert!(!s.try_claim(0), "a frame of it waits");
+        assert_eq!(claim(&s), Some((0, 2)), "released: its newer frame comes");
+        s.release(0);
+        assert!(s.try_claim(0));
+        assert!(!s.try_claim(0));
+        s.release(0);
+        s.release(1);
+        s.finish(0);
+        s.finish(1);
+        assert!(matches!(s.claim(Duration::ZERO), Take::Finished));
+    }
+
+    #[test]
+    fn a_released_camera_wakes_a_waiting_worker() {
+        let s = std::sync::Arc::new(FrameSlots::new(1));
+        s.put(frame(0, 1));
+        assert!(matches!(s.claim(Duration::ZERO), Take::Frame(_)));
+        s.put(frame(0, 2));
+        let s2 = s.clone();
+        let h = std::thread::spawn(move || s2.claim(Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(20));
+        s.release(0);
+        assert!(matches!(h.join().unwrap(), Take::Frame(f) if f.capture_ms == 2));
     }
 
     #[test]
