@@ -216,7 +216,7 @@ convert.main()
 """,
     # docs/models.md §3.4: static int8 quantisation (QDQ, per-channel int8 weights, uint8
     # activations, MinMax ranges) calibrated on a fixed, ordered list of testdata/ images.
-    # argv: fp32 source, destination, JSON {"root", "images", "preprocess", "keep_fp32"}.
+    # argv: fp32 source, destination, JSON {"root", "images", "preprocess", "keep_fp32": [...]}.
     "quantize_int8": """
 import json, logging, os, sys, tempfile
 import numpy as np, onnx
@@ -285,9 +285,10 @@ plain, pre = os.path.join(tmp, 'fp32.onnx'), os.path.join(tmp, 'pre.onnx')
 onnx.save(m, plain)
 quant_pre_process(plain, pre, skip_symbolic_shape=True)
 g = onnx.load(pre).graph
-keep = []
-if args.get('keep_fp32') == 'first_conv':  # a 3-channel convolution is slower in int8 (§3.4)
-    keep = [n.name for n in g.node if n.op_type == 'Conv' and n.input[0] == g.input[0].name]
+keep = []  # nodes left in fp32: "first_conv" (slower in int8, §3.4) or an operator type
+for k in args['keep_fp32']:
+    keep += [n.name for n in g.node if n.op_type == k or
+             (k == 'first_conv' and n.op_type == 'Conv' and n.input[0] == g.input[0].name)]
 name = g.input[0].name
 
 class Images(CalibrationDataReader):
@@ -384,7 +385,7 @@ def derive_model(entry, manifest, root, cache):
         raise FetchError(f"{entry['name']}: unknown conversion {conv!r}")
     env = converter_env(manifest, entry.get("convert_env", "convert"), cache)
     args = {"root": str(root), "images": manifest["calibration"]["images"],
-            "preprocess": entry["preprocess"], "keep_fp32": entry.get("keep_fp32", "")}
+            "preprocess": entry["preprocess"], "keep_fp32": entry.get("keep_fp32", [])}
     say(f"{entry['name']}: making it from {src.name} ({conv}, {len(args['images'])} calibration images) ...")
     started = time.monotonic()
     tmp = dest.with_suffix(".part.onnx")
