@@ -267,6 +267,64 @@ pub fn make_clip(
     out: &Path,
     models: &ModelsConfig,
 ) -> Result<Vec<FaceTruth>, ClipError> {
+    render(spec, out, models, true)
+}
+
+/// Renders `spec` like [`make_clip`], but its background photo stays the same on every frame
+/// (no sensor noise): what the encoder of a camera gives when nothing in front of it moves.
+pub fn make_still_clip(
+    spec: &ClipSpec,
+    out: &Path,
+    models: &ModelsConfig,
+) -> Result<Vec<FaceTruth>, ClipError> {
+    render(spec, out, models, false)
+}
+
+/// The length of the video file at `path` (its container's duration), for figures per
+/// second of footage.
+pub fn clip_duration(path: &Path) -> Result<std::time::Duration, ClipError> {
+    let err = |e: String| ClipError::Encode(format!("reading {}: {e}", path.display()));
+    gst::init().map_err(|e| err(e.to_string()))?;
+    let pipeline = gst::parse::launch("filesrc name=src ! decodebin ! fakesink")
+        .map_err(|e| err(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| err("not a pipeline".into()))?;
+    pipeline
+        .by_name("src")
+        .ok_or_else(|| err("no filesrc".into()))?
+        .set_property("location", path.to_string_lossy().as_ref());
+    let result = (|| {
+        pipeline
+            .set_state(gst::State::Paused)
+            .map_err(|e| err(e.to_string()))?;
+        let bus = pipeline.bus().ok_or_else(|| err("no bus".into()))?;
+        match bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(30),
+            &[gst::MessageType::AsyncDone, gst::MessageType::Error],
+        ) {
+            Some(m) => {
+                if let gst::MessageView::Error(e) = m.view() {
+                    return Err(err(format!("{} ({:?})", e.error(), e.debug())));
+                }
+            }
+            None => return Err(err("not ready in 30 s".into())),
+        }
+        pipeline
+            .query_duration::<gst::ClockTime>()
+            .map(|d| std::time::Duration::from_nanos(d.nseconds()))
+            .ok_or_else(|| err("the container states no duration".into()))
+    })();
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+/// Renders `spec`; with `sensor_noise`, a background photo gets fresh noise on every frame.
+fn render(
+    spec: &ClipSpec,
+    out: &Path,
+    models: &ModelsConfig,
+    sensor_noise: bool,
+) -> Result<Vec<FaceTruth>, ClipError> {
     gst::init().map_err(|e| ClipError::Encode(e.to_string()))?;
     let mut cutouts = Vec::new();
     let mut truth = Vec::new();
@@ -298,7 +356,7 @@ pub fn make_clip(
                 .map_err(|e| ClipError::Encode(format!("{}: {e}", p.display())))?
                 .resize_exact(spec.width, spec.height, imageops::FilterType::Triangle)
                 .to_rgb8(),
-            true,
+            sensor_noise,
         ),
         None => (background(spec.width, spec.height), false),
     };

@@ -83,6 +83,31 @@ pub fn demo_clip(path: &Path) -> Result<Vec<FaceTruth>, clip::ClipError> {
     )
 }
 
+/// Makes a static camera's clip at `path`: `duration_s` of a street photo
+/// (`street/bus.jpg` of the test data; a synthetic street texture without it) where nothing
+/// moves, 1280×720, 25 fps. Without `sensor_noise` every frame is the same picture; with it,
+/// the photo gets fresh noise of ±2 levels on every frame, as a live camera's sensor gives.
+pub fn static_clip(
+    path: &Path,
+    duration_s: f64,
+    sensor_noise: bool,
+) -> Result<(), clip::ClipError> {
+    let photo = testdata_dir().join("street/bus.jpg");
+    let spec = ClipSpec {
+        duration_s,
+        appearances: Vec::new(),
+        plates: Vec::new(),
+        background: photo.exists().then_some(photo),
+        ..clip::demo_spec(&[])
+    };
+    let models = models_config();
+    match sensor_noise {
+        true => clip::make_clip(&spec, path, &models),
+        false => clip::make_still_clip(&spec, path, &models),
+    }
+    .map(drop)
+}
+
 /// An aggregator in this process (its task, its stop token, its counters).
 pub struct RunningAggregator {
     /// The aggregator's task.
