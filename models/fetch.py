@@ -218,7 +218,7 @@ convert.main()
     # activations, MinMax ranges) calibrated on a fixed, ordered list of testdata/ images.
     # argv: fp32 source, destination, JSON {"root", "images", "preprocess", "keep_fp32": [...]}.
     "quantize_int8": """
-import json, logging, os, sys, tempfile
+import atexit, json, logging, os, shutil, sys, tempfile
 import numpy as np, onnx
 from onnx import numpy_helper, version_converter
 from PIL import Image
@@ -281,6 +281,7 @@ for n in list(m.graph.node):
     pool.input[0] = n.input[0]
     m.graph.node.remove(n)
 tmp = tempfile.mkdtemp(prefix='sharpeyes-quant-')
+atexit.register(shutil.rmtree, tmp, True)
 plain, pre = os.path.join(tmp, 'fp32.onnx'), os.path.join(tmp, 'pre.onnx')
 onnx.save(m, plain)
 quant_pre_process(plain, pre, skip_symbolic_shape=True)
