@@ -54,6 +54,11 @@ struct Args {
     /// Threads per inference session.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// An agent configuration (TOML, as `edge-agent check-config` takes) whose settings the
+    /// bench's agent uses (analysis, detectors, tracker, rules); its cameras, broker, spool,
+    /// ops endpoint and model paths are the bench's.
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Cameras served at once, all on the clip (ids bench-1 … bench-N).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     cameras: u16,
@@ -243,6 +248,11 @@ fn measure(
     let _ = std::fs::remove_dir_all(&spool);
     let port = free_port();
     let agg = AggregatorProcess::start(port, &db)?;
+    let base = match &args.config {
+        Some(path) => <AgentConfig as edge_agent::config::ConfigFile>::load(path)
+            .with_context(|| format!("reading the agent configuration {}", path.display()))?,
+        None => AgentConfig::default(),
+    };
     let mut cfg = AgentConfig {
         models: models.clone(),
         cameras: (1..=args.cameras)
@@ -256,10 +266,12 @@ fn measure(
                 ..CameraConfig::default()
             })
             .collect(),
-        ..AgentConfig::default()
+        ..base
     };
     cfg.broker.port = port;
     cfg.publish.spool_dir = spool;
+    // Its metrics endpoint's fixed port may be taken on a shared machine.
+    cfg.ops.enabled = false;
     let rt = tokio::runtime::Runtime::new()?;
     let cpu0 = cpu_time()?;
     let t0 = Instant::now();
@@ -382,8 +394,11 @@ fn serve_aggregator(port: u16, db: PathBuf) -> anyhow::Result<()> {
         let mut cfg = AggregatorConfig::default();
         cfg.broker.listen = ([127, 0, 0, 1], port).into();
         cfg.store.path = db;
-        // Nothing searches faces here; the live index would also race the store's creation.
+        // Nothing searches faces or asks the API here; their fixed ports may be taken, and
+        // the live face index would race the store's creation.
         cfg.face_search.live_index = false;
+        cfg.api.enabled = false;
+        cfg.ops.enabled = false;
         let agg = start_aggregator(cfg).await?;
         {
             let mut out = std::io::stdout().lock();
