@@ -1,7 +1,7 @@
 //! Perception micro-benchmarks (criterion): each model's pre- and post-processing, NMS, the
 //! tracker step, face quality; and, when the models are installed (scripts/setup.sh), each
 //! model end to end (pre-processing + ONNX Runtime + post-processing) with 1 and 2 intra-op
-//! threads.
+//! threads, and the int8 variants of NanoDet and clp_det beside them (docs/models.md §3.4).
 //!
 //! `cargo bench -p edge-agent --bench perception` (add `-- model/` for the models only).
 
@@ -205,6 +205,27 @@ fn models(c: &mut Criterion) {
         g.bench_function(format!("plate_read_1080p_empty/threads_{threads}"), |b| {
             b.iter(|| black_box(plates.read(&frame, &[], true).unwrap().len()))
         });
+        // The int8 variants models/fetch.py makes beside the defaults (docs/models.md §3.4).
+        let mut od = base.object_detector.clone();
+        od.model = "nanodet_m_416_int8.onnx".into();
+        if let Ok(mut nanodet) = infer::object_detector(&m, &od) {
+            g.bench_function(format!("nanodet_int8_416_1080p/threads_{threads}"), |b| {
+                b.iter(|| black_box(nanodet.detect(&frame).unwrap().len()))
+            });
+        }
+        let mut pr = base.plate_reader.clone();
+        pr.locator_model = "clp_det_int8.onnx".into();
+        if let Ok(mut plates) = infer::plate_reader(&m, &pr) {
+            if let Ok(p) = &plate {
+                g.bench_function(format!("plate_read_int8_720x1160/threads_{threads}"), |b| {
+                    b.iter(|| black_box(plates.read(p, &[], true).unwrap().len()))
+                });
+            }
+            g.bench_function(
+                format!("plate_read_int8_1080p_empty/threads_{threads}"),
+                |b| b.iter(|| black_box(plates.read(&frame, &[], true).unwrap().len())),
+            );
+        }
     }
     g.finish();
 }
