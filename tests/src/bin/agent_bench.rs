@@ -109,6 +109,11 @@ fn main() -> anyhow::Result<()> {
             p
         }
     };
+    anyhow::ensure!(
+        clip_path.is_file(),
+        "the clip {} is not a file: pass --clip an existing video file, or leave it out for the demo clip",
+        clip_path.display()
+    );
     let decode = edge_agent::ingest::time_decode(&clip_path, false)?;
     let convert = edge_agent::ingest::time_decode(&clip_path, true)?;
     let busy = measure(&args, &models, &clip_path, "bench")?;
