@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+pub use crate::analysis::motion::MotionConfig;
 pub use perception::config::{
     FaceDetectorConfig, FaceEmbedderConfig, ModelsConfig, ObjectDetectorConfig, PlateReaderConfig,
     ResizeMode,
@@ -150,6 +151,17 @@ pub struct AnalysisConfig {
     /// (1..=30); between, it searches only where faces can be: the head regions of the
     /// tracked persons and around the live face tracks. Default `1`.
     pub face_interval: u32,
+    /// With `plate_reader.whole_frame`, the plate reader searches the whole frame on every Nth
+    /// reading of a camera (1..=30); the others search the vehicles, the camera's
+    /// `plate_regions` and around the live plate tracks (and are skipped when there are
+    /// none). Default `1`.
+    pub plate_interval: u32,
+    /// A camera on which nothing moved and nothing is tracked is searched whole only this
+    /// often, seconds (0..=3600; 0: every analysed frame); its other frames cost the motion
+    /// gate only. Default `10`.
+    pub still_interval_s: u32,
+    /// The motion gate: which parts of each analysed frame changed (`[analysis.motion]`).
+    pub motion: MotionConfig,
 }
 
 impl Default for AnalysisConfig {
@@ -158,6 +170,9 @@ impl Default for AnalysisConfig {
             workers: 0,
             object_interval: 1,
             face_interval: 1,
+            plate_interval: 1,
+            still_interval_s: 10,
+            motion: MotionConfig::default(),
         }
     }
 }
@@ -523,6 +538,9 @@ impl ConfigFile for AgentConfig {
         in_range("analysis.workers", an.workers, 0, 64)?;
         in_range("analysis.object_interval", an.object_interval, 1, 30)?;
         in_range("analysis.face_interval", an.face_interval, 1, 30)?;
+        in_range("analysis.plate_interval", an.plate_interval, 1, 30)?;
+        in_range("analysis.still_interval_s", an.still_interval_s, 0, 3600)?;
+        an.motion.validate("analysis.motion")?;
         let t = &self.tracker;
         in_range("tracker.high_score", t.high_score, 0.0, 1.0)?;
         in_range("tracker.low_score", t.low_score, 0.0, t.high_score)?;

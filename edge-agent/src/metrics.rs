@@ -42,6 +42,14 @@ pub struct CameraMetrics {
     pub plates_read: AtomicU64,
     /// Microseconds spent finding and reading plates, summed.
     pub plate_us: AtomicU64,
+    /// Analysed frames the person / vehicle detector ran on (`analysis.object_interval`).
+    pub object_passes: AtomicU64,
+    /// Analysed frames the face detector searched whole (`analysis.face_interval`).
+    pub face_full_passes: AtomicU64,
+    /// Analysed frames the face detector searched only in regions (heads, face tracks, motion).
+    pub face_region_passes: AtomicU64,
+    /// Analysed frames on which nothing moved and nothing was tracked: no detector ran.
+    pub frames_still: AtomicU64,
     state: Mutex<&'static str>,
 }
 
@@ -208,6 +216,26 @@ impl sharpeyes_common::ops::OpsSource for Metrics {
                 "sharpeyes_agent_cascade_faces_total",
                 "Faces only the small-face cascade found.",
                 |c| n(&c.cascade_faces),
+            ),
+            (
+                "sharpeyes_agent_object_passes_total",
+                "Analysed frames the person / vehicle detector ran on.",
+                |c| n(&c.object_passes),
+            ),
+            (
+                "sharpeyes_agent_face_full_passes_total",
+                "Analysed frames the face detector searched whole.",
+                |c| n(&c.face_full_passes),
+            ),
+            (
+                "sharpeyes_agent_face_region_passes_total",
+                "Analysed frames the face detector searched only in regions (heads, face tracks, motion).",
+                |c| n(&c.face_region_passes),
+            ),
+            (
+                "sharpeyes_agent_frames_still_total",
+                "Analysed frames on which nothing moved and nothing was tracked: no detector ran.",
+                |c| n(&c.frames_still),
             ),
             (
                 "sharpeyes_agent_objects_total",

@@ -10,6 +10,7 @@
 mod detect;
 mod faces;
 mod link;
+pub(crate) mod motion;
 mod plates;
 mod rules;
 mod thumbs;
@@ -45,6 +46,14 @@ struct CameraState {
     votes: HashMap<u64, PlateVote>,
     /// Capture time of the last frame the plate reader ran on.
     last_plate_ms: Option<i64>,
+    /// Plate readings done (every `analysis.plate_interval`th searches the whole frame).
+    plate_reads: u64,
+    /// Frames of the camera analysed so far (which detectors are due, see `detect::Plan`).
+    frame_no: u64,
+    /// Which parts of the camera's frames change.
+    motion: motion::MotionGate,
+    /// Capture time of the last frame every detector searched whole.
+    last_whole_ms: Option<i64>,
     /// Size of the camera's last analysed frame.
     size: (u32, u32),
     /// Capture time of the camera's last analysed frame.
@@ -99,6 +108,10 @@ impl CameraState {
             plates: ByteTracker::with_ids(cfg.tracker.clone(), ids),
             votes: HashMap::new(),
             last_plate_ms: None,
+            plate_reads: 0,
+            frame_no: 0,
+            motion: motion::MotionGate::new(cfg.analysis.motion.clone()),
+            last_whole_ms: None,
             size: (0, 0),
             last_ms: 0,
             last_at: None,
@@ -240,7 +253,12 @@ impl Analysis<'_> {
     fn frame(&mut self, f: Frame) -> bool {
         let cam = f.camera;
         let _span = info_span!("analyse", camera = %self.cfg.cameras[cam].id).entered();
-        let Some((faces, objects)) = self.detect(cam, &f) else {
+        let Some(detect::Found {
+            faces,
+            objects,
+            still,
+        }) = self.detect(cam, &f)
+        else {
             return true;
         };
         let m = &self.metrics.cameras[cam];
@@ -250,6 +268,24 @@ impl Analysis<'_> {
         state.size = (f.image.width, f.image.height);
         state.last_ms = f.capture_ms;
         state.last_at = Some(Instant::now());
+        if still {
+            // Nothing moved: the tracks stay where they are (not updated, so they do not age)
+            // and the rules see them there as time passes (a loiterer keeps loitering).
+            state.plates_seen.clear();
+            let tracked: Vec<(ObjectClass, u64, [f32; 4])> = state
+                .objects
+                .iter()
+                .flat_map(|(c, t)| {
+                    t.predicted(f.capture_ms, false)
+                        .into_iter()
+                        .map(move |(id, b)| (*c, id, b))
+                })
+                .collect();
+            let faces = state.faces.predicted(f.capture_ms, false);
+            add(&m.track_us, t0.elapsed().as_micros() as u64);
+            let alerts = self.apply_rules(cam, f.capture_ms, Some(&f), &faces, &tracked);
+            return alerts.is_empty() || self.send(cam, Some(f.capture_ms), Vec::new(), alerts);
+        }
         let mut outputs: Vec<(ObjectClass, TrackOutput)> = state
             .faces
             .update(&detections(&faces, |d| (d.bbox, d.score)), f.capture_ms)
@@ -259,14 +295,20 @@ impl Analysis<'_> {
         let (mut persons, mut vehicles) = (Vec::new(), Vec::new());
         let mut tracked: Vec<(ObjectClass, u64, [f32; 4])> = Vec::new();
         for (class, tracker) in &mut state.objects {
-            let idx: Vec<usize> = (0..objects.len())
-                .filter(|&i| objects[i].class == *class)
-                .collect();
-            let dets = detections(&idx, |&i| (objects[i].bbox, objects[i].score));
-            let o = tracker.update(&dets, f.capture_ms);
-            outputs.extend(o.into_iter().map(|o| (*class, o)));
-            let seen = tracker.assigned().map(|(t, d)| (t, dets[d].bbox));
-            tracked.extend(tracker.assigned().map(|(t, d)| (*class, t, dets[d].bbox)));
+            // Detected on this frame: tracked; skipped: the tracks' predicted boxes.
+            let seen: Vec<(u64, [f32; 4])> = match &objects {
+                Some(objects) => {
+                    let idx: Vec<usize> = (0..objects.len())
+                        .filter(|&i| objects[i].class == *class)
+                        .collect();
+                    let dets = detections(&idx, |&i| (objects[i].bbox, objects[i].score));
+                    let o = tracker.update(&dets, f.capture_ms);
+                    outputs.extend(o.into_iter().map(|o| (*class, o)));
+                    tracker.assigned().map(|(t, d)| (t, dets[d].bbox)).collect()
+                }
+                None => tracker.predicted(f.capture_ms, false),
+            };
+            tracked.extend(seen.iter().map(|&(t, b)| (*class, t, b)));
             match class {
                 ObjectClass::Person => persons.extend(seen),
                 c if c.carries_plate() => vehicles.extend(seen),
@@ -282,7 +324,7 @@ impl Analysis<'_> {
         add(&m.track_us, t0.elapsed().as_micros() as u64);
 
         self.choose_best_faces(cam, &f, &faces, &seen_faces);
-        outputs.extend(self.read_plates(cam, &f, &objects, &vehicles));
+        outputs.extend(self.read_plates(cam, &f, objects.as_deref(), &vehicles));
         self.take_thumbs(cam, &f, &vehicles);
         let alerts = self.apply_rules(cam, f.capture_ms, Some(&f), &face_boxes, &tracked);
         self.send(cam, Some(f.capture_ms), outputs, alerts)

@@ -1,5 +1,7 @@
 //! Plates: read on a frame (at most every `plate_reader.interval_ms`), tracked, their
-//! readings voted into their tracks, each linked with its vehicle.
+//! readings voted into their tracks, each linked with its vehicle. The whole frame is searched
+//! on every `analysis.plate_interval`th reading (with `plate_reader.whole_frame`); the others
+//! search the vehicles, the camera's `plate_regions` and around the live plate tracks.
 
 use std::time::Instant;
 
@@ -15,14 +17,16 @@ use crate::track::TrackOutput;
 
 impl Analysis<'_> {
     /// Reads plates on `f` (at most every `plate_reader.interval_ms` per camera) inside the
-    /// vehicles found and the camera's `plate_regions`, and, with `plate_reader.whole_frame` or when there are none, in the
-    /// whole frame; tracks them, adds the readings to
-    /// their tracks' votes and links each plate with its vehicle.
+    /// vehicles (detected on this frame, `objects`, else tracked, `vehicles`), the camera's
+    /// `plate_regions` and around the live plate tracks, and in the whole frame on every
+    /// `analysis.plate_interval`th reading (with `plate_reader.whole_frame`); tracks them,
+    /// adds the readings to their tracks' votes and links each plate with its vehicle. A
+    /// reading that is not a whole-frame one and has nowhere to search is skipped.
     pub(super) fn read_plates(
         &mut self,
         cam: usize,
         f: &Frame,
-        objects: &[ObjectDetection],
+        objects: Option<&[ObjectDetection]>,
         vehicles: &[(u64, [f32; 4])],
     ) -> Vec<(ObjectClass, TrackOutput)> {
         self.cams[cam].plates_seen.clear();
@@ -36,13 +40,33 @@ impl Analysis<'_> {
         if !due {
             return Vec::new();
         }
+        let mut regions = match objects {
+            Some(objects) => infer::plate_regions(objects),
+            None => vehicles.iter().map(|(_, b)| *b).collect(),
+        };
+        regions.extend_from_slice(&self.cfg.cameras[cam].plate_regions);
+        regions.extend(
+            state
+                .plates
+                .predicted(f.capture_ms, true)
+                .iter()
+                .map(|(_, b)| around_plate(b)),
+        );
+        // The whole frame is searched (with `whole_frame`, or when there is nowhere else to
+        // look) on every `plate_interval`th reading; a reading with nowhere to search waits.
+        let whole = (self.cfg.plate_reader.whole_frame || regions.is_empty())
+            && state
+                .plate_reads
+                .is_multiple_of(self.cfg.analysis.plate_interval as u64);
+        if !whole && regions.is_empty() {
+            return Vec::new();
+        }
         state.last_plate_ms = Some(f.capture_ms);
+        state.plate_reads += 1;
         let m = &self.metrics.cameras[cam];
         let _span = info_span!("plates").entered();
         let t0 = Instant::now();
-        let mut regions = infer::plate_regions(objects);
-        regions.extend_from_slice(&self.cfg.cameras[cam].plate_regions);
-        let read = match reader.read(&f.image, &regions, self.cfg.plate_reader.whole_frame) {
+        let read = match reader.read(&f.image, &regions, whole) {
             Ok(v) => v,
             Err(e) => {
                 warn!(error = %e, "plate reading failed on a frame; skipped");
@@ -72,4 +96,16 @@ impl Analysis<'_> {
             .map(|o| (ObjectClass::Plate, o))
             .collect()
     }
+}
+
+/// Where to look again for a plate tracked at box `b`: wide enough for a plate moving across
+/// the frame between readings (plates are wide and low: grown by twice their width).
+fn around_plate(b: &[f32; 4]) -> [f32; 4] {
+    let (w, h) = ((b[2] - b[0]).max(16.0), (b[3] - b[1]).max(8.0));
+    [
+        b[0] - 2.0 * w,
+        b[1] - 2.0 * h,
+        b[2] + 2.0 * w,
+        b[3] + 2.0 * h,
+    ]
 }

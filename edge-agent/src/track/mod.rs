@@ -323,6 +323,22 @@ impl ByteTracker {
             .filter_map(|t| t.detection.map(|d| (t.id, d)))
     }
 
+    /// The tracks seen at the last `update` (confirmed ones; with `tentative`, also those not
+    /// yet reported), with their boxes predicted to `now_ms`; nothing changes. On a frame the
+    /// detector skips (`analysis.object_interval`) these stand in for its detections, and
+    /// they tell where to look for faces and plates.
+    pub fn predicted(&self, now_ms: i64, tentative: bool) -> Vec<(u64, [f32; 4])> {
+        self.tracks
+            .iter()
+            .filter(|t| t.missed == 0 && (t.confirmed || tentative))
+            .map(|t| {
+                let mut kf = t.kf.clone();
+                kf.predict((now_ms - t.last_predict_ms).max(0) as f32 / 1000.0);
+                (t.id, kf.bbox())
+            })
+            .collect()
+    }
+
     /// Ends every track (stream ended or agent stopping); returns the `end`s of confirmed ones.
     pub fn flush(&mut self) -> Vec<TrackOutput> {
         self.tracks
@@ -430,6 +446,29 @@ mod tests {
             "{face_ids:?} {plate_ids:?}"
         );
         assert!(face_ids.iter().chain(&plate_ids).all(|&id| id >= 100));
+    }
+
+    #[test]
+    fn predicted_boxes_follow_the_motion_without_changing_the_tracks() {
+        let mut t = ByteTracker::new(cfg(), 1);
+        for (i, x) in [0.0, 10.0, 20.0].into_iter().enumerate() {
+            t.update(&[det(x)], i as i64 * 200);
+        }
+        let before = t.clone();
+        let p = t.predicted(600, false);
+        assert_eq!(p.len(), 1);
+        // 10 px per 200 ms: at 600 ms the box is near x = 30.
+        let x = p[0].1[0];
+        assert!((x - 30.0).abs() < 3.0, "predicted x {x}");
+        assert_eq!(t.predicted(600, false), p, "predicting changes nothing");
+        assert_eq!(format!("{:?}", t.tracks), format!("{:?}", before.tracks));
+        // A tentative track shows only when asked for.
+        t.update(&[det(30.0), det(500.0)], 600);
+        assert_eq!(t.predicted(600, false).len(), 1);
+        assert_eq!(t.predicted(600, true).len(), 2);
+        // A track that missed the last update is not predicted.
+        t.update(&[det(40.0)], 800);
+        assert!(t.predicted(800, true).iter().all(|(_, b)| b[0] < 100.0));
     }
 
     #[test]
