@@ -66,6 +66,15 @@ struct Args {
     /// (`still`: the same picture on every frame; `noisy`: fresh sensor noise on every frame).
     #[arg(long = "static", value_enum, num_args = 0..=1, default_missing_value = "still")]
     static_scene: Option<StaticScene>,
+    /// Also run the straightforward Python pipeline (`../shared/tools/baseline/pipeline.py`:
+    /// OpenCV decode + onnxruntime, every model on every analysed frame, one thread) on the
+    /// same clip with this Python (a venv with onnxruntime, opencv-python-headless, numpy),
+    /// and print its cameras per core and the agent's ratio to it.
+    #[arg(long, value_name = "PYTHON")]
+    baseline_python: Option<PathBuf>,
+    /// The Python pipeline's script.
+    #[arg(long, default_value = "../shared/tools/baseline/pipeline.py")]
+    baseline_script: PathBuf,
     /// Internal: serve the aggregator for a parent agent-bench (see the module documentation).
     #[arg(long, hide = true)]
     serve_aggregator: bool,
@@ -116,6 +125,10 @@ fn main() -> anyhow::Result<()> {
     );
     let decode = edge_agent::ingest::time_decode(&clip_path, false)?;
     let convert = edge_agent::ingest::time_decode(&clip_path, true)?;
+    let baseline = match &args.baseline_python {
+        Some(python) => Some(run_baseline(python, &args, &models, &clip_path)?),
+        None => None,
+    };
     let busy = measure(&args, &models, &clip_path, "bench")?;
     let s = &busy.summary;
 
@@ -168,6 +181,17 @@ fn main() -> anyhow::Result<()> {
     println!("{:<38} {:>10.2}", "sum (one core, sequential)", total);
     println!();
     busy.print_cost(args.fps, "");
+    if let Some(b) = &baseline {
+        let python = b.footage_s / b.cpu_s.max(1e-9);
+        println!(
+            "python pipeline: CPU {:.2} s in {:.2} s wall for {:.1} s of footage: {python:.2} cameras per core at {} fps by CPU time ({:.2} by its own wall-time cameras_per_core)",
+            b.cpu_s, b.wall_s, b.footage_s, args.fps, b.cameras_per_core
+        );
+        println!(
+            "agent / python pipeline: {:.2}x",
+            1.0 / busy.cpu_per_camera_second().max(1e-12) / python.max(1e-12)
+        );
+    }
 
     if let Some(scene) = args.static_scene {
         let (name, noisy) = match scene {
@@ -187,6 +211,79 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// One run of the Python pipeline.
+struct Baseline {
+    /// User + system CPU seconds of the Python process.
+    cpu_s: f64,
+    wall_s: f64,
+    /// The clip's length, seconds.
+    footage_s: f64,
+    /// The pipeline's own figure: footage seconds per wall second.
+    cameras_per_core: f64,
+}
+
+/// Runs the Python pipeline on `clip` at `args.fps` and reads its CPU time (wait4's rusage
+/// of the child) and its JSON line.
+fn run_baseline(
+    python: &Path,
+    args: &Args,
+    models: &ModelsConfig,
+    clip: &Path,
+) -> anyhow::Result<Baseline> {
+    let script = sharpeyes_e2e::workspace_root().join(&args.baseline_script);
+    anyhow::ensure!(
+        script.is_file(),
+        "the Python pipeline {} is not there: pass --baseline-script",
+        script.display()
+    );
+    let started = Instant::now();
+    let mut child = Command::new(python)
+        .arg(&script)
+        .arg(clip)
+        .arg("--models")
+        .arg(&models.dir)
+        .arg("--analysis-fps")
+        .arg(args.fps.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", python.display()))?;
+    let mut out = String::new();
+    std::io::Read::read_to_string(
+        &mut child.stdout.take().context("the pipeline's output")?,
+        &mut out,
+    )?;
+    let pid = libc::pid_t::try_from(child.id()).context("the pipeline's process id")?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data, zero-initialised; wait4 writes into it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers to locals; pid is our own child, reaped only here.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    anyhow::ensure!(
+        r == pid,
+        "waiting for the Python pipeline: {}",
+        std::io::Error::last_os_error()
+    );
+    let wall_s = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the Python pipeline failed (status {status}; its errors are above)"
+    );
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let report: serde_json::Value = out
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .context("the Python pipeline printed no JSON line")?;
+    Ok(Baseline {
+        cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
+        wall_s,
+        footage_s: clip_duration(clip)?.as_secs_f64(),
+        cameras_per_core: report["cameras_per_core"].as_f64().unwrap_or(f64::NAN),
+    })
 }
 
 /// One run of the agent on a clip and what it cost.
