@@ -3,7 +3,8 @@
 //! model end to end (pre-processing + ONNX Runtime + post-processing) with 1 and 2 intra-op
 //! threads, and the int8 variants of NanoDet and clp_det beside them (docs/models.md §3.4).
 //!
-//! `cargo bench -p edge-agent --bench perception` (add `-- model/` for the models only).
+//! `cargo bench -p edge-agent --bench perception` (add `-- model/` for the models only,
+//! `-- motion/` for the motion gate).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,12 @@ use edge_agent::infer::align::{ARCFACE_112, Similarity, warp_rgb_planar};
 use edge_agent::infer::nanodet::{self, Placement};
 use edge_agent::infer::{self, BgrImage, FaceDetection, face_quality, nms};
 use edge_agent::track::{ByteTracker, Detection};
+
+/// The motion gate is private to the analysis stage: the bench compiles its file, which
+/// reaches the agent only through `crate::infer` (imported above).
+#[allow(dead_code)]
+#[path = "../src/analysis/motion.rs"]
+mod motion;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -230,5 +237,47 @@ fn models(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, preprocessing, postprocessing, tracker, models);
+/// The motion gate on a 720p frame with ±8 levels of noise: still (no region) and with a
+/// 40x80 block appearing and leaving (regions found).
+fn motion_gate(c: &mut Criterion) {
+    let base = frame_1080p().resized(1280, 720);
+    let noisy = |seed: usize| {
+        let mut f = base.clone();
+        for (i, v) in f.data.iter_mut().enumerate() {
+            let n = (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 7) % 17;
+            *v = (i32::from(*v) + n as i32 - 8).clamp(0, 255) as u8;
+        }
+        f
+    };
+    let still = [noisy(1), noisy(2)];
+    let mut block = noisy(3);
+    for y in 300..380 {
+        block.data[(y * 1280 + 600) * 3..(y * 1280 + 640) * 3].fill(20);
+    }
+    let mut g = c.benchmark_group("motion");
+    for (name, frames) in [
+        ("gate_720p_still", [&still[0], &still[1]]),
+        ("gate_720p_moving", [&still[0], &block]),
+    ] {
+        let mut gate = motion::MotionGate::new(motion::MotionConfig::default());
+        gate.observe(&still[1]);
+        let mut i = 0;
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                black_box(gate.observe(frames[i % 2]).regions.len())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    preprocessing,
+    postprocessing,
+    tracker,
+    motion_gate,
+    models
+);
 criterion_main!(benches);
