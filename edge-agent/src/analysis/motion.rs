@@ -404,27 +404,37 @@ impl Light {
     }
 }
 
-/// Merges inclusive cell boxes that share a cell until none do.
+/// Merges inclusive cell boxes that share a cell until none do: passes over the pairs,
+/// each merging forward into the earlier box, until a pass merges nothing (a handful of
+/// passes even for the hundreds of specks of rain or snow).
 fn merge_overlapping(boxes: &mut Vec<[usize; 4]>) {
     let overlap = |a: &[usize; 4], b: &[usize; 4]| {
         a[0] <= b[2] && b[0] <= a[2] && a[1] <= b[3] && b[1] <= a[3]
     };
-    let mut i = 0;
-    while i < boxes.len() {
-        match (i + 1..boxes.len()).find(|&j| overlap(&boxes[i], &boxes[j])) {
-            Some(j) => {
-                let b = boxes.swap_remove(j);
-                let a = &mut boxes[i];
-                *a = [
-                    a[0].min(b[0]),
-                    a[1].min(b[1]),
-                    a[2].max(b[2]),
-                    a[3].max(b[3]),
-                ];
-                // The grown box may now overlap boxes before it: look again from the start.
-                i = 0;
+    loop {
+        let mut merged = false;
+        let mut i = 0;
+        while i < boxes.len() {
+            let mut j = i + 1;
+            while j < boxes.len() {
+                if overlap(&boxes[i], &boxes[j]) {
+                    let b = boxes.swap_remove(j);
+                    let a = &mut boxes[i];
+                    *a = [
+                        a[0].min(b[0]),
+                        a[1].min(b[1]),
+                        a[2].max(b[2]),
+                        a[3].max(b[3]),
+                    ];
+                    merged = true;
+                } else {
+                    j += 1;
+                }
             }
-            None => i += 1,
+            i += 1;
+        }
+        if !merged {
+            return;
         }
     }
 }
@@ -849,5 +859,36 @@ mod tests {
             }
         }
         assert_eq!(worst, 0.0, "some still cells changed");
+    }
+
+    #[test]
+    fn motion_merged_boxes_cover_every_box_and_never_overlap() {
+        let mut noise = Noise(29);
+        for trial in 0..300 {
+            let n = 1 + (noise.next() % 40) as usize;
+            let input: Vec<[usize; 4]> = (0..n)
+                .map(|_| {
+                    let (c, r) = ((noise.next() % 30) as usize, (noise.next() % 20) as usize);
+                    let (w, h) = ((noise.next() % 4) as usize, (noise.next() % 4) as usize);
+                    [c, r, c + w, r + h]
+                })
+                .collect();
+            let mut boxes = input.clone();
+            merge_overlapping(&mut boxes);
+            for b in &input {
+                assert!(
+                    boxes
+                        .iter()
+                        .any(|m| m[0] <= b[0] && m[1] <= b[1] && m[2] >= b[2] && m[3] >= b[3]),
+                    "trial {trial}: {b:?} lost in {boxes:?}"
+                );
+            }
+            for (k, a) in boxes.iter().enumerate() {
+                for b in &boxes[k + 1..] {
+                    let overlap = a[0] <= b[2] && b[0] <= a[2] && a[1] <= b[3] && b[1] <= a[3];
+                    assert!(!overlap, "trial {trial}: {a:?} and {b:?} overlap");
+                }
+            }
+        }
     }
 }
