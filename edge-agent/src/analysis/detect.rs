@@ -63,9 +63,10 @@ impl Analysis<'_> {
             || state.last_whole_ms.is_none_or(|t| {
                 f.capture_ms - t >= a.still_interval_s as i64 * 1000 || f.capture_ms < t
             });
-        if !motion.moving && !whole_due {
+        if !motion.moving && !whole_due && state.tentative() == 0 {
             // Nothing changed: whatever is tracked stays where it is (the caller carries the
-            // tracks' boxes), and nothing new came in.
+            // tracks' boxes), and nothing new came in. A track still waiting for the
+            // detections that confirm it keeps the detectors running.
             inc(&m.frames_still);
             inc(&m.frames_analysed);
             return Some(Found {

@@ -140,6 +140,11 @@ impl CameraState {
         .chain(self.objects.iter_mut().map(|(c, t)| (*c, t)))
     }
 
+    /// Tracks of every class waiting for the detections that confirm them.
+    fn tentative(&mut self) -> usize {
+        self.trackers().map(|(_, t)| t.tentative()).sum()
+    }
+
     /// Live tracks of every class.
     fn live(&self) -> usize {
         self.faces.live()

@@ -23,20 +23,21 @@
 //!    `global_fraction` of the cells changed anyway (the camera moved, the view was
 //!    blocked), the change is global: moving, one whole-frame region, and the background
 //!    restarts from this frame.
-//! 4. **Changed cells.** A cell whose light-corrected difference exceeds `threshold` levels has
-//!    changed; the frame is moving when at least `min_cells` have.
+//! 4. **Changed cells.** A cell whose light-corrected difference exceeds `threshold` levels,
+//!    both from its background and from the previous frame, has changed (moves now); the
+//!    frame is moving when at least `min_cells` have. The second test keeps out what
+//!    stopped (a parked car: its track carries it) and the background an object uncovers when
+//!    it leaves (a "ghost", until the background has caught up with it).
 //! 5. **Regions.** Changed cells are grouped into 8-connected components; each component's
 //!    bounding box is grown by `margin_cells`, overlapping boxes are merged, and the boxes
 //!    are returned in frame pixels, clamped to the frame.
 //! 6. **Background update.** Unchanged cells follow the frame at `background_alpha` per
-//!    frame (slow scene changes: shadows, wet road); changed cells at a tenth of it, so a
-//!    slowly moving object is not absorbed while it is there, but a parked car or a bag left
-//!    behind becomes background after a while (about 70 s at 5 analysed frames per second
-//!    for a 60-level contrast at the defaults) and then stops costing.
+//!    frame (slow scene changes, a stopped object, a ghost); changed cells at a tenth of it,
+//!    so a moving object does not smear into the background.
 //!
-//! What it does not decide: an object that stands still (a loiterer, a queue) stops being
-//! motion once absorbed, so whoever uses the gate keeps analysing cameras with live tracks
-//! and runs a periodic whole-frame pass.
+//! What it does not decide: an object that stands still (a loiterer, a queue) is not motion,
+//! so whoever uses the gate carries the tracks of what it saw and runs a periodic
+//! whole-frame pass.
 //!
 //! I/O-free and clock-free: the caller passes frames in order, one gate per camera.
 
@@ -141,6 +142,8 @@ pub struct MotionGate {
     luma: Vec<f32>,
     /// Which cells changed on the last frame (none after a reset).
     changed: Vec<bool>,
+    /// The previous frame's cell means (what moves now differs from them too).
+    previous: Vec<f32>,
     /// Work: the component search's unvisited changed cells and its stack.
     seen: Vec<bool>,
     stack: Vec<usize>,
@@ -166,6 +169,7 @@ impl MotionGate {
             sums: Vec::new(),
             luma: Vec::new(),
             changed: Vec::new(),
+            previous: Vec::new(),
             seen: Vec::new(),
             stack: Vec::new(),
             band: Vec::new(),
@@ -196,8 +200,10 @@ impl MotionGate {
             self.resize(size);
             self.cell_means(img);
             self.background.clone_from(&self.luma);
+            self.previous.clone_from(&self.luma);
             return open(1.0);
         }
+        std::mem::swap(&mut self.previous, &mut self.luma);
         self.cell_means(img);
         let n = self.luma.len();
         let threshold = self.cfg.threshold;
@@ -212,9 +218,13 @@ impl MotionGate {
         .unwrap_or(first);
         let mut count = 0usize;
         let mut shift = 0.0f64;
-        for ((c, l), b) in self.changed.iter_mut().zip(luma).zip(bg) {
+        let previous = &self.previous;
+        for (((c, l), b), p) in self.changed.iter_mut().zip(luma).zip(bg).zip(previous) {
             let expected = light.apply(*b);
-            *c = (l - expected).abs() > threshold;
+            // Moving: unlike the background and unlike the previous frame. What stopped (a
+            // parked car) is no longer motion, nor is the background an object uncovered
+            // when it left (a "ghost") before the background has caught up with it.
+            *c = (l - expected).abs() > threshold && (l - light.apply(*p)).abs() > threshold;
             count += usize::from(*c);
             shift += f64::from((expected - b).abs());
         }
@@ -673,29 +683,42 @@ mod tests {
     }
 
     #[test]
-    fn motion_stopped_object_is_kept_a_while_then_becomes_background() {
+    fn motion_a_stopped_object_stops_moving_and_leaves_no_ghost() {
         let base = scene(640, 360);
         let person = block(40, 80);
         let mut noise = Noise(17);
         let mut gate = MotionGate::new(MotionConfig::default());
         gate.observe(&noise.add(&base, 8));
-        // Walks in, then stands still at x = 300.
+        // Walks in: moving, found where it is.
         for x in (100..=300).step_by(10) {
-            gate.observe(&noise.add(&paste(&base, &person, x, 200), 8));
-        }
-        let standing = paste(&base, &person, 300, 200);
-        let b = [300.0, 200.0, 340.0, 280.0];
-        // Still there 30 s later at 5 fps: not absorbed yet.
-        for i in 0..150 {
-            let m = gate.observe(&noise.add(&standing, 8));
+            let m = gate.observe(&noise.add(&paste(&base, &person, x, 200), 8));
+            let b = [x as f32, 200.0, x as f32 + 40.0, 280.0];
             assert!(
                 m.moving && m.regions.iter().any(|r| contains(r, b)),
-                "frame {i} after stopping: the standing object was absorbed: {m:?}"
+                "x {x}: {m:?}"
             );
         }
-        // But not forever: a parked car stops costing within a few minutes.
-        let absorbed = (0..1500).position(|_| !gate.observe(&noise.add(&standing, 8)).moving);
-        assert!(absorbed.is_some(), "never absorbed");
+        // Stands still at x = 300: no longer motion (its track carries it).
+        let standing = paste(&base, &person, 300, 200);
+        gate.observe(&noise.add(&standing, 8));
+        for i in 0..20 {
+            let m = gate.observe(&noise.add(&standing, 8));
+            assert!(!m.moving, "frame {i} after stopping: {m:?}");
+        }
+        // Walks off at once: the spot it leaves is not a moving ghost once it has gone.
+        gate.observe(&noise.add(&paste(&base, &person, 500, 200), 8));
+        for i in 0..5 {
+            let m = gate.observe(&noise.add(&base, 8));
+            assert!(!m.moving || i == 0, "frame {i} after it left: {m:?}");
+        }
+        // Appears again where it stood: moving there.
+        let m = gate.observe(&noise.add(&standing, 8));
+        assert!(
+            m.moving
+                && m.regions
+                    .iter()
+                    .any(|r| contains(r, [300.0, 200.0, 340.0, 280.0]))
+        );
     }
 
     #[test]

@@ -179,6 +179,11 @@ impl ByteTracker {
         self.tracks.len()
     }
 
+    /// Tracks not confirmed yet (they need more detections before they are reported).
+    pub fn tentative(&self) -> usize {
+        self.tracks.iter().filter(|t| !t.confirmed).count()
+    }
+
     /// Feeds one frame's detections captured at `now_ms`; returns what happened.
     pub fn update(&mut self, dets: &[Detection], now_ms: i64) -> Vec<TrackOutput> {
         let cfg = self.cfg.clone();
