@@ -66,6 +66,8 @@ pub struct Options {
     pub bin_dir: PathBuf,
     /// Threads per inference session of the agents.
     pub intra_threads: usize,
+    /// The agents' analysis scheduling (workers, detection intervals, motion gate).
+    pub analysis: edge_agent::config::AnalysisConfig,
     /// Give up on the agents after this long.
     pub timeout: Duration,
     /// Render again even if footage of this scenario is there.
@@ -84,6 +86,7 @@ impl Options {
             quiet: false,
             bin_dir,
             intra_threads: 1,
+            analysis: Default::default(),
             timeout: Duration::from_secs(3600),
             regenerate: false,
         }
@@ -165,6 +168,7 @@ pub async fn run_benchmark(s: &Scenario, opts: &Options) -> Result<serde_json::V
         input: opts.input,
         bin_dir: opts.bin_dir.clone(),
         intra_threads: opts.intra_threads,
+        analysis: opts.analysis.clone(),
         timeout: opts.timeout,
     };
     let obs = run::run(s, &truth, &data_dirs(), &opts.out, &run_opts, &b).await?;

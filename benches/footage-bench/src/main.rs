@@ -71,6 +71,10 @@ enum Cmd {
         /// Threads per inference session of the agents.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// An agent configuration (TOML) whose `[analysis]` table the agents use (workers,
+        /// detection intervals, motion gate); default: the agent's defaults.
+        #[arg(long, value_name = "FILE")]
+        analysis: Option<PathBuf>,
         /// Give up on the agents after this many seconds.
         #[arg(long, default_value_t = 3600)]
         timeout_s: u64,
@@ -114,6 +118,7 @@ fn main() -> anyhow::Result<()> {
             regenerate,
             bin_dir,
             threads,
+            analysis,
             timeout_s,
         } => {
             let s = footage_bench::load(&common.scenario)?;
@@ -132,6 +137,16 @@ fn main() -> anyhow::Result<()> {
                 opts.bin_dir = b;
             }
             opts.intra_threads = threads;
+            if let Some(path) = analysis {
+                let cfg =
+                    <edge_agent::config::AgentConfig as edge_agent::config::ConfigFile>::load(
+                        &path,
+                    )
+                    .with_context(|| {
+                        format!("reading the agent configuration {}", path.display())
+                    })?;
+                opts.analysis = cfg.analysis;
+            }
             opts.timeout = Duration::from_secs(timeout_s);
             let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
             let report = rt.block_on(footage_bench::run_benchmark(&s, &opts))?;

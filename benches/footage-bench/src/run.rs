@@ -72,6 +72,8 @@ pub struct RunOptions {
     pub bin_dir: PathBuf,
     /// Threads per inference session of the agents.
     pub intra_threads: usize,
+    /// The agents' analysis scheduling.
+    pub analysis: edge_agent::config::AnalysisConfig,
     /// Give up waiting for the agents after this long.
     pub timeout: Duration,
 }
@@ -365,6 +367,7 @@ pub fn agent_config(
         ..AgentConfig::default()
     };
     cfg.models.intra_threads = opts.intra_threads;
+    cfg.analysis = opts.analysis.clone();
     cfg.broker.port = broker_port;
     cfg.ops.port = ops_port;
     cfg.publish.spool_dir = spool.to_path_buf();

@@ -127,20 +127,16 @@ impl Analysis<'_> {
                 .filter(|p| cascade::expected_face_px(p) >= cascade::CASCADE_BELOW_PX)
                 .map(cascade::head_region)
                 .collect();
-            regions.extend(
-                state
-                    .faces
-                    .predicted(f.capture_ms, true)
-                    .iter()
-                    .map(|(_, b)| cascade::around_face(b)),
-            );
-            // Whatever moves outside the persons (a person the detector missed).
-            regions.extend(
-                motion
-                    .regions
-                    .iter()
-                    .filter(|r| !persons.iter().any(|p| cascade::centre_inside(r, p))),
-            );
+            let face_tracks = state.faces.predicted(f.capture_ms, true);
+            regions.extend(face_tracks.iter().map(|(_, b)| cascade::around_face(b)));
+            // Motion no track explains (a person the object detector missed); new faces among
+            // tracked ones wait for the next whole-frame pass.
+            regions.extend(motion.regions.iter().filter(|r| {
+                !persons.iter().any(|p| cascade::centre_inside(r, p))
+                    && !face_tracks
+                        .iter()
+                        .any(|(_, b)| cascade::centre_inside(b, r))
+            }));
             cascade::faces_in_regions(detector, &f.image, &regions)
         };
         let mut faces = match r {

@@ -40,18 +40,23 @@ impl Analysis<'_> {
         if !due {
             return Vec::new();
         }
-        let mut regions = match objects {
+        // Plates already tracked are looked for around where they are; a vehicle is searched
+        // whole only while none of them is on it (a vehicle carries one plate).
+        let plate_tracks = state.plates.predicted(f.capture_ms, true);
+        let vehicle_boxes: Vec<[f32; 4]> = match objects {
             Some(objects) => infer::plate_regions(objects),
             None => vehicles.iter().map(|(_, b)| *b).collect(),
         };
+        let mut regions: Vec<[f32; 4]> = vehicle_boxes
+            .into_iter()
+            .filter(|v| {
+                !plate_tracks
+                    .iter()
+                    .any(|(_, p)| infer::cascade::centre_inside(p, v))
+            })
+            .collect();
         regions.extend_from_slice(&self.cfg.cameras[cam].plate_regions);
-        regions.extend(
-            state
-                .plates
-                .predicted(f.capture_ms, true)
-                .iter()
-                .map(|(_, b)| around_plate(b)),
-        );
+        regions.extend(plate_tracks.iter().map(|(_, b)| around_plate(b)));
         // The whole frame is searched (with `whole_frame`, or when there is nowhere else to
         // look) on every `plate_interval`th reading; a reading with nowhere to search waits.
         let whole = (self.cfg.plate_reader.whole_frame || regions.is_empty())
