@@ -474,3 +474,27 @@ fn render(
     let _ = pipeline.set_state(gst::State::Null);
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both kinds of static camera clip: their containers state the length asked for (what
+    /// agent-bench divides the agent's CPU time by).
+    #[test]
+    fn static_clips_last_the_length_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, noise) in [("still.mp4", false), ("noisy.mp4", true)] {
+            let p = dir.path().join(name);
+            crate::static_clip(&p, 3.0, noise).unwrap();
+            let d = clip_duration(&p).unwrap().as_secs_f64();
+            assert!((d - 3.0).abs() < 0.1, "{name}: {d} s");
+        }
+    }
+
+    #[test]
+    fn clip_duration_names_a_file_it_cannot_read() {
+        let err = clip_duration(Path::new("/nonexistent/clip.mp4")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/clip.mp4"), "{err}");
+    }
+}
