@@ -101,37 +101,36 @@ pub async fn run_with_metrics(
     // first message; on PostgreSQL another aggregator may own fusion, and this one keeps
     // trying.
     // The live face index loads on a thread of its own (searches answer "loading" until
-    // then); the writer hands it what fusion commits.
-    let faces = if config.face_search.live_index {
+    // then), started once the store exists (a fresh database is created by `open_at`); the
+    // writer hands it what fusion commits.
+    let live = config.face_search.live_index.then(|| {
         let f = &config.face_search;
         let every = |s: u64| (s > 0).then(|| Duration::from_secs(s));
-        Some(facesearch::LiveFaces::start(
-            facesearch::live::LiveConfig {
-                store: at.clone(),
-                snapshot: f.snapshot_file(&at),
-                model: config.fusion.persons.embedding_model.clone(),
-                dim: config.fusion.persons.embedding_dim,
-                threads: f.scan_threads(),
-                snapshot_every: every(f.snapshot_interval_s),
-                refresh_every: every(f.refresh_s),
-            },
-            metrics.clone(),
-        )?)
-    } else {
-        None
-    };
-    let (store, fusion) = {
+        facesearch::live::LiveConfig {
+            store: at.clone(),
+            snapshot: f.snapshot_file(&at),
+            model: config.fusion.persons.embedding_model.clone(),
+            dim: config.fusion.persons.embedding_dim,
+            threads: f.scan_threads(),
+            snapshot_every: every(f.snapshot_interval_s),
+            refresh_every: every(f.refresh_s),
+        }
+    });
+    let (store, fusion, faces) = {
         let (at, cameras, metrics) = (at.clone(), config.cameras.clone(), metrics.clone());
-        let faces = faces.clone();
         let synchronous = config.store.sqlite_synchronous;
         tokio::task::spawn_blocking(move || -> Result<_, AggregatorError> {
             let mut store = Store::open_at(&at)?;
             store.set_sqlite_synchronous(synchronous)?;
             store.sync_cameras(&cameras)?;
             store.create_partitions_ahead(sharpeyes_wire::now_ms(), 2)?;
-            let mut fusion = subscribe::FusionStage::new(new_fuser).with_faces(faces);
+            let faces = match live {
+                Some(cfg) => Some(facesearch::LiveFaces::start(cfg, metrics.clone())?),
+                None => None,
+            };
+            let mut fusion = subscribe::FusionStage::new(new_fuser).with_faces(faces.clone());
             fusion.claim(&store, &metrics);
-            Ok((store, fusion))
+            Ok((store, fusion, faces))
         })
         .await
         .map_err(|e| AggregatorError::Internal(format!("opening the store: {e}")))??

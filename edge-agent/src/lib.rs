@@ -8,19 +8,24 @@
 //! the command line.
 //!
 //! Stages and threads: one ingest thread per camera → newest-frame slots (bounded, drops
-//! counted) → one analysis thread (detector + per-camera trackers) → a bounded channel →
+//! counted) → inference workers (`analysis.workers`, one per core by default, each with its
+//! own model sessions, shared by all cameras; a camera's frames go to one worker at a time,
+//! in order) → a bounded channel →
 //! the publisher task (batches, encodes, QoS 1) and the MQTT event loop task.
 //!
 //! Layout: this file holds [`run`] alone, with its error ([`AgentError`]) and its
 //! [`RunSummary`]: it loads the models, starts the stages, waits for them and sums up.
 //! The analysis stage lives in `analysis/`, split by concern:
 //!
-//! - `analysis/mod.rs`: the analysis thread's loop, the per-camera state (one tracker per
+//! - `analysis/mod.rs`: the workers' loop, the per-camera state (one tracker per
 //!   class, links, best faces, plate votes, best shots, pending evidence) and one frame's
 //!   orchestration (detect → track → link → best faces → plates → best shots → rules →
 //!   hand-off), ending the tracks of cameras that went quiet and every track at shutdown,
 //!   and handing each camera's outputs to the publisher;
-//! - `analysis/detect.rs`: face, person and vehicle detection and the small-face cascade;
+//! - `analysis/detect.rs`: which detectors a frame needs (detection intervals, the motion
+//!   gate, regions of interest), face, person and vehicle detection and the small-face
+//!   cascade;
+//! - `analysis/motion.rs`: the motion gate (which parts of a frame changed);
 //! - `analysis/link.rs`: person ↔ face and vehicle ↔ plate links;
 //! - `analysis/faces.rs`: each face track's best face ([`BestFace`]) and its embedding;
 //! - `analysis/plates.rs`: plate reading, plate tracks and their votes;
@@ -108,6 +113,14 @@ pub struct RunSummary {
     pub plates_read: u64,
     /// Mean time to find and read the plates of one frame, ms.
     pub plate_ms_mean: f64,
+    /// Analysed frames on which nothing moved (no detector ran), all cameras.
+    pub frames_still: u64,
+    /// Analysed frames the person / vehicle detector ran on, all cameras.
+    pub object_passes: u64,
+    /// Analysed frames the face detector searched whole, all cameras.
+    pub face_full_passes: u64,
+    /// Analysed frames the face detector searched only in regions, all cameras.
+    pub face_region_passes: u64,
     /// Track updates published.
     pub track_updates: u64,
     /// Bytes of track-batch payloads.
@@ -318,6 +331,10 @@ pub async fn run(
         plate_frames,
         plates_read: metrics.cameras.iter().map(|c| get(&c.plates_read)).sum(),
         plate_ms_mean: plate_us as f64 / plate_frames.max(1) as f64 / 1000.0,
+        frames_still: sum(|c| &c.frames_still),
+        object_passes: sum(|c| &c.object_passes),
+        face_full_passes: sum(|c| &c.face_full_passes),
+        face_region_passes: sum(|c| &c.face_region_passes),
         track_updates: get(&metrics.track_updates),
         track_bytes: get(&metrics.track_bytes),
         published: get(&metrics.published),
