@@ -145,11 +145,14 @@ pub struct AnalysisConfig {
     /// Default `0`.
     pub workers: usize,
     /// Persons and vehicles are detected on every Nth analysed frame of a camera (1..=30);
-    /// between, their tracks' predicted boxes stand in. Default `1`.
+    /// between, their tracks' predicted boxes stand in (a new object is detected again on the
+    /// next frame until its track is confirmed; one about to leave the frame, on every frame).
+    /// Default `3`.
     pub object_interval: u32,
     /// The face detector searches the whole frame on every Nth analysed frame of a camera
     /// (1..=30); between, it searches only where faces can be: the head regions of the
-    /// tracked persons and around the live face tracks. Default `1`.
+    /// tracked persons, around the live face tracks and in motion no track explains.
+    /// Default `3`.
     pub face_interval: u32,
     /// With `plate_reader.whole_frame`, the plate reader searches the whole frame on every Nth
     /// reading of a camera (1..=30); the others search the vehicles, the camera's
@@ -168,8 +171,8 @@ impl Default for AnalysisConfig {
     fn default() -> Self {
         Self {
             workers: 0,
-            object_interval: 1,
-            face_interval: 1,
+            object_interval: 3,
+            face_interval: 3,
             plate_interval: 1,
             still_interval_s: 10,
             motion: MotionConfig::default(),

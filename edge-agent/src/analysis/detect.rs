@@ -14,6 +14,10 @@ use crate::infer::{self, FaceDetection, ObjectDetection, cascade};
 use crate::ingest::Frame;
 use crate::metrics::{add, inc};
 
+/// A tracked object whose predicted box comes this close to the frame's edge (share of the
+/// frame's shorter side) is detected on every frame until it leaves.
+const EDGE_SHARE: f32 = 0.05;
+
 /// What one frame's detection found.
 pub(super) struct Found {
     /// Faces (whole frame or regions, and the cascade's).
@@ -55,6 +59,21 @@ impl Analysis<'_> {
         let state = &mut self.cams[cam];
         let mut plan = Plan::of(state.frame_no, a.object_interval, a.face_interval);
         state.frame_no += 1;
+        // A person or vehicle seen once is detected again on the next frame, not an interval
+        // later: its track is confirmed (and reported) as soon as without intervals.
+        plan.objects |= state.objects.iter().any(|(_, t)| t.tentative() > 0);
+        // One about to leave the frame is followed frame by frame, so its track ends where
+        // it leaves rather than up to an interval earlier.
+        let (w, h) = (f.image.width as f32, f.image.height as f32);
+        let near_edge = |b: &[f32; 4]| {
+            let m = EDGE_SHARE * w.min(h);
+            b[0] < m || b[1] < m || b[2] > w - m || b[3] > h - m
+        };
+        plan.objects |= state.objects.iter().any(|(_, t)| {
+            t.predicted(f.capture_ms, false)
+                .iter()
+                .any(|(_, b)| near_edge(b))
+        });
         let motion = state.motion.observe(&f.image);
         // A camera where nothing moves is still searched whole now and then: what stands still
         // from the start (a parked car, a seated person) is never motion, and the tracks of
