@@ -147,7 +147,7 @@ pub struct AnalysisConfig {
     /// Persons and vehicles are detected on every Nth analysed frame of a camera (1..=30);
     /// between, their tracks' predicted boxes stand in (a new object is detected again on the
     /// next frame until its track is confirmed; one about to leave the frame, on every frame).
-    /// Default `3`.
+    /// Default `2`.
     pub object_interval: u32,
     /// The face detector searches the whole frame on every Nth analysed frame of a camera
     /// (1..=30); between, it searches only where faces can be: the head regions of the
@@ -171,7 +171,7 @@ impl Default for AnalysisConfig {
     fn default() -> Self {
         Self {
             workers: 0,
-            object_interval: 3,
+            object_interval: 2,
             face_interval: 3,
             plate_interval: 1,
             still_interval_s: 10,

@@ -25,7 +25,7 @@ pub(super) struct Found {
     /// Persons and vehicles, when the object detector ran on this frame; None on a frame it
     /// skipped (the trackers' predictions stand in).
     pub(super) objects: Option<Vec<ObjectDetection>>,
-    /// Nothing moved since the last frame (the motion gate's decision): no detector ran.
+    /// Nothing moved and nothing is tracked (the motion gate's decision): no detector ran.
     pub(super) still: bool,
 }
 
@@ -82,10 +82,11 @@ impl Analysis<'_> {
             || state.last_whole_ms.is_none_or(|t| {
                 f.capture_ms - t >= a.still_interval_s as i64 * 1000 || f.capture_ms < t
             });
-        if !motion.moving && !whole_due && state.tentative() == 0 {
-            // Nothing changed: whatever is tracked stays where it is (the caller carries the
-            // tracks' boxes), and nothing new came in. A track still waiting for the
-            // detections that confirm it keeps the detectors running.
+        if !motion.moving && !whole_due && state.live() == 0 {
+            // Nothing changed and nothing is tracked: nothing new came in. A camera with live
+            // tracks keeps its detectors running at their intervals even when nothing moves
+            // (a standing person's track, its box and its alerts need detections: carrying
+            // the tracks through still frames lost persons and an alert on small.toml).
             inc(&m.frames_still);
             inc(&m.frames_analysed);
             return Some(Found {

@@ -140,11 +140,6 @@ impl CameraState {
         .chain(self.objects.iter_mut().map(|(c, t)| (*c, t)))
     }
 
-    /// Tracks of every class waiting for the detections that confirm them.
-    fn tentative(&mut self) -> usize {
-        self.trackers().map(|(_, t)| t.tentative()).sum()
-    }
-
     /// Live tracks of every class.
     fn live(&self) -> usize {
         self.faces.live()
@@ -274,21 +269,9 @@ impl Analysis<'_> {
         state.last_ms = f.capture_ms;
         state.last_at = Some(Instant::now());
         if still {
-            // Nothing moved: the tracks stay where they are (not updated, so they do not age)
-            // and the rules see them there as time passes (a loiterer keeps loitering).
-            state.plates_seen.clear();
-            let tracked: Vec<(ObjectClass, u64, [f32; 4])> = state
-                .objects
-                .iter()
-                .flat_map(|(c, t)| {
-                    t.predicted(f.capture_ms, false)
-                        .into_iter()
-                        .map(move |(id, b)| (*c, id, b))
-                })
-                .collect();
-            let faces = state.faces.predicted(f.capture_ms, false);
+            // Nothing moved and nothing is tracked: only the rules see time pass.
             add(&m.track_us, t0.elapsed().as_micros() as u64);
-            let alerts = self.apply_rules(cam, f.capture_ms, Some(&f), &faces, &tracked);
+            let alerts = self.apply_rules(cam, f.capture_ms, Some(&f), &[], &[]);
             return alerts.is_empty() || self.send(cam, Some(f.capture_ms), Vec::new(), alerts);
         }
         let mut outputs: Vec<(ObjectClass, TrackOutput)> = state
