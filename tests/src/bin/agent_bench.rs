@@ -66,15 +66,16 @@ struct Args {
     /// (`still`: the same picture on every frame; `noisy`: fresh sensor noise on every frame).
     #[arg(long = "static", value_enum, num_args = 0..=1, default_missing_value = "still")]
     static_scene: Option<StaticScene>,
-    /// Also run the straightforward Python pipeline (`../shared/tools/baseline/pipeline.py`:
+    /// Also run the straightforward Python pipeline (`--baseline-script`, the team's reference:
     /// OpenCV decode + onnxruntime, every model on every analysed frame, one thread) on the
     /// same clip with this Python (a venv with onnxruntime, opencv-python-headless, numpy),
     /// and print its cameras per core and the agent's ratio to it.
-    #[arg(long, value_name = "PYTHON")]
+    #[arg(long, value_name = "PYTHON", requires = "baseline_script")]
     baseline_python: Option<PathBuf>,
-    /// The Python pipeline's script.
-    #[arg(long, default_value = "../shared/tools/baseline/pipeline.py")]
-    baseline_script: PathBuf,
+    /// The Python pipeline's script (`pipeline.py` of the team's baseline tools, e.g.
+    /// `../shared/tools/baseline/pipeline.py`), with `--baseline-python`.
+    #[arg(long, value_name = "SCRIPT", requires = "baseline_python")]
+    baseline_script: Option<PathBuf>,
     /// Internal: serve the aggregator for a parent agent-bench (see the module documentation).
     #[arg(long, hide = true)]
     serve_aggregator: bool,
@@ -244,7 +245,11 @@ fn run_baseline(
     models: &ModelsConfig,
     clip: &Path,
 ) -> anyhow::Result<Baseline> {
-    let script = sharpeyes_e2e::workspace_root().join(&args.baseline_script);
+    let script = args
+        .baseline_script
+        .as_ref()
+        .map(|s| std::env::current_dir().unwrap_or_default().join(s))
+        .context("--baseline-python needs --baseline-script (the pipeline.py to run)")?;
     anyhow::ensure!(
         script.is_file(),
         "the Python pipeline {} is not there: pass --baseline-script",
