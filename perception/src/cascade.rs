@@ -95,11 +95,20 @@ pub fn head_region(p: &[f32; 4]) -> [f32; 4] {
     ]
 }
 
+/// Box `b` grown by `times` its own width and height on every side (each at least `min`
+/// wide and high first): where to look again for something tracked there.
+pub fn grown(b: &[f32; 4], times: f32, min: [f32; 2]) -> [f32; 4] {
+    let (w, h) = (
+        (b[2] - b[0]).max(min[0]) * times,
+        (b[3] - b[1]).max(min[1]) * times,
+    );
+    [b[0] - w, b[1] - h, b[2] + w, b[3] + h]
+}
+
 /// Where to look again for a face tracked at box `b`: the box grown by its own size on every
 /// side (room for a frame's movement and a misplaced prediction).
 pub fn around_face(b: &[f32; 4]) -> [f32; 4] {
-    let (w, h) = ((b[2] - b[0]).max(8.0), (b[3] - b[1]).max(8.0));
-    [b[0] - w, b[1] - h, b[2] + w, b[3] + h]
+    grown(b, 1.0, [8.0, 8.0])
 }
 
 /// `regions` clamped to a `w`×`h` image, overlapping ones merged into their bounding box until

@@ -15,6 +15,10 @@ use crate::ingest::Frame;
 use crate::metrics::{add, inc};
 use crate::track::TrackOutput;
 
+/// A tracked plate is looked for again within this many of its widths and heights of where it
+/// is (plates are wide and low, and move across the frame between readings).
+const PLATE_REACH: f32 = 2.0;
+
 impl Analysis<'_> {
     /// Reads plates on `f` (at most every `plate_reader.interval_ms` per camera) inside the
     /// vehicles (detected on this frame, `objects`, else tracked, `vehicles`), the camera's
@@ -56,7 +60,11 @@ impl Analysis<'_> {
             })
             .collect();
         regions.extend_from_slice(&self.cfg.cameras[cam].plate_regions);
-        regions.extend(plate_tracks.iter().map(|(_, b)| around_plate(b)));
+        regions.extend(
+            plate_tracks
+                .iter()
+                .map(|(_, b)| infer::cascade::grown(b, PLATE_REACH, [16.0, 8.0])),
+        );
         // The whole frame is searched (with `whole_frame`, or when there is nowhere else to
         // look) on every `plate_interval`th reading; a reading with nowhere to search waits.
         let whole = (self.cfg.plate_reader.whole_frame || regions.is_empty())
@@ -101,16 +109,4 @@ impl Analysis<'_> {
             .map(|o| (ObjectClass::Plate, o))
             .collect()
     }
-}
-
-/// Where to look again for a plate tracked at box `b`: wide enough for a plate moving across
-/// the frame between readings (plates are wide and low: grown by twice their width).
-fn around_plate(b: &[f32; 4]) -> [f32; 4] {
-    let (w, h) = ((b[2] - b[0]).max(16.0), (b[3] - b[1]).max(8.0));
-    [
-        b[0] - 2.0 * w,
-        b[1] - 2.0 * h,
-        b[2] + 2.0 * w,
-        b[3] + 2.0 * h,
-    ]
 }
