@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# One build per run: incremental caches would only take disk (~10 GB); set CARGO_INCREMENTAL=1 to
+# keep them while iterating.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$PWD/.deps/onnxruntime/libonnxruntime.so.1.31.1}"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
