@@ -14,7 +14,7 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use super::plate::{TextReading, TextRecognizer};
+use super::plate::{Candidate, TextReading, TextRecognizer};
 use super::{BgrImage, InferError, load_session};
 
 const FAMILY: &str = "ppocr_rec";
@@ -126,15 +126,166 @@ fn ctc_decode(
     TextReading { chars }
 }
 
-impl TextRecognizer for PpOcrRec {
-    fn input_height(&self) -> u32 {
-        HEIGHT
-    }
+/// Per step, the probability of each class renormalised over the allowed classes (so the
+/// confidences match [`ctc_decode`]'s).
+fn renormalised(step: &[f32], allowed: &[usize]) -> impl Fn(usize) -> f32 {
+    let mass: f32 = allowed.iter().map(|&i| step[i]).sum();
+    let inv = if mass > 0.0 { 1.0 / mass } else { 1.0 };
+    let step = step.to_vec();
+    move |i| step[i] * inv
+}
 
-    fn read(&mut self, crops: &[BgrImage]) -> Result<Vec<TextReading>, InferError> {
-        if crops.is_empty() {
-            return Ok(Vec::new());
+/// The most probable CTC alignment (Viterbi) of one crop's `[T, classes]` probabilities among
+/// those that decode to exactly `len` characters, character `k` being a class for which
+/// `allowed_at(k, c)` holds; with the path's log-probability. Each character keeps the highest
+/// (renormalised) probability of its run of steps, as in [`ctc_decode`]. `None` when `T` is too
+/// short or no class is allowed at some position.
+fn ctc_decode_constrained(
+    probs: &[f32],
+    classes: usize,
+    labels: &[Option<char>],
+    allowed: &[usize],
+    len: usize,
+    allowed_at: &dyn Fn(usize, char) -> bool,
+) -> Option<(TextReading, f32)> {
+    const FLOOR: f32 = 1e-12;
+    let steps: Vec<&[f32]> = probs.chunks_exact(classes).collect();
+    // Candidates per character position: (class, char).
+    let cand: Vec<Vec<(usize, char)>> = (0..len)
+        .map(|k| {
+            allowed
+                .iter()
+                .filter_map(|&i| labels[i].map(|c| (i, c)))
+                .filter(|&(i, c)| i != 0 && allowed_at(k, c))
+                .collect()
+        })
+        .collect();
+    if len == 0 || steps.len() < len || cand.iter().any(Vec::is_empty) {
+        return None;
+    }
+    // State layout: blank after k characters (k = 0..=len), then for each position k the
+    // states "on character k, class cand[k][j]".
+    let offsets: Vec<usize> = cand
+        .iter()
+        .scan(len + 1, |o, c| {
+            let here = *o;
+            *o += c.len();
+            Some(here)
+        })
+        .collect();
+    let n_states = offsets[len - 1] + cand[len - 1].len();
+    let ninf = f32::NEG_INFINITY;
+    let mut score = vec![ninf; n_states];
+    let mut back: Vec<Vec<u32>> = Vec::with_capacity(steps.len());
+    let lp = |p: f32| p.max(FLOOR).ln();
+    for (t, step) in steps.iter().enumerate() {
+        let p = renormalised(step, allowed);
+        let mut next = vec![ninf; n_states];
+        let mut from = vec![u32::MAX; n_states];
+        if t == 0 {
+            next[0] = lp(p(0));
+            from[0] = 0;
+            for (j, &(i, _)) in cand[0].iter().enumerate() {
+                next[offsets[0] + j] = lp(p(i));
+                from[offsets[0] + j] = 0;
+            }
+        } else {
+            for k in 0..=len {
+                // Blank after k characters: stay, or leave character k - 1.
+                let mut best = (score[k], k);
+                if k > 0 {
+                    for j in 0..cand[k - 1].len() {
+                        let s = offsets[k - 1] + j;
+                        if score[s] > best.0 {
+                            best = (score[s], s);
+                        }
+                    }
+                }
+                if best.0 > ninf {
+                    next[k] = best.0 + lp(p(0));
+                    from[k] = best.1 as u32;
+                }
+            }
+            for k in 0..len {
+                for (j, &(i, c)) in cand[k].iter().enumerate() {
+                    let s = offsets[k] + j;
+                    // Stay on the character, come from the blank after k characters, or
+                    // straight from a different character k - 1.
+                    let mut best = (score[s], s);
+                    if score[k] > best.0 {
+                        best = (score[k], k);
+                    }
+                    if k > 0 {
+                        for (j2, &(_, c2)) in cand[k - 1].iter().enumerate() {
+                            let s2 = offsets[k - 1] + j2;
+                            if c2 != c && score[s2] > best.0 {
+                                best = (score[s2], s2);
+                            }
+                        }
+                    }
+                    if best.0 > ninf {
+                        next[s] = best.0 + lp(p(i));
+                        from[s] = best.1 as u32;
+                    }
+                }
+            }
         }
+        score = next;
+        back.push(from);
+    }
+    // End in the blank after `len` characters or on the last character.
+    let mut end = (score[len], len);
+    for j in 0..cand[len - 1].len() {
+        let s = offsets[len - 1] + j;
+        if score[s] > end.0 {
+            end = (score[s], s);
+        }
+    }
+    if end.0 == ninf {
+        return None;
+    }
+    // Walk back: the state at each step.
+    let mut path = vec![0usize; steps.len()];
+    let mut s = end.1;
+    for t in (0..steps.len()).rev() {
+        path[t] = s;
+        s = back[t][s] as usize;
+    }
+    let state_char = |s: usize| -> Option<(usize, usize)> {
+        if s <= len {
+            return None;
+        }
+        let k = offsets.iter().rposition(|&o| o <= s)?;
+        Some((k, cand[k][s - offsets[k]].0))
+    };
+    let mut chars: Vec<(char, f32)> = Vec::with_capacity(len);
+    let mut prev = None;
+    for (t, &s) in path.iter().enumerate() {
+        let here = state_char(s);
+        if let Some((k, i)) = here {
+            let p = renormalised(steps[t], allowed)(i);
+            if prev == here {
+                if let Some(last) = chars.last_mut() {
+                    last.1 = last.1.max(p);
+                }
+            } else if let Some(c) = labels[i] {
+                debug_assert_eq!(chars.len(), k);
+                chars.push((c, p));
+            }
+        }
+        prev = here;
+    }
+    (chars.len() == len).then_some((TextReading { chars }, end.0))
+}
+
+impl PpOcrRec {
+    /// Runs the model on `crops` (not empty) and hands `decode` each crop's `[T, classes]`
+    /// probabilities with the class count.
+    fn run<T>(
+        &mut self,
+        crops: &[BgrImage],
+        mut decode: impl FnMut(&[f32], usize, &[Option<char>], &[usize]) -> T,
+    ) -> Result<Vec<T>, InferError> {
         let widths: Vec<u32> = crops
             .iter()
             .map(|c| ((HEIGHT as f32 * c.width as f32 / c.height as f32).ceil() as u32).max(8))
@@ -165,7 +316,6 @@ impl TextRecognizer for PpOcrRec {
             .session
             .run(ort::inputs![self.input_name.as_str() => input])?;
         let (shape, probs) = outputs[self.output_name.as_str()].try_extract_tensor::<f32>()?;
-        let (labels, allowed) = (&self.labels, &self.allowed);
         let classes = shape.get(2).copied().unwrap_or(0) as usize;
         if shape.len() != 3 || shape[0] as usize != n || classes != self.labels.len() {
             return Err(InferError::signature(
@@ -178,9 +328,159 @@ impl TextRecognizer for PpOcrRec {
             ));
         }
         let per = probs.len() / n;
+        let (labels, allowed) = (&self.labels, &self.allowed);
         Ok(probs
             .chunks_exact(per)
-            .map(|p| ctc_decode(p, classes, labels, allowed))
+            .map(|p| decode(p, classes, labels, allowed))
             .collect())
+    }
+}
+
+impl TextRecognizer for PpOcrRec {
+    fn input_height(&self) -> u32 {
+        HEIGHT
+    }
+
+    fn read(&mut self, crops: &[BgrImage]) -> Result<Vec<TextReading>, InferError> {
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(crops, ctc_decode)
+    }
+
+    fn read_plates(
+        &mut self,
+        crops: &[BgrImage],
+        lengths: &[usize],
+        allowed_at: fn(usize, usize, char) -> bool,
+    ) -> Result<Vec<Vec<Candidate>>, InferError> {
+        if crops.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(crops, |p, classes, labels, allowed| {
+            let mut out: Vec<Candidate> = lengths
+                .iter()
+                .filter_map(|&len| {
+                    let at = |k: usize, c: char| allowed_at(k, len, c);
+                    ctc_decode_constrained(p, classes, labels, allowed, len, &at)
+                })
+                .map(|(reading, log_prob)| Candidate { reading, log_prob })
+                .collect();
+            out.sort_by(|a, b| b.log_prob.total_cmp(&a.log_prob));
+            out
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plate::plate_char_allowed;
+
+    /// Blank, then a small plate alphabet.
+    const LABELS: [Option<char>; 9] = [
+        None,
+        Some('川'),
+        Some('L'),
+        Some('F'),
+        Some('2'),
+        Some('8'),
+        Some('1'),
+        Some('0'),
+        Some('Q'),
+    ];
+
+    /// One step per entry: (class, its probability), the rest spread over the others.
+    fn steps(seq: &[(usize, f32)]) -> Vec<f32> {
+        let n = LABELS.len();
+        seq.iter()
+            .flat_map(|&(i, p)| {
+                (0..n).map(move |j| {
+                    if j == i {
+                        p
+                    } else {
+                        (1.0 - p) / (n - 1) as f32
+                    }
+                })
+            })
+            .collect()
+    }
+
+    fn text(r: &TextReading) -> String {
+        r.text()
+    }
+
+    /// 川 L F 2 2 8 1 8 where the L is weaker than the blank at its step.
+    fn dropped_letter() -> Vec<f32> {
+        steps(&[
+            (1, 0.9),
+            (0, 0.9),
+            (0, 0.55),
+            (0, 0.9),
+            (3, 0.9),
+            (0, 0.9),
+            (4, 0.9),
+            (0, 0.9),
+            (4, 0.9),
+            (4, 0.8),
+            (0, 0.9),
+            (5, 0.9),
+            (6, 0.9),
+            (5, 0.9),
+            (0, 0.9),
+        ])
+    }
+
+    #[test]
+    fn constrained_decoding_recovers_a_character_greedy_drops() {
+        let all: Vec<usize> = (0..LABELS.len()).collect();
+        let mut probs = dropped_letter();
+        // Step 2: blank 0.55, L 0.4, the rest 0.05 together.
+        let n = LABELS.len();
+        for (j, p) in probs[2 * n..3 * n].iter_mut().enumerate() {
+            *p = match j {
+                0 => 0.55,
+                2 => 0.4,
+                _ => 0.05 / (n - 2) as f32,
+            };
+        }
+        let greedy = ctc_decode(&probs, n, &LABELS, &all);
+        assert_eq!(
+            text(&greedy),
+            "川F22818",
+            "greedy drops the L: a grammatical 7"
+        );
+        let at = |len: usize| move |k: usize, c: char| plate_char_allowed(k, len, c);
+        let (eight, lp8) =
+            ctc_decode_constrained(&probs, n, &LABELS, &all, 8, &at(8)).expect("8 characters");
+        assert_eq!(text(&eight), "川LF22818");
+        let (seven, lp7) =
+            ctc_decode_constrained(&probs, n, &LABELS, &all, 7, &at(7)).expect("7 characters");
+        assert_eq!(seven.chars.len(), 7);
+        assert!(lp8.is_finite() && lp7.is_finite());
+        // The L keeps its own probability as confidence, the others theirs.
+        assert!((eight.chars[1].1 - 0.4).abs() < 1e-5, "{:?}", eight.chars);
+        assert!(eight.chars.iter().all(|c| c.1 >= 0.4));
+    }
+
+    #[test]
+    fn constrained_decoding_respects_positions_and_length() {
+        let all: Vec<usize> = (0..LABELS.len()).collect();
+        let n = LABELS.len();
+        // 川 0 ... : a digit where the issuing letter must be; Q is the only letter of its
+        // look-alikes here, so position 1 becomes Q, never 0.
+        let mut seq = vec![(1, 0.9), (0, 0.9), (7, 0.6)];
+        for i in [4, 5, 6, 4, 5] {
+            seq.extend([(0, 0.9), (i, 0.9)]);
+        }
+        let mut probs = steps(&seq);
+        probs[2 * n + 8] = 0.3;
+        let at = |k: usize, c: char| plate_char_allowed(k, 7, c);
+        let (r, _) = ctc_decode_constrained(&probs, n, &LABELS, &all, 7, &at).unwrap();
+        assert_eq!(text(&r), "川Q28128");
+        // Too few steps for the length, or no class allowed somewhere: nothing.
+        assert!(ctc_decode_constrained(&probs[..5 * n], n, &LABELS, &all, 7, &at).is_none());
+        let never = |_: usize, _: char| false;
+        assert!(ctc_decode_constrained(&probs, n, &LABELS, &all, 7, &never).is_none());
     }
 }

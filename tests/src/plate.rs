@@ -261,6 +261,50 @@ pub fn random_plate(rng: &mut Rng, provinces: &[char], style: PlateStyle) -> Str
     s
 }
 
+/// A random plate text of `style` in any of the forms real plates take (a superset of
+/// [`random_plate`], which keeps its draws so that seeded scenarios stay the same): blue
+/// plates as there; green new-energy plates either a small car's, D or F then a letter or
+/// digit then 4 digits (`粤AD3K123` is not one: only the first serial character after D/F
+/// may be a letter), or a large vehicle's, 5 digits then D or F (`粤A12345D`).
+pub fn random_plate_any_form(rng: &mut Rng, provinces: &[char], style: PlateStyle) -> String {
+    const LETTERS: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const SERIAL: &[u8] = b"0123456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    const DIGITS: &[u8] = b"0123456789";
+    if style == PlateStyle::Blue {
+        return random_plate(rng, provinces, style);
+    }
+    let mut s = String::new();
+    s.push(rng.pick(provinces));
+    s.push(rng.pick(LETTERS) as char);
+    if rng.below(3) == 0 {
+        (0..5).for_each(|_| s.push(rng.pick(DIGITS) as char));
+        s.push(rng.pick(b"DF") as char);
+    } else {
+        s.push(rng.pick(b"DF") as char);
+        s.push(rng.pick(SERIAL) as char);
+        (0..4).for_each(|_| s.push(rng.pick(DIGITS) as char));
+    }
+    s
+}
+
+/// Adds Gaussian sensor noise of standard deviation `sigma` (grey levels; 0 leaves the image
+/// as it is) to every channel of every pixel, drawn from `rng`.
+pub fn add_noise(img: &RgbImage, sigma: f32, rng: &mut Rng) -> RgbImage {
+    let mut out = img.clone();
+    if sigma <= 0.0 {
+        return out;
+    }
+    for p in out.pixels_mut() {
+        for v in p.0.iter_mut() {
+            // Box-Muller: one normal deviate from two uniform ones.
+            let (u1, u2) = (rng.range(1e-6, 1.0), rng.range(0.0, 1.0));
+            let z = (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos();
+            *v = (*v as f32 + sigma * z).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    out
+}
+
 /// Gaussian blur of about `r` pixels (σ = 0.8·r; 0 leaves the image as it is), a stand-in for
 /// defocus and motion.
 pub fn blur(img: &RgbImage, r: u32) -> RgbImage {
