@@ -17,22 +17,7 @@ pub fn write(out: &Path, report: &Value, obs: &Observed) -> std::io::Result<()> 
         serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?,
     )?;
     // Latency histogram: capture → stored of every track update.
-    let stored: std::collections::HashMap<(&str, u64), i64> = obs
-        .stored
-        .iter()
-        .map(|m| ((m.agent.as_str(), m.seq), m.received_ms))
-        .collect();
-    let lat: Vec<f64> = obs
-        .batches
-        .iter()
-        .flat_map(|b| {
-            let st = stored.get(&(b.agent.as_str(), b.seq)).copied();
-            b.batch
-                .updates
-                .iter()
-                .filter_map(move |u| st.map(|s| (s - u.ts_ms) as f64))
-        })
-        .collect();
+    let lat = crate::score::update_latencies(obs).to_stored;
     std::fs::write(
         out.join("latency.svg"),
         svg::histogram(&lat, 30, "Capture → stored latency per track update", "ms"),
@@ -133,6 +118,10 @@ pub fn markdown(r: &Value) -> String {
         (
             "capture → publish p99, ms",
             &r["latency"]["capture_to_publish_ms"]["p99"],
+        ),
+        (
+            "track end: last sighting → publish p99, ms (max_age included)",
+            &r["latency"]["end_last_seen_to_publish_ms"]["p99"],
         ),
         (
             "capture → broker p50, ms",

@@ -201,6 +201,10 @@ pub struct Observed {
     pub agents_wall_s: f64,
     /// Wall time from the agents' start to everything stored, seconds.
     pub total_wall_s: f64,
+    /// The agents' `tracker.max_age_ms`: a track's `end` carries its last sighting's capture
+    /// time and can only be decided this long after it (absent in older runs: the default).
+    #[serde(default)]
+    pub track_max_age_ms: Option<i64>,
 }
 
 /// A child process with its name, log and start time.
@@ -681,9 +685,11 @@ pub async fn run(
 
     let started = Instant::now();
     let mut agents = Vec::new();
+    let mut track_max_age_ms = None;
     for (agent, _) in s.agents() {
         let ops = free_port();
         let cfg = agent_config(s, &agent, &uris, opts, broker_port, ops, &dir.join("spool"));
+        track_max_age_ms = Some(cfg.tracker.max_age_ms);
         let path = dir.join(format!("{agent}.toml"));
         write_toml(&path, &cfg)?;
         let p = Proc::spawn(
@@ -807,6 +813,7 @@ pub async fn run(
         metrics,
         agents_wall_s,
         total_wall_s,
+        track_max_age_ms,
     })
 }
 

@@ -26,6 +26,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Value, json};
+use sharpeyes_wire::TrackEvent;
 
 use crate::metrics::{self, GtBox, PredBox};
 use crate::run::{InputMode, Observed, prom_sum};
@@ -392,6 +393,68 @@ pub const STAGES: &[(&str, &str)] = &[
     ("publish", "sharpeyes_agent_publish_seconds_total"),
 ];
 
+/// Per track update, ms from its capture to its publishing, arrival at the broker and storing.
+pub struct Latencies {
+    /// Capture → the agent's send time.
+    pub to_publish: Vec<f64>,
+    /// Capture → arrival at this benchmark's subscriber.
+    pub to_broker: Vec<f64>,
+    /// Capture → stored by the aggregator (updates of stored messages only).
+    pub to_stored: Vec<f64>,
+    /// `to_publish` by event (`start`, `update`, `end`).
+    pub by_event: BTreeMap<&'static str, Vec<f64>>,
+    /// An `end`'s publishing after its track's last sighting (the tracker's wait included).
+    pub end_last_seen: Vec<f64>,
+    /// The agents' `tracker.max_age_ms` the `end`s were counted with.
+    pub max_age_ms: i64,
+}
+
+/// The latencies of every update seen. A `start` or `update` carries the capture time of the
+/// frame it reports; an `end` carries its track's last sighting and is decided
+/// `tracker.max_age_ms` later at the earliest, so its latency counts from then (the tracker's
+/// wait is policy, not pipeline delay; the raw figure is `end_last_seen`).
+pub fn update_latencies(obs: &Observed) -> Latencies {
+    let stored: HashMap<(&str, u64), i64> = obs
+        .stored
+        .iter()
+        .map(|m| ((m.agent.as_str(), m.seq), m.received_ms))
+        .collect();
+    let max_age_ms = obs
+        .track_max_age_ms
+        .unwrap_or_else(|| edge_agent::config::TrackerConfig::default().max_age_ms);
+    let mut l = Latencies {
+        to_publish: Vec::new(),
+        to_broker: Vec::new(),
+        to_stored: Vec::new(),
+        by_event: BTreeMap::new(),
+        end_last_seen: Vec::new(),
+        max_age_ms,
+    };
+    for b in &obs.batches {
+        let st = stored.get(&(b.agent.as_str(), b.seq));
+        for u in &b.batch.updates {
+            let captured = match u.event {
+                TrackEvent::End => {
+                    l.end_last_seen.push((b.sent_ms - u.ts_ms) as f64);
+                    u.ts_ms + max_age_ms
+                }
+                TrackEvent::Start | TrackEvent::Update => u.ts_ms,
+            };
+            let publish = (b.sent_ms - captured) as f64;
+            l.to_publish.push(publish);
+            l.by_event
+                .entry(u.event.as_str())
+                .or_default()
+                .push(publish);
+            l.to_broker.push((b.arrived_ms - captured) as f64);
+            if let Some(r) = st {
+                l.to_stored.push((r - captured) as f64);
+            }
+        }
+    }
+    l
+}
+
 /// Scores a run; the report (documented in `benches/scenarios/README.md`).
 pub fn score(scenario: &crate::scenario::Scenario, truth: &GroundTruth, obs: &Observed) -> Value {
     let d = derive(truth, obs, scenario.analysis_fps);
@@ -435,25 +498,10 @@ pub fn score(scenario: &crate::scenario::Scenario, truth: &GroundTruth, obs: &Ob
     }
 
     // Latency.
-    let stored: HashMap<(&str, u64), i64> = obs
-        .stored
-        .iter()
-        .map(|m| ((m.agent.as_str(), m.seq), m.received_ms))
-        .collect();
-    let (mut to_publish, mut to_broker, mut to_stored) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut bytes, mut updates) = (0u64, 0u64);
-    for b in &obs.batches {
-        bytes += b.bytes as u64;
-        updates += b.batch.updates.len() as u64;
-        let st = stored.get(&(b.agent.as_str(), b.seq));
-        for u in &b.batch.updates {
-            to_publish.push((b.sent_ms - u.ts_ms) as f64);
-            to_broker.push((b.arrived_ms - u.ts_ms) as f64);
-            if let Some(r) = st {
-                to_stored.push((r - u.ts_ms) as f64);
-            }
-        }
-    }
+    let lat = update_latencies(obs);
+    let (bytes, updates) = obs.batches.iter().fold((0u64, 0u64), |(b, u), x| {
+        (b + x.bytes as u64, u + x.batch.updates.len() as u64)
+    });
     let alert_latency: Vec<f64> = obs
         .alerts
         .iter()
@@ -663,9 +711,12 @@ pub fn score(scenario: &crate::scenario::Scenario, truth: &GroundTruth, obs: &Ob
         "rtsp_origin_offset_ms": d.timebases.iter().map(|(k, t)| (k.clone(), json!(t.offset_ms))).collect::<serde_json::Map<_, _>>(),
         "fps": fps,
         "latency": {
-            "capture_to_publish_ms": dist(&to_publish),
-            "capture_to_broker_ms": dist(&to_broker),
-            "capture_to_stored_ms": dist(&to_stored),
+            "capture_to_publish_ms": dist(&lat.to_publish),
+            "capture_to_publish_by_event_ms": lat.by_event.iter().map(|(k, v)| (k.to_string(), dist(v))).collect::<serde_json::Map<_, _>>(),
+            "end_last_seen_to_publish_ms": dist(&lat.end_last_seen),
+            "track_max_age_ms": lat.max_age_ms,
+            "capture_to_broker_ms": dist(&lat.to_broker),
+            "capture_to_stored_ms": dist(&lat.to_stored),
             "alert_capture_to_stored_ms": dist(&alert_latency),
         },
         "stages_seconds": stages,

@@ -27,7 +27,7 @@ fn refused(from: &str, to: &str) -> String {
 
 #[test]
 fn bundled_scenarios_are_valid_with_their_files() {
-    for name in ["small.toml", "large.toml"] {
+    for name in ["small.toml", "large.toml", "dusk.toml"] {
         let s =
             footage_bench::load(&scenarios().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!s.cameras.is_empty());
