@@ -26,8 +26,11 @@
 //! visited in time order (2 s of capture time per round of cameras), so gating, clustering,
 //! links and re-clustering all work as in service. The payloads are made (encoded, as the
 //! agents do) before each transaction, outside the timed writer's path. Each run reports
-//! updates/s of the writer (decode + fusion + store) and the
-//! share of time in decode, fusion and the store, then one summary line per backend,
+//! updates/s of the writer (decode + fusion + store), the
+//! share of time in decode, fusion and the store, and the writer thread's CPU time per
+//! update (`cpu µs/u`: on a machine shared with other work the wall clock also counts the
+//! time the writer waited for a core; the CPU time does not, nor the fsyncs' waits), then
+//! one summary line per backend,
 //! `ingest sqlite: N updates/s` (the aggregator's default `synchronous = full`) and
 //! `ingest postgres: N updates/s` (a `normal` run prints `ingest sqlite/normal: …`), and,
 //! on stderr, the fusion outputs by kind. Run it on an otherwise idle machine; the writer
@@ -248,10 +251,24 @@ struct Result_ {
     decode: Duration,
     fuse: Duration,
     store: Duration,
+    /// The writer thread's CPU time over the same spans.
+    cpu: Duration,
     vehicles: u64,
     persons: u64,
     /// Fusion outputs by kind.
     outputs: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// This thread's CPU time so far (`CLOCK_THREAD_CPUTIME_ID`).
+fn thread_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec to write into; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 fn run(backend: &'static str, mut store: Store, batches: usize, group: usize) -> Result_ {
@@ -271,12 +288,14 @@ fn run(backend: &'static str, mut store: Store, batches: usize, group: usize) ->
     let mut traffic = Traffic::new();
     let codec = Codec::default();
     let (mut decode, mut fuse, mut commit) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut cpu = Duration::ZERO;
     let mut updates = 0;
     let mut done = 0;
     let mut outputs = std::collections::BTreeMap::new();
     while done < batches {
         let n = group.min(batches - done);
         let payloads: Vec<(Vec<u8>, String, usize)> = (0..n).map(|_| traffic.next()).collect();
+        let c0 = thread_cpu();
         let t = Instant::now();
         let valid: Vec<(Envelope, String, usize)> = payloads
             .into_iter()
@@ -294,6 +313,7 @@ fn run(backend: &'static str, mut store: Store, batches: usize, group: usize) ->
         let t2 = Instant::now();
         stage.commit(&mut store, &valid, &metrics).expect("commit");
         let t3 = Instant::now();
+        cpu += thread_cpu() - c0;
         decode += t1 - t;
         fuse += t2 - t1;
         commit += t3 - t2;
@@ -320,6 +340,7 @@ fn run(backend: &'static str, mut store: Store, batches: usize, group: usize) ->
         decode,
         fuse,
         store: commit,
+        cpu,
         vehicles: v - 1,
         persons: p - 1,
         outputs,
@@ -351,7 +372,7 @@ fn main() {
             .expect("INGEST_OUT opens")
     });
     println!(
-        "{:<9} {:>8} {:>9} {:>9} {:>11} {:>7} {:>7} {:>7} {:>9} {:>8}",
+        "{:<9} {:>8} {:>9} {:>9} {:>11} {:>7} {:>7} {:>7} {:>8} {:>9} {:>8}",
         "backend",
         "batches",
         "updates",
@@ -360,6 +381,7 @@ fn main() {
         "decode",
         "fusion",
         "store",
+        "cpu µs/u",
         "vehicles",
         "persons"
     );
@@ -402,7 +424,7 @@ fn main() {
         let s = r.wall.as_secs_f64();
         let share = |d: Duration| format!("{:.0}%", 100.0 * d.as_secs_f64() / s.max(1e-9));
         println!(
-            "{:<9} {:>8} {:>9} {:>9.2} {:>11.0} {:>7} {:>7} {:>7} {:>9} {:>8}",
+            "{:<9} {:>8} {:>9} {:>9.2} {:>11.0} {:>7} {:>7} {:>7} {:>8.1} {:>9} {:>8}",
             r.backend,
             r.batches,
             r.updates,
@@ -411,6 +433,7 @@ fn main() {
             share(r.decode),
             share(r.fuse),
             share(r.store),
+            1e6 * r.cpu.as_secs_f64() / r.updates.max(1) as f64,
             r.vehicles,
             r.persons
         );
@@ -432,7 +455,8 @@ fn main() {
                     "updates": r.updates, "wall_s": s,
                     "updates_per_s": r.updates as f64 / s.max(1e-9),
                     "decode_s": r.decode.as_secs_f64(), "fusion_s": r.fuse.as_secs_f64(),
-                    "store_s": r.store.as_secs_f64(), "vehicles": r.vehicles,
+                    "store_s": r.store.as_secs_f64(),
+                    "writer_cpu_s": r.cpu.as_secs_f64(), "vehicles": r.vehicles,
                     "persons": r.persons, "group": group,
                 })
             );

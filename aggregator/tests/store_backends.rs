@@ -92,6 +92,7 @@ both!(
     evidence_is_content_addressed_and_referenced,
     evidence_retention_by_kind_keeps_what_is_referenced,
     schema_8_alert_images_move_to_the_evidence_store,
+    track_points_keep_either_key_and_sightings_by_place_goes,
     a_batch_writes_what_its_messages_write_one_by_one,
     a_refused_message_in_a_batch_is_isolated,
     batched_fusion_outputs_write_what_they_write_one_by_one,
@@ -1570,6 +1571,109 @@ fn schema_8_alert_images_move_to_the_evidence_store(f: &Fixture) {
     drop(s);
     let s = f.open();
     assert_eq!(s.evidence_counts().unwrap()["alert"].0, 2);
+}
+
+/// Whether the index `name` exists.
+fn index_exists(f: &Fixture, name: &str) -> bool {
+    match f {
+        Fixture::Sqlite(d) => {
+            rusqlite::Connection::open(d.path().join("t.db"))
+                .unwrap()
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?",
+                    [name],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+                > 0
+        }
+        Fixture::Postgres(_, url) => {
+            postgres::Client::connect(url, postgres::NoTls)
+                .unwrap()
+                .query_one(
+                    "SELECT count(*) FROM pg_indexes WHERE indexname = $1",
+                    &[&name],
+                )
+                .unwrap()
+                .get::<_, i64>(0)
+                > 0
+        }
+    }
+}
+
+/// Writes points of track 7 on days 1 to 3, each twice (the second copy in another message:
+/// the same point, which changes nothing), and one recent point; the old ones expire.
+fn points_dedupe_and_expire(s: &mut Store, first_seq: u64) {
+    let mut seq = first_seq;
+    for day in 1..=3 {
+        for _ in 0..2 {
+            apply(
+                s,
+                batch("a1", seq, 7, TrackEvent::Update, day * DAY + 500, 1.0),
+            );
+            seq += 1;
+        }
+    }
+    apply(s, batch("a1", seq, 7, TrackEvent::End, 39 * DAY, 1.0));
+    let policy = RetentionPolicy {
+        days: 30,
+        alert_days: 30,
+        evidence_sighting_days: 30,
+        evidence_alert_days: 30,
+        chunk: 2,
+    };
+    let now = 40 * DAY;
+    let expired = |s: &Store| s.retention_preview(&policy, now).unwrap().deleted;
+    assert_eq!(
+        expired(s).get("track_points"),
+        Some(&3),
+        "one row per point"
+    );
+    while !s.retention_step(&policy, now).unwrap().done {}
+    assert_eq!(expired(s).get("track_points"), None);
+}
+
+/// Track points are keyed by (time, agent, camera, track, event) since schema 14, with no
+/// time index of their own; a schema-13 store keeps its (agent, camera, track, time, event)
+/// key and time index, and both deduplicate and expire alike. `sightings_by_place` (which
+/// no query read) is gone from both.
+fn track_points_keep_either_key_and_sightings_by_place_goes(f: &Fixture) {
+    {
+        let mut s = f.open();
+        assert!(!index_exists(f, "sightings_by_place"));
+        assert!(!index_exists(f, "track_points_by_time"));
+        points_dedupe_and_expire(&mut s, 1);
+    }
+    let (int, real, tail, version) = match f {
+        Fixture::Sqlite(_) => (
+            "INTEGER",
+            "REAL",
+            "WITHOUT ROWID",
+            "PRAGMA user_version = 13",
+        ),
+        Fixture::Postgres(..) => (
+            "BIGINT",
+            "DOUBLE PRECISION",
+            "PARTITION BY RANGE (ts_ms)",
+            "UPDATE schema_version SET version = 13",
+        ),
+    };
+    f.exec(&format!(
+        "DROP TABLE track_points;
+         CREATE TABLE track_points (
+             agent TEXT NOT NULL, camera TEXT NOT NULL, track {int} NOT NULL,
+             ts_ms {int} NOT NULL, event TEXT NOT NULL, score {real} NOT NULL,
+             x1 {real} NOT NULL, y1 {real} NOT NULL, x2 {real} NOT NULL, y2 {real} NOT NULL,
+             PRIMARY KEY (agent, camera, track, ts_ms, event)
+         ) {tail};
+         CREATE INDEX track_points_by_time ON track_points (ts_ms);
+         CREATE INDEX sightings_by_place ON sightings (lat, lon, first_ms);
+         {version};"
+    ));
+    let mut s = f.open();
+    assert!(!index_exists(f, "sightings_by_place"));
+    assert!(index_exists(f, "track_points_by_time"), "schema 13's kept");
+    points_dedupe_and_expire(&mut s, 100);
 }
 
 impl Fixture {

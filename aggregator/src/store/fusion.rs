@@ -129,7 +129,6 @@ CREATE INDEX IF NOT EXISTS sightings_by_identity ON sightings (kind, identity, f
 CREATE INDEX IF NOT EXISTS sightings_by_time ON sightings (first_ms);
 CREATE INDEX IF NOT EXISTS sightings_by_camera_time ON sightings (agent, camera, first_ms, last_ms);
 CREATE INDEX IF NOT EXISTS sightings_by_plate ON sightings (plate, kind, identity) WHERE plate IS NOT NULL;
-CREATE INDEX IF NOT EXISTS sightings_by_place ON sightings (lat, lon, first_ms);
 ";
 
 /// A stable short name of an output's kind (a metrics label).

@@ -296,6 +296,14 @@ impl SqliteSynchronous {
 /// of a store of millions of sightings go to the disk for every insert and query).
 const SQLITE_CACHE_KIB: u32 = 64 * 1024;
 
+/// The writer's WAL pages between automatic checkpoints (`wal_autocheckpoint`; SQLite's
+/// default is 1000, 4 MiB). A writer transaction of 256 batches writes about a thousand
+/// pages, so at the default every commit also checkpointed, copying into the database file
+/// (and syncing it) the same hot index pages again each time; at 10,000 (about 40 MiB of
+/// WAL) a page written by several transactions is copied once per checkpoint. The WAL file
+/// grows to about that size and is reused from its start after each checkpoint.
+const SQLITE_WAL_AUTOCHECKPOINT_PAGES: i64 = 10_000;
+
 impl Store {
     /// Sets this SQLite connection's page cache to `mib` MiB (bulk loads of large stores
     /// want more than the default 64 MiB: the indexes are inserted into at random places);
@@ -332,6 +340,11 @@ impl Store {
         // left readable in free pages of the file.
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "cache_size", -(SQLITE_CACHE_KIB as i64))?;
+        conn.pragma_update(None, "wal_autocheckpoint", SQLITE_WAL_AUTOCHECKPOINT_PAGES)?;
+        // Statement journals (each multi-row statement of the write path keeps one, to undo
+        // that statement alone) and temporary sort trees in memory: on a file they cost a
+        // write system call per page.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if found > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
@@ -417,6 +430,11 @@ impl Store {
             if found.is_some_and(|v| v < 12) {
                 // 11 → 12: sightings_by_plate gains kind and identity (PG_SIGHTINGS makes it).
                 backend.batch("DROP INDEX IF EXISTS sightings_by_plate")?;
+            }
+            if found.is_some_and(|v| v < 14) {
+                // 13 → 14: sightings_by_place goes (no query reads sightings by position);
+                // the track points keep their layout (see TRACK_POINTS).
+                backend.batch("DROP INDEX IF EXISTS sightings_by_place")?;
             }
             backend.batch(&postgres_schema(SCHEMA))?;
             backend.batch(&postgres_schema(fusion::SCHEMA))?;

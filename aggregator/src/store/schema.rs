@@ -1,7 +1,7 @@
 //! The schema: the current version, the migrations from each older one, and the tables
 //! of both backends (PostgreSQL gets partitioned sightings and track points).
 
-pub(super) const SCHEMA_VERSION: i64 = 13;
+pub(super) const SCHEMA_VERSION: i64 = 14;
 
 /// Migrations from each older schema version to the next (index 0: from 1 to 2).
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -35,9 +35,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 12 → 13: dead letters (deadletter::SCHEMA) and the audit log's signed checkpoints,
     // which their schemas create.
     "",
+    // 13 → 14: no query reads sightings by position (the box query goes through the
+    // cameras' (camera, time) ranges), so the writer no longer keeps sightings_by_place.
+    // An existing store's track_points keep their layout (see TRACK_POINTS).
+    "DROP INDEX IF EXISTS sightings_by_place;",
 ];
 
 /// Track points (PostgreSQL: partitioned by day of `ts_ms`; the key holds the time).
+///
+/// The key leads with the time (schema 14): points arrive in capture-time order, so each
+/// transaction's inserts land at the right edge of one B-tree (a few pages) instead of at
+/// one place per camera and track, and the key is the time index retention deletes by. A
+/// store created before schema 14 keeps its `(agent, camera, track, ts_ms, event)` key and
+/// its `track_points_by_time` index (rewriting the table at start would take as long as
+/// the table is large); the queries are the same on both.
 pub(super) const TRACK_POINTS: &str = "
 CREATE TABLE IF NOT EXISTS track_points (
     agent  TEXT    NOT NULL,
@@ -47,9 +58,8 @@ CREATE TABLE IF NOT EXISTS track_points (
     event  TEXT    NOT NULL,
     score  REAL    NOT NULL,
     x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
-    PRIMARY KEY (agent, camera, track, ts_ms, event)
+    PRIMARY KEY (ts_ms, agent, camera, track, event)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS track_points_by_time ON track_points (ts_ms);
 ";
 
 /// PostgreSQL's `sightings`: partitioned by day of `first_ms`, so the key holds `first_ms`
@@ -77,7 +87,6 @@ CREATE INDEX IF NOT EXISTS sightings_by_identity ON sightings (kind, identity, f
 CREATE INDEX IF NOT EXISTS sightings_by_time ON sightings (first_ms);
 CREATE INDEX IF NOT EXISTS sightings_by_camera_time ON sightings (agent, camera, first_ms, last_ms);
 CREATE INDEX IF NOT EXISTS sightings_by_plate ON sightings (plate, kind, identity) WHERE plate IS NOT NULL;
-CREATE INDEX IF NOT EXISTS sightings_by_place ON sightings (lat, lon, first_ms);
 ";
 
 pub(super) const SCHEMA: &str = "
