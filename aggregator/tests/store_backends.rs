@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use aggregator::config::CameraPlace;
 use aggregator::store::{
-    AlertFilter, Applied, Area, Dialect, Fusion, PlateMatchKind, RetentionPolicy, Store,
+    AlertFilter, Applied, Area, Dialect, Fusion, Page, PlateMatchKind, RetentionPolicy, Store,
     StoreError, TrackFilter,
 };
 use common::pg::TempPostgres;
@@ -96,6 +96,7 @@ both!(
     a_batch_writes_what_its_messages_write_one_by_one,
     a_refused_message_in_a_batch_is_isolated,
     batched_fusion_outputs_write_what_they_write_one_by_one,
+    a_track_s_next_sighting_rewrites_its_one_row,
 );
 
 const DAY: i64 = 86_400_000;
@@ -2059,5 +2060,82 @@ fn batched_fusion_outputs_write_what_they_write_one_by_one(f: &Fixture) {
     assert_eq!(
         batched.fusion_next_ids().unwrap(),
         one_by_one.fusion_next_ids().unwrap()
+    );
+}
+
+/// A track's next sighting event rewrites its one row, whether it keeps its identity, start
+/// and plate (SQLite updates the row in place) or not (the row is replaced).
+fn a_track_s_next_sighting_rewrites_its_one_row(f: &Fixture) {
+    let mut s = f.open();
+    let ev = |v: u64, plate: &str, last_ms: i64, pos: [f64; 2], ended: bool| {
+        FuseOutput::VehicleSighting {
+            vehicle: VehicleId(v),
+            sighting: Sighting {
+                track: TrackRef {
+                    camera: cam("cam-1"),
+                    track: 10,
+                },
+                class: ObjectClass::Car,
+                first_ms: 1000,
+                last_ms,
+                position: Some(pos),
+                confidence: 0.5 + last_ms as f32 / 100_000.0,
+                ended,
+            },
+            plate: plate.into(),
+            why: Assignment::ExactPlate { gate: FEASIBLE },
+        }
+    };
+    let row = |s: &Store| {
+        let rows = s
+            .identity_sightings_page("vehicle", &[1, 2], None, &Page::default())
+            .unwrap();
+        assert_eq!(rows.len(), 1, "one row per track: {rows:?}");
+        let r = &rows[0];
+        (
+            r.identity,
+            r.plate.clone().unwrap_or_default(),
+            r.first_ms,
+            r.last_ms,
+            r.lat.unwrap(),
+            r.ended,
+            (r.confidence * 1000.0).round() as i64,
+        )
+    };
+    s.apply_fusion(&[
+        new_vehicle(1, "川A12345", 1000, None),
+        new_vehicle(2, "京N8M2Q7", 1000, None),
+        ev(1, "川A12345", 2000, A, false),
+    ])
+    .unwrap();
+    // The same identity, start and plate: the later end, place, confidence and state.
+    s.apply_fusion(&[ev(1, "川A12345", 6000, B, true)]).unwrap();
+    assert_eq!(row(&s), (1, "川A12345".into(), 1000, 6000, B[0], true, 560));
+    // Another identity.
+    s.apply_fusion(&[ev(2, "京N8M2Q7", 7000, B, true)]).unwrap();
+    assert_eq!(row(&s), (2, "京N8M2Q7".into(), 1000, 7000, B[0], true, 570));
+    // The same identity, another reading; then an earlier event of it, in the same
+    // transaction as a later one (the last written wins, as one by one).
+    s.apply_fusion(&[ev(2, "京N8M2Q8", 8000, A, false)])
+        .unwrap();
+    assert_eq!(
+        row(&s),
+        (2, "京N8M2Q8".into(), 1000, 8000, A[0], false, 580)
+    );
+    s.apply_fusion(&[
+        ev(2, "京N8M2Q8", 9000, B, true),
+        ev(2, "京N8M2Q8", 8500, A, false),
+    ])
+    .unwrap();
+    assert_eq!(
+        row(&s),
+        (2, "京N8M2Q8".into(), 1000, 8500, A[0], false, 585)
+    );
+    assert!(
+        s.vehicle_trajectory_by_plate("川A12345", false)
+            .unwrap()
+            .iter()
+            .all(|r| r.track != 10 || r.identity == 2),
+        "the old reading's row is gone"
     );
 }

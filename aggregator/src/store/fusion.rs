@@ -261,6 +261,17 @@ const SIGHTINGS_ROWS: Rows<'static> = Rows {
     tail: "",
 };
 
+/// A [`SIGHTINGS_ROWS`] row (its values bound in that order) written over the stored row of
+/// its track when the identity, kind, start and plate are the stored ones, setting only
+/// columns that no index holds but `last_ms` (SQLite rewrites an index entry for every
+/// column an `UPDATE` sets, changed or not): the row the replacement would write, at the
+/// cost of one index entry moved instead of six B-trees' deletes and inserts. Changes
+/// nothing (0 rows) otherwise.
+const SIGHTING_MOVES_ON: &str = "UPDATE sightings SET site = ?4, class = ?7, last_ms = ?9,
+    lat = ?10, lon = ?11, confidence = ?12, ended = ?13, why_json = ?15
+    WHERE agent = ?1 AND camera = ?2 AND track = ?3 AND kind = ?5 AND identity = ?6
+      AND first_ms = ?8 AND plate IS ?14";
+
 /// The key of `sightings`, `person_faces` and `tracks`.
 pub(super) const TRACK_KEY: &[(&str, Ty)] = &[
     ("agent", Ty::Text),
@@ -464,7 +475,19 @@ impl Pending {
 
     /// Writes what was kept, one statement per table (two for sightings and faces).
     fn flush(&mut self, db: &mut Db) -> Result<(), StoreError> {
-        let sightings = self.sightings.take();
+        let mut sightings = self.sightings.take();
+        if db.dialect() == super::Dialect::Sqlite {
+            // Most are the next event of a track whose sighting is stored with the same
+            // identity, start and plate: updated in place, only `sightings_by_camera_time`
+            // (for `last_ms`) changes. The others are replaced below.
+            let mut rest = Vec::new();
+            for r in sightings {
+                if db.execute(SIGHTING_MOVES_ON, &r)? == 0 {
+                    rest.push(r);
+                }
+            }
+            sightings = rest;
+        }
         if !sightings.is_empty() {
             // Replace, not upsert: on PostgreSQL the key includes the partition column
             // `first_ms`, which a track's later events may move.
