@@ -184,6 +184,16 @@ const MAX_REGION_UPSCALE: f32 = 3.0;
 /// localisers cut close to the characters, and the recogniser reads better with a margin.
 const CROP_MARGIN: f32 = 0.08;
 
+/// The province character's cell: this fraction of the (widened) crop from its left edge
+/// (GA 36: the first 45 mm cell starts 15.5 mm into a 440 mm blue plate, 16.5 mm into a
+/// 480 mm green one, so it ends at 0.14 and 0.13 of the plate, 0.16 of the crop).
+const PROVINCE_CELL: f32 = 0.17;
+
+/// Only province characters (reading the province cell alone).
+fn province_only(_position: usize, _len: usize, c: char) -> bool {
+    PROVINCES.contains(c)
+}
+
 /// `q` scaled about its centre by `1 + margin`.
 fn expand_quad(q: &[[f32; 2]; 4], margin: f32) -> [[f32; 2]; 4] {
     let cx = q.iter().map(|p| p[0]).sum::<f32>() / 4.0;
@@ -303,17 +313,48 @@ impl PlateReader {
         let candidates = self
             .recognizer
             .read_plates(&crops, &[7, 8], plate_char_allowed)?;
+        let kept: Vec<(PlateLocation, PlateColour)> = kept.collect();
+        // The province cell read again on its own, stretched to a square.
+        let h = self.recognizer.input_height();
+        let cells: Vec<BgrImage> = kept
+            .iter()
+            .filter_map(|(p, _)| {
+                let c = expand_quad(&p.corners, CROP_MARGIN);
+                let lerp = |a: [f32; 2], b: [f32; 2]| {
+                    [
+                        a[0] + PROVINCE_CELL * (b[0] - a[0]),
+                        a[1] + PROVINCE_CELL * (b[1] - a[1]),
+                    ]
+                };
+                let cell = [c[0], lerp(c[0], c[1]), lerp(c[3], c[2]), c[3]];
+                warp_quad(img, &cell, h * 4 / 3, h)
+            })
+            .collect();
+        let provinces = if cells.len() == kept.len() {
+            self.recognizer.read_plates(&cells, &[1], province_only)?
+        } else {
+            vec![Vec::new(); kept.len()]
+        };
         Ok(kept
+            .into_iter()
             .zip(candidates)
-            .filter_map(|((p, colour), cands)| {
+            .zip(provinces)
+            .filter_map(|(((p, colour), cands), province)| {
                 let want = match colour {
                     PlateColour::Blue => Some(7),
                     PlateColour::Green => Some(8),
                     PlateColour::Other => None,
                 };
-                let best = cands
+                let mut best = cands
                     .into_iter()
                     .find(|c| want.is_none_or(|n| c.reading.chars.len() == n))?;
+                if let (Some(first), Some(cell)) = (
+                    best.reading.chars.first_mut(),
+                    province.first().and_then(|c| c.reading.chars.first()),
+                ) && cell.1 > first.1
+                {
+                    *first = *cell;
+                }
                 let (text, char_confidences) = plate_grammar(&best.reading.chars)?;
                 let confidence = char_confidences.iter().copied().fold(1.0, f32::min);
                 (confidence >= self.min_char_confidence).then_some(PlateReading {

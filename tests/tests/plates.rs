@@ -1,7 +1,8 @@
 //! Plate reading (clp_det + PP-OCRv4 rec + plate grammar) on the real plates of
-//! testdata/ and on rendered plates: blue and green new-energy, several provinces,
-//! widths 60–300 px in 1920×1080 scenes over real photos, rotated and seen at an angle,
-//! blurred and JPEG-compressed. Prints accuracy by width; the thresholds are below.
+//! testdata/ and on rendered plates: blue and green new-energy (small-car and large-vehicle
+//! forms), 16 provinces, widths 60–300 px in 1920×1080 scenes over real photos, rotated and
+//! seen at an angle, blurred, noised and JPEG-compressed. Prints accuracy by width; the
+//! thresholds are below. `rendered_plates_survey` (ignored) measures more widely.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,7 @@ use edge_agent::infer::{self, BgrImage, PlateReader};
 use image::RgbImage;
 use sharpeyes_e2e::plate::{
     PlateStyle, Rng, add_noise, blur, jpeg_round_trip, load_font, paste_quad, plate_corners,
-    random_plate, random_plate_any_form, render_plate,
+    random_plate_any_form, render_plate,
 };
 use sharpeyes_e2e::{models_config, testdata_dir};
 
@@ -18,10 +19,12 @@ use sharpeyes_e2e::{models_config, testdata_dir};
 const WIDTHS: [u32; 6] = [60, 80, 110, 160, 220, 300];
 /// Scenes per (width, style).
 const PER_CELL: usize = 4;
-/// Exact readings required over the whole frame for plates of at least 110 px.
-const MIN_EXACT_FRAME_FROM_110: f64 = 0.85;
-/// Exact readings required inside a vehicle's region (enlarged) from 80 px.
-const MIN_EXACT_VEHICLE_FROM_80: f64 = 0.75;
+/// Exact readings required over the whole frame for plates of at least 110 px (measured
+/// 0.97: 31 of 32).
+const MIN_EXACT_FRAME_FROM_110: f64 = 0.90;
+/// Exact readings required inside a vehicle's region (enlarged) from 80 px (measured 0.85:
+/// 34 of 40).
+const MIN_EXACT_VEHICLE_FROM_80: f64 = 0.80;
 /// At 60 px (≈ 19 px tall, province characters 5 px wide) plates are reported, not required:
 /// see the printed table.
 /// Rendered plates read as a different, grammatical plate (a wrong plate is worse than none).
@@ -79,7 +82,7 @@ fn rendered_plates_by_width() {
     .map(|f| image::open(testdata_dir().join(f)).unwrap().to_rgb8())
     .map(|i| image::imageops::resize(&i, 1920, 1080, image::imageops::FilterType::Triangle))
     .collect();
-    let provinces: Vec<char> = "川京粤沪苏浙鲁皖藏新渝豫".chars().collect();
+    let provinces: Vec<char> = "川京粤沪苏浙鲁皖藏新渝豫闽湘鄂赣".chars().collect();
     let mut rng = Rng::new(36);
     let mut reader = reader();
     // width → (plates, exact, wrong, characters right, characters)
@@ -87,7 +90,7 @@ fn rendered_plates_by_width() {
     for &width in &WIDTHS {
         for style in [PlateStyle::Blue, PlateStyle::Green] {
             for k in 0..PER_CELL {
-                let text = random_plate(&mut rng, &provinces, style);
+                let text = random_plate_any_form(&mut rng, &provinces, style);
                 let mut scene = backgrounds[k % backgrounds.len()].clone();
                 let plate = render_plate(&font, &text, style).unwrap();
                 let (cx, cy) = (rng.range(400.0, 1520.0), rng.range(300.0, 800.0));
@@ -100,7 +103,9 @@ fn rendered_plates_by_width() {
                     rng.range(0.9, 1.1),
                 );
                 paste_quad(&mut scene, &plate, &corners).unwrap();
-                let scene = blur(&scene, (k % 2) as u32);
+                // Sharp or blurred, with sensor noise of 0, 4 or 8 grey levels.
+                let sigma = [0.0, 4.0, 8.0][rng.below(3)];
+                let scene = add_noise(&blur(&scene, (k % 2) as u32), sigma, &mut rng);
                 let scene = jpeg_round_trip(&scene, 50 + rng.below(36) as u8).unwrap();
                 let img = BgrImage::from_rgb(&scene);
                 // The whole frame, then the region a vehicle box would give (the plate sits
