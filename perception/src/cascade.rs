@@ -120,30 +120,10 @@ pub fn merge_regions(regions: &[[f32; 4]], w: u32, h: u32) -> Vec<[f32; 4]> {
         .map(|r| [r[0].max(0.0), r[1].max(0.0), r[2].min(w), r[3].min(h)])
         .filter(|r| r[2] - r[0] >= 1.0 && r[3] - r[1] >= 1.0)
         .collect();
-    let overlaps =
-        |a: &[f32; 4], b: &[f32; 4]| a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
-    loop {
-        let mut merged = false;
-        'outer: for i in 0..out.len() {
-            for j in i + 1..out.len() {
-                if overlaps(&out[i], &out[j]) {
-                    let b = out.swap_remove(j);
-                    let a = &mut out[i];
-                    *a = [
-                        a[0].min(b[0]),
-                        a[1].min(b[1]),
-                        a[2].max(b[2]),
-                        a[3].max(b[3]),
-                    ];
-                    merged = true;
-                    break 'outer;
-                }
-            }
-        }
-        if !merged {
-            return out;
-        }
-    }
+    super::merge_overlapping(&mut out, |a, b| {
+        a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3]
+    });
+    out
 }
 
 /// Searched regions covering more than this share of the frame: the whole frame is searched

@@ -339,6 +339,44 @@ pub fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
     if union > 0.0 { inter / union } else { 0.0 }
 }
 
+/// Merges `[x1, y1, x2, y2]` boxes that `overlap` into their bounding box until no two do
+/// (each pass merging forward into the earlier box; a handful of passes even for hundreds of
+/// boxes). The one merge of the searched regions ([`cascade::merge_regions`]) and the agent's
+/// motion cells, whatever their coordinates and overlap rule.
+pub fn merge_overlapping<T: Copy + PartialOrd>(
+    boxes: &mut Vec<[T; 4]>,
+    overlap: impl Fn(&[T; 4], &[T; 4]) -> bool,
+) {
+    let lo = |a: T, b: T| if b < a { b } else { a };
+    let hi = |a: T, b: T| if b > a { b } else { a };
+    loop {
+        let mut merged = false;
+        let mut i = 0;
+        while i < boxes.len() {
+            let mut j = i + 1;
+            while j < boxes.len() {
+                if overlap(&boxes[i], &boxes[j]) {
+                    let b = boxes.swap_remove(j);
+                    let a = &mut boxes[i];
+                    *a = [
+                        lo(a[0], b[0]),
+                        lo(a[1], b[1]),
+                        hi(a[2], b[2]),
+                        hi(a[3], b[3]),
+                    ];
+                    merged = true;
+                } else {
+                    j += 1;
+                }
+            }
+            i += 1;
+        }
+        if !merged {
+            return;
+        }
+    }
+}
+
 /// Greedy non-maximum suppression: sorts by score (best first) and drops any item whose box
 /// overlaps a kept one by more than `iou_threshold`.
 pub fn nms<T>(

@@ -414,39 +414,11 @@ impl Light {
     }
 }
 
-/// Merges inclusive cell boxes that share a cell until none do: passes over the pairs,
-/// each merging forward into the earlier box, until a pass merges nothing (a handful of
-/// passes even for the hundreds of specks of rain or snow).
+/// Merges inclusive cell boxes that share a cell until none do.
 fn merge_overlapping(boxes: &mut Vec<[usize; 4]>) {
-    let overlap = |a: &[usize; 4], b: &[usize; 4]| {
+    crate::infer::merge_overlapping(boxes, |a, b| {
         a[0] <= b[2] && b[0] <= a[2] && a[1] <= b[3] && b[1] <= a[3]
-    };
-    loop {
-        let mut merged = false;
-        let mut i = 0;
-        while i < boxes.len() {
-            let mut j = i + 1;
-            while j < boxes.len() {
-                if overlap(&boxes[i], &boxes[j]) {
-                    let b = boxes.swap_remove(j);
-                    let a = &mut boxes[i];
-                    *a = [
-                        a[0].min(b[0]),
-                        a[1].min(b[1]),
-                        a[2].max(b[2]),
-                        a[3].max(b[3]),
-                    ];
-                    merged = true;
-                } else {
-                    j += 1;
-                }
-            }
-            i += 1;
-        }
-        if !merged {
-            return;
-        }
-    }
+    });
 }
 
 #[cfg(test)]
