@@ -144,6 +144,14 @@ pub fn markdown(r: &Value) -> String {
     for (k, v) in rows {
         let _ = writeln!(s, "| {k} | {} |", num(v));
     }
+    if r["input"] == "files" {
+        let _ = writeln!(
+            s,
+            "\nFrom files, capture times are footage time (the stream's start + each frame's \
+             timestamp) while the agents run faster or slower than real time: the latencies above \
+             say nothing about the pipeline's delay; `--rtsp` measures it."
+        );
+    }
     let _ = writeln!(s, "\n![latency](latency.svg)\n");
     let _ = writeln!(
         s,
