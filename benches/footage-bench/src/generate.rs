@@ -145,11 +145,51 @@ fn person_sprite(
     }
     let img =
         sharpeyes_e2e::plate::blur(&img, (p.augment.blur_px as f32 * base_scale).round() as u32);
+    only_face(&img, &c.face, models).map_err(|reason| GenerateError::Photo {
+        index,
+        id: p.id.clone(),
+        source: sharpeyes_e2e::clip::ClipError::Photo {
+            path: photo.clone(),
+            reason,
+        },
+    })?;
     Ok(PersonSprite {
         img: rgba(&img),
         face: c.face,
         base_scale,
     })
+}
+
+/// Another face in a cut-out from this score up refuses its photo: the agents start a face
+/// track at `tracker.high_score` (0.6 by default), and the footage (scale, noise, encoding)
+/// moves a face's score by about this margin.
+const OTHER_FACE_SCORE: f32 = 0.5;
+
+/// Checks that `sprite` (a person's cut-out as the footage shows it) holds no face but the one
+/// at `face`: a blurred bystander behind the person (press photos have them) would be a face
+/// the agents find and the ground truth does not hold, a false positive that is not one.
+fn only_face(sprite: &RgbImage, face: &[f32; 4], models: &ModelsConfig) -> Result<(), String> {
+    let cfg = edge_agent::config::FaceDetectorConfig {
+        score_threshold: OTHER_FACE_SCORE,
+        ..Default::default()
+    };
+    let mut detector = edge_agent::infer::face_detector(models, &cfg).map_err(|e| e.to_string())?;
+    let found = detector
+        .detect(&edge_agent::infer::BgrImage::from_rgb(sprite))
+        .map_err(|e| e.to_string())?;
+    match found
+        .iter()
+        .find(|f| edge_agent::infer::iou(&f.bbox, face) < 0.3)
+    {
+        Some(other) => Err(format!(
+            "its cut-out shows another face (score {:.2} at {:?} px of the {}x{} cut-out) that the agents would find and the ground truth would not hold; choose a photo without faces behind the person",
+            other.score,
+            other.bbox.map(f32::round),
+            sprite.width(),
+            sprite.height()
+        )),
+        None => Ok(()),
+    }
 }
 
 fn rgba(img: &RgbImage) -> RgbaImage {
