@@ -209,6 +209,34 @@ pub fn plate_corners(
     local.map(|[x, y]| [cx + x * c - y * s, cy + x * s + y * c])
 }
 
+/// Renders `text` as a `style` plate `width` px wide and pastes it into `scene` (1920×1080) at a
+/// random centre (x 400–1520, y 300–800), rotated within ±`max_angle_deg` and with a side
+/// skew drawn from `skew`; the plate's centre.
+#[allow(clippy::too_many_arguments)]
+pub fn paste_random_plate(
+    scene: &mut RgbImage,
+    font: &FontVec,
+    rng: &mut Rng,
+    text: &str,
+    style: PlateStyle,
+    width: u32,
+    max_angle_deg: f32,
+    skew: (f32, f32),
+) -> Result<(f32, f32), String> {
+    let plate = render_plate(font, text, style)?;
+    let (cx, cy) = (rng.range(400.0, 1520.0), rng.range(300.0, 800.0));
+    let corners = plate_corners(
+        style,
+        cx,
+        cy,
+        width as f32,
+        rng.range(-max_angle_deg, max_angle_deg),
+        rng.range(skew.0, skew.1),
+    );
+    paste_quad(scene, &plate, &corners)?;
+    Ok((cx, cy))
+}
+
 /// A small deterministic generator (xorshift64*), so scenes are the same on every run.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);

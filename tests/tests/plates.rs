@@ -10,8 +10,8 @@ use edge_agent::config::PlateReaderConfig;
 use edge_agent::infer::{self, BgrImage, PlateReader};
 use image::RgbImage;
 use sharpeyes_e2e::plate::{
-    PlateStyle, Rng, add_noise, blur, jpeg_round_trip, load_font, paste_quad, plate_corners,
-    random_plate_any_form, render_plate,
+    PlateStyle, Rng, add_noise, blur, jpeg_round_trip, load_font, paste_random_plate,
+    random_plate_any_form,
 };
 use sharpeyes_e2e::{models_config, testdata_dir};
 
@@ -92,17 +92,17 @@ fn rendered_plates_by_width() {
             for k in 0..PER_CELL {
                 let text = random_plate_any_form(&mut rng, &provinces, style);
                 let mut scene = backgrounds[k % backgrounds.len()].clone();
-                let plate = render_plate(&font, &text, style).unwrap();
-                let (cx, cy) = (rng.range(400.0, 1520.0), rng.range(300.0, 800.0));
-                let corners = plate_corners(
+                let (cx, cy) = paste_random_plate(
+                    &mut scene,
+                    &font,
+                    &mut rng,
+                    &text,
                     style,
-                    cx,
-                    cy,
-                    width as f32,
-                    rng.range(-6.0, 6.0),
-                    rng.range(0.9, 1.1),
-                );
-                paste_quad(&mut scene, &plate, &corners).unwrap();
+                    width,
+                    6.0,
+                    (0.9, 1.1),
+                )
+                .unwrap();
                 // Sharp or blurred, with sensor noise of 0, 4 or 8 grey levels.
                 let sigma = [0.0, 4.0, 8.0][rng.below(3)];
                 let scene = add_noise(&blur(&scene, (k % 2) as u32), sigma, &mut rng);
@@ -253,17 +253,17 @@ fn rendered_plates_survey() {
             for k in 0..per_cell {
                 let text = random_plate_any_form(&mut rng, &provinces, style);
                 let mut scene = backgrounds[rng.below(backgrounds.len())].clone();
-                let plate = render_plate(&font, &text, style).unwrap();
-                let (cx, cy) = (rng.range(400.0, 1520.0), rng.range(300.0, 800.0));
-                let corners = plate_corners(
+                let (cx, cy) = paste_random_plate(
+                    &mut scene,
+                    &font,
+                    &mut rng,
+                    &text,
                     style,
-                    cx,
-                    cy,
-                    width as f32,
-                    rng.range(-8.0, 8.0),
-                    rng.range(0.85, 1.15),
-                );
-                paste_quad(&mut scene, &plate, &corners).unwrap();
+                    width,
+                    8.0,
+                    (0.85, 1.15),
+                )
+                .unwrap();
                 let sigma = [0.0, 4.0, 8.0, 12.0][k % 4];
                 let scene = add_noise(&blur(&scene, rng.below(3) as u32), sigma, &mut rng);
                 let scene = jpeg_round_trip(&scene, 40 + rng.below(51) as u8).unwrap();

@@ -72,8 +72,8 @@ struct Args {
     /// and print its cameras per core and the agent's ratio to it.
     #[arg(long, value_name = "PYTHON", requires = "baseline_script")]
     baseline_python: Option<PathBuf>,
-    /// The Python pipeline's script (`pipeline.py` of the team's baseline tools, e.g.
-    /// `../shared/tools/baseline/pipeline.py`), with `--baseline-python`.
+    /// The Python pipeline's script (`pipeline.py` of the team's baseline tools, which live
+    /// outside this product), with `--baseline-python`.
     #[arg(long, value_name = "SCRIPT", requires = "baseline_python")]
     baseline_script: Option<PathBuf>,
     /// Internal: serve the aggregator for a parent agent-bench (see the module documentation).
